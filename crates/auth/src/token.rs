@@ -1,0 +1,329 @@
+//! HS256 access tokens (JWT).
+
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use chrono::Utc;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use orgsvc_domain::{Admin, AdminId, Organization, OrganizationId};
+use secrecy::{ExposeSecret, SecretSlice};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{AuthError, TokenError};
+
+/// The only algorithm tokens are signed and accepted with.
+const ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// Length of a generated secret, in bytes (256 bits).
+const GENERATED_SECRET_BYTES: usize = 32;
+
+/// How tokens are signed and checked.
+#[derive(Debug)]
+pub struct TokenSettings {
+    /// The HMAC key.
+    pub secret: SecretSlice<u8>,
+    /// The `iss` claim written and required.
+    pub issuer: String,
+    /// The `aud` claim written and required.
+    pub audience: String,
+    /// Lifetime of an access token.
+    pub ttl: Duration,
+}
+
+/// The claims of an orgsvc access token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The admin's id.
+    pub sub: AdminId,
+    /// The organization's immutable id (tokens survive renames).
+    pub org_id: OrganizationId,
+    /// The organization's name when the token was issued (informational).
+    pub org_name: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Unique token id.
+    pub jti: String,
+    /// The admin's token version at issue time; a password change bumps the
+    /// stored version and so invalidates this token.
+    pub ver: u32,
+}
+
+/// A freshly signed access token.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    /// The compact JWT.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// Signs and verifies access tokens.
+#[derive(Clone)]
+pub struct TokenService {
+    encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("algorithm", &ALGORITHM)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// A token service with these settings; refuses an empty secret.
+    pub fn new(settings: TokenSettings) -> Result<Self, AuthError> {
+        let secret = settings.secret.expose_secret();
+        if secret.is_empty() {
+            return Err(AuthError::InvalidSecret("the secret is empty"));
+        }
+        let mut validation = Validation::new(ALGORITHM);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Ok(Self {
+            encoding_key: EncodingKey::from_secret(secret),
+            decoding_key: DecodingKey::from_secret(secret),
+            validation,
+            issuer: settings.issuer,
+            audience: settings.audience,
+            ttl: settings.ttl,
+        })
+    }
+
+    /// Signs a token for `admin` of `organization`.
+    pub fn issue(
+        &self,
+        admin: &Admin,
+        organization: &Organization,
+    ) -> Result<IssuedToken, AuthError> {
+        let now = Utc::now().timestamp();
+        let ttl_secs = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let claims = AccessClaims {
+            sub: admin.id,
+            org_id: organization.id,
+            org_name: organization.name.as_str().to_owned(),
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: Uuid::new_v4().to_string(),
+            ver: admin.token_version,
+        };
+        let access_token =
+            jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding_key)
+                .map_err(AuthError::Signing)?;
+        Ok(IssuedToken {
+            access_token,
+            expires_in: self.ttl.as_secs(),
+        })
+    }
+
+    /// Checks signature, algorithm, expiry, issuer and audience, and returns
+    /// the claims. Whether the admin still exists with the same token version
+    /// is for the caller to check against the store.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+/// A random 256-bit signing secret, for development runs without a
+/// configured one.
+pub fn generate_secret() -> SecretSlice<u8> {
+    let mut bytes = vec![0_u8; GENERATED_SECRET_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use orgsvc_domain::{AdminEmail, CollectionName, OrganizationName, TenantLocation};
+
+    use super::*;
+
+    fn service_with(secret: &[u8], ttl: Duration) -> TokenService {
+        TokenService::new(TokenSettings {
+            secret: secret.to_vec().into(),
+            issuer: "orgsvc".into(),
+            audience: "orgsvc-api".into(),
+            ttl,
+        })
+        .unwrap()
+    }
+
+    fn service() -> TokenService {
+        service_with(
+            b"a-test-secret-of-at-least-32-bytes!",
+            Duration::from_secs(900),
+        )
+    }
+
+    fn fixtures() -> (Admin, Organization) {
+        let now = Utc::now();
+        let name = OrganizationName::parse("Acme").unwrap();
+        let organization = Organization {
+            id: OrganizationId::new(),
+            location: TenantLocation {
+                database: "orgsvc_master".into(),
+                collection: CollectionName::parse("org_acme").unwrap(),
+            },
+            name,
+            admin_id: AdminId::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let admin = Admin {
+            id: organization.admin_id,
+            organization_id: organization.id,
+            email: AdminEmail::parse("owner@acme.example").unwrap(),
+            token_version: 3,
+            created_at: now,
+            updated_at: now,
+        };
+        (admin, organization)
+    }
+
+    fn payload_of(token: &str) -> serde_json::Value {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_admin_org_and_version() {
+        let (admin, org) = fixtures();
+        let issued = service().issue(&admin, &org).unwrap();
+        assert_eq!(issued.expires_in, 900);
+        let claims = service().verify(&issued.access_token).unwrap();
+        assert_eq!(claims.sub, admin.id);
+        assert_eq!(claims.org_id, org.id);
+        assert_eq!(claims.org_name, "Acme");
+        assert_eq!(claims.ver, 3);
+        assert_eq!(claims.exp - claims.iat, 900);
+        assert_eq!(
+            (claims.iss.as_str(), claims.aud.as_str()),
+            ("orgsvc", "orgsvc-api")
+        );
+        assert!(Uuid::parse_str(&claims.jti).is_ok());
+    }
+
+    #[test]
+    fn every_token_has_its_own_jti() {
+        let (admin, org) = fixtures();
+        let a = service().issue(&admin, &org).unwrap().access_token;
+        let b = service().issue(&admin, &org).unwrap().access_token;
+        assert_ne!(payload_of(&a)["jti"], payload_of(&b)["jti"]);
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_invalid() {
+        let (admin, org) = fixtures();
+        let token = service_with(b"another-secret-another-secret-xx", Duration::from_secs(60))
+            .issue(&admin, &org)
+            .unwrap();
+        assert_eq!(
+            service().verify(&token.access_token),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_as_expired() {
+        let (admin, org) = fixtures();
+        let mut claims = service()
+            .verify(&service().issue(&admin, &org).unwrap().access_token)
+            .unwrap();
+        claims.iat -= 3600;
+        claims.exp -= 3600;
+        let key = EncodingKey::from_secret(b"a-test-secret-of-at-least-32-bytes!");
+        let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &key).unwrap();
+        assert_eq!(service().verify(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn unsigned_alg_none_tokens_are_refused() {
+        let (admin, org) = fixtures();
+        let genuine = service().issue(&admin, &org).unwrap().access_token;
+        let payload = genuine.split('.').nth(1).unwrap();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        for forged in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
+            assert_eq!(service().verify(&forged), Err(TokenError::Invalid));
+        }
+    }
+
+    #[test]
+    fn tokens_signed_with_another_algorithm_are_refused() {
+        let (admin, org) = fixtures();
+        let claims = service()
+            .verify(&service().issue(&admin, &org).unwrap().access_token)
+            .unwrap();
+        let key = EncodingKey::from_secret(b"a-test-secret-of-at-least-32-bytes!");
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &key).unwrap();
+        assert_eq!(service().verify(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_token_for_another_audience_or_issuer_is_refused() {
+        let (admin, org) = fixtures();
+        let other = TokenService::new(TokenSettings {
+            secret: b"a-test-secret-of-at-least-32-bytes!".to_vec().into(),
+            issuer: "someone-else".into(),
+            audience: "another-api".into(),
+            ttl: Duration::from_secs(60),
+        })
+        .unwrap();
+        let token = other.issue(&admin, &org).unwrap();
+        assert_eq!(
+            service().verify(&token.access_token),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn garbage_is_invalid_and_an_empty_secret_is_refused() {
+        assert_eq!(service().verify("not.a.token"), Err(TokenError::Invalid));
+        assert_eq!(service().verify(""), Err(TokenError::Invalid));
+        let empty = TokenService::new(TokenSettings {
+            secret: Vec::new().into(),
+            issuer: "orgsvc".into(),
+            audience: "orgsvc-api".into(),
+            ttl: Duration::from_secs(60),
+        });
+        assert!(matches!(empty, Err(AuthError::InvalidSecret(_))));
+    }
+
+    #[test]
+    fn generated_secrets_are_32_random_bytes() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert_eq!(a.expose_secret().len(), 32);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+}

@@ -1,0 +1,95 @@
+//! Errors of the store operations. One enum per operation, so callers match
+//! exactly the cases that operation can produce.
+
+use std::error::Error as StdError;
+
+/// An unexpected storage failure (connection lost, server error, corrupt
+/// record). Carries context and the underlying cause for the logs; its text
+/// is never shown to clients.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct StoreError {
+    context: String,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure caused by `source`, described by `context`.
+    pub fn new(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A failure with no underlying error (e.g. a broken invariant).
+    pub fn msg(context: impl Into<String>) -> Self {
+        Self {
+            context: context.into(),
+            source: None,
+        }
+    }
+}
+
+/// Why an organization could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateOrganizationError {
+    /// Another organization has the same canonical name.
+    #[error("an organization with this name already exists")]
+    NameTaken,
+    /// Another admin already uses this email.
+    #[error("an admin with this email already exists")]
+    EmailTaken,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an organization could not be renamed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenameOrganizationError {
+    /// No such organization.
+    #[error("organization not found")]
+    NotFound,
+    /// Another organization has (or is being renamed to) the same canonical name.
+    #[error("an organization with this name already exists")]
+    NameTaken,
+    /// Another lifecycle operation on this organization is in progress.
+    #[error("another change to this organization is in progress")]
+    Busy,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an organization could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteOrganizationError {
+    /// No such organization.
+    #[error("organization not found")]
+    NotFound,
+    /// Another lifecycle operation on this organization is in progress.
+    #[error("another change to this organization is in progress")]
+    Busy,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an admin's credentials could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateAdminError {
+    /// No such admin.
+    #[error("admin not found")]
+    NotFound,
+    /// Another admin already uses this email.
+    #[error("an admin with this email already exists")]
+    EmailTaken,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

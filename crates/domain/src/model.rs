@@ -1,0 +1,114 @@
+//! Organizations and their admins, as the service sees them.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{AdminId, OrganizationId};
+use crate::values::{AdminEmail, CollectionName, OrganizationName, PasswordHash};
+
+/// Where an organization's own data lives: its "connection details".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantLocation {
+    /// The database holding the tenant collection.
+    pub database: String,
+    /// The tenant collection (or table), `org_<canonical name>`.
+    pub collection: CollectionName,
+}
+
+/// A registered organization (tenant).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organization {
+    /// Immutable id; survives renames.
+    pub id: OrganizationId,
+    /// Current name.
+    pub name: OrganizationName,
+    /// Where its data lives.
+    pub location: TenantLocation,
+    /// The admin who created it.
+    pub admin_id: AdminId,
+    /// Creation time (millisecond precision).
+    pub created_at: DateTime<Utc>,
+    /// Last change of name or metadata (millisecond precision).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An organization's admin user. Carries no credential: see
+/// [`AdminCredentials`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admin {
+    /// Immutable id.
+    pub id: AdminId,
+    /// The organization this admin manages.
+    pub organization_id: OrganizationId,
+    /// Login email, unique across all organizations.
+    pub email: AdminEmail,
+    /// Incremented by every password change: access tokens carry the version
+    /// they were issued under and are refused once it moved on.
+    pub token_version: u32,
+    /// Creation time (millisecond precision).
+    pub created_at: DateTime<Utc>,
+    /// Last change of email or password (millisecond precision).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An admin together with its password hash, returned only for verifying a
+/// login.
+#[derive(Clone, Debug)]
+pub struct AdminCredentials {
+    /// The admin.
+    pub admin: Admin,
+    /// The stored hash to verify the presented password against.
+    pub password_hash: PasswordHash,
+}
+
+/// What it takes to register an organization with its first admin.
+#[derive(Clone, Debug)]
+pub struct NewOrganization {
+    /// The new organization's id.
+    pub id: OrganizationId,
+    /// Its name.
+    pub name: OrganizationName,
+    /// Its first admin.
+    pub admin: NewAdmin,
+}
+
+impl NewOrganization {
+    /// A new organization with fresh ids.
+    pub fn new(name: OrganizationName, email: AdminEmail, password_hash: PasswordHash) -> Self {
+        Self {
+            id: OrganizationId::new(),
+            name,
+            admin: NewAdmin {
+                id: AdminId::new(),
+                email,
+                password_hash,
+            },
+        }
+    }
+}
+
+/// The first admin of a new organization.
+#[derive(Clone, Debug)]
+pub struct NewAdmin {
+    /// The new admin's id.
+    pub id: AdminId,
+    /// Login email.
+    pub email: AdminEmail,
+    /// Hash of the chosen password.
+    pub password_hash: PasswordHash,
+}
+
+/// A change to an admin's credentials; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AdminUpdate {
+    /// New login email.
+    pub email: Option<AdminEmail>,
+    /// Hash of the new password.
+    pub password_hash: Option<PasswordHash>,
+}
+
+impl AdminUpdate {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.password_hash.is_none()
+    }
+}

@@ -1,0 +1,132 @@
+//! The storage port. Adapters (MongoDB, embedded) implement [`TenantStore`];
+//! the API holds it as `Arc<dyn TenantStore>`.
+//!
+//! Every adapter runs the contract suite in [`crate::testing`] (feature
+//! `testing`), which checks the rules written on each method below.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::errors::{
+    CreateOrganizationError, DeleteOrganizationError, RenameOrganizationError, StoreError,
+    UpdateAdminError,
+};
+use crate::ids::{AdminId, OrganizationId};
+use crate::model::{Admin, AdminCredentials, AdminUpdate, NewOrganization, Organization};
+use crate::values::{AdminEmail, OrganizationName};
+
+/// What a [`TenantStore::reconcile`] run repaired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Half-done operations carried to completion (renames, deletions).
+    pub completed: u32,
+    /// Half-done operations undone (creations).
+    pub rolled_back: u32,
+}
+
+impl ReconcileReport {
+    /// Whether the run found nothing to repair.
+    pub fn is_empty(&self) -> bool {
+        self.completed == 0 && self.rolled_back == 0
+    }
+}
+
+/// Organizations, their admins and their tenant collections.
+///
+/// Rules every implementation MUST follow:
+/// - Organization names are unique by their canonical form
+///   ([`OrganizationName::canonical`]); emails are unique across all admins.
+/// - Each organization owns exactly one tenant collection, named by
+///   [`OrganizationName::collection_name`], which exists from the moment
+///   `create_organization` returns until `delete_organization` returns.
+/// - Timestamps have millisecond precision, so a value returned by one call
+///   equals the value read back later.
+/// - Operations on different organizations never interfere; two operations
+///   racing for the same name or email: exactly one wins.
+/// - A failure (or a crash) part-way through an operation leaves nothing
+///   visible through this trait that the operation would not have produced,
+///   once [`TenantStore::reconcile`] has run: no organization without its
+///   admin, no admin without its organization, no orphan collection, no lost
+///   tenant document.
+#[async_trait]
+pub trait TenantStore: Send + Sync + 'static {
+    /// Registers an organization, its first admin and its (empty) tenant
+    /// collection.
+    ///
+    /// MUST return [`CreateOrganizationError::NameTaken`] when any organization
+    /// (including one being created or renamed to that name) has the same
+    /// canonical name, and [`CreateOrganizationError::EmailTaken`] when the
+    /// email is in use; in both cases nothing is stored.
+    async fn create_organization(
+        &self,
+        new: NewOrganization,
+    ) -> Result<Organization, CreateOrganizationError>;
+
+    /// The organization whose canonical name equals `name`'s, if it exists and
+    /// is not being created or deleted. During a rename it is found under its
+    /// old name until the rename completes.
+    async fn organization_by_name(
+        &self,
+        name: &OrganizationName,
+    ) -> Result<Option<Organization>, StoreError>;
+
+    /// The organization with this id, under the same visibility rule as
+    /// [`TenantStore::organization_by_name`].
+    async fn organization_by_id(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError>;
+
+    /// Renames an organization and moves its tenant collection (with every
+    /// document, `_id`s and indexes) to the collection of the new name.
+    ///
+    /// When the canonical name does not change, only the spelling is updated
+    /// and no data moves. MUST return `NotFound` for an unknown organization,
+    /// `NameTaken` when another organization holds or is being renamed to the
+    /// new canonical name (nothing changes), and `Busy` while another
+    /// lifecycle operation on the same organization is in progress.
+    async fn rename_organization(
+        &self,
+        id: OrganizationId,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError>;
+
+    /// Deletes an organization, its admins and its tenant collection.
+    ///
+    /// MUST return `NotFound` for an unknown organization and `Busy` while
+    /// another lifecycle operation on it is in progress. Afterwards the name
+    /// and the admin emails are free again.
+    async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError>;
+
+    /// The admin with this id, if it and its organization exist.
+    async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError>;
+
+    /// The admin with this email and its password hash, for verifying a
+    /// login; `None` when no admin of an existing organization has it.
+    async fn admin_credentials_by_email(
+        &self,
+        email: &AdminEmail,
+    ) -> Result<Option<AdminCredentials>, StoreError>;
+
+    /// Changes an admin's email and/or password hash and returns the admin.
+    ///
+    /// A new password hash MUST increment [`Admin::token_version`]; an email
+    /// change alone does not. MUST return `EmailTaken` when another admin
+    /// uses the email (nothing changes) and `NotFound` for an unknown admin.
+    async fn update_admin(
+        &self,
+        id: AdminId,
+        update: AdminUpdate,
+    ) -> Result<Admin, UpdateAdminError>;
+
+    /// Completes or rolls back lifecycle operations that started more than
+    /// `stale_after` ago and did not finish (the process died, the database
+    /// went away). Idempotent; safe to run while the service serves requests
+    /// and from several processes at once. Stores whose operations are atomic
+    /// return an empty report.
+    async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError>;
+
+    /// Checks that the store answers (for readiness probes).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
