@@ -1,0 +1,176 @@
+//! The store's connections: one writer and a few readers on one WAL file.
+//!
+//! SQLite allows a single writer at a time, so every write goes through one
+//! connection behind a mutex: writes are serialized in the process and never
+//! see `SQLITE_BUSY` from each other. In WAL mode readers do not block the
+//! writer (nor each other), so reads use a small set of separate read-only
+//! connections and proceed while a write is in progress. Every call runs on
+//! tokio's blocking pool, never on an async worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use orgsvc_domain::StoreError;
+use rusqlite::Connection;
+
+/// How many read connections the store keeps open.
+const READERS: usize = 4;
+
+/// How long a statement waits for a lock held by another process (a backup
+/// tool, a second instance) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The open connections of one store file. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Connections {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl Connections {
+    /// Opens the file at `path` (creating it and its parent directories),
+    /// switches it to WAL mode and opens the readers.
+    pub(crate) async fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        run_blocking(move || Self::open_blocking(path)).await?
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::new(format!("creating directory {}", parent.display()), e))?;
+        }
+        // The writer goes first: it turns WAL on, which the readers rely on.
+        let writer = open_writer(&path)?;
+        let readers = (0..READERS)
+            .map(|_| open_reader(&path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        tracing::debug!(path = %path.display(), readers = READERS, "opened SQLite store");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The store file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `op` on the writer connection, on the blocking pool.
+    pub(crate) async fn write<T, E>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        run_blocking(move || {
+            let mut writer = lock(&inner.writer, "the SQLite writer connection")?;
+            op(&mut writer)
+        })
+        .await?
+    }
+
+    /// Runs `op` on a read-only connection, on the blocking pool.
+    pub(crate) async fn read<T>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        run_blocking(move || {
+            let reader = inner.reader()?;
+            op(&reader)
+        })
+        .await?
+    }
+}
+
+impl Inner {
+    /// An idle reader if there is one, else waits for the next in turn.
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        if let Some(idle) = self.readers.iter().find_map(|r| r.try_lock().ok()) {
+            return Ok(idle);
+        }
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let reader = self
+            .readers
+            .get(turn)
+            .ok_or_else(|| StoreError::msg("the SQLite store has no reader connection"))?;
+        lock(reader, "a SQLite reader connection")
+    }
+}
+
+fn lock<'a>(
+    connection: &'a Mutex<Connection>,
+    what: &str,
+) -> Result<MutexGuard<'a, Connection>, StoreError> {
+    connection
+        .lock()
+        .map_err(|_| StoreError::msg(format!("{what} is unusable: a task panicked while holding it")))
+}
+
+async fn run_blocking<T: Send + 'static>(
+    op: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| StoreError::new("running a SQLite call on the blocking pool", e))
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let connection = open_connection(path)?;
+    let mode: String = connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| StoreError::new("switching SQLite to WAL mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::msg(format!(
+            "SQLite refused WAL mode for {} (journal mode is {mode})",
+            path.display()
+        )));
+    }
+    // With WAL, NORMAL loses at most the last commits on power loss, never
+    // consistency.
+    set_pragma(&connection, "synchronous", "NORMAL")?;
+    Ok(connection)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = open_connection(path)?;
+    set_pragma(&connection, "query_only", "ON")?;
+    Ok(connection)
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)
+        .map_err(|e| StoreError::new(format!("opening SQLite file {}", path.display()), e))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| StoreError::new("setting the SQLite busy timeout", e))?;
+    set_pragma(&connection, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+fn set_pragma(connection: &Connection, pragma: &str, value: &str) -> Result<(), StoreError> {
+    connection
+        .pragma_update(None, pragma, value)
+        .map_err(|e| StoreError::new(format!("setting SQLite pragma {pragma} = {value}"), e))
+}
