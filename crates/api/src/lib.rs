@@ -1,1 +1,13 @@
+//! orgsvc's HTTP API: routes, problem documents, authentication, OpenAPI,
+//! configuration and startup. The `orgsvc` binary wires it together.
 
+pub mod config;
+pub mod extractors;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod validation;

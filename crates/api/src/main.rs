@@ -1,1 +1,53 @@
-fn main() {}
+//! `orgsvc [--config FILE] [serve|migrate]`: the Organization Management Service.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use orgsvc_api::config::Settings;
+use orgsvc_api::problem::ErrorChain;
+use orgsvc_api::startup::{self, Command, StartupError};
+use orgsvc_api::telemetry;
+
+/// Multi-tenant Organization Management Service.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// TOML settings file (keys as in the README); environment variables
+    /// `ORGSVC__SECTION__KEY` override it.
+    #[arg(long, value_name = "FILE", env = "ORGSVC_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<CliCommand>,
+}
+
+#[derive(Clone, Copy, Debug, Subcommand)]
+enum CliCommand {
+    /// Migrate the store, then serve HTTP (the default).
+    Serve,
+    /// Migrate the store and exit.
+    Migrate,
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match cli.command {
+        None | Some(CliCommand::Serve) => Command::Serve,
+        Some(CliCommand::Migrate) => Command::Migrate,
+    };
+    match start(cli.config, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %ErrorChain(&error), "orgsvc stopped");
+            eprintln!("orgsvc: {}", ErrorChain(&error));
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn start(config: Option<PathBuf>, command: Command) -> Result<(), StartupError> {
+    let settings = Settings::load(config.as_deref())?;
+    telemetry::init(&settings.log)?;
+    startup::run(settings, command).await
+}

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use orgsvc_domain::StoreError;
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// How many read connections the store keeps open.
 const READERS: usize = 4;
@@ -46,8 +46,9 @@ impl Connections {
 
     fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::new(format!("creating directory {}", parent.display()), e))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::new(format!("creating directory {}", parent.display()), e)
+            })?;
         }
         // The writer goes first: it turns WAL on, which the readers rely on.
         let writer = open_writer(&path)?;
@@ -110,10 +111,10 @@ impl Inner {
         if let Some(idle) = self.readers.iter().find_map(|r| r.try_lock().ok()) {
             return Ok(idle);
         }
-        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let reader = self
-            .readers
-            .get(turn)
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let reader = turn
+            .checked_rem(self.readers.len())
+            .and_then(|index| self.readers.get(index))
             .ok_or_else(|| StoreError::msg("the SQLite store has no reader connection"))?;
         lock(reader, "a SQLite reader connection")
     }
@@ -123,9 +124,11 @@ fn lock<'a>(
     connection: &'a Mutex<Connection>,
     what: &str,
 ) -> Result<MutexGuard<'a, Connection>, StoreError> {
-    connection
-        .lock()
-        .map_err(|_| StoreError::msg(format!("{what} is unusable: a task panicked while holding it")))
+    connection.lock().map_err(|_| {
+        StoreError::msg(format!(
+            "{what} is unusable: a task panicked while holding it"
+        ))
+    })
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -173,4 +176,22 @@ fn set_pragma(connection: &Connection, pragma: &str, value: &str) -> Result<(), 
     connection
         .pragma_update(None, pragma, value)
         .map_err(|e| StoreError::new(format!("setting SQLite pragma {pragma} = {value}"), e))
+}
+
+/// Starts a write transaction that takes SQLite's write lock at once, so its
+/// reads and writes see one consistent state even if another process writes.
+pub(crate) fn begin<'c>(
+    connection: &'c mut Connection,
+    what: &str,
+) -> Result<Transaction<'c>, StoreError> {
+    connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| StoreError::new(format!("starting the transaction for {what}"), e))
+}
+
+/// Commits `transaction`, started by [`begin`] for `what`.
+pub(crate) fn commit(transaction: Transaction<'_>, what: &str) -> Result<(), StoreError> {
+    transaction
+        .commit()
+        .map_err(|e| StoreError::new(format!("committing {what}"), e))
 }

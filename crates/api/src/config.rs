@@ -1,0 +1,414 @@
+//! Settings, layered: built-in defaults, then an optional TOML file, then
+//! environment variables.
+//!
+//! Every key with its default (environment variable in brackets; nested keys
+//! join with `__`, e.g. `ORGSVC__SERVER__PORT=9000`):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `profile` [`ORGSVC__PROFILE`] | `development` | `development` or `production`; production refuses to start without `auth.jwt_secret` |
+//! | `server.host` | `127.0.0.1` | address to listen on |
+//! | `server.port` | `8080` | port to listen on |
+//! | `server.workers` | number of CPUs | HTTP worker threads |
+//! | `server.max_body_bytes` | `65536` | largest accepted request body; larger ones get 413 |
+//! | `store.kind` | `embedded` | `embedded` (SQLite file) or `mongodb` |
+//! | `store.path` | `./data/orgsvc.db` | the embedded store's file |
+//! | `mongodb.uri` | `mongodb://127.0.0.1:27017` | connection string (secret: never logged) |
+//! | `mongodb.master_db` | `orgsvc_master` | database holding organizations, admins and tenant collections |
+//! | `mongodb.reconcile_interval_secs` | `60` | how often half-done operations are repaired |
+//! | `mongodb.reconcile_stale_after_secs` | `30` | age after which an unfinished operation counts as abandoned |
+//! | `auth.jwt_secret` | unset | HS256 signing secret; unset in development: a random one per start |
+//! | `auth.access_token_ttl` | `900` | access token lifetime, seconds |
+//! | `auth.issuer` | `orgsvc` | token `iss` |
+//! | `auth.audience` | `orgsvc-api` | token `aud` |
+//! | `auth.argon2.memory_kib` | `19456` | argon2id memory cost |
+//! | `auth.argon2.iterations` | `2` | argon2id time cost |
+//! | `auth.argon2.parallelism` | `1` | argon2id lanes |
+//! | `auth.hashing_concurrency` | number of CPUs | password hashes computed at once |
+//! | `log.level` | `info` | tracing filter; `RUST_LOG` overrides it |
+//! | `log.format` | `text` | `text` or `json` |
+//!
+//! The file is named by `--config FILE` or `ORGSVC_CONFIG`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Prefix of the environment variables read as settings.
+pub const ENV_PREFIX: &str = "ORGSVC";
+/// Separator of nested keys in environment variable names.
+pub const ENV_SEPARATOR: &str = "__";
+/// Shortest `auth.jwt_secret` accepted in production, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Why the settings are unusable. The message names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("invalid configuration")]
+    Load(#[from] config::ConfigError),
+    /// A value is well-typed but not acceptable.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// All settings of the service.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    /// Deployment profile.
+    pub profile: Profile,
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// Which store to use.
+    pub store: StoreSettings,
+    /// MongoDB store (used when `store.kind = "mongodb"`).
+    pub mongodb: MongoSettings,
+    /// Credentials.
+    pub auth: AuthSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// Deployment profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Local use: generates a JWT secret when none is set.
+    Development,
+    /// Real deployments: requires every secret.
+    Production,
+}
+
+/// HTTP server settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub host: IpAddr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// Worker threads; `None`: one per CPU.
+    pub workers: Option<NonZeroUsize>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: NonZeroUsize,
+}
+
+/// Which store to use.
+#[derive(Clone, Debug, Deserialize)]
+pub struct StoreSettings {
+    /// The store's kind.
+    pub kind: StoreKind,
+    /// File of the embedded store.
+    pub path: PathBuf,
+}
+
+/// Kinds of store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite file, no server needed.
+    Embedded,
+    /// A MongoDB deployment.
+    Mongodb,
+}
+
+/// MongoDB settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MongoSettings {
+    /// Connection string; may hold credentials, so it is never logged.
+    pub uri: SecretString,
+    /// Database holding the service's data.
+    pub master_db: String,
+    /// Seconds between reconciliation runs.
+    pub reconcile_interval_secs: u64,
+    /// Seconds after which an unfinished operation counts as abandoned.
+    pub reconcile_stale_after_secs: u64,
+}
+
+impl MongoSettings {
+    /// Time between reconciliation runs.
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval_secs)
+    }
+
+    /// Age after which an unfinished operation counts as abandoned.
+    pub fn reconcile_stale_after(&self) -> Duration {
+        Duration::from_secs(self.reconcile_stale_after_secs)
+    }
+}
+
+/// Credential settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthSettings {
+    /// HS256 signing secret.
+    pub jwt_secret: Option<SecretString>,
+    /// Access token lifetime, in seconds.
+    pub access_token_ttl: u64,
+    /// Token issuer (`iss`).
+    pub issuer: String,
+    /// Token audience (`aud`).
+    pub audience: String,
+    /// Password hashing cost.
+    pub argon2: orgsvc_auth::Argon2Params,
+    /// Password hashes computed at once; `None`: one per CPU.
+    pub hashing_concurrency: Option<NonZeroUsize>,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    /// Filter directive such as `info` or `orgsvc_api=debug,info`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Settings {
+    /// Loads the settings from the defaults, `file` (if any) and the process
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, None)
+    }
+
+    /// Like [`Settings::load`], reading environment variables from `env`
+    /// instead of the process environment when given (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = with_defaults(Config::builder())?;
+        if let Some(file) = file {
+            builder = builder.add_source(File::from(file).format(FileFormat::Toml).required(true));
+        }
+        let settings: Self = builder
+            .add_source(
+                Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator(ENV_SEPARATOR)
+                    .separator(ENV_SEPARATOR)
+                    .source(env),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.access_token_ttl == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.access_token_ttl must be at least 1 second".into(),
+            ));
+        }
+        if self.mongodb.reconcile_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "mongodb.reconcile_interval_secs must be at least 1".into(),
+            ));
+        }
+        if self.profile == Profile::Production {
+            let secret_len = self
+                .auth
+                .jwt_secret
+                .as_ref()
+                .map_or(0, |secret| secret.expose_secret().len());
+            if secret_len < MIN_SECRET_BYTES {
+                return Err(ConfigError::Invalid(format!(
+                    "profile \"production\" requires auth.jwt_secret (env ORGSVC__AUTH__JWT_SECRET) of at least {MIN_SECRET_BYTES} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// HTTP worker threads.
+    pub fn workers(&self) -> usize {
+        self.server
+            .workers
+            .map_or_else(cpu_count, NonZeroUsize::get)
+    }
+
+    /// Password hashes computed at once.
+    pub fn hashing_concurrency(&self) -> usize {
+        self.auth
+            .hashing_concurrency
+            .map_or_else(cpu_count, NonZeroUsize::get)
+    }
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+fn with_defaults(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
+    let argon2 = orgsvc_auth::Argon2Params::default();
+    builder
+        .set_default("profile", "development")?
+        .set_default("server.host", "127.0.0.1")?
+        .set_default("server.port", 8080)?
+        .set_default("server.max_body_bytes", 65_536)?
+        .set_default("store.kind", "embedded")?
+        .set_default("store.path", "./data/orgsvc.db")?
+        .set_default("mongodb.uri", "mongodb://127.0.0.1:27017")?
+        .set_default("mongodb.master_db", "orgsvc_master")?
+        .set_default("mongodb.reconcile_interval_secs", 60)?
+        .set_default("mongodb.reconcile_stale_after_secs", 30)?
+        .set_default("auth.access_token_ttl", 900)?
+        .set_default("auth.issuer", "orgsvc")?
+        .set_default("auth.audience", "orgsvc-api")?
+        .set_default("auth.argon2.memory_kib", argon2.memory_kib)?
+        .set_default("auth.argon2.iterations", argon2.iterations)?
+        .set_default("auth.argon2.parallelism", argon2.parallelism)?
+        .set_default("log.level", "info")?
+        .set_default("log.format", "text")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            vars.iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.profile, Profile::Development);
+        assert_eq!(settings.server.host.to_string(), "127.0.0.1");
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.server.max_body_bytes.get(), 65_536);
+        assert!(settings.server.workers.is_none());
+        assert_eq!(settings.store.kind, StoreKind::Embedded);
+        assert_eq!(settings.store.path, PathBuf::from("./data/orgsvc.db"));
+        assert_eq!(
+            settings.mongodb.uri.expose_secret(),
+            "mongodb://127.0.0.1:27017"
+        );
+        assert_eq!(settings.mongodb.master_db, "orgsvc_master");
+        assert_eq!(settings.mongodb.reconcile_interval_secs, 60);
+        assert_eq!(settings.mongodb.reconcile_stale_after_secs, 30);
+        assert!(settings.auth.jwt_secret.is_none());
+        assert_eq!(settings.auth.access_token_ttl, 900);
+        assert_eq!(settings.auth.issuer, "orgsvc");
+        assert_eq!(settings.auth.audience, "orgsvc-api");
+        assert_eq!(settings.auth.argon2.memory_kib, 19_456);
+        assert_eq!(settings.auth.argon2.iterations, 2);
+        assert_eq!(settings.auth.argon2.parallelism, 1);
+        assert_eq!(settings.log.level, "info");
+        assert_eq!(settings.log.format, LogFormat::Text);
+        assert!(settings.workers() >= 1 && settings.hashing_concurrency() >= 1);
+    }
+
+    #[test]
+    fn environment_overrides_nested_and_top_level_keys() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__SERVER__PORT", "9000"),
+                ("ORGSVC__STORE__KIND", "mongodb"),
+                ("ORGSVC__AUTH__ARGON2__MEMORY_KIB", "256"),
+                ("ORGSVC__AUTH__JWT_SECRET", "12345"),
+                ("ORGSVC__LOG__FORMAT", "json"),
+                ("ORGSVC_CONFIG", "ignored.toml"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.port, 9000);
+        assert_eq!(settings.store.kind, StoreKind::Mongodb);
+        assert_eq!(settings.auth.argon2.memory_kib, 256);
+        assert_eq!(
+            settings
+                .auth
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            Some("12345".to_owned())
+        );
+        assert_eq!(settings.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_environment_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orgsvc.toml");
+        std::fs::write(
+            &path,
+            "profile = \"development\"\n[server]\nport = 7000\nworkers = 3\n[log]\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        let settings =
+            Settings::load_from(Some(&path), env(&[("ORGSVC__LOG__LEVEL", "warn")])).unwrap();
+        assert_eq!(settings.server.port, 7000);
+        assert_eq!(settings.workers(), 3);
+        assert_eq!(settings.log.level, "warn");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let error =
+            Settings::load_from(Some(Path::new("/nonexistent/orgsvc.toml")), env(&[])).unwrap_err();
+        assert!(matches!(error, ConfigError::Load(_)), "{error}");
+    }
+
+    #[test]
+    fn wrongly_typed_values_are_errors_naming_the_key() {
+        for (key, value) in [
+            ("ORGSVC__SERVER__PORT", "eighty"),
+            ("ORGSVC__SERVER__PORT", "70000"),
+            ("ORGSVC__STORE__KIND", "postgres"),
+            ("ORGSVC__PROFILE", "staging"),
+            ("ORGSVC__SERVER__MAX_BODY_BYTES", "0"),
+        ] {
+            let error = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::Load(_)),
+                "{key}={value}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn production_requires_a_long_enough_secret() {
+        let error =
+            Settings::load_from(None, env(&[("ORGSVC__PROFILE", "production")])).unwrap_err();
+        assert!(error.to_string().contains("auth.jwt_secret"), "{error}");
+        let short = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__PROFILE", "production"),
+                ("ORGSVC__AUTH__JWT_SECRET", "short"),
+            ]),
+        );
+        assert!(short.is_err());
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__PROFILE", "production"),
+                ("ORGSVC__AUTH__JWT_SECRET", &long),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.profile, Profile::Production);
+    }
+}

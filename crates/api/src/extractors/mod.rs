@@ -1,0 +1,4 @@
+//! Request extractors and their error mapping.
+
+pub mod auth;
+pub mod body;

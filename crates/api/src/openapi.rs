@@ -1,0 +1,232 @@
+//! The OpenAPI 3.1 document, served at `/openapi.json` (Swagger UI at `/docs`).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::problem::{FieldError, Problem};
+use crate::routes::{admin, health, organizations};
+
+/// The API's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "orgsvc",
+        description = "Multi-tenant organization management: each organization gets its own \
+            tenant collection and an admin who authenticates with a bearer access token.\n\n\
+            Every error is an RFC 9457 `application/problem+json` document with a stable \
+            machine-readable `code`."
+    ),
+    paths(
+        organizations::create,
+        organizations::get,
+        organizations::update,
+        organizations::delete,
+        admin::login,
+        health::live,
+        health::ready,
+    ),
+    components(
+        schemas(Problem, FieldError),
+        responses(
+            responses::BadRequestBody,
+            responses::Unauthorized,
+            responses::InvalidCredentials,
+            responses::Forbidden,
+            responses::OrganizationNotFound,
+            responses::CreateConflict,
+            responses::UpdateConflict,
+            responses::DeleteConflict,
+            responses::PayloadTooLarge,
+            responses::UnsupportedMediaType,
+            responses::ValidationFailed,
+            responses::InternalError,
+            responses::StoreUnavailable,
+        )
+    ),
+    modifiers(&BearerSecurity),
+    tags(
+        (name = "organizations", description = "Organizations (tenants) and their collections."),
+        (name = "admin", description = "Admin authentication."),
+        (name = "health", description = "Probes for orchestrators."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `bearer_auth` security scheme the protected operations refer to.
+struct BearerSecurity;
+
+impl Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_auth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Access token from `POST /admin/login`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Reusable problem responses; their examples are the documents the API
+/// actually sends, built from [`ApiError`](crate::problem::ApiError).
+pub mod responses {
+    use utoipa::openapi::example::ExampleBuilder;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+    use utoipa::ToResponse;
+
+    use crate::problem::{ApiError, FieldError, PROBLEM_JSON};
+
+    fn problem_response(
+        description: &str,
+        headers: &[(&str, &str)],
+        examples: Vec<ApiError>,
+    ) -> RefOr<Response> {
+        let examples = examples.into_iter().map(|error| {
+            let example = ExampleBuilder::new()
+                .summary(error.problem().title)
+                .value(serde_json::to_value(error.problem()).ok())
+                .build();
+            (error.code(), example)
+        });
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .examples_from_iter(examples)
+            .build();
+        let mut response = ResponseBuilder::new()
+            .description(description)
+            .content(PROBLEM_JSON, content);
+        for (name, description) in headers {
+            response = response.header(
+                *name,
+                HeaderBuilder::new().description(Some(*description)).build(),
+            );
+        }
+        response.build().into()
+    }
+
+    macro_rules! problem_responses {
+        ($($(#[$doc:meta])* $name:ident { $description:literal, headers: [$($header:expr),*], examples: [$($example:expr),+ $(,)?] })+) => {
+            $(
+                $(#[$doc])*
+                #[derive(Debug)]
+                pub struct $name;
+
+                impl<'r> ToResponse<'r> for $name {
+                    fn response() -> (&'r str, RefOr<Response>) {
+                        (
+                            stringify!($name),
+                            problem_response($description, &[$($header),*], vec![$($example),+]),
+                        )
+                    }
+                }
+            )+
+        };
+    }
+
+    const WWW_AUTHENTICATE: (&str, &str) = (
+        "WWW-Authenticate",
+        "`Bearer realm=\"orgsvc\"`, with `error=\"invalid_token\"` when a token was presented but refused.",
+    );
+    const RETRY_AFTER: (&str, &str) = (
+        "Retry-After",
+        "Seconds to wait before retrying (sent with `operation_in_progress`).",
+    );
+
+    problem_responses! {
+        /// 400.
+        BadRequestBody {
+            "The body is not valid JSON or could not be read.",
+            headers: [],
+            examples: [
+                ApiError::MalformedJson("EOF while parsing an object at line 1 column 24".into()),
+                ApiError::UnreadableBody,
+            ]
+        }
+        /// 401 of protected operations.
+        Unauthorized {
+            "No bearer token, or a malformed, forged, expired or revoked one (a password change \
+             revokes earlier tokens; deleting the organization revokes all of its tokens).",
+            headers: [WWW_AUTHENTICATE],
+            examples: [ApiError::MissingToken, ApiError::InvalidToken, ApiError::TokenExpired]
+        }
+        /// 401 of the login.
+        InvalidCredentials {
+            "Unknown email or wrong password (indistinguishable on purpose).",
+            headers: [],
+            examples: [ApiError::InvalidCredentials]
+        }
+        /// 403.
+        Forbidden {
+            "The named organization is not the caller's.",
+            headers: [],
+            examples: [ApiError::Forbidden]
+        }
+        /// 404.
+        OrganizationNotFound {
+            "No organization has this name (or it was deleted meanwhile).",
+            headers: [],
+            examples: [ApiError::OrganizationNotFound]
+        }
+        /// 409 of the creation.
+        CreateConflict {
+            "The name (ignoring case and separators) or the email is taken.",
+            headers: [],
+            examples: [ApiError::OrganizationNameTaken, ApiError::EmailTaken]
+        }
+        /// 409 of the update.
+        UpdateConflict {
+            "The new name or email is taken, or another change to the organization is in progress.",
+            headers: [RETRY_AFTER],
+            examples: [
+                ApiError::OrganizationNameTaken,
+                ApiError::EmailTaken,
+                ApiError::OperationInProgress,
+            ]
+        }
+        /// 409 of the deletion.
+        DeleteConflict {
+            "Another change to the organization is in progress.",
+            headers: [RETRY_AFTER],
+            examples: [ApiError::OperationInProgress]
+        }
+        /// 413.
+        PayloadTooLarge {
+            "The body exceeds `server.max_body_bytes`.",
+            headers: [],
+            examples: [ApiError::PayloadTooLarge { limit: 65_536 }]
+        }
+        /// 415.
+        UnsupportedMediaType {
+            "The body is not sent as `application/json`.",
+            headers: [],
+            examples: [ApiError::UnsupportedMediaType]
+        }
+        /// 422.
+        ValidationFailed {
+            "Fields are missing, of the wrong JSON type or invalid; `errors` lists every one.",
+            headers: [],
+            examples: [ApiError::Validation(vec![
+                FieldError::new("organization_name", "must be 2 to 64 characters long"),
+                FieldError::new("email", "must be an address like name@example.com"),
+                FieldError::new("password", "is required"),
+            ])]
+        }
+        /// 500.
+        InternalError {
+            "An unexpected error; details are only in the server's log.",
+            headers: [],
+            examples: [ApiError::unexpected("hidden")]
+        }
+        /// 503.
+        StoreUnavailable {
+            "The store does not answer.",
+            headers: [],
+            examples: [ApiError::StoreUnavailable]
+        }
+    }
+}

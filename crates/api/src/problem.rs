@@ -1,0 +1,405 @@
+//! Every error the API answers with, as an RFC 9457 `application/problem+json`
+//! document with a stable machine-readable `code`.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use orgsvc_domain::{
+    CreateOrganizationError, DeleteOrganizationError, RenameOrganizationError, StoreError,
+    UpdateAdminError,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// `WWW-Authenticate` value when no bearer token was presented.
+pub const WWW_AUTHENTICATE_MISSING: &str = r#"Bearer realm="orgsvc""#;
+/// `WWW-Authenticate` value when the bearer token was refused.
+pub const WWW_AUTHENTICATE_INVALID: &str = r#"Bearer realm="orgsvc", error="invalid_token""#;
+
+/// One offending field of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({"field": "email", "message": "must be an address like name@example.com"}))]
+pub struct FieldError {
+    /// The field's name in the request.
+    pub field: String,
+    /// What is wrong with it; never repeats the value.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:orgsvc:problem:organization_not_found",
+    "title": "Organization not found",
+    "status": 404,
+    "detail": "No organization has this name.",
+    "code": "organization_not_found"
+}))]
+pub struct Problem {
+    /// URI identifying the problem type: `urn:orgsvc:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Explanation of this occurrence, for humans.
+    pub detail: String,
+    /// Stable machine-readable error code.
+    pub code: String,
+    /// Every offending field (validation errors only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error answered to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One or more request fields are missing or invalid.
+    #[error("request validation failed")]
+    Validation(Vec<FieldError>),
+    /// The body is not syntactically valid JSON.
+    #[error("malformed JSON body")]
+    MalformedJson(String),
+    /// The request body could not be read.
+    #[error("unreadable request body")]
+    UnreadableBody,
+    /// The body is larger than `server.max_body_bytes`.
+    #[error("request body too large")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The body is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// No organization has the name.
+    #[error("organization not found")]
+    OrganizationNotFound,
+    /// The organization name (or one mapping to the same collection) is taken.
+    #[error("organization name taken")]
+    OrganizationNameTaken,
+    /// Another admin uses the email.
+    #[error("email taken")]
+    EmailTaken,
+    /// Another change to the organization is in progress.
+    #[error("operation in progress")]
+    OperationInProgress,
+    /// Unknown email or wrong password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// No bearer token was presented.
+    #[error("missing bearer token")]
+    MissingToken,
+    /// The bearer token is malformed, forged, revoked or of a deleted organization.
+    #[error("invalid bearer token")]
+    InvalidToken,
+    /// The bearer token has expired.
+    #[error("expired bearer token")]
+    TokenExpired,
+    /// The caller may not act on the named organization.
+    #[error("forbidden")]
+    Forbidden,
+    /// No route has this path.
+    #[error("route not found")]
+    RouteNotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// The methods the route accepts, comma-separated (the `Allow` header).
+        allowed: &'static str,
+    },
+    /// The store does not answer (readiness).
+    #[error("store unavailable")]
+    StoreUnavailable,
+    /// Anything unexpected; logged in full, answered with a generic 500.
+    #[error("unexpected error")]
+    Unexpected(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl ApiError {
+    /// Wraps an unexpected failure.
+    pub fn unexpected(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Unexpected(error.into())
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnreadableBody => "unreadable_body",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::OrganizationNotFound => "organization_not_found",
+            Self::OrganizationNameTaken => "organization_name_taken",
+            Self::EmailTaken => "email_taken",
+            Self::OperationInProgress => "operation_in_progress",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::Forbidden => "forbidden",
+            Self::RouteNotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Unexpected(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "Invalid request",
+            Self::MalformedJson(_) => "Malformed JSON",
+            Self::UnreadableBody => "Unreadable request body",
+            Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::OrganizationNotFound => "Organization not found",
+            Self::OrganizationNameTaken => "Organization name taken",
+            Self::EmailTaken => "Email taken",
+            Self::OperationInProgress => "Operation in progress",
+            Self::InvalidCredentials => "Invalid credentials",
+            Self::MissingToken => "Authentication required",
+            Self::InvalidToken => "Invalid token",
+            Self::TokenExpired => "Token expired",
+            Self::Forbidden => "Forbidden",
+            Self::RouteNotFound => "Not found",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
+            Self::StoreUnavailable => "Service unavailable",
+            Self::Unexpected(_) => "Internal server error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Validation(errors) => format!(
+                "{} field(s) of the request are missing or invalid; see `errors`.",
+                errors.len()
+            ),
+            Self::MalformedJson(reason) => format!("The request body is not valid JSON: {reason}."),
+            Self::UnreadableBody => "The request body could not be read completely.".into(),
+            Self::PayloadTooLarge { limit } => {
+                format!("The request body is larger than the limit of {limit} bytes.")
+            }
+            Self::UnsupportedMediaType => {
+                "The request body must be sent as `Content-Type: application/json`.".into()
+            }
+            Self::OrganizationNotFound => "No organization has this name.".into(),
+            Self::OrganizationNameTaken => {
+                "An organization with this name (ignoring case, spaces, hyphens and underscores) already exists."
+                    .into()
+            }
+            Self::EmailTaken => "An admin with this email already exists.".into(),
+            Self::OperationInProgress => {
+                "Another change to this organization is in progress; retry shortly.".into()
+            }
+            Self::InvalidCredentials => "The email or the password is wrong.".into(),
+            Self::MissingToken => {
+                "This operation requires `Authorization: Bearer <access token>`.".into()
+            }
+            Self::InvalidToken => {
+                "The access token is invalid or no longer valid; log in again.".into()
+            }
+            Self::TokenExpired => "The access token has expired; log in again.".into(),
+            Self::Forbidden => "You may only act on your own organization.".into(),
+            Self::RouteNotFound => "No resource exists at this path.".into(),
+            Self::MethodNotAllowed { allowed } => {
+                format!("This resource accepts only: {allowed}.")
+            }
+            Self::StoreUnavailable => "The store does not answer.".into(),
+            Self::Unexpected(_) => "An unexpected error occurred.".into(),
+        }
+    }
+
+    /// The problem document answered for this error.
+    pub fn problem(&self) -> Problem {
+        let code = self.code();
+        Problem {
+            problem_type: format!("urn:orgsvc:problem:{code}"),
+            title: self.title().into(),
+            status: self.status_code().as_u16(),
+            detail: self.detail(),
+            code: code.into(),
+            errors: match self {
+                Self::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MalformedJson(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::OrganizationNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::OrganizationNameTaken | Self::EmailTaken | Self::OperationInProgress => {
+                StatusCode::CONFLICT
+            }
+            Self::InvalidCredentials
+            | Self::MissingToken
+            | Self::InvalidToken
+            | Self::TokenExpired => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Unexpected(error) = self {
+            tracing::error!(error = %ErrorChain(error.as_ref()), "unexpected error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        match self {
+            Self::MissingToken => {
+                response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_MISSING));
+            }
+            Self::InvalidToken | Self::TokenExpired => {
+                response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_INVALID));
+            }
+            Self::OperationInProgress => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::MethodNotAllowed { allowed } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allowed)));
+            }
+            _ => {}
+        }
+        match serde_json::to_vec(&self.problem()) {
+            Ok(body) => response.body(body),
+            Err(error) => {
+                tracing::error!(error = %error, "could not serialize a problem document");
+                response.finish()
+            }
+        }
+    }
+}
+
+/// Displays an error with its whole source chain: `outer: cause: root cause`.
+#[derive(Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::unexpected(error)
+    }
+}
+
+impl From<orgsvc_auth::AuthError> for ApiError {
+    fn from(error: orgsvc_auth::AuthError) -> Self {
+        Self::unexpected(error)
+    }
+}
+
+impl From<CreateOrganizationError> for ApiError {
+    fn from(error: CreateOrganizationError) -> Self {
+        match error {
+            CreateOrganizationError::NameTaken => Self::OrganizationNameTaken,
+            CreateOrganizationError::EmailTaken => Self::EmailTaken,
+            CreateOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<RenameOrganizationError> for ApiError {
+    fn from(error: RenameOrganizationError) -> Self {
+        match error {
+            RenameOrganizationError::NotFound => Self::OrganizationNotFound,
+            RenameOrganizationError::NameTaken => Self::OrganizationNameTaken,
+            RenameOrganizationError::Busy => Self::OperationInProgress,
+            RenameOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<DeleteOrganizationError> for ApiError {
+    fn from(error: DeleteOrganizationError) -> Self {
+        match error {
+            DeleteOrganizationError::NotFound => Self::OrganizationNotFound,
+            DeleteOrganizationError::Busy => Self::OperationInProgress,
+            DeleteOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<UpdateAdminError> for ApiError {
+    fn from(error: UpdateAdminError) -> Self {
+        match error {
+            // The admin vanished since authentication: its organization was deleted.
+            UpdateAdminError::NotFound => Self::InvalidToken,
+            UpdateAdminError::EmailTaken => Self::EmailTaken,
+            UpdateAdminError::Store(error) => error.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    #[test]
+    fn unexpected_errors_answer_a_generic_500_that_leaks_nothing() {
+        let error = ApiError::from(StoreError::msg("connection to mongodb://user:pw@db failed"));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().try_into_bytes().unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!text.contains("mongodb"), "{text}");
+        assert!(text.contains("\"code\":\"internal_error\""), "{text}");
+    }
+
+    #[test]
+    fn error_chain_lists_every_cause() {
+        let error = StoreError::new("reading admins", std::io::Error::other("socket closed"));
+        assert_eq!(
+            ErrorChain(&error).to_string(),
+            "reading admins: socket closed"
+        );
+    }
+
+    #[test]
+    fn validation_problems_list_every_field() {
+        let problem = ApiError::Validation(vec![
+            FieldError::new("email", "is required"),
+            FieldError::new("password", "is required"),
+        ])
+        .problem();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.errors.len(), 2);
+        assert_eq!(problem.problem_type, "urn:orgsvc:problem:validation_failed");
+    }
+}

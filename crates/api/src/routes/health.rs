@@ -1,0 +1,56 @@
+//! Liveness and readiness probes.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::openapi::responses::StoreUnavailable;
+use crate::problem::{ApiError, ErrorChain};
+use crate::state::AppState;
+
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub struct HealthStatus {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+const OK: HealthStatus = HealthStatus { status: "ok" };
+
+/// Liveness probe
+///
+/// Answers 200 while the process serves HTTP.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    operation_id = "healthLive",
+    tag = "health",
+    responses((status = 200, description = "The process is alive.", body = HealthStatus))
+)]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(OK)
+}
+
+/// Readiness probe
+///
+/// Answers 200 when the store answers, 503 otherwise.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "healthReady",
+    tag = "health",
+    responses(
+        (status = 200, description = "The store answers.", body = HealthStatus),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok(HttpResponse::Ok().json(OK)),
+        Err(error) => {
+            tracing::warn!(error = %ErrorChain(&error), "readiness check failed");
+            Err(ApiError::StoreUnavailable)
+        }
+    }
+}

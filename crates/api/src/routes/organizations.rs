@@ -1,0 +1,432 @@
+//! Organizations: create, get, update (rename and credentials), delete.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use orgsvc_domain::{
+    AdminEmail, AdminUpdate, NewOrganization, Organization, OrganizationName, Password,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::extractors::auth::AuthenticatedAdmin;
+use crate::extractors::body::{json_body, optional_json};
+use crate::openapi::responses::{
+    BadRequestBody, CreateConflict, DeleteConflict, Forbidden, InternalError, OrganizationNotFound,
+    PayloadTooLarge, Unauthorized, UnsupportedMediaType, UpdateConflict, ValidationFailed,
+};
+use crate::problem::ApiError;
+use crate::state::AppState;
+use crate::validation::FieldErrors;
+
+/// Body of `POST /org/create`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "organization_name": "Acme Corp",
+    "email": "admin@acme.example",
+    "password": "correct horse battery staple"
+}))]
+pub struct CreateOrganizationRequest {
+    /// 2 to 64 ASCII letters, digits, spaces, hyphens and underscores, starting
+    /// and ending with a letter or digit. Unique ignoring case and separators.
+    #[schema(value_type = String, required = true)]
+    organization_name: Option<Value>,
+    /// The first admin's login email (unique across organizations).
+    #[schema(value_type = String, format = Email, required = true)]
+    email: Option<Value>,
+    /// The first admin's password, 8 to 128 characters.
+    #[schema(value_type = String, format = Password, required = true)]
+    password: Option<Value>,
+}
+
+/// A validated `POST /org/create`.
+#[derive(Debug)]
+struct CreateOrganization {
+    name: OrganizationName,
+    email: AdminEmail,
+    password: Password,
+}
+
+impl TryFrom<CreateOrganizationRequest> for CreateOrganization {
+    type Error = ApiError;
+
+    fn try_from(request: CreateOrganizationRequest) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let name = errors.required(
+            "organization_name",
+            request.organization_name.as_ref(),
+            OrganizationName::parse,
+        );
+        let email = errors.required("email", request.email.as_ref(), AdminEmail::parse);
+        let password = errors.required("password", request.password.as_ref(), Password::parse);
+        match (name, email, password) {
+            (Some(name), Some(email), Some(password)) => Ok(Self {
+                name,
+                email,
+                password,
+            }),
+            _ => Err(errors.into_error()),
+        }
+    }
+}
+
+/// Answer of `POST /org/create`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01936f3e-8a4b-7c5d-9e6f-0a1b2c3d4e5f",
+    "organization_name": "Acme Corp",
+    "collection_name": "org_acme_corp",
+    "admin_id": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
+    "created_at": "2025-01-31T12:00:00.123Z"
+}))]
+pub struct CreatedOrganization {
+    /// Immutable id of the organization.
+    id: Uuid,
+    /// The name as spelled at creation.
+    organization_name: String,
+    /// The tenant collection: `org_` + the canonical name.
+    collection_name: String,
+    /// Id of the first admin.
+    admin_id: Uuid,
+    /// Creation time.
+    created_at: DateTime<Utc>,
+}
+
+/// An organization's metadata (never a credential).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01936f3e-8a4b-7c5d-9e6f-0a1b2c3d4e5f",
+    "organization_name": "Acme Corp",
+    "collection_name": "org_acme_corp",
+    "database": "orgsvc_master",
+    "admin_id": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "updated_at": "2025-02-01T08:30:00.456Z"
+}))]
+pub struct OrganizationMetadata {
+    /// Immutable id; survives renames.
+    id: Uuid,
+    /// Current name.
+    organization_name: String,
+    /// The tenant collection: `org_` + the canonical name.
+    collection_name: String,
+    /// The database holding the tenant collection.
+    database: String,
+    /// Id of the organization's admin.
+    admin_id: Uuid,
+    /// Creation time.
+    created_at: DateTime<Utc>,
+    /// Last change of name.
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Organization> for OrganizationMetadata {
+    fn from(organization: Organization) -> Self {
+        Self {
+            id: organization.id.as_uuid(),
+            organization_name: organization.name.as_str().to_owned(),
+            collection_name: organization.location.collection.as_str().to_owned(),
+            database: organization.location.database,
+            admin_id: organization.admin_id.as_uuid(),
+            created_at: organization.created_at,
+            updated_at: organization.updated_at,
+        }
+    }
+}
+
+/// Create an organization
+///
+/// Registers an organization, its first admin and its (empty) tenant
+/// collection `org_<canonical name>`. Names are unique ignoring case, spaces,
+/// hyphens and underscores: `Acme Corp` and `acme-corp` are the same name.
+#[utoipa::path(
+    post,
+    path = "/org/create",
+    operation_id = "createOrganization",
+    tag = "organizations",
+    request_body = CreateOrganizationRequest,
+    responses(
+        (status = 201, description = "The organization was created.", body = CreatedOrganization),
+        (status = 400, response = BadRequestBody),
+        (status = 409, response = CreateConflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all, fields(org = tracing::field::Empty))]
+pub async fn create(
+    state: web::Data<AppState>,
+    body: web::Json<CreateOrganizationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let command = CreateOrganization::try_from(body.into_inner())?;
+    tracing::Span::current().record("org", command.name.as_str());
+    let password_hash = state.hasher.hash(&command.password).await?;
+    let organization = state
+        .store
+        .create_organization(NewOrganization::new(
+            command.name,
+            command.email,
+            password_hash,
+        ))
+        .await?;
+    tracing::info!(organization_id = %organization.id, "organization created");
+    Ok(HttpResponse::Created().json(CreatedOrganization {
+        id: organization.id.as_uuid(),
+        organization_name: organization.name.as_str().to_owned(),
+        collection_name: organization.location.collection.as_str().to_owned(),
+        admin_id: organization.admin_id.as_uuid(),
+        created_at: organization.created_at,
+    }))
+}
+
+/// Query of `GET /org/get` (and `DELETE /org/delete`, where a body may give the name instead).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrganizationNameQuery {
+    /// The organization's name (case, spaces, hyphens and underscores do not matter).
+    #[param(required = true, example = "Acme Corp")]
+    organization_name: Option<String>,
+}
+
+/// Get an organization
+///
+/// Returns the metadata of the organization with this name, compared
+/// ignoring case, spaces, hyphens and underscores.
+#[utoipa::path(
+    get,
+    path = "/org/get",
+    operation_id = "getOrganization",
+    tag = "organizations",
+    params(OrganizationNameQuery),
+    responses(
+        (status = 200, description = "The organization's metadata.", body = OrganizationMetadata),
+        (status = 404, response = OrganizationNotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn get(
+    state: web::Data<AppState>,
+    query: web::Query<OrganizationNameQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = parse_name(query.into_inner().organization_name.map(Value::String))?;
+    let organization = state
+        .store
+        .organization_by_name(&name)
+        .await?
+        .ok_or(ApiError::OrganizationNotFound)?;
+    Ok(HttpResponse::Ok().json(OrganizationMetadata::from(organization)))
+}
+
+fn parse_name(raw: Option<Value>) -> Result<OrganizationName, ApiError> {
+    let mut errors = FieldErrors::default();
+    errors
+        .required("organization_name", raw.as_ref(), OrganizationName::parse)
+        .ok_or_else(|| errors.into_error())
+}
+
+/// Body of `PUT /org/update`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "organization_name": "Acme Industries",
+    "email": "owner@acme.example",
+    "password": "a new long passphrase"
+}))]
+pub struct UpdateOrganizationRequest {
+    /// The new name of the caller's organization (may be a respelling of the
+    /// current one).
+    #[schema(value_type = String, required = true)]
+    organization_name: Option<Value>,
+    /// A new login email for the caller.
+    #[schema(value_type = Option<String>, format = Email)]
+    email: Option<Value>,
+    /// A new password for the caller, 8 to 128 characters. Revokes every
+    /// access token issued before.
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<Value>,
+}
+
+/// A validated `PUT /org/update`.
+#[derive(Debug)]
+struct UpdateOrganization {
+    name: OrganizationName,
+    email: Option<AdminEmail>,
+    password: Option<Password>,
+}
+
+impl TryFrom<UpdateOrganizationRequest> for UpdateOrganization {
+    type Error = ApiError;
+
+    fn try_from(request: UpdateOrganizationRequest) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let name = errors.required(
+            "organization_name",
+            request.organization_name.as_ref(),
+            OrganizationName::parse,
+        );
+        let email = errors.optional("email", request.email.as_ref(), AdminEmail::parse);
+        let password = errors.optional("password", request.password.as_ref(), Password::parse);
+        match (name, email, password) {
+            (Some(name), Some(email), Some(password)) => Ok(Self {
+                name,
+                email,
+                password,
+            }),
+            _ => Err(errors.into_error()),
+        }
+    }
+}
+
+/// Update your organization
+///
+/// Renames the caller's organization (from the access token) and moves its
+/// tenant collection to the new name's collection; optionally changes the
+/// caller's email and/or password. Access tokens stay valid across a rename.
+///
+/// **A password change revokes every access token issued before it,
+/// including the one used for this request: log in again with the new
+/// password.**
+#[utoipa::path(
+    put,
+    path = "/org/update",
+    operation_id = "updateOrganization",
+    tag = "organizations",
+    request_body = UpdateOrganizationRequest,
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 200, description = "The organization's metadata under its new name.", body = OrganizationMetadata),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = OrganizationNotFound),
+        (status = 409, response = UpdateConflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAdmin,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let AuthenticatedAdmin(admin) = caller;
+    let body: UpdateOrganizationRequest = json_body(&req, payload, state.max_body_bytes).await?;
+    let command = UpdateOrganization::try_from(body)?;
+    let email = command.email.filter(|email| *email != admin.email);
+    if let Some(email) = &email {
+        let holder = state.store.admin_credentials_by_email(email).await?;
+        if holder.is_some_and(|holder| holder.admin.id != admin.id) {
+            return Err(ApiError::EmailTaken);
+        }
+    }
+    let password_hash = match &command.password {
+        Some(password) => Some(state.hasher.hash(password).await?),
+        None => None,
+    };
+    let organization = state
+        .store
+        .rename_organization(admin.organization_id, &command.name)
+        .await?;
+    let update = AdminUpdate {
+        email,
+        password_hash,
+    };
+    if !update.is_empty() {
+        state.store.update_admin(admin.id, update).await?;
+    }
+    tracing::info!("organization updated");
+    Ok(HttpResponse::Ok().json(OrganizationMetadata::from(organization)))
+}
+
+/// Optional body of `DELETE /org/delete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"organization_name": "Acme Corp"}))]
+pub struct DeleteOrganizationRequest {
+    /// The caller's organization name (alternative to the query parameter).
+    #[schema(value_type = String, required = true)]
+    organization_name: Option<Value>,
+}
+
+/// Answer of `DELETE /org/delete`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"deleted": true, "organization_name": "Acme Corp"}))]
+pub struct DeletedOrganization {
+    /// Always `true`.
+    deleted: bool,
+    /// The deleted organization's name.
+    organization_name: String,
+}
+
+/// Delete your organization
+///
+/// Deletes the caller's organization, its admin and its tenant collection
+/// with all its data. The name comes from the `organization_name` query
+/// parameter or, without it, from a JSON body `{"organization_name": ...}`;
+/// it must name the caller's own organization (else 403, whether or not the
+/// named organization exists). Afterwards the caller's tokens are refused.
+#[utoipa::path(
+    delete,
+    path = "/org/delete",
+    operation_id = "deleteOrganization",
+    tag = "organizations",
+    params((
+        "organization_name" = Option<String>,
+        Query,
+        description = "The caller's organization name (case, spaces, hyphens and underscores do not matter); required unless given in the body.",
+        example = "Acme Corp"
+    )),
+    request_body(content = Option<DeleteOrganizationRequest>, description = "Alternative to the query parameter."),
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 200, description = "The organization was deleted.", body = DeletedOrganization),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = OrganizationNotFound),
+        (status = 409, response = DeleteConflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAdmin,
+    req: HttpRequest,
+    query: web::Query<OrganizationNameQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let AuthenticatedAdmin(admin) = caller;
+    let body: Option<DeleteOrganizationRequest> =
+        optional_json(&req, payload, state.max_body_bytes).await?;
+    let raw_name = match query.into_inner().organization_name {
+        Some(name) => Some(Value::String(name)),
+        None => body.and_then(|body| body.organization_name),
+    };
+    let name = parse_name(raw_name)?;
+    // Compare with the caller's own organization before any lookup by name,
+    // so the answer never reveals whether another organization exists.
+    let own = state
+        .store
+        .organization_by_id(admin.organization_id)
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
+    if own.name.canonical() != name.canonical() {
+        return Err(ApiError::Forbidden);
+    }
+    state.store.delete_organization(own.id).await?;
+    tracing::info!("organization deleted");
+    Ok(HttpResponse::Ok().json(DeletedOrganization {
+        deleted: true,
+        organization_name: own.name.as_str().to_owned(),
+    }))
+}

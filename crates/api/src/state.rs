@@ -1,0 +1,83 @@
+//! What every handler shares: the store and the credential services.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orgsvc_auth::{PasswordHasher, TokenService, TokenSettings};
+use orgsvc_domain::TenantStore;
+use secrecy::{ExposeSecret, SecretSlice};
+
+use crate::config::Settings;
+
+/// Shared application state (held in `web::Data`).
+#[derive(Clone)]
+pub struct AppState {
+    /// The tenant store selected by configuration.
+    pub store: Arc<dyn TenantStore>,
+    /// Argon2id hashing, off the async workers.
+    pub hasher: PasswordHasher,
+    /// Access token issuing and verification.
+    pub tokens: TokenService,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("hasher", &self.hasher)
+            .field("tokens", &self.tokens)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credential services built from `auth.*`.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Argon2id hashing.
+    pub hasher: PasswordHasher,
+    /// Access tokens.
+    pub tokens: TokenService,
+}
+
+impl Credentials {
+    /// Builds the hasher and token service from the settings.
+    ///
+    /// Without `auth.jwt_secret` (which `Settings::load` allows in development
+    /// only) a random secret is generated and a warning logged: tokens then
+    /// stop working at restart.
+    pub fn from_settings(settings: &Settings) -> Result<Self, orgsvc_auth::AuthError> {
+        let secret = match &settings.auth.jwt_secret {
+            Some(secret) => SecretSlice::from(secret.expose_secret().as_bytes().to_vec()),
+            None => {
+                tracing::warn!(
+                    "auth.jwt_secret is not set: using a random secret, so access tokens stop working at restart; set ORGSVC__AUTH__JWT_SECRET"
+                );
+                orgsvc_auth::generate_secret()
+            }
+        };
+        Ok(Self {
+            tokens: TokenService::new(TokenSettings {
+                secret,
+                issuer: settings.auth.issuer.clone(),
+                audience: settings.auth.audience.clone(),
+                ttl: Duration::from_secs(settings.auth.access_token_ttl),
+            })?,
+            hasher: PasswordHasher::new(settings.auth.argon2, settings.hashing_concurrency())?,
+        })
+    }
+}
+
+impl AppState {
+    /// The state serving `store` with `credentials`.
+    pub fn new(settings: &Settings, store: Arc<dyn TenantStore>, credentials: Credentials) -> Self {
+        Self {
+            store,
+            hasher: credentials.hasher,
+            tokens: credentials.tokens,
+            max_body_bytes: settings.server.max_body_bytes.get(),
+        }
+    }
+}

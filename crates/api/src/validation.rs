@@ -1,0 +1,96 @@
+//! Turning loosely typed request fields into domain values, collecting every
+//! offending field so a 422 lists them all at once.
+//!
+//! Request bodies deserialize each field as an optional [`Value`], so a field
+//! of the wrong JSON type is reported here, next to the other fields, instead
+//! of failing the whole body.
+
+use orgsvc_domain::ValueError;
+use serde_json::Value;
+
+use crate::problem::{ApiError, FieldError};
+
+/// The offending fields found so far.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// Parses a required string field; records why when it is missing or invalid.
+    pub fn required<T>(
+        &mut self,
+        field: &str,
+        raw: Option<&Value>,
+        parse: impl FnOnce(&str) -> Result<T, ValueError>,
+    ) -> Option<T> {
+        match self.optional(field, raw, parse) {
+            Some(Some(value)) => Some(value),
+            Some(None) => {
+                self.push(field, "is required");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Parses an optional string field: `Some(None)` when absent or `null`,
+    /// `None` (recorded) when invalid.
+    pub fn optional<T>(
+        &mut self,
+        field: &str,
+        raw: Option<&Value>,
+        parse: impl FnOnce(&str) -> Result<T, ValueError>,
+    ) -> Option<Option<T>> {
+        let text = match raw {
+            None | Some(Value::Null) => return Some(None),
+            Some(Value::String(text)) => text,
+            Some(_) => {
+                self.push(field, "must be a string");
+                return None;
+            }
+        };
+        match parse(text) {
+            Ok(value) => Some(Some(value)),
+            Err(error) => {
+                self.push(field, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Records a problem with `field`.
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// The 422 error listing every recorded field.
+    pub fn into_error(self) -> ApiError {
+        ApiError::Validation(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orgsvc_domain::AdminEmail;
+    use serde_json::json;
+
+    #[test]
+    fn collects_missing_wrongly_typed_and_invalid_fields() {
+        let mut errors = FieldErrors::default();
+        assert!(errors.required("a", None, AdminEmail::parse).is_none());
+        assert!(errors
+            .required("b", Some(&json!(5)), AdminEmail::parse)
+            .is_none());
+        assert!(errors
+            .required("c", Some(&json!("nope")), AdminEmail::parse)
+            .is_none());
+        assert!(errors.optional("d", Some(&Value::Null), AdminEmail::parse) == Some(None));
+        let ApiError::Validation(fields) = errors.into_error() else {
+            panic!("not a validation error");
+        };
+        let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(fields[0].message, "is required");
+        assert_eq!(fields[1].message, "must be a string");
+    }
+}

@@ -1,0 +1,122 @@
+//! When the store fails: a generic 500 that leaks nothing, and readiness 503.
+
+use std::time::Duration;
+
+use actix_web::test::TestRequest;
+use async_trait::async_trait;
+use orgsvc_api::config::Settings;
+use orgsvc_domain::{
+    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
+    DeleteOrganizationError, NewOrganization, Organization, OrganizationId, OrganizationName,
+    ReconcileReport, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
+};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+const SECRET_DETAIL: &str = "connection to mongodb://user:hunter2@db.internal refused";
+
+/// A store whose every call fails.
+struct BrokenStore;
+
+fn broken() -> StoreError {
+    StoreError::new("store call failed", std::io::Error::other(SECRET_DETAIL))
+}
+
+#[async_trait]
+impl TenantStore for BrokenStore {
+    async fn create_organization(
+        &self,
+        _: NewOrganization,
+    ) -> Result<Organization, CreateOrganizationError> {
+        Err(broken().into())
+    }
+    async fn organization_by_name(
+        &self,
+        _: &OrganizationName,
+    ) -> Result<Option<Organization>, StoreError> {
+        Err(broken())
+    }
+    async fn organization_by_id(
+        &self,
+        _: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError> {
+        Err(broken())
+    }
+    async fn rename_organization(
+        &self,
+        _: OrganizationId,
+        _: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        Err(broken().into())
+    }
+    async fn delete_organization(&self, _: OrganizationId) -> Result<(), DeleteOrganizationError> {
+        Err(broken().into())
+    }
+    async fn admin_by_id(&self, _: AdminId) -> Result<Option<Admin>, StoreError> {
+        Err(broken())
+    }
+    async fn admin_credentials_by_email(
+        &self,
+        _: &AdminEmail,
+    ) -> Result<Option<AdminCredentials>, StoreError> {
+        Err(broken())
+    }
+    async fn update_admin(&self, _: AdminId, _: AdminUpdate) -> Result<Admin, UpdateAdminError> {
+        Err(broken().into())
+    }
+    async fn reconcile(&self, _: Duration) -> Result<ReconcileReport, StoreError> {
+        Err(broken())
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Err(broken())
+    }
+}
+
+async fn broken_app() -> TestApp {
+    let env = [
+        ("ORGSVC__AUTH__ARGON2__MEMORY_KIB", "256"),
+        ("ORGSVC__AUTH__ARGON2__ITERATIONS", "1"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+    let settings = Settings::load_from(None, Some(env)).unwrap();
+    TestApp::with_store(
+        settings,
+        std::sync::Arc::new(BrokenStore),
+        tempfile::tempdir().unwrap(),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn store_failures_answer_a_generic_500_that_leaks_nothing() {
+    let app = broken_app().await;
+    for request in [
+        TestRequest::get().uri("/org/get?organization_name=Acme"),
+        TestRequest::post().uri("/org/create").set_json(
+            json!({"organization_name": "Acme", "email": "a@acme.example", "password": "long enough"}),
+        ),
+        TestRequest::post()
+            .uri("/admin/login")
+            .set_json(json!({"email": "a@acme.example", "password": "long enough"})),
+    ] {
+        let response = app.send_unchecked(request).await;
+        let body = response.expect(500, Some("internal_error"));
+        let text = body.to_string();
+        assert!(!text.contains("hunter2") && !text.contains("mongodb"), "{text}");
+        assert!(!text.contains("store call failed"), "{text}");
+    }
+}
+
+#[actix_web::test]
+async fn readiness_is_503_when_the_store_does_not_answer() {
+    let app = broken_app().await;
+    app.send_unchecked(TestRequest::get().uri("/health/ready"))
+        .await
+        .expect(503, Some("store_unavailable"));
+    app.send(TestRequest::get().uri("/health/live"))
+        .await
+        .expect(200, None);
+}

@@ -1,0 +1,310 @@
+//! `TestApp`: the real application in process, on a fresh store, with typed
+//! helpers and checks every response must pass.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::{self, TestRequest};
+use actix_web::web;
+use orgsvc_api::config::Settings;
+use orgsvc_api::openapi::ApiDoc;
+use orgsvc_api::startup::app;
+use orgsvc_api::state::{AppState, Credentials};
+use orgsvc_api::store::SelectedStore;
+use orgsvc_domain::TenantStore;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use utoipa::OpenApi;
+
+/// The signing secret of every test app, so tests can forge tokens.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
+/// A password every test admin starts with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Which store a test app runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    /// SQLite in a temporary directory.
+    Embedded,
+    /// A fresh database on `ORGSVC_TEST_MONGODB_URI`.
+    Mongodb,
+}
+
+/// Sends a request to the in-process app; answers its method, path and the response.
+type Call = Rc<
+    dyn Fn(
+        TestRequest,
+    ) -> Pin<Box<dyn Future<Output = (Method, String, ServiceResponse<BoxBody>)>>>,
+>;
+
+/// The application under test.
+pub struct TestApp {
+    call: Call,
+    /// The settings the app was built from.
+    pub settings: Settings,
+    openapi: Value,
+    _dir: TempDir,
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "body is not JSON ({error}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|value| value.to_str().unwrap())
+    }
+
+    /// Asserts the status and, for errors, the problem `code`; returns the body.
+    #[track_caller]
+    pub fn expect(&self, status: u16, code: Option<&str>) -> Value {
+        let body = if self.body.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        };
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {body}"
+        );
+        if let Some(code) = code {
+            assert_eq!(body["code"], code, "body: {body}");
+        }
+        body
+    }
+}
+
+impl TestApp {
+    /// A new app on an empty store of `backend`, configured (like the binary)
+    /// through `Settings::load_from` with cheap argon2 parameters.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Like [`TestApp::spawn`], with extra `ORGSVC__...` variables.
+    pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: HashMap<String, String> = [
+            ("ORGSVC__AUTH__ARGON2__MEMORY_KIB", "256"),
+            ("ORGSVC__AUTH__ARGON2__ITERATIONS", "1"),
+            ("ORGSVC__AUTH__ARGON2__PARALLELISM", "1"),
+            ("ORGSVC__AUTH__HASHING_CONCURRENCY", "2"),
+            ("ORGSVC__AUTH__JWT_SECRET", JWT_SECRET),
+            ("ORGSVC__SERVER__MAX_BODY_BYTES", "4096"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        match backend {
+            Backend::Embedded => {
+                env.insert("ORGSVC__STORE__KIND".into(), "embedded".into());
+                let path = dir.path().join("orgsvc.db");
+                env.insert("ORGSVC__STORE__PATH".into(), path.display().to_string());
+            }
+            Backend::Mongodb => {
+                let uri = std::env::var("ORGSVC_TEST_MONGODB_URI").unwrap_or_else(|_| {
+                    panic!("ORGSVC_TEST_MONGODB_URI is not set: run the tests with scripts/test")
+                });
+                env.insert("ORGSVC__STORE__KIND".into(), "mongodb".into());
+                env.insert("ORGSVC__MONGODB__URI".into(), uri);
+                let database = format!("orgsvc_api_test_{}", uuid::Uuid::new_v4().simple());
+                env.insert("ORGSVC__MONGODB__MASTER_DB".into(), database);
+            }
+        }
+        for (key, value) in extra_env {
+            env.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let settings = Settings::load_from(None, Some(env)).unwrap();
+        let store = SelectedStore::open(&settings).await.unwrap();
+        store.migrate().await.unwrap();
+        Self::with_store(settings, store.into_shared(), dir).await
+    }
+
+    /// An app serving `store` with `settings`.
+    pub async fn with_store(settings: Settings, store: Arc<dyn TenantStore>, dir: TempDir) -> Self {
+        let credentials = Credentials::from_settings(&settings).unwrap();
+        let state = web::Data::new(AppState::new(&settings, store, credentials));
+        let service = Rc::new(test::init_service(app(state)).await);
+        let call: Call = Rc::new(move |request: TestRequest| {
+            let service = service.clone();
+            Box::pin(async move {
+                let request = request.to_request();
+                let method = request.method().clone();
+                let path = request.path().to_owned();
+                match service.call(request).await {
+                    Ok(response) => (method, path, response.map_into_boxed_body()),
+                    Err(error) => {
+                        panic!(
+                            "the app answered with an error instead of a response: {error:?} ({})",
+                            error.as_response_error().status_code()
+                        )
+                    }
+                }
+            })
+        });
+        Self {
+            call,
+            settings,
+            openapi: serde_json::to_value(ApiDoc::openapi()).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request and checks what every response must satisfy: no 5xx,
+    /// never a password hash, security headers and a request id, errors as
+    /// problem documents, and a status documented for the operation.
+    pub async fn send(&self, request: TestRequest) -> TestResponse {
+        let response = self.send_unchecked(request).await;
+        assert!(
+            !response.status.is_server_error(),
+            "client input produced a {}: {}",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        );
+        response
+    }
+
+    /// Sends a request, checking everything [`TestApp::send`] does except the
+    /// absence of 5xx.
+    pub async fn send_unchecked(&self, request: TestRequest) -> TestResponse {
+        let (method, path, response) = (self.call)(request).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = test::read_body(response).await.to_vec();
+        let response = TestResponse {
+            status,
+            headers,
+            body,
+        };
+        self.check_invariants(&method, &path, &response);
+        response
+    }
+
+    fn check_invariants(&self, method: &Method, path: &str, response: &TestResponse) {
+        let text = String::from_utf8_lossy(&response.body);
+        assert!(
+            !text.contains("$argon2"),
+            "a response contains a password hash: {text}"
+        );
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        assert!(response.header("x-request-id").is_some(), "no x-request-id");
+        let is_error = response.status.is_client_error() || response.status.is_server_error();
+        if is_error && !path.starts_with("/docs/") {
+            assert_eq!(
+                response.header("content-type"),
+                Some("application/problem+json")
+            );
+            let problem = response.json();
+            assert_eq!(problem["status"], response.status.as_u16(), "{problem}");
+            for field in ["type", "title", "detail", "code"] {
+                assert!(
+                    problem[field].is_string(),
+                    "problem without {field}: {problem}"
+                );
+            }
+        }
+        let operation = &self.openapi["paths"][path][method.as_str().to_ascii_lowercase()];
+        if operation.is_object() {
+            let status = response.status.as_str();
+            assert!(
+                operation["responses"][status].is_object(),
+                "{method} {path} answered {status}, which its OpenAPI operation does not document"
+            );
+        }
+    }
+
+    /// `POST /org/create`.
+    pub async fn create_org(&self, name: &str, email: &str) -> TestResponse {
+        self.send(
+            TestRequest::post()
+                .uri("/org/create")
+                .set_json(json!({"organization_name": name, "email": email, "password": PASSWORD})),
+        )
+        .await
+    }
+
+    /// `GET /org/get?organization_name=`.
+    pub async fn get_org(&self, name: &str) -> TestResponse {
+        self.send(TestRequest::get().uri(&format!("/org/get?organization_name={}", encode(name))))
+            .await
+    }
+
+    /// `POST /admin/login`.
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.send(
+            TestRequest::post()
+                .uri("/admin/login")
+                .set_json(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// `PUT /org/update` with `token`.
+    pub async fn update_org(&self, token: &str, body: Value) -> TestResponse {
+        self.send(
+            TestRequest::put()
+                .uri("/org/update")
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .set_json(body),
+        )
+        .await
+    }
+
+    /// `DELETE /org/delete?organization_name=` with `token`.
+    pub async fn delete_org(&self, token: &str, name: &str) -> TestResponse {
+        self.send(
+            TestRequest::delete()
+                .uri(&format!("/org/delete?organization_name={}", encode(name)))
+                .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+    }
+
+    /// Creates an organization and logs its admin in; returns the token.
+    pub async fn create_and_login(&self, name: &str, email: &str) -> String {
+        self.create_org(name, email).await.expect(201, None);
+        self.token(email, PASSWORD).await
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let body = self.login(email, password).await.expect(200, None);
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,36 @@
+//! The API's integration tests: one binary, the same suite against the
+//! embedded store and against MongoDB (`ORGSVC_TEST_MONGODB_URI`, set by
+//! `scripts/test`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failed checks panic
+
+/// Expands store-independent test functions `async fn name(app: TestApp)`
+/// into `embedded::name` and `mongodb::name` tests.
+macro_rules! store_suite {
+    ($($test:ident),+ $(,)?) => {
+        mod embedded {
+            $(
+                #[actix_web::test]
+                async fn $test() {
+                    super::$test($crate::helpers::TestApp::spawn($crate::helpers::Backend::Embedded).await).await;
+                }
+            )+
+        }
+        mod mongodb {
+            $(
+                #[actix_web::test]
+                async fn $test() {
+                    super::$test($crate::helpers::TestApp::spawn($crate::helpers::Backend::Mongodb).await).await;
+                }
+            )+
+        }
+    };
+}
+
+mod admin_login;
+mod authentication;
+mod failures;
+mod helpers;
+mod http;
+mod openapi;
+mod organizations;

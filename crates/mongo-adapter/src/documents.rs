@@ -1,0 +1,315 @@
+//! The documents stored in the master database and their conversion to
+//! domain values.
+//!
+//! Ids are stored as hyphenated UUID strings. Every record carries a
+//! `revision`, bumped by each change: writes replace the whole document on
+//! the condition that the revision is still the one read (compare-and-swap),
+//! so concurrent changes never silently overwrite each other.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, doc, Document};
+use orgsvc_domain::{
+    Admin, AdminCredentials, AdminEmail, AdminId, CollectionName, NewAdmin, Organization,
+    OrganizationId, OrganizationName, PasswordHash, StoreError, TenantLocation,
+};
+use serde::{Deserialize, Serialize};
+
+/// Organizations, one document each.
+pub(crate) const ORGANIZATIONS: &str = "organizations";
+/// Admins, one document each, unique by email.
+pub(crate) const ADMINS: &str = "admins";
+/// Claims on canonical organization names: `_id` is the canonical name.
+pub(crate) const ORGANIZATION_NAMES: &str = "organization_names";
+
+/// Where an organization is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OrgState {
+    /// Being created: invisible; rolled back by reconcile if stale.
+    Provisioning,
+    /// Complete and visible.
+    Active,
+    /// Being renamed: visible under the name in the record; rolled forward.
+    Renaming,
+    /// Being deleted: invisible; rolled forward.
+    Deleting,
+}
+
+impl OrgState {
+    /// The states whose organizations lookups return.
+    pub(crate) fn visible_filter() -> Document {
+        doc! { "$in": ["active", "renaming"] }
+    }
+}
+
+/// The operation an organization is going through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingOp {
+    /// When the operation started; reconcile leaves younger ones alone.
+    pub started_at: bson::DateTime,
+    /// The names involved, for a rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename: Option<PendingRename>,
+}
+
+/// What a rename moves from and to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingRename {
+    pub from_canonical: String,
+    pub from_collection: String,
+    pub to_name: String,
+    pub to_canonical: String,
+    pub to_collection: String,
+}
+
+/// An organization record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OrgDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub revision: i64,
+    pub name: String,
+    pub canonical: String,
+    pub database: String,
+    pub collection: String,
+    pub admin_id: String,
+    pub created_at: bson::DateTime,
+    pub updated_at: bson::DateTime,
+    pub state: OrgState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingOp>,
+}
+
+impl OrgDoc {
+    /// The record of an organization about to be created.
+    pub(crate) fn provisioning(
+        id: OrganizationId,
+        name: &OrganizationName,
+        database: &str,
+        admin_id: AdminId,
+        now: bson::DateTime,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            revision: 0,
+            name: name.as_str().to_owned(),
+            canonical: name.canonical().to_owned(),
+            database: database.to_owned(),
+            collection: name.collection_name().as_str().to_owned(),
+            admin_id: admin_id.to_string(),
+            created_at: now,
+            updated_at: now,
+            state: OrgState::Provisioning,
+            pending: Some(PendingOp {
+                started_at: now,
+                rename: None,
+            }),
+        }
+    }
+
+    /// The same record, active and without a pending operation.
+    pub(crate) fn settled(&self) -> Self {
+        Self {
+            state: OrgState::Active,
+            pending: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same record going through `op`.
+    pub(crate) fn entering(&self, state: OrgState, op: PendingOp) -> Self {
+        Self {
+            state,
+            pending: Some(op),
+            ..self.clone()
+        }
+    }
+
+    /// When its pending operation started, if it has one.
+    pub(crate) fn started_at(&self) -> Option<bson::DateTime> {
+        self.pending.as_ref().map(|p| p.started_at)
+    }
+
+    /// The rename it is going through, if any.
+    pub(crate) fn pending_rename(&self) -> Option<&PendingRename> {
+        self.pending.as_ref().and_then(|p| p.rename.as_ref())
+    }
+
+    /// The domain view of the record.
+    pub(crate) fn to_organization(&self) -> Result<Organization, StoreError> {
+        Ok(Organization {
+            id: parse_id(&self.id, "organization")?,
+            name: OrganizationName::parse(&self.name)
+                .map_err(|e| corrupt("organization", &self.id, "name", e))?,
+            location: TenantLocation {
+                database: self.database.clone(),
+                collection: CollectionName::parse(&self.collection)
+                    .map_err(|e| corrupt("organization", &self.id, "collection", e))?,
+            },
+            admin_id: parse_id(&self.admin_id, "admin")?,
+            created_at: to_chrono(self.created_at)?,
+            updated_at: to_chrono(self.updated_at)?,
+        })
+    }
+}
+
+/// An admin record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AdminDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub revision: i64,
+    pub organization_id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub token_version: i64,
+    pub created_at: bson::DateTime,
+    pub updated_at: bson::DateTime,
+}
+
+impl AdminDoc {
+    /// The record of an organization's first admin.
+    pub(crate) fn new(
+        admin: &NewAdmin,
+        organization_id: OrganizationId,
+        now: bson::DateTime,
+    ) -> Self {
+        Self {
+            id: admin.id.to_string(),
+            revision: 0,
+            organization_id: organization_id.to_string(),
+            email: admin.email.as_str().to_owned(),
+            password_hash: admin.password_hash.as_phc_str().to_owned(),
+            token_version: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The domain view of the record, without the password hash.
+    pub(crate) fn to_admin(&self) -> Result<Admin, StoreError> {
+        Ok(Admin {
+            id: parse_id(&self.id, "admin")?,
+            organization_id: parse_id(&self.organization_id, "organization")?,
+            email: AdminEmail::parse(&self.email)
+                .map_err(|e| corrupt("admin", &self.id, "email", e))?,
+            token_version: u32::try_from(self.token_version)
+                .map_err(|e| corrupt("admin", &self.id, "token_version", e))?,
+            created_at: to_chrono(self.created_at)?,
+            updated_at: to_chrono(self.updated_at)?,
+        })
+    }
+
+    /// The domain view of the record with its password hash.
+    pub(crate) fn to_credentials(&self) -> Result<AdminCredentials, StoreError> {
+        Ok(AdminCredentials {
+            admin: self.to_admin()?,
+            password_hash: PasswordHash::from_phc_string(self.password_hash.clone()),
+        })
+    }
+}
+
+/// A claim on a canonical organization name. The unique `_id` makes it the
+/// arbiter of name uniqueness, including names reserved by renames.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NameClaim {
+    /// The canonical name.
+    #[serde(rename = "_id")]
+    pub canonical: String,
+    /// The organization holding it.
+    pub organization_id: String,
+}
+
+/// The current time at the precision MongoDB stores (milliseconds).
+pub(crate) fn now() -> bson::DateTime {
+    bson::DateTime::now()
+}
+
+/// A stored time as a domain value (exact: both have millisecond precision).
+pub(crate) fn to_chrono(time: bson::DateTime) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(time.timestamp_millis())
+        .ok_or_else(|| StoreError::msg("a stored time is out of range"))
+}
+
+fn parse_id<T: FromStr<Err = uuid::Error>>(raw: &str, what: &str) -> Result<T, StoreError> {
+    raw.parse()
+        .map_err(|e| StoreError::new(format!("a stored {what} id is not a UUID"), e))
+}
+
+fn corrupt(
+    what: &str,
+    id: &str,
+    field: &str,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError::new(format!("{what} {id} has an invalid {field}"), source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{from_document, to_document, Bson};
+    use orgsvc_domain::AdminEmail;
+
+    fn new_admin() -> NewAdmin {
+        NewAdmin {
+            id: AdminId::new(),
+            email: AdminEmail::parse("Owner@Acme.example").unwrap(),
+            password_hash: PasswordHash::from_phc_string("$argon2id$v=19$x".into()),
+        }
+    }
+
+    #[test]
+    fn organization_document_round_trips_with_bson_dates_and_string_ids() {
+        let name = OrganizationName::parse("Acme Corp").unwrap();
+        let id = OrganizationId::new();
+        let doc = OrgDoc::provisioning(id, &name, "master", AdminId::new(), now());
+        let stored = to_document(&doc).unwrap();
+        assert_eq!(stored.get("_id"), Some(&Bson::String(id.to_string())));
+        assert!(matches!(stored.get("created_at"), Some(Bson::DateTime(_))));
+        assert_eq!(stored.get_str("state").unwrap(), "provisioning");
+        assert_eq!(stored.get_str("collection").unwrap(), "org_acme_corp");
+        assert_eq!(from_document::<OrgDoc>(stored).unwrap(), doc);
+
+        let org = doc.settled().to_organization().unwrap();
+        assert_eq!(org.id, id);
+        assert_eq!(org.name, name);
+        assert_eq!(org.location.database, "master");
+        assert_eq!(
+            org.created_at.timestamp_millis(),
+            doc.created_at.timestamp_millis()
+        );
+    }
+
+    #[test]
+    fn settled_document_has_no_pending_field() {
+        let name = OrganizationName::parse("Acme").unwrap();
+        let doc = OrgDoc::provisioning(OrganizationId::new(), &name, "m", AdminId::new(), now());
+        let stored = to_document(&doc.settled()).unwrap();
+        assert!(!stored.contains_key("pending"));
+        assert_eq!(stored.get_str("state").unwrap(), "active");
+    }
+
+    #[test]
+    fn admin_document_keeps_the_normalised_email_and_hash() {
+        let admin = new_admin();
+        let doc = AdminDoc::new(&admin, OrganizationId::new(), now());
+        assert_eq!(doc.email, "owner@acme.example");
+        let credentials = doc.to_credentials().unwrap();
+        assert_eq!(credentials.admin.id, admin.id);
+        assert_eq!(credentials.admin.token_version, 0);
+        assert_eq!(credentials.password_hash, admin.password_hash);
+    }
+
+    #[test]
+    fn corrupt_records_become_store_errors() {
+        let mut doc = AdminDoc::new(&new_admin(), OrganizationId::new(), now());
+        doc.token_version = -1;
+        assert!(doc.to_admin().is_err());
+        doc.token_version = 0;
+        doc.organization_id = "not-a-uuid".into();
+        assert!(doc.to_admin().is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! Create, rename and delete without multi-document transactions.
+//!
+//! Each operation first records its intent on the organization record
+//! (`state`: `provisioning`, `renaming` or `deleting`, plus `pending` with
+//! `started_at` and, for a rename, the source and target names), then takes
+//! idempotent steps, and settles the record last. Records change only by
+//! compare-and-swap on their `revision`, so two processes (a request and a
+//! reconciler, or two reconcilers) never both take the same transition.
+//!
+//! Names are reserved by claims (see `names.rs`): an organization claims its
+//! name while provisioning and its target name when a rename starts; the old
+//! name stays claimed until the collection has moved.
+//!
+//! Reconcile rolls back creations and rolls forward renames and deletions
+//! whose `started_at` is older than its `stale_after`.
+
+mod create;
+mod delete;
+mod rename;
+
+use mongodb::bson::doc;
+use orgsvc_domain::StoreError;
+
+use crate::documents::OrgDoc;
+use crate::store::MongoStore;
+
+impl MongoStore {
+    /// The organization record with this id, in whatever state.
+    pub(crate) async fn org_record(&self, id: &str) -> Result<Option<OrgDoc>, StoreError> {
+        self.organizations()
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(|e| StoreError::new("reading an organization record", e))
+    }
+
+    /// Replaces `current` by `next` if nobody changed it since it was read;
+    /// returns the stored record, or `None` when it changed meanwhile.
+    pub(crate) async fn replace_org(
+        &self,
+        current: &OrgDoc,
+        mut next: OrgDoc,
+    ) -> Result<Option<OrgDoc>, StoreError> {
+        next.revision = current.revision + 1;
+        let result = self
+            .organizations()
+            .replace_one(
+                doc! { "_id": &current.id, "revision": current.revision },
+                &next,
+            )
+            .await
+            .map_err(|e| StoreError::new("updating an organization record", e))?;
+        Ok((result.matched_count == 1).then_some(next))
+    }
+
+    /// Deletes `current` if nobody changed it since it was read; `true` when
+    /// this call deleted it.
+    pub(crate) async fn delete_org(&self, current: &OrgDoc) -> Result<bool, StoreError> {
+        let result = self
+            .organizations()
+            .delete_one(doc! { "_id": &current.id, "revision": current.revision })
+            .await
+            .map_err(|e| StoreError::new("deleting an organization record", e))?;
+        Ok(result.deleted_count == 1)
+    }
+}

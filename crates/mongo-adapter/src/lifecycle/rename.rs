@@ -1,0 +1,116 @@
+//! Rename: record (renaming, with source and target) → claim the new name →
+//! move the collection → switch the record to the new name → release the old
+//! name → activate. Rolled forward once the new name is claimed.
+
+use orgsvc_domain::{
+    Organization, OrganizationId, OrganizationName, RenameOrganizationError, StoreError,
+};
+
+use crate::documents::{self, OrgDoc, OrgState, PendingOp, PendingRename};
+use crate::failpoints::Step;
+use crate::store::MongoStore;
+
+impl MongoStore {
+    pub(crate) async fn rename(
+        &self,
+        id: OrganizationId,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        let current = self
+            .org_record(&id.to_string())
+            .await?
+            .ok_or(RenameOrganizationError::NotFound)?;
+        match current.state {
+            OrgState::Active => {}
+            OrgState::Provisioning => return Err(RenameOrganizationError::NotFound),
+            OrgState::Renaming | OrgState::Deleting => return Err(RenameOrganizationError::Busy),
+        }
+        let now = documents::now();
+
+        if new_name.canonical() == current.canonical {
+            let respelled = OrgDoc {
+                name: new_name.as_str().to_owned(),
+                updated_at: now,
+                ..current.clone()
+            };
+            let stored = self
+                .replace_org(&current, respelled)
+                .await?
+                .ok_or(RenameOrganizationError::Busy)?;
+            return Ok(stored.to_organization()?);
+        }
+
+        let op = PendingOp {
+            started_at: now,
+            rename: Some(PendingRename {
+                from_canonical: current.canonical.clone(),
+                from_collection: current.collection.clone(),
+                to_name: new_name.as_str().to_owned(),
+                to_canonical: new_name.canonical().to_owned(),
+                to_collection: new_name.collection_name().as_str().to_owned(),
+            }),
+        };
+        let renaming = self
+            .replace_org(&current, current.entering(OrgState::Renaming, op))
+            .await?
+            .ok_or(RenameOrganizationError::Busy)?;
+        self.failpoint(Step::RenameRecorded)?;
+
+        if !self.claim_name(new_name.canonical(), &renaming.id).await? {
+            self.abandon_rename(&renaming).await?;
+            return Err(RenameOrganizationError::NameTaken);
+        }
+        self.failpoint(Step::RenameNameClaimed)?;
+
+        let renamed = self.finish_rename(renaming).await?.ok_or_else(|| {
+            StoreError::msg(format!(
+                "organization {id} was changed by another process while being renamed"
+            ))
+        })?;
+        Ok(renamed.to_organization()?)
+    }
+
+    /// Puts a rename whose target name could not be claimed back to active,
+    /// unchanged. `true` when this call did it.
+    pub(crate) async fn abandon_rename(&self, record: &OrgDoc) -> Result<bool, StoreError> {
+        Ok(self.replace_org(record, record.settled()).await?.is_some())
+    }
+
+    /// Completes a rename whose target name is claimed: moves the collection,
+    /// switches the record to the new name, releases the old name and
+    /// activates the record. Every step is idempotent, so a rename interrupted
+    /// anywhere can be finished by running this again. `None` when another
+    /// process changed the record meanwhile.
+    pub(crate) async fn finish_rename(
+        &self,
+        mut record: OrgDoc,
+    ) -> Result<Option<OrgDoc>, StoreError> {
+        let Some(target) = record.pending_rename().cloned() else {
+            return Err(StoreError::msg(format!(
+                "organization {} is renaming but its record has no target",
+                record.id
+            )));
+        };
+        if record.canonical == target.from_canonical {
+            self.move_collection(&target.from_collection, &target.to_collection)
+                .await?;
+            self.failpoint(Step::RenameCollectionMoved)?;
+            let switched = OrgDoc {
+                name: target.to_name.clone(),
+                canonical: target.to_canonical.clone(),
+                collection: target.to_collection.clone(),
+                updated_at: documents::now(),
+                ..record.clone()
+            };
+            let Some(switched) = self.replace_org(&record, switched).await? else {
+                return Ok(None);
+            };
+            record = switched;
+            self.failpoint(Step::RenameRecordUpdated)?;
+        }
+        self.release_name(&target.from_canonical, &record.id)
+            .await?;
+        self.failpoint(Step::RenameOldNameReleased)?;
+        self.replace_org(&record, record.settled()).await
+    }
+}

@@ -1,0 +1,244 @@
+//! Versioned schema migrations: `migrations/mongodb/NNNN_name.json`, each a
+//! JSON list of database commands run on the master database, embedded in
+//! the binary and applied in order. Each applied migration is recorded in
+//! `_migrations` with the SHA-256 of its file; a recorded migration whose
+//! file changed stops startup.
+//!
+//! Commands must be idempotent (`createIndexes`, `collMod`; `create` of an
+//! existing collection counts as done), so two processes starting at once
+//! both succeed.
+
+use mongodb::bson::{self, doc, Bson, Document};
+use mongodb::Database;
+use orgsvc_domain::StoreError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{command_code, NAMESPACE_EXISTS};
+use crate::errors::is_duplicate_key;
+
+/// Where applied migrations are recorded.
+const MIGRATIONS_COLLECTION: &str = "_migrations";
+
+/// Why migrations could not be applied. Startup must stop on any of them.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// A command of the migration failed (or the file is not a JSON list of
+    /// command documents).
+    #[error("migration {name} failed: {source}")]
+    Failed {
+        /// The migration, e.g. `0002_validators`.
+        name: String,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+    /// The migration's file differs from the one that was applied.
+    #[error("migration {name} was edited after being applied (checksum mismatch)")]
+    ChecksumMismatch {
+        /// The migration.
+        name: String,
+    },
+    /// Reading or writing the migration records failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An embedded migration file.
+struct Migration {
+    name: &'static str,
+    json: &'static str,
+}
+
+macro_rules! migration {
+    ($name:literal) => {
+        Migration {
+            name: $name,
+            json: include_str!(concat!("../../../migrations/mongodb/", $name, ".json")),
+        }
+    };
+}
+
+/// Every migration, in the order they apply.
+const MIGRATIONS: &[Migration] = &[
+    migration!("0001_collections_and_indexes"),
+    migration!("0002_validators"),
+];
+
+/// The record of an applied migration.
+#[derive(Debug, Serialize, Deserialize)]
+struct AppliedMigration {
+    #[serde(rename = "_id")]
+    name: String,
+    checksum: String,
+    applied_at: bson::DateTime,
+}
+
+impl Migration {
+    fn checksum(&self) -> String {
+        Sha256::digest(self.json.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
+    fn commands(&self) -> Result<Vec<Document>, MigrationError> {
+        let failed = |source| MigrationError::Failed {
+            name: self.name.to_owned(),
+            source,
+        };
+        let json: serde_json::Value = serde_json::from_str(self.json)
+            .map_err(|e| failed(StoreError::new("the file is not valid JSON", e)))?;
+        let serde_json::Value::Array(commands) = json else {
+            return Err(failed(StoreError::msg(
+                "the file is not a JSON list of commands",
+            )));
+        };
+        commands
+            .into_iter()
+            .map(|command| match Bson::try_from(command) {
+                Ok(Bson::Document(command)) if !command.is_empty() => Ok(command),
+                Ok(_) => Err(failed(StoreError::msg("a command is not a JSON object"))),
+                Err(e) => Err(failed(StoreError::new(
+                    "a command is not valid extended JSON",
+                    e,
+                ))),
+            })
+            .collect()
+    }
+
+    async fn run(&self, db: &Database) -> Result<(), MigrationError> {
+        for (index, command) in self.commands()?.into_iter().enumerate() {
+            let verb = command.keys().next().cloned().unwrap_or_default();
+            match db.run_command(command).await {
+                Ok(_) => {}
+                Err(e) if verb == "create" && command_code(&e) == Some(NAMESPACE_EXISTS) => {}
+                Err(e) => {
+                    return Err(MigrationError::Failed {
+                        name: self.name.to_owned(),
+                        source: StoreError::new(
+                            format!("command {} ({verb}) was refused", index + 1),
+                            e,
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the pending migrations; returns the names of those applied now.
+pub(crate) async fn apply(db: &Database) -> Result<Vec<String>, MigrationError> {
+    let records = db.collection::<AppliedMigration>(MIGRATIONS_COLLECTION);
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS {
+        let checksum = migration.checksum();
+        let recorded = records
+            .find_one(doc! { "_id": migration.name })
+            .await
+            .map_err(|e| StoreError::new("reading the migration records", e))?;
+        if let Some(record) = recorded {
+            verify(migration, &record, &checksum)?;
+            continue;
+        }
+        migration.run(db).await?;
+        let record = AppliedMigration {
+            name: migration.name.to_owned(),
+            checksum: checksum.clone(),
+            applied_at: bson::DateTime::now(),
+        };
+        match records.insert_one(&record).await {
+            Ok(_) => {
+                tracing::info!(migration = migration.name, "applied migration");
+                applied.push(migration.name.to_owned());
+            }
+            // Another process applied it at the same time.
+            Err(e) if is_duplicate_key(&e) => {
+                let record = records
+                    .find_one(doc! { "_id": migration.name })
+                    .await
+                    .map_err(|e| StoreError::new("reading the migration records", e))?
+                    .ok_or_else(|| StoreError::msg("a migration record vanished"))?;
+                verify(migration, &record, &checksum)?;
+            }
+            Err(e) => return Err(StoreError::new("recording an applied migration", e).into()),
+        }
+    }
+    Ok(applied)
+}
+
+fn verify(
+    migration: &Migration,
+    record: &AppliedMigration,
+    checksum: &str,
+) -> Result<(), MigrationError> {
+    if record.checksum == checksum {
+        Ok(())
+    } else {
+        Err(MigrationError::ChecksumMismatch {
+            name: migration.name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/mongodb");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter_map(|file| file.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
+        assert_eq!(embedded, on_disk);
+    }
+
+    #[test]
+    fn every_migration_parses_into_commands() {
+        for migration in MIGRATIONS {
+            let commands = migration.commands().unwrap();
+            assert!(!commands.is_empty(), "{}", migration.name);
+        }
+    }
+
+    #[test]
+    fn validators_keep_their_operators() {
+        let validators = MIGRATIONS[1].commands().unwrap();
+        let schema = validators[0].get_document("validator").unwrap();
+        assert!(schema.contains_key("$jsonSchema"), "{schema:?}");
+    }
+
+    #[test]
+    fn checksum_is_the_sha256_of_the_file() {
+        let migration = Migration {
+            name: "x",
+            json: "abc",
+        };
+        assert_eq!(
+            migration.checksum(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn malformed_migrations_are_reported_by_name() {
+        for json in ["{", "{}", "[1]", "[{}]"] {
+            let err = Migration {
+                name: "0009_bad",
+                json,
+            }
+            .commands()
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("migration 0009_bad failed: "),
+                "{err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Finishing or undoing lifecycle operations that a crash interrupted.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use mongodb::bson::doc;
+use orgsvc_domain::{ReconcileReport, StoreError};
+
+use crate::documents::{self, OrgDoc, OrgState};
+use crate::store::MongoStore;
+
+/// What reconciling one record did.
+enum Outcome {
+    Completed,
+    RolledBack,
+    /// Another process got there first.
+    Nothing,
+}
+
+impl MongoStore {
+    /// Repairs every operation that started at least `stale_after` ago.
+    /// Younger ones are left to the request still running them. A record that
+    /// cannot be repaired is logged and the others are still processed; the
+    /// run then fails with the first error.
+    pub(crate) async fn reconcile_stale(
+        &self,
+        stale_after: Duration,
+    ) -> Result<ReconcileReport, StoreError> {
+        let cutoff = documents::now()
+            .timestamp_millis()
+            .saturating_sub(i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX));
+        // Filtered on the client too: not every wire-compatible server
+        // compares dates in queries faithfully.
+        let unsettled: Vec<OrgDoc> = self
+            .organizations()
+            .find(doc! { "state": { "$in": ["provisioning", "renaming", "deleting"] } })
+            .await
+            .map_err(|e| StoreError::new("listing unfinished organizations", e))?
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::new("listing unfinished organizations", e))?;
+
+        let mut report = ReconcileReport::default();
+        let mut first_error = None;
+        for record in unsettled {
+            let stale = record
+                .started_at()
+                .is_none_or(|started| started.timestamp_millis() <= cutoff);
+            if !stale {
+                continue;
+            }
+            match self.reconcile_record(record.clone()).await {
+                Ok(Outcome::Completed) => report.completed += 1,
+                Ok(Outcome::RolledBack) => report.rolled_back += 1,
+                Ok(Outcome::Nothing) => {}
+                Err(e) => {
+                    tracing::warn!(organization = %record.id, state = ?record.state, error = ?e, "could not reconcile");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    async fn reconcile_record(&self, record: OrgDoc) -> Result<Outcome, StoreError> {
+        let done = match record.state {
+            OrgState::Active => false,
+            OrgState::Provisioning => {
+                return Ok(done_as(
+                    self.roll_back_creation(&record).await?,
+                    Outcome::RolledBack,
+                ));
+            }
+            OrgState::Deleting => self.finish_deletion(&record).await?,
+            OrgState::Renaming => {
+                let target = record.pending_rename().cloned();
+                let claimed = match target {
+                    Some(t) if record.canonical == t.from_canonical => {
+                        self.claim_name(&t.to_canonical, &record.id).await?
+                    }
+                    _ => true,
+                };
+                if !claimed {
+                    return Ok(done_as(
+                        self.abandon_rename(&record).await?,
+                        Outcome::RolledBack,
+                    ));
+                }
+                self.finish_rename(record).await?.is_some()
+            }
+        };
+        Ok(done_as(done, Outcome::Completed))
+    }
+}
+
+fn done_as(done: bool, outcome: Outcome) -> Outcome {
+    if done {
+        outcome
+    } else {
+        Outcome::Nothing
+    }
+}

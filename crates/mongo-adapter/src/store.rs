@@ -1,0 +1,266 @@
+//! [`MongoStore`]: connection, collections and the [`TenantStore`] entry points.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mongodb::bson::{doc, Document};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection, Database};
+use orgsvc_domain::{
+    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
+    DeleteOrganizationError, NewOrganization, Organization, OrganizationId, OrganizationName,
+    ReconcileReport, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
+};
+
+use crate::documents::{
+    AdminDoc, NameClaim, OrgDoc, OrgState, ADMINS, ORGANIZATIONS, ORGANIZATION_NAMES,
+};
+use crate::failpoints::{Failpoints, Step};
+use crate::migrations::{self, MigrationError};
+
+/// The MongoDB tenant store. Cheap to clone: clones share the connection pool.
+#[derive(Clone)]
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+    description: String,
+    failpoints: Failpoints,
+}
+
+impl MongoStore {
+    /// Connects (parses the URI, sets app name "orgsvc", validates `master_db`
+    /// as a MongoDB database name) without running migrations. The driver
+    /// opens connections lazily, so an unreachable server shows up on first
+    /// use (e.g. [`TenantStore::ping`]).
+    pub async fn connect(uri: &str, master_db: &str) -> Result<Self, StoreError> {
+        validate_database_name(master_db)?;
+        let mut options = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| StoreError::new("parsing the MongoDB connection string", e))?;
+        options.app_name = Some("orgsvc".to_owned());
+        let hosts: Vec<String> = options.hosts.iter().map(ToString::to_string).collect();
+        let description = format!("mongodb://{}/{master_db}", hosts.join(","));
+        let client = Client::with_options(options)
+            .map_err(|e| StoreError::new("configuring the MongoDB client", e))?;
+        Ok(Self {
+            db: client.database(master_db),
+            client,
+            description,
+            failpoints: Failpoints::new(),
+        })
+    }
+
+    /// Applies pending migrations from `migrations/mongodb` (embedded in the
+    /// binary) and returns the names of those applied now.
+    pub async fn migrate(&self) -> Result<Vec<String>, MigrationError> {
+        migrations::apply(&self.db).await
+    }
+
+    /// A log-safe description: hosts and master database, never credentials,
+    /// e.g. `mongodb://db:27017/orgsvc_master`.
+    pub fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn organizations(&self) -> Collection<OrgDoc> {
+        self.db.collection(ORGANIZATIONS)
+    }
+
+    pub(crate) fn admins(&self) -> Collection<AdminDoc> {
+        self.db.collection(ADMINS)
+    }
+
+    pub(crate) fn name_claims(&self) -> Collection<NameClaim> {
+        self.db.collection(ORGANIZATION_NAMES)
+    }
+
+    pub(crate) fn tenant(&self, collection: &str) -> Collection<Document> {
+        self.db.collection(collection)
+    }
+
+    /// Stops here if a test armed a failpoint after `step`.
+    pub(crate) fn failpoint(&self, step: Step) -> Result<(), StoreError> {
+        self.failpoints.check(step)
+    }
+
+    /// Whether renames must skip the native `renameCollection` (tests only).
+    pub(crate) fn forces_copy(&self) -> bool {
+        self.failpoints.forces_copy()
+    }
+
+    /// The visible (active or renaming) organization matching `filter`.
+    async fn visible_organization(
+        &self,
+        mut filter: Document,
+    ) -> Result<Option<Organization>, StoreError> {
+        filter.insert("state", OrgState::visible_filter());
+        self.organizations()
+            .find_one(filter)
+            .await
+            .map_err(|e| StoreError::new("reading an organization", e))?
+            .map(|doc| doc.to_organization())
+            .transpose()
+    }
+}
+
+#[cfg(feature = "failpoints")]
+impl MongoStore {
+    /// Makes the next operation reaching `step` fail right after it, as if the
+    /// process died there (one shot, shared by clones).
+    pub fn fail_after(&self, step: Step) {
+        self.failpoints.fail_after(step);
+    }
+
+    /// Makes renames skip the native `renameCollection` and use the batched
+    /// copy, as on servers that lack it.
+    pub fn force_copy_fallback(&self) {
+        self.failpoints.force_copy();
+    }
+}
+
+impl fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("server", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TenantStore for MongoStore {
+    async fn create_organization(
+        &self,
+        new: NewOrganization,
+    ) -> Result<Organization, CreateOrganizationError> {
+        self.create(new).await
+    }
+
+    async fn organization_by_name(
+        &self,
+        name: &OrganizationName,
+    ) -> Result<Option<Organization>, StoreError> {
+        self.visible_organization(doc! { "canonical": name.canonical() })
+            .await
+    }
+
+    async fn organization_by_id(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError> {
+        self.visible_organization(doc! { "_id": id.to_string() })
+            .await
+    }
+
+    async fn rename_organization(
+        &self,
+        id: OrganizationId,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        self.rename(id, new_name).await
+    }
+
+    async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
+        self.delete(id).await
+    }
+
+    async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
+        self.visible_admin(doc! { "_id": id.to_string() })
+            .await?
+            .map(|doc| doc.to_admin())
+            .transpose()
+    }
+
+    async fn admin_credentials_by_email(
+        &self,
+        email: &AdminEmail,
+    ) -> Result<Option<AdminCredentials>, StoreError> {
+        self.visible_admin(doc! { "email": email.as_str() })
+            .await?
+            .map(|doc| doc.to_credentials())
+            .transpose()
+    }
+
+    async fn update_admin(
+        &self,
+        id: AdminId,
+        update: AdminUpdate,
+    ) -> Result<Admin, UpdateAdminError> {
+        self.change_admin(id, update).await
+    }
+
+    async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError> {
+        self.reconcile_stale(stale_after).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("pinging MongoDB", e))
+    }
+}
+
+/// Checks MongoDB's rules for database names: 1 to 63 bytes, none of
+/// `/\. "$*<>:|?` or NUL.
+fn validate_database_name(name: &str) -> Result<(), StoreError> {
+    const FORBIDDEN: &[char] = &[
+        '/', '\\', '.', ' ', '"', '$', '*', '<', '>', ':', '|', '?', '\0',
+    ];
+    if name.is_empty() || name.len() > 63 || name.contains(FORBIDDEN) {
+        return Err(StoreError::msg(format!(
+            "{name:?} is not a valid MongoDB database name (1 to 63 bytes, none of /\\. \"$*<>:|? or NUL)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_follow_mongodb_rules() {
+        for good in ["orgsvc_master", "a", &"x".repeat(63)] {
+            assert!(validate_database_name(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "a.b", "a b", "a$b", "a/b", "a\0b", &"x".repeat(64)] {
+            assert!(validate_database_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn description_and_debug_never_show_credentials() {
+        let store = MongoStore::connect(
+            "mongodb://user:s3cret@db.example:27017/?authSource=admin",
+            "orgsvc_master",
+        )
+        .await
+        .unwrap();
+        assert_eq!(store.describe(), "mongodb://db.example:27017/orgsvc_master");
+        let debug = format!("{store:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("user"),
+            "{debug}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connect_rejects_an_invalid_master_database_name() {
+        let err = MongoStore::connect("mongodb://localhost:27017", "bad.name")
+            .await
+            .unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("not a valid MongoDB database name"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the MongoDB store against the server named by
+//! `ORGSVC_TEST_MONGODB_URI` (`scripts/test` starts a stand-in and sets it).
+//! Each test works in its own database and drops it at the end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed check should panic
+
+mod contract;
+mod lifecycle;
+mod migrations;
+mod rename;
+mod support;

@@ -1,0 +1,141 @@
+//! Stored rows and their conversion to and from domain values.
+//!
+//! Ids are stored as hyphenated UUID text, timestamps as milliseconds since
+//! the Unix epoch, so what a write returns equals what is read back.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use orgsvc_domain::{
+    Admin, AdminCredentials, AdminEmail, CollectionName, Organization, OrganizationName,
+    PasswordHash, StoreError, TenantLocation,
+};
+use rusqlite::Row;
+
+/// The columns [`OrganizationRow::read`] expects, in order.
+pub(crate) const ORGANIZATION_COLUMNS: &str =
+    "id, display_name, database_name, table_name, admin_id, created_at, updated_at";
+
+/// The columns [`AdminRow::read`] expects, in order.
+pub(crate) const ADMIN_COLUMNS: &str =
+    "id, organization_id, email, token_version, created_at, updated_at, password_hash";
+
+/// The current time, truncated to what the store keeps (milliseconds).
+pub(crate) fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// A timestamp as stored.
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// An `organizations` row, as read.
+pub(crate) struct OrganizationRow {
+    id: String,
+    display_name: String,
+    database_name: String,
+    table_name: String,
+    admin_id: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl OrganizationRow {
+    /// Reads a row selected with [`ORGANIZATION_COLUMNS`].
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            display_name: row.get(1)?,
+            database_name: row.get(2)?,
+            table_name: row.get(3)?,
+            admin_id: row.get(4)?,
+            created_at: row.get(5)?,
+            updated_at: row.get(6)?,
+        })
+    }
+
+    /// The organization this row stores.
+    pub(crate) fn into_organization(self) -> Result<Organization, StoreError> {
+        Ok(Organization {
+            id: parse_id(&self.id, "organization id")?,
+            name: OrganizationName::parse(&self.display_name)
+                .map_err(|e| corrupt("organization name", e))?,
+            location: TenantLocation {
+                database: self.database_name,
+                collection: CollectionName::parse(&self.table_name)
+                    .map_err(|e| corrupt("tenant table name", e))?,
+            },
+            admin_id: parse_id(&self.admin_id, "organization's admin id")?,
+            created_at: timestamp(self.created_at)?,
+            updated_at: timestamp(self.updated_at)?,
+        })
+    }
+}
+
+/// An `admins` row, as read.
+pub(crate) struct AdminRow {
+    id: String,
+    organization_id: String,
+    email: String,
+    token_version: i64,
+    created_at: i64,
+    updated_at: i64,
+    password_hash: String,
+}
+
+impl AdminRow {
+    /// Reads a row selected with [`ADMIN_COLUMNS`].
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            organization_id: row.get(1)?,
+            email: row.get(2)?,
+            token_version: row.get(3)?,
+            created_at: row.get(4)?,
+            updated_at: row.get(5)?,
+            password_hash: row.get(6)?,
+        })
+    }
+
+    /// The admin this row stores, without the password hash.
+    pub(crate) fn into_admin(self) -> Result<Admin, StoreError> {
+        self.into_credentials().map(|credentials| credentials.admin)
+    }
+
+    /// The admin this row stores, with the password hash.
+    pub(crate) fn into_credentials(self) -> Result<AdminCredentials, StoreError> {
+        Ok(AdminCredentials {
+            admin: Admin {
+                id: parse_id(&self.id, "admin id")?,
+                organization_id: parse_id(&self.organization_id, "admin's organization id")?,
+                email: AdminEmail::parse(&self.email).map_err(|e| corrupt("admin email", e))?,
+                token_version: u32::try_from(self.token_version)
+                    .map_err(|e| corrupt("admin token version", e))?,
+                created_at: timestamp(self.created_at)?,
+                updated_at: timestamp(self.updated_at)?,
+            },
+            password_hash: PasswordHash::from_phc_string(self.password_hash),
+        })
+    }
+}
+
+fn parse_id<T>(raw: &str, what: &str) -> Result<T, StoreError>
+where
+    T: FromStr<Err = uuid::Error>,
+{
+    raw.parse().map_err(|e| corrupt(what, e))
+}
+
+fn timestamp(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| {
+        StoreError::msg(format!(
+            "corrupt record: timestamp {millis} is out of range"
+        ))
+    })
+}
+
+fn corrupt(what: &str, cause: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::new(format!("corrupt record: invalid stored {what}"), cause)
+}

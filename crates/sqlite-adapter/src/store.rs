@@ -1,0 +1,152 @@
+//! [`SqliteStore`]: the [`TenantStore`] on one SQLite file.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orgsvc_domain::{
+    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
+    DeleteOrganizationError, NewOrganization, Organization, OrganizationId, OrganizationName,
+    ReconcileReport, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
+};
+
+use crate::connection::Connections;
+use crate::migrations::{self, MigrationError, MIGRATIONS};
+use crate::{admins, organizations};
+
+/// The embedded [`TenantStore`]: organizations, admins and one table of JSON
+/// documents per organization (`org_<canonical name>`), all in one SQLite
+/// file in WAL mode.
+///
+/// Every lifecycle operation is a single transaction, so there is never a
+/// half-done operation: [`TenantStore::reconcile`] has nothing to repair and
+/// `Busy` is never returned. [`TenantLocation::database`] is `"main"`, the
+/// SQLite schema name of the store's file.
+///
+/// Cheap to clone: clones share the connections (see the crate docs).
+///
+/// [`TenantLocation::database`]: orgsvc_domain::TenantLocation::database
+#[derive(Clone)]
+pub struct SqliteStore {
+    connections: Connections,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its parent directories if needed) the
+    /// store at `path`, WAL mode, without migrating.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            connections: Connections::open(path).await?,
+        })
+    }
+
+    /// Applies pending migrations; returns the names applied now.
+    pub async fn migrate(&self) -> Result<Vec<String>, MigrationError> {
+        self.connections
+            .write(|connection| migrations::apply(connection, MIGRATIONS))
+            .await
+    }
+
+    /// Log-safe description, e.g. `sqlite file ./data/orgsvc.db`.
+    pub fn describe(&self) -> String {
+        format!("sqlite file {}", self.connections.path().display())
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.connections.path())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn create_organization(
+        &self,
+        new: NewOrganization,
+    ) -> Result<Organization, CreateOrganizationError> {
+        self.connections
+            .write(move |connection| organizations::create(connection, &new))
+            .await
+    }
+
+    async fn organization_by_name(
+        &self,
+        name: &OrganizationName,
+    ) -> Result<Option<Organization>, StoreError> {
+        let name = name.clone();
+        self.connections
+            .read(move |connection| organizations::by_name(connection, &name))
+            .await
+    }
+
+    async fn organization_by_id(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError> {
+        self.connections
+            .read(move |connection| organizations::by_id(connection, id))
+            .await
+    }
+
+    async fn rename_organization(
+        &self,
+        id: OrganizationId,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        let new_name = new_name.clone();
+        self.connections
+            .write(move |connection| organizations::rename(connection, id, &new_name))
+            .await
+    }
+
+    async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
+        self.connections
+            .write(move |connection| organizations::delete(connection, id))
+            .await
+    }
+
+    async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
+        self.connections
+            .read(move |connection| admins::by_id(connection, id))
+            .await
+    }
+
+    async fn admin_credentials_by_email(
+        &self,
+        email: &AdminEmail,
+    ) -> Result<Option<AdminCredentials>, StoreError> {
+        let email = email.clone();
+        self.connections
+            .read(move |connection| admins::credentials_by_email(connection, &email))
+            .await
+    }
+
+    async fn update_admin(
+        &self,
+        id: AdminId,
+        update: AdminUpdate,
+    ) -> Result<Admin, UpdateAdminError> {
+        self.connections
+            .write(move |connection| admins::update(connection, id, &update))
+            .await
+    }
+
+    /// Every operation is one transaction: there is never anything to repair.
+    async fn reconcile(&self, _stale_after: Duration) -> Result<ReconcileReport, StoreError> {
+        Ok(ReconcileReport::default())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.connections
+            .read(|connection| {
+                connection
+                    .query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(|e| StoreError::new("pinging SQLite", e))
+            })
+            .await
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the SQLite store: the shared `TenantStore` contract
+//! plus what is specific to SQLite (tenant tables, the file, migrations).
+
+#![allow(clippy::unwrap_used)] // test helpers too: a failed step should fail the test
+
+mod concurrency;
+mod contract;
+mod durability;
+mod migrations;
+mod support;
+mod tenant_tables;
