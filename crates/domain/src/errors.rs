@@ -93,3 +93,28 @@ pub enum UpdateAdminError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Why a tenant document operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// The organization does not exist (or is being created or deleted).
+    #[error("organization not found")]
+    OrganizationNotFound,
+    /// No document with this id in the organization.
+    #[error("document not found")]
+    NotFound,
+    /// The document's revision is not the expected one (optimistic
+    /// concurrency): someone else changed it first.
+    #[error("the document was changed by someone else (revision {current})")]
+    RevisionMismatch {
+        /// The document's current revision.
+        current: u64,
+    },
+    /// The organization's collection is being moved (a rename is in
+    /// progress); retry shortly. Nothing was written.
+    #[error("the organization is being renamed; retry shortly")]
+    Busy,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -60,3 +60,7 @@ uuid_v7_id!(
     /// An admin's immutable id.
     AdminId
 );
+uuid_v7_id!(
+    /// A tenant document's id, assigned by the store at insertion.
+    DocumentId
+);

@@ -5,6 +5,7 @@
 //! This crate has no infrastructure dependency: no database driver, no web
 //! framework, no cryptography. Adapters depend on it, never the reverse.
 
+mod documents;
 mod errors;
 mod ids;
 mod model;
@@ -14,11 +15,15 @@ mod values;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use errors::{
-    CreateOrganizationError, DeleteOrganizationError, RenameOrganizationError, StoreError,
-    UpdateAdminError,
+pub use documents::{
+    check_field_name, DocumentBody, DocumentPage, DocumentQuery, FieldFilter, FilterValue,
+    InvalidDocument, PageCursor, PageSize, TenantDocument,
 };
-pub use ids::{AdminId, OrganizationId};
+pub use errors::{
+    CreateOrganizationError, DeleteOrganizationError, DocumentError, RenameOrganizationError,
+    StoreError, UpdateAdminError,
+};
+pub use ids::{AdminId, DocumentId, OrganizationId};
 pub use model::{
     Admin, AdminCredentials, AdminUpdate, NewAdmin, NewOrganization, Organization, TenantLocation,
 };

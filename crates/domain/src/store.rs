@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::documents::{DocumentBody, DocumentPage, DocumentQuery, TenantDocument};
 use crate::errors::{
-    CreateOrganizationError, DeleteOrganizationError, RenameOrganizationError, StoreError,
-    UpdateAdminError,
+    CreateOrganizationError, DeleteOrganizationError, DocumentError, RenameOrganizationError,
+    StoreError, UpdateAdminError,
 };
-use crate::ids::{AdminId, OrganizationId};
+use crate::ids::{AdminId, DocumentId, OrganizationId};
 use crate::model::{Admin, AdminCredentials, AdminUpdate, NewOrganization, Organization};
 use crate::values::{AdminEmail, OrganizationName};
 
@@ -44,6 +45,12 @@ impl ReconcileReport {
 ///   equals the value read back later.
 /// - Operations on different organizations never interfere; two operations
 ///   racing for the same name or email: exactly one wins.
+/// - Tenant documents live in their organization's collection and nowhere
+///   else: an operation on organization A never reads, lists, changes or
+///   deletes a document of organization B, whatever id it names.
+/// - A document write that races a rename is either applied in the renamed
+///   collection or refused with [`DocumentError::Busy`]: never lost, never
+///   left behind in the old collection.
 /// - A failure (or a crash) part-way through an operation leaves nothing
 ///   visible through this trait that the operation would not have produced,
 ///   once [`TenantStore::reconcile`] has run: no organization without its
@@ -119,6 +126,63 @@ pub trait TenantStore: Send + Sync + 'static {
         id: AdminId,
         update: AdminUpdate,
     ) -> Result<Admin, UpdateAdminError>;
+
+    /// Stores a new document in the organization's collection, with a fresh
+    /// time-ordered id, revision 1 and `created_at == updated_at`.
+    ///
+    /// MUST return `OrganizationNotFound` for an unknown organization (or one
+    /// being created or deleted) and `Busy` when the write cannot be applied
+    /// because a rename is moving the collection (nothing is stored then).
+    async fn insert_document(
+        &self,
+        organization: OrganizationId,
+        body: DocumentBody,
+    ) -> Result<TenantDocument, DocumentError>;
+
+    /// The organization's document with this id. MUST return `NotFound` when
+    /// the organization has no such document, even if another one does;
+    /// `OrganizationNotFound` as above; `Busy` only while a rename is moving
+    /// the collection.
+    async fn find_document(
+        &self,
+        organization: OrganizationId,
+        id: DocumentId,
+    ) -> Result<TenantDocument, DocumentError>;
+
+    /// One page of the organization's documents that meet every filter, in
+    /// `(created_at, id)` order, starting after `query.after`. `next` is set
+    /// when more documents may follow. Documents inserted while a client
+    /// pages through appear after the cursor or not at all, never twice.
+    /// `OrganizationNotFound` and `Busy` as for `find_document`.
+    async fn list_documents(
+        &self,
+        organization: OrganizationId,
+        query: DocumentQuery,
+    ) -> Result<DocumentPage, DocumentError>;
+
+    /// Replaces a document's body, increments its revision and sets
+    /// `updated_at`; `created_at` and the id stay.
+    ///
+    /// With `expected_revision`, MUST return `RevisionMismatch` (changing
+    /// nothing) unless the stored revision equals it. `NotFound` and `Busy`
+    /// as above.
+    async fn replace_document(
+        &self,
+        organization: OrganizationId,
+        id: DocumentId,
+        body: DocumentBody,
+        expected_revision: Option<u64>,
+    ) -> Result<TenantDocument, DocumentError>;
+
+    /// Deletes a document. With `expected_revision`, MUST return
+    /// `RevisionMismatch` (deleting nothing) unless the stored revision
+    /// equals it. `NotFound` and `Busy` as above.
+    async fn delete_document(
+        &self,
+        organization: OrganizationId,
+        id: DocumentId,
+        expected_revision: Option<u64>,
+    ) -> Result<(), DocumentError>;
 
     /// Completes or rolls back lifecycle operations that started more than
     /// `stale_after` ago and did not finish (the process died, the database

@@ -1,7 +1,9 @@
 //! The [`TenantStore`] contract suite, shared by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
-//! expression that yields a fresh, empty `Arc<dyn TenantStore>`; each check
+//! expression that yields a fresh, empty store as a [`ContractFixture`] (an
+//! `Arc` of the store, or a fixture that also owns what the store needs,
+//! such as a temporary directory, dropped when the test ends); each check
 //! below becomes one `#[tokio::test]` there. The adapter's test crate needs
 //! `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 
@@ -10,14 +12,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 use crate::{
-    AdminEmail, AdminUpdate, CreateOrganizationError, DeleteOrganizationError, NewOrganization,
-    OrganizationId, OrganizationName, PasswordHash, RenameOrganizationError, TenantStore,
+    AdminEmail, AdminUpdate, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    DocumentError, DocumentId, DocumentQuery, NewOrganization, Organization, OrganizationId,
+    OrganizationName, PageSize, PasswordHash, RenameOrganizationError, TenantDocument, TenantStore,
     UpdateAdminError,
 };
 
-/// Expands to one `#[tokio::test]` per contract check, each calling `$store`
-/// (an expression evaluating to a fresh `Arc<dyn TenantStore>`) for its store.
+/// Expands to one `#[tokio::test]` per contract check, each evaluating
+/// `$store` (a fresh [`ContractFixture`]) for its store.
 #[macro_export]
 macro_rules! tenant_store_contract_tests {
     ($store:expr) => {
@@ -40,14 +45,26 @@ macro_rules! tenant_store_contract_tests {
             update_of_unknown_admin_is_not_found,
             reconcile_on_a_consistent_store_repairs_nothing,
             ping_answers,
+            documents_round_trip_unchanged,
+            documents_of_one_organization_are_invisible_to_another,
+            documents_of_an_unknown_organization_are_refused,
+            listing_pages_in_creation_order_without_gaps_or_repeats,
+            listing_filters_on_top_level_field_equality,
+            replace_checks_and_increments_the_revision,
+            delete_checks_the_revision,
+            documents_follow_a_rename,
+            writes_racing_a_rename_are_applied_or_refused_never_lost,
+            deleting_an_organization_deletes_its_documents,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let store: ::std::sync::Arc<dyn $crate::TenantStore> = $store;
+                let fixture = $store;
+                let store = $crate::testing::ContractFixture::store(&fixture);
                 $crate::testing::$name(store).await;
+                drop(fixture);
             }
         )+
     };
@@ -55,6 +72,25 @@ macro_rules! tenant_store_contract_tests {
 
 /// A store under test.
 pub type Store = Arc<dyn TenantStore>;
+
+/// A fresh store for one contract test, together with whatever it needs to
+/// outlive the test (dropped when the test ends).
+pub trait ContractFixture {
+    /// The store under test.
+    fn store(&self) -> Store;
+}
+
+impl<S: TenantStore> ContractFixture for Arc<S> {
+    fn store(&self) -> Store {
+        self.clone()
+    }
+}
+
+impl ContractFixture for Store {
+    fn store(&self) -> Store {
+        self.clone()
+    }
+}
 
 /// A new organization with this name and admin email (and a dummy hash).
 pub fn new_org(name: &str, email: &str) -> NewOrganization {
@@ -459,4 +495,371 @@ pub async fn reconcile_on_a_consistent_store_repairs_nothing(store: Store) {
 /// The readiness check succeeds against a working store.
 pub async fn ping_answers(store: Store) {
     store.ping().await.unwrap();
+}
+
+fn body(value: Value) -> DocumentBody {
+    DocumentBody::parse(value).unwrap()
+}
+
+async fn create(store: &Store, org_name: &str) -> Organization {
+    let email = format!(
+        "owner@{}.example",
+        org_name.to_ascii_lowercase().replace(' ', "-")
+    );
+    store
+        .create_organization(new_org(org_name, &email))
+        .await
+        .unwrap()
+}
+
+/// Every document of the organization, following cursors page by page.
+pub async fn all_documents(store: &Store, organization: OrganizationId) -> Vec<TenantDocument> {
+    let mut query = DocumentQuery {
+        limit: PageSize::parse(100).unwrap(),
+        ..DocumentQuery::default()
+    };
+    let mut documents = Vec::new();
+    loop {
+        let page = store
+            .list_documents(organization, query.clone())
+            .await
+            .unwrap();
+        documents.extend(page.documents);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return documents,
+        }
+    }
+}
+
+/// Bodies come back exactly as stored: nesting, arrays, numbers, unicode, field order.
+pub async fn documents_round_trip_unchanged(store: Store) {
+    let org = create(&store, "Acme").await;
+    let value = json!({
+        "title": "Zoë's café ☕ — 東京 🚀",
+        "zeta": 1,
+        "alpha": -9_223_372_036_854_775_808_i64,
+        "max": 9_223_372_036_854_775_807_i64,
+        "ratio": 0.1,
+        "tiny": 1.5e-300,
+        "float_one": 1.0,
+        "nested": {"list": [1, "two", null, true, false, {"deep": [[]]}], "empty": {}},
+        "_id": "a client field named _id is just data"
+    });
+    let stored = store
+        .insert_document(org.id, body(value.clone()))
+        .await
+        .unwrap();
+    assert_eq!(stored.revision, 1);
+    assert_eq!(stored.created_at, stored.updated_at);
+    assert_eq!(stored.body.clone().into_value(), value);
+
+    let found = store.find_document(org.id, stored.id).await.unwrap();
+    assert_eq!(found, stored);
+    let found_value = found.body.into_value();
+    assert_eq!(
+        serde_json::to_string(&found_value).unwrap(),
+        serde_json::to_string(&value).unwrap(),
+        "field order or number formatting changed"
+    );
+}
+
+/// No operation through organization B reaches organization A's documents.
+pub async fn documents_of_one_organization_are_invisible_to_another(store: Store) {
+    let a = create(&store, "Acme").await;
+    let b = create(&store, "Globex").await;
+    let doc = store
+        .insert_document(a.id, body(json!({"secret": "A's"})))
+        .await
+        .unwrap();
+
+    let found = store.find_document(b.id, doc.id).await;
+    assert!(matches!(found, Err(DocumentError::NotFound)), "{found:?}");
+    let replaced = store
+        .replace_document(b.id, doc.id, body(json!({"stolen": true})), None)
+        .await;
+    assert!(
+        matches!(replaced, Err(DocumentError::NotFound)),
+        "{replaced:?}"
+    );
+    let deleted = store.delete_document(b.id, doc.id, None).await;
+    assert!(
+        matches!(deleted, Err(DocumentError::NotFound)),
+        "{deleted:?}"
+    );
+    assert!(all_documents(&store, b.id).await.is_empty());
+
+    assert_eq!(store.find_document(a.id, doc.id).await.unwrap(), doc);
+}
+
+/// Data operations on an unknown organization say so.
+pub async fn documents_of_an_unknown_organization_are_refused(store: Store) {
+    let unknown = OrganizationId::new();
+    let inserted = store.insert_document(unknown, body(json!({}))).await;
+    assert!(
+        matches!(inserted, Err(DocumentError::OrganizationNotFound)),
+        "{inserted:?}"
+    );
+    let found = store.find_document(unknown, DocumentId::new()).await;
+    assert!(
+        matches!(found, Err(DocumentError::OrganizationNotFound)),
+        "{found:?}"
+    );
+    let listed = store
+        .list_documents(unknown, DocumentQuery::default())
+        .await;
+    assert!(
+        matches!(listed, Err(DocumentError::OrganizationNotFound)),
+        "{listed:?}"
+    );
+}
+
+/// Pages follow insertion order; together they hold every document once.
+pub async fn listing_pages_in_creation_order_without_gaps_or_repeats(store: Store) {
+    let org = create(&store, "Acme").await;
+    let mut inserted = Vec::new();
+    for n in 0..25 {
+        let doc = store
+            .insert_document(org.id, body(json!({ "n": n })))
+            .await
+            .unwrap();
+        inserted.push(doc.id);
+    }
+    let mut query = DocumentQuery {
+        limit: PageSize::parse(10).unwrap(),
+        ..DocumentQuery::default()
+    };
+    let mut sizes = Vec::new();
+    let mut listed = Vec::new();
+    loop {
+        let page = store.list_documents(org.id, query.clone()).await.unwrap();
+        sizes.push(page.documents.len());
+        listed.extend(page.documents.iter().map(|d| d.id));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, inserted);
+    assert_eq!(&sizes[..3], &[10, 10, 5]);
+    assert!(
+        sizes.len() <= 4 && sizes[3..].iter().all(|&s| s == 0),
+        "{sizes:?}"
+    );
+}
+
+/// Filters are equalities on top-level fields, all of which must hold.
+pub async fn listing_filters_on_top_level_field_equality(store: Store) {
+    let org = create(&store, "Acme").await;
+    let docs = [
+        json!({"name": "a", "status": "active", "age": 30, "vip": true, "note": null}),
+        json!({"name": "b", "status": "active", "age": 30.0, "vip": false}),
+        json!({"name": "c", "status": "closed", "age": 41, "vip": true, "note": "x"}),
+        json!({"name": "d", "status": "30", "nested": {"status": "active"}}),
+    ];
+    for doc in docs {
+        store.insert_document(org.id, body(doc)).await.unwrap();
+    }
+    let names = |filter: Value| {
+        let store = store.clone();
+        async move {
+            let query = DocumentQuery {
+                filters: DocumentQuery::parse_filters(filter).unwrap(),
+                ..DocumentQuery::default()
+            };
+            let page = store.list_documents(org.id, query).await.unwrap();
+            page.documents
+                .into_iter()
+                .map(|d| d.body.as_map()["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names(json!({"status": "active"})).await, ["a", "b"]);
+    assert_eq!(
+        names(json!({"age": 30})).await,
+        ["a", "b"],
+        "30 equals 30.0"
+    );
+    assert_eq!(
+        names(json!({"status": "30"})).await,
+        ["d"],
+        "strings are not numbers"
+    );
+    assert_eq!(names(json!({"vip": true, "status": "active"})).await, ["a"]);
+    assert_eq!(
+        names(json!({"note": null})).await,
+        ["a", "b", "d"],
+        "null matches null or missing"
+    );
+    assert!(names(json!({"status": "none"})).await.is_empty());
+    assert_eq!(names(json!({})).await.len(), 4);
+}
+
+/// Replacement bumps the revision and honours the expected one.
+pub async fn replace_checks_and_increments_the_revision(store: Store) {
+    let org = create(&store, "Acme").await;
+    let doc = store
+        .insert_document(org.id, body(json!({"v": 1})))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let replaced = store
+        .replace_document(org.id, doc.id, body(json!({"v": 2, "new": [1]})), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(replaced.id, doc.id);
+    assert_eq!(replaced.revision, 2);
+    assert_eq!(replaced.created_at, doc.created_at);
+    assert!(replaced.updated_at > doc.updated_at);
+    assert_eq!(
+        replaced.body.clone().into_value(),
+        json!({"v": 2, "new": [1]})
+    );
+
+    let stale = store
+        .replace_document(org.id, doc.id, body(json!({"v": 3})), Some(1))
+        .await;
+    assert!(
+        matches!(stale, Err(DocumentError::RevisionMismatch { current: 2 })),
+        "{stale:?}"
+    );
+    assert_eq!(store.find_document(org.id, doc.id).await.unwrap(), replaced);
+
+    let unconditional = store
+        .replace_document(org.id, doc.id, body(json!({"v": 4})), None)
+        .await
+        .unwrap();
+    assert_eq!(unconditional.revision, 3);
+    let missing = store
+        .replace_document(org.id, DocumentId::new(), body(json!({})), None)
+        .await;
+    assert!(
+        matches!(missing, Err(DocumentError::NotFound)),
+        "{missing:?}"
+    );
+}
+
+/// Deletion honours the expected revision.
+pub async fn delete_checks_the_revision(store: Store) {
+    let org = create(&store, "Acme").await;
+    let doc = store
+        .insert_document(org.id, body(json!({"v": 1})))
+        .await
+        .unwrap();
+    let stale = store.delete_document(org.id, doc.id, Some(7)).await;
+    assert!(
+        matches!(stale, Err(DocumentError::RevisionMismatch { current: 1 })),
+        "{stale:?}"
+    );
+    assert!(store.find_document(org.id, doc.id).await.is_ok());
+
+    store
+        .delete_document(org.id, doc.id, Some(1))
+        .await
+        .unwrap();
+    let found = store.find_document(org.id, doc.id).await;
+    assert!(matches!(found, Err(DocumentError::NotFound)), "{found:?}");
+    let again = store.delete_document(org.id, doc.id, None).await;
+    assert!(matches!(again, Err(DocumentError::NotFound)), "{again:?}");
+}
+
+/// After a rename the documents are there with the same ids, bodies and revisions.
+pub async fn documents_follow_a_rename(store: Store) {
+    let org = create(&store, "Acme").await;
+    let mut before = Vec::new();
+    for n in 0..50 {
+        before.push(
+            store
+                .insert_document(org.id, body(json!({ "n": n, "tags": ["x", n] })))
+                .await
+                .unwrap(),
+        );
+    }
+    store
+        .replace_document(org.id, before[0].id, body(json!({"n": "changed"})), None)
+        .await
+        .unwrap();
+    before[0] = store.find_document(org.id, before[0].id).await.unwrap();
+
+    store
+        .rename_organization(org.id, &name("Acme Renamed"))
+        .await
+        .unwrap();
+    assert_eq!(all_documents(&store, org.id).await, before);
+}
+
+/// Writes running while the organization is renamed are either applied (and
+/// then found after the rename) or refused as `Busy` (and then absent).
+pub async fn writes_racing_a_rename_are_applied_or_refused_never_lost(store: Store) {
+    let org = create(&store, "Acme").await;
+    for n in 0..200 {
+        store
+            .insert_document(org.id, body(json!({ "seed": n })))
+            .await
+            .unwrap();
+    }
+    let renamed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, renamed) = (store.clone(), renamed.clone());
+        tokio::spawn(async move {
+            let (mut acknowledged, mut refused) = (Vec::new(), 0_u32);
+            let mut extra_after_rename = 20;
+            for n in 0..5_000 {
+                match store
+                    .insert_document(org.id, body(json!({ "write": n })))
+                    .await
+                {
+                    Ok(doc) => acknowledged.push(doc.id),
+                    Err(DocumentError::Busy) => refused += 1,
+                    Err(other) => panic!("write {n} failed: {other:?}"),
+                }
+                if renamed.load(std::sync::atomic::Ordering::SeqCst) {
+                    extra_after_rename -= 1;
+                    if extra_after_rename == 0 {
+                        break;
+                    }
+                }
+            }
+            (acknowledged, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut attempts = 0;
+    loop {
+        match store.rename_organization(org.id, &name("Acme Moved")).await {
+            Ok(_) => break,
+            Err(RenameOrganizationError::Busy) if attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(other) => panic!("rename failed: {other:?}"),
+        }
+    }
+    renamed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acknowledged, _refused) = writer.await.unwrap();
+
+    let stored: Vec<_> = all_documents(&store, org.id).await;
+    let written: Vec<_> = stored
+        .iter()
+        .filter(|d| d.body.as_map().contains_key("write"))
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        written, acknowledged,
+        "acknowledged writes lost or refused writes stored"
+    );
+    assert_eq!(stored.len() - written.len(), 200, "seed documents lost");
+    assert!(!acknowledged.is_empty());
+}
+
+/// Deleting an organization deletes its documents with it.
+pub async fn deleting_an_organization_deletes_its_documents(store: Store) {
+    let org = create(&store, "Acme").await;
+    store
+        .insert_document(org.id, body(json!({"v": 1})))
+        .await
+        .unwrap();
+    store.delete_organization(org.id).await.unwrap();
+    let again = create(&store, "Acme").await;
+    assert!(all_documents(&store, again.id).await.is_empty());
 }

@@ -197,6 +197,50 @@ impl TenantStore for MongoStore {
         self.change_admin(id, update).await
     }
 
+    // PLACEHOLDER(issue 4): replaced by the real data API implementation.
+    async fn insert_document(
+        &self,
+        _organization: OrganizationId,
+        _body: orgsvc_domain::DocumentBody,
+    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
+        Err(StoreError::msg("tenant documents are not implemented yet").into())
+    }
+
+    async fn find_document(
+        &self,
+        _organization: OrganizationId,
+        _id: orgsvc_domain::DocumentId,
+    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
+        Err(StoreError::msg("tenant documents are not implemented yet").into())
+    }
+
+    async fn list_documents(
+        &self,
+        _organization: OrganizationId,
+        _query: orgsvc_domain::DocumentQuery,
+    ) -> Result<orgsvc_domain::DocumentPage, orgsvc_domain::DocumentError> {
+        Err(StoreError::msg("tenant documents are not implemented yet").into())
+    }
+
+    async fn replace_document(
+        &self,
+        _organization: OrganizationId,
+        _id: orgsvc_domain::DocumentId,
+        _body: orgsvc_domain::DocumentBody,
+        _expected_revision: Option<u64>,
+    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
+        Err(StoreError::msg("tenant documents are not implemented yet").into())
+    }
+
+    async fn delete_document(
+        &self,
+        _organization: OrganizationId,
+        _id: orgsvc_domain::DocumentId,
+        _expected_revision: Option<u64>,
+    ) -> Result<(), orgsvc_domain::DocumentError> {
+        Err(StoreError::msg("tenant documents are not implemented yet").into())
+    }
+
     async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError> {
         self.reconcile_stale(stale_after).await
     }

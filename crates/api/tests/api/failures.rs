@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use orgsvc_api::config::Settings;
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
-    DeleteOrganizationError, NewOrganization, Organization, OrganizationId, OrganizationName,
-    ReconcileReport, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
+    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    NewOrganization, Organization, OrganizationId, OrganizationName, ReconcileReport,
+    TenantDocument, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
 };
 use serde_json::json;
 
@@ -63,6 +64,44 @@ impl TenantStore for BrokenStore {
         Err(broken())
     }
     async fn update_admin(&self, _: AdminId, _: AdminUpdate) -> Result<Admin, UpdateAdminError> {
+        Err(broken().into())
+    }
+    async fn insert_document(
+        &self,
+        _: OrganizationId,
+        _: DocumentBody,
+    ) -> Result<TenantDocument, DocumentError> {
+        Err(broken().into())
+    }
+    async fn find_document(
+        &self,
+        _: OrganizationId,
+        _: DocumentId,
+    ) -> Result<TenantDocument, DocumentError> {
+        Err(broken().into())
+    }
+    async fn list_documents(
+        &self,
+        _: OrganizationId,
+        _: DocumentQuery,
+    ) -> Result<DocumentPage, DocumentError> {
+        Err(broken().into())
+    }
+    async fn replace_document(
+        &self,
+        _: OrganizationId,
+        _: DocumentId,
+        _: DocumentBody,
+        _: Option<u64>,
+    ) -> Result<TenantDocument, DocumentError> {
+        Err(broken().into())
+    }
+    async fn delete_document(
+        &self,
+        _: OrganizationId,
+        _: DocumentId,
+        _: Option<u64>,
+    ) -> Result<(), DocumentError> {
         Err(broken().into())
     }
     async fn reconcile(&self, _: Duration) -> Result<ReconcileReport, StoreError> {

@@ -255,4 +255,51 @@ impl TenantStore for TestStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
+
+    async fn insert_document(
+        &self,
+        organization: OrganizationId,
+        body: orgsvc_domain::DocumentBody,
+    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
+        self.store.insert_document(organization, body).await
+    }
+
+    async fn find_document(
+        &self,
+        organization: OrganizationId,
+        id: orgsvc_domain::DocumentId,
+    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
+        self.store.find_document(organization, id).await
+    }
+
+    async fn list_documents(
+        &self,
+        organization: OrganizationId,
+        query: orgsvc_domain::DocumentQuery,
+    ) -> Result<orgsvc_domain::DocumentPage, orgsvc_domain::DocumentError> {
+        self.store.list_documents(organization, query).await
+    }
+
+    async fn replace_document(
+        &self,
+        organization: OrganizationId,
+        id: orgsvc_domain::DocumentId,
+        body: orgsvc_domain::DocumentBody,
+        expected_revision: Option<u64>,
+    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
+        self.store
+            .replace_document(organization, id, body, expected_revision)
+            .await
+    }
+
+    async fn delete_document(
+        &self,
+        organization: OrganizationId,
+        id: orgsvc_domain::DocumentId,
+        expected_revision: Option<u64>,
+    ) -> Result<(), orgsvc_domain::DocumentError> {
+        self.store
+            .delete_document(organization, id, expected_revision)
+            .await
+    }
 }

@@ -1,0 +1,418 @@
+//! Tenant documents: the JSON objects an organization stores in its own
+//! collection, and how they are listed.
+
+use std::fmt;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Number, Value};
+
+use crate::ids::DocumentId;
+use crate::values::ValueError;
+
+/// Why a JSON value is not a valid tenant document (or filter).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct InvalidDocument {
+    /// Where the problem is, as a JSON Pointer (RFC 6901) into the value,
+    /// e.g. `/address/$city`; empty for the whole value.
+    pub path: String,
+    /// What is wrong there (never echoes a value).
+    pub reason: &'static str,
+}
+
+/// A tenant document's content: a JSON object that MongoDB (or SQLite) can
+/// store and give back unchanged.
+///
+/// Rules, checked at every depth: field names do not start with `$` and
+/// contain no `.` or NUL (MongoDB would read them as operators or paths);
+/// integers fit in 64 bits (signed); nesting is at most
+/// [`DocumentBody::MAX_DEPTH`] levels. Field order is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocumentBody(Map<String, Value>);
+
+impl DocumentBody {
+    /// Deepest accepted nesting of objects and arrays (MongoDB allows 100).
+    pub const MAX_DEPTH: usize = 100;
+
+    /// Checks `value` against the rules above.
+    pub fn parse(value: Value) -> Result<Self, InvalidDocument> {
+        match value {
+            Value::Object(map) => {
+                let mut path = String::new();
+                check_object(&map, &mut path, 1)?;
+                Ok(Self(map))
+            }
+            _ => Err(InvalidDocument {
+                path: String::new(),
+                reason: "a document must be a JSON object",
+            }),
+        }
+    }
+
+    /// The document's fields.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// The document as a JSON value.
+    pub fn into_value(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// Whether `name` may be used as a document field name.
+pub fn check_field_name(name: &str) -> Result<(), &'static str> {
+    if name.starts_with('$') {
+        Err("field names must not start with '$'")
+    } else if name.contains('.') {
+        Err("field names must not contain '.'")
+    } else if name.contains('\0') {
+        Err("field names must not contain NUL")
+    } else {
+        Ok(())
+    }
+}
+
+fn check_object(
+    map: &Map<String, Value>,
+    path: &mut String,
+    depth: usize,
+) -> Result<(), InvalidDocument> {
+    for (name, value) in map {
+        let len = path.len();
+        push_pointer_segment(path, name);
+        if let Err(reason) = check_field_name(name) {
+            return Err(InvalidDocument {
+                path: path.clone(),
+                reason,
+            });
+        }
+        check_value(value, path, depth)?;
+        path.truncate(len);
+    }
+    Ok(())
+}
+
+fn check_value(value: &Value, path: &mut String, depth: usize) -> Result<(), InvalidDocument> {
+    match value {
+        Value::Object(map) => {
+            check_depth(path, depth + 1)?;
+            check_object(map, path, depth + 1)
+        }
+        Value::Array(items) => {
+            check_depth(path, depth + 1)?;
+            for (index, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&index.to_string());
+                check_value(item, path, depth + 1)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Number(number) => check_number(number).map_err(|reason| InvalidDocument {
+            path: path.clone(),
+            reason,
+        }),
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+fn check_depth(path: &str, depth: usize) -> Result<(), InvalidDocument> {
+    if depth > DocumentBody::MAX_DEPTH {
+        return Err(InvalidDocument {
+            path: path.to_owned(),
+            reason: "documents may nest objects and arrays at most 100 levels deep",
+        });
+    }
+    Ok(())
+}
+
+fn check_number(number: &Number) -> Result<(), &'static str> {
+    if number.is_u64() && !number.is_i64() {
+        return Err("integers must fit in 64 bits (signed)");
+    }
+    Ok(())
+}
+
+/// Appends `/name` to a JSON Pointer, escaping `~` and `/` (RFC 6901).
+fn push_pointer_segment(path: &mut String, name: &str) {
+    path.push('/');
+    for c in name.chars() {
+        match c {
+            '~' => path.push_str("~0"),
+            '/' => path.push_str("~1"),
+            c => path.push(c),
+        }
+    }
+}
+
+/// A stored tenant document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantDocument {
+    /// Assigned by the store; time-ordered.
+    pub id: DocumentId,
+    /// The content, as given.
+    pub body: DocumentBody,
+    /// 1 at insertion, incremented by every replacement (the HTTP `ETag`).
+    pub revision: u64,
+    /// Insertion time (millisecond precision).
+    pub created_at: DateTime<Utc>,
+    /// Last replacement (millisecond precision).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A value a top-level field must equal in a listing filter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FilterValue {
+    /// Equal string.
+    String(String),
+    /// Numerically equal number (`1` equals `1.0`, as in MongoDB).
+    Number(Number),
+    /// Equal boolean.
+    Bool(bool),
+    /// The field is `null` or missing (as in MongoDB).
+    Null,
+}
+
+/// One equality condition of a listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldFilter {
+    /// A top-level field name (same rules as document field names).
+    pub field: String,
+    /// The value it must equal.
+    pub value: FilterValue,
+}
+
+/// How many documents a listing returns at most: 1 to 100, default 20.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSize(u8);
+
+impl PageSize {
+    /// The largest page.
+    pub const MAX: u8 = 100;
+
+    /// Parses a requested page size.
+    pub fn parse(requested: u64) -> Result<Self, ValueError> {
+        u8::try_from(requested)
+            .ok()
+            .filter(|size| (1..=Self::MAX).contains(size))
+            .map(Self)
+            .ok_or(ValueError::Format("must be between 1 and 100"))
+    }
+
+    /// The size.
+    pub fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl Default for PageSize {
+    fn default() -> Self {
+        Self(20)
+    }
+}
+
+/// Where a listing continues: just after the document with this creation
+/// time and id. Listings are ordered by `(created_at, id)`, which is stable:
+/// neither changes after insertion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageCursor {
+    /// Creation time of the last document of the previous page.
+    pub created_at: DateTime<Utc>,
+    /// Id of the last document of the previous page.
+    pub id: DocumentId,
+}
+
+impl PageCursor {
+    /// The cursor after `document`.
+    pub fn after(document: &TenantDocument) -> Self {
+        Self {
+            created_at: document.created_at,
+            id: document.id,
+        }
+    }
+
+    /// Parses a cursor produced by [`PageCursor::encode`] (opaque to clients).
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        const INVALID: ValueError = ValueError::Format("is not a cursor returned by this API");
+        let (millis, id) = raw.split_once('_').ok_or(INVALID)?;
+        let millis: i64 = millis.parse().map_err(|_| INVALID)?;
+        let created_at = Utc.timestamp_millis_opt(millis).single().ok_or(INVALID)?;
+        let id = id.parse().map_err(|_| INVALID)?;
+        Ok(Self { created_at, id })
+    }
+
+    /// The cursor as an opaque string.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}_{}",
+            self.created_at.timestamp_millis(),
+            self.id.as_uuid().simple()
+        )
+    }
+}
+
+impl fmt::Display for PageCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+/// A listing request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DocumentQuery {
+    /// Page size.
+    pub limit: PageSize,
+    /// Continue after this cursor; `None` starts at the beginning.
+    pub after: Option<PageCursor>,
+    /// Conditions every listed document meets (all of them).
+    pub filters: Vec<FieldFilter>,
+}
+
+impl DocumentQuery {
+    /// Most filters in one listing.
+    pub const MAX_FILTERS: usize = 10;
+
+    /// Parses a filter object like `{"status": "active", "age": 30}` into
+    /// equality conditions on top-level fields (scalar values only).
+    pub fn parse_filters(value: Value) -> Result<Vec<FieldFilter>, InvalidDocument> {
+        let Value::Object(map) = value else {
+            return Err(InvalidDocument {
+                path: String::new(),
+                reason: "the filter must be a JSON object of field names and values",
+            });
+        };
+        if map.len() > Self::MAX_FILTERS {
+            return Err(InvalidDocument {
+                path: String::new(),
+                reason: "at most 10 fields can be filtered on",
+            });
+        }
+        map.into_iter()
+            .map(|(field, value)| {
+                let mut path = String::new();
+                push_pointer_segment(&mut path, &field);
+                let invalid = |reason| InvalidDocument {
+                    path: path.clone(),
+                    reason,
+                };
+                check_field_name(&field).map_err(invalid)?;
+                let value = match value {
+                    Value::String(s) => FilterValue::String(s),
+                    Value::Number(n) => {
+                        check_number(&n).map_err(invalid)?;
+                        FilterValue::Number(n)
+                    }
+                    Value::Bool(b) => FilterValue::Bool(b),
+                    Value::Null => FilterValue::Null,
+                    Value::Array(_) | Value::Object(_) => {
+                        return Err(invalid(
+                            "filter values must be strings, numbers, booleans or null",
+                        ))
+                    }
+                };
+                Ok(FieldFilter { field, value })
+            })
+            .collect()
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocumentPage {
+    /// The documents, in `(created_at, id)` order.
+    pub documents: Vec<TenantDocument>,
+    /// Where the next page starts; `None` when this is the last page.
+    pub next: Option<PageCursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn nested_documents_with_any_json_values_are_accepted_unchanged() {
+        let value = json!({
+            "name": "Zoë 🚀",
+            "count": -9_223_372_036_854_775_808_i64,
+            "ratio": 0.1,
+            "nested": {"list": [1, "two", null, true, {"deep": []}]},
+            "_id": "client ids are just data here"
+        });
+        let body = DocumentBody::parse(value.clone()).unwrap();
+        assert_eq!(body.into_value(), value);
+    }
+
+    #[test]
+    fn field_names_mongodb_would_misread_are_refused_with_their_path() {
+        let cases = [
+            (json!({"$set": 1}), "/$set"),
+            (json!({"a.b": 1}), "/a.b"),
+            (json!({"ok": {"in\u{0}side": 1}}), "/ok/in\u{0}side"),
+            (json!({"list": [{"fine": 1}, {"$bad": 2}]}), "/list/1/$bad"),
+            (json!({"a/b": {"$x": 1}}), "/a~1b/$x"),
+        ];
+        for (value, path) in cases {
+            let err = DocumentBody::parse(value).unwrap_err();
+            assert_eq!(err.path, path);
+        }
+    }
+
+    #[test]
+    fn non_objects_and_oversized_integers_and_deep_nesting_are_refused() {
+        assert_eq!(DocumentBody::parse(json!([1])).unwrap_err().path, "");
+        let err = DocumentBody::parse(json!({"big": u64::MAX})).unwrap_err();
+        assert_eq!(err.path, "/big");
+        let mut deep = json!(1);
+        for _ in 0..DocumentBody::MAX_DEPTH {
+            deep = json!([deep]);
+        }
+        assert!(DocumentBody::parse(json!({ "ok": deep.clone() })).is_err());
+        let mut shallow = json!(1);
+        for _ in 0..DocumentBody::MAX_DEPTH - 1 {
+            shallow = json!([shallow]);
+        }
+        assert!(DocumentBody::parse(json!({ "ok": shallow })).is_ok());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = PageCursor {
+            created_at: Utc.timestamp_millis_opt(1_735_689_600_123).unwrap(),
+            id: DocumentId::new(),
+        };
+        assert_eq!(PageCursor::parse(&cursor.encode()).unwrap(), cursor);
+        for bad in ["", "abc", "123", "x_y", "1_notauuid"] {
+            assert!(PageCursor::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn page_size_is_1_to_100() {
+        assert!(PageSize::parse(0).is_err());
+        assert!(PageSize::parse(101).is_err());
+        assert_eq!(PageSize::parse(100).unwrap().get(), 100);
+        assert_eq!(PageSize::default().get(), 20);
+    }
+
+    #[test]
+    fn filters_take_scalar_values_on_valid_field_names() {
+        let filters = DocumentQuery::parse_filters(
+            json!({"status": "active", "age": 30, "vip": true, "gone": null}),
+        )
+        .unwrap();
+        assert_eq!(filters.len(), 4);
+        assert_eq!(filters[1].value, FilterValue::Number(30.into()));
+        assert!(DocumentQuery::parse_filters(json!({"tags": ["a"]})).is_err());
+        assert_eq!(
+            DocumentQuery::parse_filters(json!({"$where": 1}))
+                .unwrap_err()
+                .path,
+            "/$where"
+        );
+        assert!(DocumentQuery::parse_filters(json!("status")).is_err());
+    }
+}
