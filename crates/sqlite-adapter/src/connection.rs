@@ -89,12 +89,13 @@ impl Connections {
     }
 
     /// Runs `op` on a read-only connection, on the blocking pool.
-    pub(crate) async fn read<T>(
+    pub(crate) async fn read<T, E>(
         &self,
-        op: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError>
+        op: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         run_blocking(move || {
@@ -187,6 +188,19 @@ pub(crate) fn begin<'c>(
     connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| StoreError::new(format!("starting the transaction for {what}"), e))
+}
+
+/// Starts a read transaction on a (read-only) connection: every statement
+/// until it ends sees one snapshot of the file, so a table name read from
+/// `organizations` still names the same table in the next statement even if
+/// a rename commits in between.
+pub(crate) fn begin_read<'c>(
+    connection: &'c Connection,
+    what: &str,
+) -> Result<Transaction<'c>, StoreError> {
+    connection
+        .unchecked_transaction()
+        .map_err(|e| StoreError::new(format!("starting the read transaction for {what}"), e))
 }
 
 /// Commits `transaction`, started by [`begin`] for `what`.

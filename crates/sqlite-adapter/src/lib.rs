@@ -4,7 +4,9 @@
 //!
 //! Layout: the master tables `organizations` and `admins` (created by the
 //! versioned migrations in `migrations/sqlite/`) and one table
-//! `org_<canonical name>` per organization holding its JSON documents.
+//! `org_<canonical name>` per organization holding its JSON documents, with
+//! their revision and an index for listing them in `(created_at, id)` order
+//! (see `tenant_tables.rs` and `documents.rs`).
 //!
 //! Concurrency: one writer connection behind a mutex serializes all writes
 //! (SQLite admits one writer at a time anyway); a few read-only connections
@@ -22,6 +24,7 @@
 mod admins;
 mod connection;
 mod constraints;
+mod documents;
 mod migrations;
 mod organizations;
 mod rows;

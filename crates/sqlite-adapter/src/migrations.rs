@@ -1,6 +1,11 @@
 //! Versioned schema migrations from `migrations/sqlite/`, embedded in the
 //! binary.
 //!
+//! A migration may also have a step written in Rust, run after its SQL in
+//! the same transaction, for what SQL cannot name statically: the tenant
+//! tables (`0002_document_revisions` upgrades every `org_*` table). The step
+//! is part of the migration: like the file, never change it once released.
+//!
 //! Each migration runs in its own transaction together with its record in
 //! `_migrations(version, name, checksum, applied_at)`, so it is applied
 //! entirely or not at all. A recorded migration is skipped when its SHA-256
@@ -12,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::connection::{begin, commit};
-use crate::rows;
+use crate::{rows, tenant_tables};
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
@@ -65,20 +70,36 @@ pub(crate) struct Migration {
     pub(crate) name: &'static str,
     /// The statements (no `BEGIN`/`COMMIT`).
     pub(crate) sql: &'static str,
+    /// Run after `sql`, in the same transaction (see the module docs).
+    pub(crate) step: Option<Step>,
 }
+
+/// A migration's step written in Rust.
+pub(crate) type Step = fn(&Connection) -> Result<(), StoreError>;
 
 macro_rules! migration {
     ($version:literal, $name:literal) => {
+        migration!($version, $name, None)
+    };
+    ($version:literal, $name:literal, $step:expr) => {
         Migration {
             version: $version,
             name: $name,
             sql: include_str!(concat!("../../../migrations/sqlite/", $name, ".sql")),
+            step: $step,
         }
     };
 }
 
 /// Every migration of this build, in order.
-pub(crate) const MIGRATIONS: &[Migration] = &[migration!(1, "0001_initial")];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_initial"),
+    migration!(
+        2,
+        "0002_document_revisions",
+        Some(tenant_tables::upgrade_all)
+    ),
+];
 
 /// Applies the pending `migrations` in order; returns the names applied now.
 pub(crate) fn apply(
@@ -137,6 +158,12 @@ fn apply_one(connection: &mut Connection, migration: &Migration) -> Result<bool,
             name: migration.name.to_owned(),
             source: StoreError::new(format!("running {what}"), e),
         })?;
+    if let Some(step) = migration.step {
+        step(&transaction).map_err(|source| MigrationError::Failed {
+            name: migration.name.to_owned(),
+            source,
+        })?;
+    }
     transaction
         .execute(
             "INSERT INTO _migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
@@ -219,11 +246,13 @@ mod tests {
                 version: 1,
                 name: "0001_good",
                 sql: "CREATE TABLE good (id INTEGER);",
+                step: None,
             },
             Migration {
                 version: 2,
                 name: "0002_broken",
                 sql: "CREATE TABLE half_done (id INTEGER); THIS IS NOT SQL;",
+                step: None,
             },
         ];
 

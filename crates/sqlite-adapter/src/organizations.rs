@@ -46,7 +46,7 @@ pub(crate) fn create(
             _ => StoreError::new("inserting organization", e).into(),
         })?;
     admins::insert(&transaction, new.id, &new.admin, now)?;
-    tenant_tables::create(&transaction, &collection)?;
+    tenant_tables::create(&transaction, new.id, &collection)?;
     commit(transaction, WHAT)?;
     Ok(Organization {
         id: new.id,

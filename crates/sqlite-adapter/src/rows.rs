@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    Admin, AdminCredentials, AdminEmail, CollectionName, Organization, OrganizationName,
-    PasswordHash, StoreError, TenantLocation,
+    Admin, AdminCredentials, AdminEmail, CollectionName, DocumentBody, Organization,
+    OrganizationName, PasswordHash, StoreError, TenantDocument, TenantLocation,
 };
 use rusqlite::Row;
 
@@ -121,19 +121,70 @@ impl AdminRow {
     }
 }
 
-fn parse_id<T>(raw: &str, what: &str) -> Result<T, StoreError>
-where
-    T: FromStr<Err = uuid::Error>,
-{
-    raw.parse().map_err(|e| corrupt(what, e))
+/// The columns [`DocumentRow::read`] expects, in order.
+pub(crate) const DOCUMENT_COLUMNS: &str = "id, doc, revision, created_at, updated_at";
+
+/// A tenant table row, as read.
+pub(crate) struct DocumentRow {
+    id: String,
+    doc: String,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
 }
 
-fn timestamp(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+impl DocumentRow {
+    /// Reads a row selected with [`DOCUMENT_COLUMNS`].
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            doc: row.get(1)?,
+            revision: row.get(2)?,
+            created_at: row.get(3)?,
+            updated_at: row.get(4)?,
+        })
+    }
+
+    /// The document this row stores.
+    pub(crate) fn into_document(self) -> Result<TenantDocument, StoreError> {
+        let value: serde_json::Value =
+            serde_json::from_str(&self.doc).map_err(|e| corrupt("document body", e))?;
+        Ok(TenantDocument {
+            id: parse_id(&self.id, "document id")?,
+            body: DocumentBody::parse(value).map_err(|e| corrupt("document body", e))?,
+            revision: revision(self.revision)?,
+            created_at: timestamp(self.created_at)?,
+            updated_at: timestamp(self.updated_at)?,
+        })
+    }
+}
+
+/// A stored document revision.
+pub(crate) fn revision(stored: i64) -> Result<u64, StoreError> {
+    u64::try_from(stored)
+        .ok()
+        .filter(|&revision| revision >= 1)
+        .ok_or_else(|| {
+            StoreError::msg(format!(
+                "corrupt record: document revision {stored} is not positive"
+            ))
+        })
+}
+
+/// A stored timestamp.
+pub(crate) fn timestamp(millis: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(millis).ok_or_else(|| {
         StoreError::msg(format!(
             "corrupt record: timestamp {millis} is out of range"
         ))
     })
+}
+
+fn parse_id<T>(raw: &str, what: &str) -> Result<T, StoreError>
+where
+    T: FromStr<Err = uuid::Error>,
+{
+    raw.parse().map_err(|e| corrupt(what, e))
 }
 
 fn corrupt(what: &str, cause: impl std::error::Error + Send + Sync + 'static) -> StoreError {

@@ -7,13 +7,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
-    DeleteOrganizationError, NewOrganization, Organization, OrganizationId, OrganizationName,
-    ReconcileReport, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
+    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    NewOrganization, Organization, OrganizationId, OrganizationName, ReconcileReport,
+    RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 
 use crate::connection::Connections;
 use crate::migrations::{self, MigrationError, MIGRATIONS};
-use crate::{admins, organizations};
+use crate::{admins, documents, organizations};
 
 /// The embedded [`TenantStore`]: organizations, admins and one table of JSON
 /// documents per organization (`org_<canonical name>`), all in one SQLite
@@ -21,7 +22,11 @@ use crate::{admins, organizations};
 ///
 /// Every lifecycle operation is a single transaction, so there is never a
 /// half-done operation: [`TenantStore::reconcile`] has nothing to repair and
-/// `Busy` is never returned. [`TenantLocation::database`] is `"main"`, the
+/// `Busy` is never returned. Document writes run on the same writer
+/// connection as renames and resolve the organization's table inside their
+/// own transaction, so a write racing a rename lands in the table before or
+/// after the move, never in between; reads resolve and read in one snapshot
+/// (details in `documents.rs`). [`TenantLocation::database`] is `"main"`, the
 /// SQLite schema name of the store's file.
 ///
 /// Cheap to clone: clones share the connections (see the crate docs).
@@ -135,48 +140,61 @@ impl TenantStore for SqliteStore {
             .await
     }
 
-    // PLACEHOLDER(issue 4): replaced by the real data API implementation.
     async fn insert_document(
         &self,
-        _organization: OrganizationId,
-        _body: orgsvc_domain::DocumentBody,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        body: DocumentBody,
+    ) -> Result<TenantDocument, DocumentError> {
+        self.connections
+            .write(move |connection| documents::insert(connection, organization, body))
+            .await
     }
 
     async fn find_document(
         &self,
-        _organization: OrganizationId,
-        _id: orgsvc_domain::DocumentId,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        id: DocumentId,
+    ) -> Result<TenantDocument, DocumentError> {
+        self.connections
+            .read(move |connection| documents::find(connection, organization, id))
+            .await
     }
 
     async fn list_documents(
         &self,
-        _organization: OrganizationId,
-        _query: orgsvc_domain::DocumentQuery,
-    ) -> Result<orgsvc_domain::DocumentPage, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        query: DocumentQuery,
+    ) -> Result<DocumentPage, DocumentError> {
+        self.connections
+            .read(move |connection| documents::list(connection, organization, &query))
+            .await
     }
 
     async fn replace_document(
         &self,
-        _organization: OrganizationId,
-        _id: orgsvc_domain::DocumentId,
-        _body: orgsvc_domain::DocumentBody,
-        _expected_revision: Option<u64>,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        id: DocumentId,
+        body: DocumentBody,
+        expected_revision: Option<u64>,
+    ) -> Result<TenantDocument, DocumentError> {
+        self.connections
+            .write(move |connection| {
+                documents::replace(connection, organization, id, body, expected_revision)
+            })
+            .await
     }
 
     async fn delete_document(
         &self,
-        _organization: OrganizationId,
-        _id: orgsvc_domain::DocumentId,
-        _expected_revision: Option<u64>,
-    ) -> Result<(), orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        id: DocumentId,
+        expected_revision: Option<u64>,
+    ) -> Result<(), DocumentError> {
+        self.connections
+            .write(move |connection| {
+                documents::delete(connection, organization, id, expected_revision)
+            })
+            .await
     }
 
     /// Every operation is one transaction: there is never anything to repair.

@@ -4,30 +4,61 @@
 //! and has the layout below; the store creates, renames and drops them inside
 //! the transactions that change the organization, so they cannot disagree
 //! with the `organizations` table.
+//!
+//! Layout (see [`create`]):
+//!
+//! ```sql
+//! CREATE TABLE "org_<canonical>" (
+//!     id         TEXT    NOT NULL PRIMARY KEY,            -- UUIDv7, hyphenated
+//!     doc        TEXT    NOT NULL CHECK (json_valid(doc)), -- the body, as serialized
+//!     created_at INTEGER NOT NULL,                         -- ms since the epoch
+//!     updated_at INTEGER NOT NULL,
+//!     revision   INTEGER NOT NULL DEFAULT 1 CHECK (revision >= 1)
+//! ) STRICT;
+//! CREATE INDEX "idx_<organization id>_created_id" ON "org_<canonical>" (created_at, id);
+//! ```
+//!
+//! The listing index is named after the organization's immutable id, not
+//! after the table: `ALTER TABLE ... RENAME` keeps a table's indexes (and
+//! their names) and is O(1) whatever the number of rows, so a rename never
+//! rebuilds the index, and the index name stays unique when a new
+//! organization later takes the old table name. It starts with `idx_`, which
+//! no tenant table (`org_...`) or master table does: tables and indexes share
+//! one namespace in SQLite.
+//!
+//! Tables created before migration `0002_document_revisions` lack `revision`
+//! and the index; [`upgrade_all`] adds both (`revision` comes last in new
+//! tables too, so every table has the same shape).
 
-use orgsvc_domain::{CollectionName, StoreError};
-use rusqlite::Connection;
+use orgsvc_domain::{CollectionName, OrganizationId, StoreError};
+use rusqlite::{Connection, OptionalExtension};
 
-/// Creates the (empty) table `name`.
-///
-/// Layout: `id` is the document's id, `doc` its JSON body, the timestamps are
-/// milliseconds since the Unix epoch like everywhere in the store.
-pub(crate) fn create(connection: &Connection, name: &CollectionName) -> Result<(), StoreError> {
+/// Creates the (empty) table `name` of organization `organization`, with its
+/// listing index.
+pub(crate) fn create(
+    connection: &Connection,
+    organization: OrganizationId,
+    name: &CollectionName,
+) -> Result<(), StoreError> {
     let sql = format!(
-        "CREATE TABLE {} (
+        "CREATE TABLE {table} (
             id         TEXT    NOT NULL PRIMARY KEY,
             doc        TEXT    NOT NULL CHECK (json_valid(doc)),
             created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
-        ) STRICT",
-        quoted(name)
+            updated_at INTEGER NOT NULL,
+            revision   INTEGER NOT NULL DEFAULT 1 CHECK (revision >= 1)
+        ) STRICT;
+        {index}",
+        table = quoted(name),
+        index = create_index_sql(organization, name, false),
     );
     connection
         .execute_batch(&sql)
         .map_err(|e| StoreError::new(format!("creating tenant table {name}"), e))
 }
 
-/// Renames table `from` to `to`, with every row and index.
+/// Renames table `from` to `to`, with every row and index. O(1): SQLite only
+/// rewrites the schema entries, never the rows or the index.
 pub(crate) fn rename(
     connection: &Connection,
     from: &CollectionName,
@@ -39,8 +70,9 @@ pub(crate) fn rename(
         .map_err(|e| StoreError::new(format!("renaming tenant table {from} to {to}"), e))
 }
 
-/// Drops table `name` with all its rows; a table already gone is not an
-/// error, so a damaged store can still delete the organization.
+/// Drops table `name` with all its rows (and its index); a table already
+/// gone is not an error, so a damaged store can still delete the
+/// organization.
 pub(crate) fn drop_if_exists(
     connection: &Connection,
     name: &CollectionName,
@@ -51,8 +83,93 @@ pub(crate) fn drop_if_exists(
         .map_err(|e| StoreError::new(format!("dropping tenant table {name}"), e))
 }
 
+/// The name of organization `organization`'s listing index.
+pub(crate) fn index_name(organization: OrganizationId) -> String {
+    format!("idx_{}_created_id", organization.as_uuid().simple())
+}
+
+/// Brings every tenant table to the current layout: adds the `revision`
+/// column (1 for existing rows) and the listing index where missing.
+/// Idempotent. Run by migration `0002_document_revisions`, inside its
+/// transaction: a migration cannot name the tenant tables statically.
+///
+/// A table recorded in `organizations` but missing from the file (a damaged
+/// store) is skipped with a warning, as [`drop_if_exists`] tolerates it.
+pub(crate) fn upgrade_all(connection: &Connection) -> Result<(), StoreError> {
+    let tables: Vec<(String, String)> = connection
+        .prepare("SELECT id, table_name FROM organizations ORDER BY id")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .map_err(|e| StoreError::new("listing the tenant tables to upgrade", e))?;
+    for (organization, table) in tables {
+        let organization: OrganizationId = organization
+            .parse()
+            .map_err(|e| StoreError::new("corrupt record: invalid stored organization id", e))?;
+        let name = CollectionName::parse(&table)
+            .map_err(|e| StoreError::new("corrupt record: invalid stored tenant table name", e))?;
+        upgrade(connection, organization, &name)?;
+    }
+    Ok(())
+}
+
+fn upgrade(
+    connection: &Connection,
+    organization: OrganizationId,
+    name: &CollectionName,
+) -> Result<(), StoreError> {
+    let context = |what: &str| format!("upgrading tenant table {name}: {what}");
+    let exists: Option<i64> = connection
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [name.as_str()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|e| StoreError::new(context("looking it up"), e))?;
+    if exists.is_none() {
+        tracing::warn!(table = %name, "tenant table missing; not upgraded");
+        return Ok(());
+    }
+    let has_revision: bool = connection
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = 'revision'",
+            [name.as_str()],
+            |row| row.get(0),
+        )
+        .map_err(|e| StoreError::new(context("reading its columns"), e))?;
+    if !has_revision {
+        // A constant default: SQLite does not rewrite the rows.
+        let sql = format!(
+            "ALTER TABLE {} ADD COLUMN revision INTEGER NOT NULL DEFAULT 1 CHECK (revision >= 1)",
+            quoted(name)
+        );
+        connection
+            .execute_batch(&sql)
+            .map_err(|e| StoreError::new(context("adding the revision column"), e))?;
+    }
+    connection
+        .execute_batch(&create_index_sql(organization, name, true))
+        .map_err(|e| StoreError::new(context("creating the listing index"), e))
+}
+
+fn create_index_sql(organization: OrganizationId, table: &CollectionName, upgrade: bool) -> String {
+    format!(
+        "CREATE INDEX {if_not_exists}{index} ON {table} (created_at, id);",
+        if_not_exists = if upgrade { "IF NOT EXISTS " } else { "" },
+        index = quote_identifier(&index_name(organization)),
+        table = quoted(table),
+    )
+}
+
 /// `name` as a quoted SQL identifier. Names built from organization names are
 /// always `[a-z0-9_]`; quoting keeps any stored name from being read as SQL.
-fn quoted(name: &CollectionName) -> String {
-    format!("\"{}\"", name.as_str().replace('"', "\"\""))
+pub(crate) fn quoted(name: &CollectionName) -> String {
+    quote_identifier(name.as_str())
+}
+
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -5,6 +5,7 @@
 
 mod concurrency;
 mod contract;
+mod documents;
 mod durability;
 mod migrations;
 mod support;

@@ -1,8 +1,13 @@
 //! Versioned migrations: applied once, refused when tampered with.
 
-use orgsvc_sqlite::{MigrationError, SqliteStore};
+use std::sync::Arc;
 
-use crate::support::{connect, migrated_store, table_exists};
+use orgsvc_domain::testing::all_documents;
+use orgsvc_domain::{AdminId, DocumentBody, DocumentId, OrganizationId, TenantStore};
+use orgsvc_sqlite::{MigrationError, SqliteStore};
+use serde_json::{json, Value};
+
+use crate::support::{connect, listing_index, migrated_store, name, table_exists};
 
 #[tokio::test]
 async fn migrate_applies_every_migration_once() {
@@ -11,21 +16,30 @@ async fn migrate_applies_every_migration_once() {
         .await
         .unwrap();
 
-    assert_eq!(store.migrate().await.unwrap(), ["0001_initial"]);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        ["0001_initial", "0002_document_revisions"]
+    );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
 
     let connection = connect(&dir.path().join("orgsvc.db"));
     assert!(table_exists(&connection, "organizations"));
     assert!(table_exists(&connection, "admins"));
-    let recorded: (i64, String, String) = connection
-        .query_row(
-            "SELECT version, name, checksum FROM _migrations",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
+    let recorded: Vec<(i64, String, String)> = connection
+        .prepare("SELECT version, name, checksum FROM _migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!((recorded.0, recorded.1.as_str()), (1, "0001_initial"));
-    assert_eq!(recorded.2.len(), 64, "SHA-256 as hex: {}", recorded.2);
+    let names: Vec<_> = recorded
+        .iter()
+        .map(|(version, name, _)| (*version, name.as_str()))
+        .collect();
+    assert_eq!(names, [(1, "0001_initial"), (2, "0002_document_revisions")]);
+    for (_, name, checksum) in &recorded {
+        assert_eq!(checksum.len(), 64, "{name}: SHA-256 as hex: {checksum}");
+    }
 }
 
 #[tokio::test]
@@ -64,4 +78,105 @@ async fn migrate_refuses_a_database_migrated_by_a_newer_build() {
         matches!(&err, MigrationError::UnknownVersion { version: 999, name } if name == "0999_future"),
         "{err:?}"
     );
+}
+
+/// A file as the previous release left it: only `0001_initial` applied and
+/// a tenant table without `revision` or listing index, holding documents.
+fn previous_release_file(path: &std::path::Path, organization: OrganizationId) {
+    use sha2::{Digest, Sha256};
+
+    let initial = include_str!("../../../../migrations/sqlite/0001_initial.sql");
+    let checksum: String = Sha256::digest(initial.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let connection = connect(path);
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL")
+        .unwrap();
+    connection
+        .execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE _migrations (
+                 version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL,
+                 checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;
+             {initial}
+             INSERT INTO _migrations VALUES (1, '0001_initial', '{checksum}', 0);
+             INSERT INTO organizations (id, display_name, canonical_name, database_name,
+                 table_name, admin_id, created_at, updated_at)
+                 VALUES ('{organization}', 'Acme', 'acme', 'main', 'org_acme',
+                         '{admin}', 1700000000000, 1700000000000);
+             INSERT INTO admins (id, organization_id, email, password_hash, created_at, updated_at)
+                 VALUES ('{admin}', '{organization}', 'owner@acme.example',
+                         '$argon2id$v=19$m=8,t=1,p=1$dGVzdA$dummy', 1700000000000, 1700000000000);
+             CREATE TABLE org_acme (
+                 id         TEXT    NOT NULL PRIMARY KEY,
+                 doc        TEXT    NOT NULL CHECK (json_valid(doc)),
+                 created_at INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL
+             ) STRICT;
+             COMMIT;",
+            admin = AdminId::new(),
+        ))
+        .unwrap();
+    let mut insert = connection
+        .prepare("INSERT INTO org_acme (id, doc, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")
+        .unwrap();
+    for n in 0..30_i64 {
+        insert
+            .execute(rusqlite::params![
+                DocumentId::new().to_string(),
+                format!(r#"{{"n":{n}}}"#),
+                1_700_000_000_000 + n
+            ])
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("orgsvc.db");
+    let organization = OrganizationId::new();
+    previous_release_file(&path, organization);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), ["0002_document_revisions"]);
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+
+    let connection = connect(&path);
+    let (index, _) = listing_index(&connection, "org_acme").unwrap();
+    assert_eq!(
+        index,
+        format!("idx_{}_created_id", organization.as_uuid().simple())
+    );
+    let shared: Arc<dyn TenantStore> = Arc::new(store.clone());
+    let documents = all_documents(&shared, organization).await;
+    assert_eq!(documents.len(), 30);
+    assert!(documents.iter().all(|d| d.revision == 1));
+    let numbers: Vec<_> = documents
+        .iter()
+        .map(|d| d.body.as_map()["n"].clone())
+        .collect();
+    assert_eq!(numbers, (0..30).map(Value::from).collect::<Vec<_>>());
+
+    let replaced = store
+        .replace_document(
+            organization,
+            documents[0].id,
+            DocumentBody::parse(json!({"n": "changed"})).unwrap(),
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.revision, 2);
+    store
+        .rename_organization(organization, &name("Acme Labs"))
+        .await
+        .unwrap();
+    assert_eq!(
+        listing_index(&connection, "org_acme_labs").map(|(name, _)| name),
+        Some(index)
+    );
+    assert_eq!(all_documents(&shared, organization).await.len(), 30);
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use orgsvc_domain::testing::ContractFixture;
 use orgsvc_domain::{OrganizationName, TenantStore};
 use orgsvc_sqlite::SqliteStore;
 use rusqlite::Connection;
@@ -12,7 +13,8 @@ use tempfile::TempDir;
 pub struct TestStore {
     pub store: SqliteStore,
     pub path: PathBuf,
-    pub dir: TempDir,
+    /// Deleted (with the file) when the test store is dropped.
+    pub _dir: TempDir,
 }
 
 /// A new store in a new temporary directory, migrated.
@@ -24,16 +26,20 @@ pub async fn migrated_store() -> TestStore {
     let path = dir.path().join("data").join("orgsvc.db");
     let store = SqliteStore::open(&path).await.unwrap();
     store.migrate().await.unwrap();
-    TestStore { store, path, dir }
+    TestStore {
+        store,
+        path,
+        _dir: dir,
+    }
 }
 
-/// A fresh store for the contract suite, which only gets the trait object:
-/// the directory is left in the target dir's tmp folder instead of being
-/// deleted under the store.
-pub async fn fresh_store() -> Arc<dyn TenantStore> {
-    let TestStore { store, dir, .. } = migrated_store().await;
-    let _kept = dir.keep();
-    Arc::new(store)
+/// The contract suite's fixture: the check gets the store, the fixture keeps
+/// the directory and deletes it when the test ends (fields drop in order:
+/// the store's connections close before the directory goes).
+impl ContractFixture for TestStore {
+    fn store(&self) -> Arc<dyn TenantStore> {
+        Arc::new(self.store.clone())
+    }
 }
 
 /// A separate connection to the store's file, as another process would have.
@@ -59,4 +65,25 @@ pub fn table_exists(connection: &Connection, table: &str) -> bool {
 
 pub fn name(raw: &str) -> OrganizationName {
     OrganizationName::parse(raw).unwrap()
+}
+
+/// The name and root page of `table`'s index on `(created_at, id)`, if any.
+pub fn listing_index(connection: &Connection, table: &str) -> Option<(String, i64)> {
+    let mut found: Vec<(String, i64)> = connection
+        .prepare(
+            "SELECT s.name, s.rootpage FROM sqlite_schema AS s \
+             WHERE s.type = 'index' AND s.tbl_name = ?1 \
+             AND (SELECT group_concat(name, ',') FROM \
+                  (SELECT name FROM pragma_index_info(s.name) ORDER BY seqno)) = 'created_at,id'",
+        )
+        .unwrap()
+        .query_map([table], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        found.len() <= 1,
+        "several listing indexes on {table}: {found:?}"
+    );
+    found.pop()
 }

@@ -1,0 +1,20 @@
+-- Tenant documents get a revision (optimistic concurrency, the HTTP ETag)
+-- and an index for listing them in (created_at, id) order.
+--
+-- The tenant tables are named after their organizations, so no SQL file can
+-- name them: this migration's work is its Rust step,
+-- tenant_tables::upgrade_all (crates/sqlite-adapter/src/tenant_tables.rs),
+-- run right after this file in the same transaction. For every table listed
+-- in organizations.table_name it runs, where still needed:
+--
+--   ALTER TABLE "org_<canonical>"
+--       ADD COLUMN revision INTEGER NOT NULL DEFAULT 1 CHECK (revision >= 1);
+--   CREATE INDEX IF NOT EXISTS "idx_<organization id, 32 hex digits>_created_id"
+--       ON "org_<canonical>" (created_at, id);
+--
+-- Existing documents get revision 1. Tables created from now on have this
+-- shape from the start. The index is named after the organization's id (not
+-- the table), so it keeps a valid, unique name when a rename moves the table.
+--
+-- Applied inside a transaction: no BEGIN/COMMIT here. Never edit this file
+-- once released.
