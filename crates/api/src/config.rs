@@ -11,6 +11,7 @@
 //! | `server.port` | `8080` | port to listen on |
 //! | `server.workers` | number of CPUs | HTTP worker threads |
 //! | `server.max_body_bytes` | `65536` | largest accepted request body; larger ones get 413 |
+//! | `data.max_document_bytes` | `262144` | largest accepted tenant document body (`/org/data`); larger ones get 413 |
 //! | `store.kind` | `embedded` | `embedded` (SQLite file) or `mongodb` |
 //! | `store.path` | `./data/orgsvc.db` | the embedded store's file |
 //! | `mongodb.uri` | `mongodb://127.0.0.1:27017` | connection string (secret: never logged) |
@@ -69,6 +70,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// MongoDB store (used when `store.kind = "mongodb"`).
     pub mongodb: MongoSettings,
+    /// Tenant documents (`/org/data`).
+    pub data: DataSettings,
     /// Credentials.
     pub auth: AuthSettings,
     /// Logging.
@@ -96,6 +99,13 @@ pub struct ServerSettings {
     pub workers: Option<NonZeroUsize>,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: NonZeroUsize,
+}
+
+/// Tenant document settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DataSettings {
+    /// Largest accepted document body (`POST`/`PUT /org/data`), in bytes.
+    pub max_document_bytes: NonZeroUsize,
 }
 
 /// Which store to use.
@@ -268,6 +278,7 @@ fn with_defaults(
         .set_default("mongodb.master_db", "orgsvc_master")?
         .set_default("mongodb.reconcile_interval_secs", 60)?
         .set_default("mongodb.reconcile_stale_after_secs", 30)?
+        .set_default("data.max_document_bytes", 262_144)?
         .set_default("auth.access_token_ttl", 900)?
         .set_default("auth.issuer", "orgsvc")?
         .set_default("auth.audience", "orgsvc-api")?
@@ -307,6 +318,7 @@ mod tests {
         assert_eq!(settings.mongodb.master_db, "orgsvc_master");
         assert_eq!(settings.mongodb.reconcile_interval_secs, 60);
         assert_eq!(settings.mongodb.reconcile_stale_after_secs, 30);
+        assert_eq!(settings.data.max_document_bytes.get(), 262_144);
         assert!(settings.auth.jwt_secret.is_none());
         assert_eq!(settings.auth.access_token_ttl, 900);
         assert_eq!(settings.auth.issuer, "orgsvc");
@@ -378,6 +390,7 @@ mod tests {
             ("ORGSVC__STORE__KIND", "postgres"),
             ("ORGSVC__PROFILE", "staging"),
             ("ORGSVC__SERVER__MAX_BODY_BYTES", "0"),
+            ("ORGSVC__DATA__MAX_DOCUMENT_BYTES", "0"),
         ] {
             let error = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
             assert!(

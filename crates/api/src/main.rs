@@ -1,13 +1,16 @@
-//! `orgsvc [--config FILE] [serve|migrate]`: the Organization Management Service.
+//! `orgsvc [--config FILE] [serve|migrate|openapi]`: the Organization Management Service.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use orgsvc_api::config::Settings;
+use orgsvc_api::openapi::ApiDoc;
 use orgsvc_api::problem::ErrorChain;
 use orgsvc_api::startup::{self, Command, StartupError};
 use orgsvc_api::telemetry;
+use utoipa::OpenApi;
 
 /// Multi-tenant Organization Management Service.
 #[derive(Debug, Parser)]
@@ -27,6 +30,9 @@ enum CliCommand {
     Serve,
     /// Migrate the store and exit.
     Migrate,
+    /// Print the OpenAPI document (as committed in `openapi.json`) and exit;
+    /// reads no settings and opens no store.
+    Openapi,
 }
 
 #[actix_web::main]
@@ -35,6 +41,7 @@ async fn main() -> ExitCode {
     let command = match cli.command {
         None | Some(CliCommand::Serve) => Command::Serve,
         Some(CliCommand::Migrate) => Command::Migrate,
+        Some(CliCommand::Openapi) => return print_openapi(),
     };
     match start(cli.config, command).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,6 +49,21 @@ async fn main() -> ExitCode {
             tracing::error!(error = %ErrorChain(&error), "orgsvc stopped");
             eprintln!("orgsvc: {}", ErrorChain(&error));
             ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Writes the OpenAPI document to stdout, as `openapi.json` holds it.
+fn print_openapi() -> ExitCode {
+    let written = ApiDoc::openapi()
+        .to_pretty_json()
+        .map_err(io::Error::other)
+        .and_then(|json| writeln!(io::stdout().lock(), "{json}"));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("orgsvc: could not write the OpenAPI document: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::problem::{FieldError, Problem};
-use crate::routes::{admin, health, organizations};
+use crate::routes::{admin, data, health, organizations};
 
 /// The API's OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -21,12 +21,23 @@ use crate::routes::{admin, health, organizations};
         organizations::get,
         organizations::update,
         organizations::delete,
+        data::create,
+        data::list,
+        data::get,
+        data::replace,
+        data::delete,
         admin::login,
         health::live,
         health::ready,
     ),
     components(
-        schemas(Problem, FieldError),
+        // DeleteOrganizationRequest: referenced by name from `DELETE /org/delete`'s optional body.
+        schemas(
+            Problem,
+            FieldError,
+            organizations::DeleteOrganizationRequest,
+            data::DocumentData
+        ),
         responses(
             responses::BadRequestBody,
             responses::Unauthorized,
@@ -41,11 +52,18 @@ use crate::routes::{admin, health, organizations};
             responses::ValidationFailed,
             responses::InternalError,
             responses::StoreUnavailable,
+            responses::DocumentNotFound,
+            responses::PreconditionFailed,
+            responses::DocumentTooLarge,
+            responses::InvalidDocument,
+            responses::InvalidListing,
+            responses::OrganizationBusy,
         )
     ),
     modifiers(&BearerSecurity),
     tags(
         (name = "organizations", description = "Organizations (tenants) and their collections."),
+        (name = "data", description = "The caller's organization's own documents (its tenant collection)."),
         (name = "admin", description = "Admin authentication."),
         (name = "health", description = "Probes for orchestrators."),
     )
@@ -215,6 +233,54 @@ pub mod responses {
                 FieldError::new("email", "must be an address like name@example.com"),
                 FieldError::new("password", "is required"),
             ])]
+        }
+        /// 404 of a tenant document.
+        DocumentNotFound {
+            "The caller's organization has no document with this id (also for ids that are \
+             not UUIDs, and for other organizations' documents).",
+            headers: [],
+            examples: [ApiError::DocumentNotFound]
+        }
+        /// 412 of a conditional document write.
+        PreconditionFailed {
+            "`If-Match` does not match the document's current revision; nothing was changed.",
+            headers: [("ETag", "The document's current revision, e.g. `\"4\"`.")],
+            examples: [ApiError::PreconditionFailed { current: 4 }]
+        }
+        /// 413 of a tenant document.
+        DocumentTooLarge {
+            "The document exceeds `data.max_document_bytes` (default 262144).",
+            headers: [],
+            examples: [ApiError::PayloadTooLarge { limit: 262_144 }]
+        }
+        /// 422 of a tenant document.
+        InvalidDocument {
+            "The body is not a JSON object, or a field name starts with `$` or contains `.` or \
+             NUL, or an integer does not fit in 64 bits, or nesting exceeds 100 levels. `field` \
+             is a JSON Pointer (RFC 6901) to the offending place (empty: the whole body).",
+            headers: [],
+            examples: [ApiError::Validation(vec![FieldError::new(
+                "/address/$city",
+                "field names must not start with '$'",
+            )])]
+        }
+        /// 422 of a document listing.
+        InvalidListing {
+            "`limit`, `after` or `filter` is invalid, or the query has another parameter; \
+             errors inside `filter` name `filter` followed by a JSON Pointer.",
+            headers: [],
+            examples: [ApiError::Validation(vec![
+                FieldError::new("limit", "must be between 1 and 100"),
+                FieldError::new("after", "is not a cursor returned by this API"),
+                FieldError::new("filter/tags", "filter values must be strings, numbers, booleans or null"),
+            ])]
+        }
+        /// 503 while a rename moves the organization's collection.
+        OrganizationBusy {
+            "The organization is being renamed and its collection moved; nothing was done. \
+             Retry after `Retry-After` seconds.",
+            headers: [("Retry-After", "Seconds to wait before retrying.")],
+            examples: [ApiError::OrganizationBusy]
         }
         /// 500.
         InternalError {

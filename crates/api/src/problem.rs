@@ -8,8 +8,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use orgsvc_domain::{
-    CreateOrganizationError, DeleteOrganizationError, RenameOrganizationError, StoreError,
-    UpdateAdminError,
+    CreateOrganizationError, DeleteOrganizationError, DocumentError, RenameOrganizationError,
+    StoreError, UpdateAdminError,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -127,6 +127,18 @@ pub enum ApiError {
     /// The store does not answer (readiness).
     #[error("store unavailable")]
     StoreUnavailable,
+    /// The caller's organization has no document with this id.
+    #[error("document not found")]
+    DocumentNotFound,
+    /// `If-Match` names a revision other than the document's current one.
+    #[error("precondition failed")]
+    PreconditionFailed {
+        /// The document's current revision (sent as its `ETag`).
+        current: u64,
+    },
+    /// The organization's collection is being moved by a rename; nothing was done.
+    #[error("organization busy")]
+    OrganizationBusy,
     /// Anything unexpected; logged in full, answered with a generic 500.
     #[error("unexpected error")]
     Unexpected(#[source] Box<dyn StdError + Send + Sync>),
@@ -158,6 +170,9 @@ impl ApiError {
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
+            Self::DocumentNotFound => "document_not_found",
+            Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::OrganizationBusy => "organization_busy",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -181,6 +196,9 @@ impl ApiError {
             Self::RouteNotFound => "Not found",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::StoreUnavailable => "Service unavailable",
+            Self::DocumentNotFound => "Document not found",
+            Self::PreconditionFailed { .. } => "Precondition failed",
+            Self::OrganizationBusy => "Organization busy",
             Self::Unexpected(_) => "Internal server error",
         }
     }
@@ -222,6 +240,13 @@ impl ApiError {
                 format!("This resource accepts only: {allowed}.")
             }
             Self::StoreUnavailable => "The store does not answer.".into(),
+            Self::DocumentNotFound => "Your organization has no document with this id.".into(),
+            Self::PreconditionFailed { current } => format!(
+                "The document was changed since you read it; its current ETag is \"{current}\"."
+            ),
+            Self::OrganizationBusy => {
+                "The organization is being renamed; nothing was done, retry shortly.".into()
+            }
             Self::Unexpected(_) => "An unexpected error occurred.".into(),
         }
     }
@@ -250,7 +275,9 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::OrganizationNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::OrganizationNotFound | Self::RouteNotFound | Self::DocumentNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::OrganizationNameTaken | Self::EmailTaken | Self::OperationInProgress => {
                 StatusCode::CONFLICT
             }
@@ -260,7 +287,8 @@ impl ResponseError for ApiError {
             | Self::TokenExpired => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::StoreUnavailable | Self::OrganizationBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -278,8 +306,11 @@ impl ResponseError for ApiError {
             Self::InvalidToken | Self::TokenExpired => {
                 response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_INVALID));
             }
-            Self::OperationInProgress => {
+            Self::OperationInProgress | Self::OrganizationBusy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            Self::PreconditionFailed { current } => {
+                response.insert_header((header::ETAG, format!("\"{current}\"")));
             }
             Self::MethodNotAllowed { allowed } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allowed)));
@@ -355,6 +386,20 @@ impl From<DeleteOrganizationError> for ApiError {
     }
 }
 
+impl From<DocumentError> for ApiError {
+    fn from(error: DocumentError) -> Self {
+        match error {
+            // The organization was deleted since the token was checked: the
+            // token is no longer valid, as the next request would find.
+            DocumentError::OrganizationNotFound => Self::InvalidToken,
+            DocumentError::NotFound => Self::DocumentNotFound,
+            DocumentError::RevisionMismatch { current } => Self::PreconditionFailed { current },
+            DocumentError::Busy => Self::OrganizationBusy,
+            DocumentError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<UpdateAdminError> for ApiError {
     fn from(error: UpdateAdminError) -> Self {
         match error {
@@ -389,6 +434,24 @@ mod tests {
             ErrorChain(&error).to_string(),
             "reading admins: socket closed"
         );
+    }
+
+    #[test]
+    fn document_errors_map_to_their_statuses_and_headers() {
+        let busy = ApiError::from(DocumentError::Busy).error_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        let stale = ApiError::from(DocumentError::RevisionMismatch { current: 7 });
+        assert_eq!(stale.code(), "precondition_failed");
+        let stale = stale.error_response();
+        assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(stale.headers().get(header::ETAG).unwrap(), "\"7\"");
+        let gone = ApiError::from(DocumentError::NotFound);
+        assert_eq!(gone.status_code(), StatusCode::NOT_FOUND);
+        assert_eq!(gone.code(), "document_not_found");
+        let deleted = ApiError::from(DocumentError::OrganizationNotFound).error_response();
+        assert_eq!(deleted.status(), StatusCode::UNAUTHORIZED);
+        assert!(deleted.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 
     #[test]

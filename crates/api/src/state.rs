@@ -21,6 +21,8 @@ pub struct AppState {
     pub tokens: TokenService,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest accepted tenant document body (`/org/data`), in bytes.
+    pub max_document_bytes: usize,
 }
 
 impl fmt::Debug for AppState {
@@ -29,6 +31,7 @@ impl fmt::Debug for AppState {
             .field("hasher", &self.hasher)
             .field("tokens", &self.tokens)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_document_bytes", &self.max_document_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +81,7 @@ impl AppState {
             hasher: credentials.hasher,
             tokens: credentials.tokens,
             max_body_bytes: settings.server.max_body_bytes.get(),
+            max_document_bytes: settings.data.max_document_bytes.get(),
         }
     }
 }

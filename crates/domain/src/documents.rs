@@ -297,6 +297,9 @@ impl DocumentQuery {
                     path: path.clone(),
                     reason,
                 };
+                if field.is_empty() {
+                    return Err(invalid("filter field names must not be empty"));
+                }
                 check_field_name(&field).map_err(invalid)?;
                 let value = match value {
                     Value::String(s) => FilterValue::String(s),
@@ -414,5 +417,6 @@ mod tests {
             "/$where"
         );
         assert!(DocumentQuery::parse_filters(json!("status")).is_err());
+        assert!(DocumentQuery::parse_filters(json!({"": 1})).is_err());
     }
 }

@@ -5,12 +5,22 @@
 use std::collections::HashSet;
 
 use mongodb::bson::doc;
+use mongodb::error::ErrorKind;
+use mongodb::options::IndexOptions;
+use mongodb::IndexModel;
 use orgsvc_domain::StoreError;
 
 use crate::store::MongoStore;
 
 /// MongoDB's "namespace exists" error code.
 pub(crate) const NAMESPACE_EXISTS: i32 = 48;
+
+/// MongoDB's codes for "an equivalent index exists under another name or
+/// with other options".
+const INDEX_CONFLICTS: [i32; 2] = [85, 86];
+
+/// The index serving the listing order of tenant documents.
+pub(crate) const LISTING_INDEX: &str = "created_at_1__id_1";
 
 impl MongoStore {
     /// The names of the master database's collections.
@@ -37,6 +47,103 @@ impl MongoStore {
         }
     }
 
+    /// Creates the tenant collection of an organization that has just claimed
+    /// its name, with its listing index. Whatever a collection of that name
+    /// still holds predates the claim (documents that a write racing a rename
+    /// or deletion of the previous owner left behind), so it is dropped first.
+    pub(crate) async fn fresh_tenant_collection(&self, name: &str) -> Result<(), StoreError> {
+        if self.collection_exists(name).await? {
+            tracing::warn!(
+                collection = name,
+                "dropping a leftover collection before reusing its name"
+            );
+            self.drop_collection(name).await?;
+        }
+        self.ensure_collection(name).await?;
+        self.ensure_listing_index(name).await
+    }
+
+    /// Creates the index serving the listing order, `{created_at: 1, _id: 1}`,
+    /// on a new, empty tenant collection that nobody uses yet (idempotent),
+    /// and verifies its effect
+    /// with a probe document inserted and deleted again: the collection must
+    /// still accept documents. A server that refuses that key pattern (a
+    /// command error, not a lost connection) or cannot maintain it (the probe
+    /// is refused) gets `{created_at: 1}` instead, with a warning: listings
+    /// stay correct, only big collections list more slowly.
+    pub(crate) async fn ensure_listing_index(&self, name: &str) -> Result<(), StoreError> {
+        let full = listing_index(doc! { "created_at": 1, "_id": 1 }, LISTING_INDEX);
+        let refusal = match self.tenant(name).create_index(full).await {
+            Ok(_) => match self.probe_writes(name).await? {
+                None => return Ok(()),
+                Some(refusal) => {
+                    // Start over without the index: the collection is new
+                    // and empty (dropping the index by name is not enough
+                    // where the server names indexes its own way).
+                    self.drop_collection(name).await?;
+                    self.ensure_collection(name).await?;
+                    refusal
+                }
+            },
+            Err(e) if command_code(&e).is_some_and(|c| INDEX_CONFLICTS.contains(&c)) => {
+                return Ok(())
+            }
+            Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(_)) => e,
+            Err(e) => {
+                return Err(StoreError::new(
+                    format!("creating the listing index of {name}"),
+                    e,
+                ))
+            }
+        };
+        tracing::warn!(
+            collection = name,
+            error = %refusal,
+            "the server cannot index {{created_at: 1, _id: 1}}; indexing created_at alone"
+        );
+        match self
+            .tenant(name)
+            .create_index(listing_index(doc! { "created_at": 1 }, "created_at_1"))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if command_code(&e).is_some_and(|c| INDEX_CONFLICTS.contains(&c)) => {}
+            Err(e) => {
+                return Err(StoreError::new(
+                    format!("creating the listing index of {name}"),
+                    e,
+                ))
+            }
+        }
+        match self.probe_writes(name).await? {
+            None => Ok(()),
+            Some(e) => Err(StoreError::new(
+                format!("{name} refuses documents once indexed on created_at"),
+                e,
+            )),
+        }
+    }
+
+    /// Inserts and deletes a probe document; the server's refusal of the
+    /// insert, if it refused.
+    async fn probe_writes(&self, name: &str) -> Result<Option<mongodb::error::Error>, StoreError> {
+        let probe = doc! {
+            "_id": format!("probe-{}", uuid::Uuid::new_v4()),
+            "created_at": mongodb::bson::DateTime::now(),
+        };
+        let id = probe.get("_id").cloned();
+        match self.tenant(name).insert_one(probe).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind.as_ref(), ErrorKind::Write(_)) => return Ok(Some(e)),
+            Err(e) => return Err(StoreError::new(format!("probing writes to {name}"), e)),
+        }
+        self.tenant(name)
+            .delete_one(doc! { "_id": id })
+            .await
+            .map_err(|e| StoreError::new(format!("deleting the probe document of {name}"), e))?;
+        Ok(None)
+    }
+
     /// Drops the collection and checks that it is gone.
     pub(crate) async fn drop_collection(&self, name: &str) -> Result<(), StoreError> {
         self.tenant(name)
@@ -50,14 +157,13 @@ impl MongoStore {
         }
         Ok(())
     }
+}
 
-    /// The number of documents in the collection (0 when it does not exist).
-    pub(crate) async fn count(&self, name: &str) -> Result<u64, StoreError> {
-        self.tenant(name)
-            .count_documents(doc! {})
-            .await
-            .map_err(|e| StoreError::new(format!("counting documents of {name}"), e))
-    }
+fn listing_index(keys: mongodb::bson::Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_owned()).build())
+        .build()
 }
 
 /// The server's error code when a command was refused.

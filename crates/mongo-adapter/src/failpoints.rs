@@ -1,5 +1,8 @@
 //! A test seam: stop an operation right after a given step, as if the
-//! process died there, so tests can check what reconcile makes of it.
+//! process died there, so tests can check what reconcile makes of it; or
+//! hold it there until the test lets it go on, so tests can interleave
+//! operations exactly (e.g. a document write arriving after a rename moved
+//! the collection).
 //!
 //! The seam exists only with the `failpoints` feature; without it every check
 //! compiles to nothing.
@@ -30,6 +33,10 @@ pub enum Step {
     RenameCollectionMoved,
     /// Rename: the record carries the new name (still renaming).
     RenameRecordUpdated,
+    /// Rename: stragglers (documents written to the old collection after it
+    /// moved) are moved too and the old collection is gone; the old name is
+    /// still claimed.
+    RenameStragglersSwept,
     /// Rename: the old canonical name is released.
     RenameOldNameReleased,
     /// Delete: the record is marked deleting.
@@ -40,6 +47,13 @@ pub enum Step {
     DeleteCollectionDropped,
     /// Delete: the canonical name is released (the record still exists).
     DeleteNameReleased,
+    /// Document write: the organization's record was read as active (its
+    /// collection is known) and, for a replace or delete, the document read;
+    /// nothing is written yet.
+    DocumentTargetRead,
+    /// Document write: the write is done in the collection read before; the
+    /// record is not read again yet.
+    DocumentWritten,
 }
 
 #[cfg(feature = "failpoints")]
@@ -47,14 +61,51 @@ mod seam {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
 
+    use tokio::sync::oneshot;
+
     use super::{Step, StoreError};
 
-    /// The armed failpoint and the rename strategy override, shared by the
-    /// clones of a store.
+    /// A held step: signals when an operation reaches it, waits for resume.
+    type Hold = (Step, oneshot::Sender<()>, oneshot::Receiver<()>);
+
+    /// The armed failpoint, the held steps and the rename strategy override,
+    /// shared by the clones of a store.
     #[derive(Clone, Debug, Default)]
     pub(crate) struct Failpoints {
         armed: Arc<Mutex<Option<Step>>>,
+        holds: Arc<Mutex<Vec<Hold>>>,
         force_copy: Arc<AtomicBool>,
+    }
+
+    /// An operation held at a step (see [`crate::MongoStore::pause_after`]).
+    #[derive(Debug)]
+    pub struct Paused {
+        reached: Option<oneshot::Receiver<()>>,
+        resume: Option<oneshot::Sender<()>>,
+    }
+
+    impl Paused {
+        /// Waits until an operation reaches the step (and stops there).
+        pub async fn reached(&mut self) {
+            if let Some(reached) = self.reached.take() {
+                let _ = reached.await;
+            }
+        }
+
+        /// Lets the held operation go on.
+        pub fn resume(mut self) {
+            if let Some(resume) = self.resume.take() {
+                let _ = resume.send(());
+            }
+        }
+    }
+
+    impl Drop for Paused {
+        fn drop(&mut self) {
+            if let Some(resume) = self.resume.take() {
+                let _ = resume.send(());
+            }
+        }
     }
 
     impl Failpoints {
@@ -66,6 +117,35 @@ mod seam {
         /// Arms a one-shot failure right after `step`.
         pub(crate) fn fail_after(&self, step: Step) {
             *self.armed.lock().unwrap_or_else(PoisonError::into_inner) = Some(step);
+        }
+
+        /// Holds the next operation reaching `step` there (one shot).
+        pub(crate) fn pause_after(&self, step: Step) -> Paused {
+            let (reached_tx, reached_rx) = oneshot::channel();
+            let (resume_tx, resume_rx) = oneshot::channel();
+            self.holds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((step, reached_tx, resume_rx));
+            Paused {
+                reached: Some(reached_rx),
+                resume: Some(resume_tx),
+            }
+        }
+
+        /// Waits here if a test holds operations at `step`.
+        pub(crate) async fn hold(&self, step: Step) {
+            let hold = {
+                let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+                holds
+                    .iter()
+                    .position(|(held, _, _)| *held == step)
+                    .map(|i| holds.remove(i))
+            };
+            if let Some((_, reached, resume)) = hold {
+                let _ = reached.send(());
+                let _ = resume.await;
+            }
         }
 
         /// Makes renames skip the native `renameCollection`.
@@ -111,6 +191,9 @@ mod seam {
         }
 
         #[inline(always)]
+        pub(crate) async fn hold(&self, _step: Step) {}
+
+        #[inline(always)]
         pub(crate) fn forces_copy(&self) -> bool {
             false
         }
@@ -118,3 +201,5 @@ mod seam {
 }
 
 pub(crate) use seam::Failpoints;
+#[cfg(feature = "failpoints")]
+pub use seam::Paused;

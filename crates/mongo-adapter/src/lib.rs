@@ -7,10 +7,15 @@
 //! organization document first, take each step idempotently, and
 //! [`TenantStore::reconcile`](orgsvc_domain::TenantStore::reconcile) finishes
 //! or undoes whatever a crash interrupted.
+//!
+//! Tenant documents live in their organization's collection as `{_id, body,
+//! revision, created_at, updated_at}`; writes that race a rename are either
+//! carried to the new collection or refused as busy (see `documents_api.rs`).
 
 mod admins;
 mod catalog;
 mod documents;
+mod documents_api;
 mod errors;
 mod failpoints;
 mod lifecycle;
@@ -19,8 +24,9 @@ mod names;
 mod reconcile;
 mod rename_sync;
 mod store;
+mod tenant_documents;
 
 #[cfg(feature = "failpoints")]
-pub use failpoints::Step;
+pub use failpoints::{Paused, Step};
 pub use migrations::MigrationError;
 pub use store::MongoStore;

@@ -12,6 +12,17 @@ use orgsvc_domain::StoreError;
 use crate::errors::is_duplicate_key;
 use crate::store::MongoStore;
 
+/// What claiming a name did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// This call claimed the name: nobody held it before.
+    New,
+    /// The organization already held it.
+    Held,
+    /// Another organization holds it.
+    Taken,
+}
+
 impl MongoStore {
     /// Claims `canonical` for the organization; `false` when another
     /// organization holds it. Claiming a name already held is a no-op.
@@ -20,6 +31,12 @@ impl MongoStore {
         canonical: &str,
         org_id: &str,
     ) -> Result<bool, StoreError> {
+        Ok(self.claim(canonical, org_id).await? != Claim::Taken)
+    }
+
+    /// Claims `canonical` for the organization and says whether the claim is
+    /// new, was already held, or is another organization's.
+    pub(crate) async fn claim(&self, canonical: &str, org_id: &str) -> Result<Claim, StoreError> {
         let claim = self
             .name_claims()
             .update_one(
@@ -29,8 +46,9 @@ impl MongoStore {
             .upsert(true)
             .await;
         match claim {
-            Ok(_) => Ok(true),
-            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Ok(result) if result.upserted_id.is_some() => Ok(Claim::New),
+            Ok(_) => Ok(Claim::Held),
+            Err(e) if is_duplicate_key(&e) => Ok(Claim::Taken),
             Err(e) => Err(StoreError::new("claiming an organization name", e)),
         }
     }

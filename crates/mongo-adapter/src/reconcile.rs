@@ -79,7 +79,7 @@ impl MongoStore {
                 let target = record.pending_rename().cloned();
                 let claimed = match target {
                     Some(t) if record.canonical == t.from_canonical => {
-                        self.claim_name(&t.to_canonical, &record.id).await?
+                        self.claim_rename_target(&record).await?
                     }
                     _ => true,
                 };

@@ -1,23 +1,43 @@
 //! Moving a tenant collection to its new name.
 //!
 //! First the native `renameCollection` (same database, `dropTarget: false`),
-//! then a check of its effect: the target holds the source's document count
-//! and the source is gone. When the server refuses or the check fails, a
-//! batched copy (`_id`s preserved, duplicates from an earlier interrupted
-//! copy ignored), then the source's indexes recreated on the target, the
-//! counts compared, and only then the source dropped. Safe to run again after
-//! a crash at any point.
+//! then a check of its effect: the source is gone and the target exists.
+//! When the server refuses or the check fails, a batched copy that moves the
+//! documents one claimed batch at a time:
+//!
+//! 1. claim every unclaimed document of the source by setting [`MOVING`] on
+//!    it (one `updateMany`; each document is claimed atomically);
+//! 2. copy claimed documents to the target in batches (`_id`s preserved, the
+//!    marker stripped, duplicates from an interrupted copy ignored), and
+//!    delete each copied batch from the source;
+//! 3. repeat until a claim round finds nothing left to claim, recreate the
+//!    source's indexes on the target, and drop the source.
+//!
+//! The claim is what makes the copy safe against document writes racing it
+//! (see `documents_api.rs`): writers never change or delete a claimed
+//! document, and a claimed document is never lost (a resumed copy copies
+//! whatever is claimed), so each document has exactly one fate, decided
+//! atomically on the document itself. Safe to run again after a crash at any
+//! point, and by several processes at once.
+//!
+//! [`MOVING`]: crate::tenant_documents::MOVING
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
 use orgsvc_domain::StoreError;
 
 use crate::errors::only_duplicate_keys;
 use crate::failpoints::Step;
 use crate::store::MongoStore;
+use crate::tenant_documents::{not_moving, MOVING};
 
 /// Documents copied per `insert_many` by the fallback.
 const COPY_BATCH: usize = 1_000;
+
+/// Claim rounds after which a copy gives up (each round after the first only
+/// finds documents written by requests that read the organization as active
+/// before the rename started, so a handful of rounds is the most expected).
+const MAX_CLAIM_ROUNDS: usize = 50;
 
 impl MongoStore {
     /// Moves collection `from` to `to` with every document and index.
@@ -31,7 +51,8 @@ impl MongoStore {
                     to,
                     "tenant collection missing during rename; creating it empty"
                 );
-                return self.ensure_collection(to).await;
+                self.ensure_collection(to).await?;
+                return self.ensure_listing_index(to).await;
             }
             (true, false) if !self.forces_copy() => {
                 if self.rename_natively(from, to).await? {
@@ -43,9 +64,10 @@ impl MongoStore {
         self.copy_collection(from, to).await
     }
 
-    /// Tries `renameCollection`; `true` when its effect is verified.
+    /// Tries `renameCollection`; `true` when its effect is verified (the
+    /// source is gone, the target exists). Document counts are not compared:
+    /// writes racing the rename may change them.
     async fn rename_natively(&self, from: &str, to: &str) -> Result<bool, StoreError> {
-        let expected = self.count(from).await?;
         let db = self.db().name();
         let command = doc! {
             "renameCollection": format!("{db}.{from}"),
@@ -57,8 +79,7 @@ impl MongoStore {
             return Ok(false);
         }
         let names = self.collection_names().await?;
-        let moved =
-            !names.contains(from) && names.contains(to) && self.count(to).await? == expected;
+        let moved = !names.contains(from) && names.contains(to);
         if !moved {
             tracing::info!(
                 from,
@@ -69,37 +90,72 @@ impl MongoStore {
         Ok(moved)
     }
 
-    /// The fallback: copy in batches, recreate indexes, verify, drop source.
-    async fn copy_collection(&self, from: &str, to: &str) -> Result<(), StoreError> {
+    /// The fallback: claim, copy and delete in batches until nothing is left,
+    /// recreate indexes, drop the source. Also moves stragglers (documents
+    /// written to `from` after an earlier move) into an existing `to`.
+    pub(crate) async fn copy_collection(&self, from: &str, to: &str) -> Result<(), StoreError> {
         self.ensure_collection(to).await?;
-        let mut cursor = self
-            .tenant(from)
-            .find(doc! {})
-            .batch_size(COPY_BATCH as u32)
-            .await
-            .map_err(|e| StoreError::new(format!("reading {from} to copy it"), e))?;
-        let mut batch = Vec::with_capacity(COPY_BATCH);
-        while let Some(document) = cursor
-            .try_next()
-            .await
-            .map_err(|e| StoreError::new(format!("reading {from} to copy it"), e))?
-        {
-            batch.push(document);
-            if batch.len() == COPY_BATCH {
-                self.insert_batch(to, &mut batch).await?;
+        if !self.collection_exists(from).await? {
+            return Ok(());
+        }
+        let mut rounds = 0;
+        loop {
+            let claimed = self
+                .tenant(from)
+                .update_many(
+                    doc! { MOVING: not_moving() },
+                    doc! { "$set": { MOVING: true } },
+                )
+                .await
+                .map_err(|e| StoreError::new(format!("claiming the documents of {from}"), e))?
+                .modified_count;
+            self.copy_claimed(from, to).await?;
+            if claimed == 0 {
+                break;
+            }
+            rounds += 1;
+            if rounds == MAX_CLAIM_ROUNDS {
+                return Err(StoreError::msg(format!(
+                    "{from} still receives documents after {MAX_CLAIM_ROUNDS} copy rounds"
+                )));
             }
         }
-        self.insert_batch(to, &mut batch).await?;
         self.copy_indexes(from, to).await?;
         self.failpoint(Step::RenameCollectionCopied)?;
-
-        let (copied, expected) = (self.count(to).await?, self.count(from).await?);
-        if copied != expected {
-            return Err(StoreError::msg(format!(
-                "copy of {from} to {to} has {copied} documents instead of {expected}"
-            )));
-        }
         self.drop_collection(from).await
+    }
+
+    /// Copies every claimed document of `from` to `to` and deletes it from
+    /// `from`, batch by batch.
+    async fn copy_claimed(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let claimed = doc! { MOVING: { "$exists": true } };
+        loop {
+            let batch: Vec<Document> = self
+                .tenant(from)
+                .find(claimed.clone())
+                .limit(COPY_BATCH as i64)
+                .await
+                .map_err(|e| StoreError::new(format!("reading {from} to copy it"), e))?
+                .try_collect()
+                .await
+                .map_err(|e| StoreError::new(format!("reading {from} to copy it"), e))?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<Bson> = batch.iter().filter_map(|d| d.get("_id").cloned()).collect();
+            let mut copies: Vec<Document> = batch
+                .into_iter()
+                .map(|mut d| {
+                    d.remove(MOVING);
+                    d
+                })
+                .collect();
+            self.insert_batch(to, &mut copies).await?;
+            self.tenant(from)
+                .delete_many(doc! { "_id": { "$in": ids }, MOVING: { "$exists": true } })
+                .await
+                .map_err(|e| StoreError::new(format!("deleting copied documents of {from}"), e))?;
+        }
     }
 
     /// Inserts and empties `batch`; documents already there are skipped.

@@ -9,8 +9,9 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
-    DeleteOrganizationError, NewOrganization, Organization, OrganizationId, OrganizationName,
-    ReconcileReport, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
+    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    NewOrganization, Organization, OrganizationId, OrganizationName, ReconcileReport,
+    RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 
 use crate::documents::{
@@ -92,6 +93,13 @@ impl MongoStore {
         self.failpoints.check(step)
     }
 
+    /// Waits here while a test holds `step`, then stops if a test armed a
+    /// failpoint after it.
+    pub(crate) async fn checkpoint(&self, step: Step) -> Result<(), StoreError> {
+        self.failpoints.hold(step).await;
+        self.failpoints.check(step)
+    }
+
     /// Whether renames must skip the native `renameCollection` (tests only).
     pub(crate) fn forces_copy(&self) -> bool {
         self.failpoints.forces_copy()
@@ -118,6 +126,14 @@ impl MongoStore {
     /// process died there (one shot, shared by clones).
     pub fn fail_after(&self, step: Step) {
         self.failpoints.fail_after(step);
+    }
+
+    /// Holds the next operation reaching `step` right after it, until the
+    /// returned handle resumes it (or is dropped). Only these steps can be
+    /// held: the document steps, `RenameNameClaimed`, `RenameCollectionMoved`,
+    /// `RenameRecordUpdated` and `RenameStragglersSwept`.
+    pub fn pause_after(&self, step: Step) -> crate::failpoints::Paused {
+        self.failpoints.pause_after(step)
     }
 
     /// Makes renames skip the native `renameCollection` and use the batched
@@ -197,48 +213,49 @@ impl TenantStore for MongoStore {
         self.change_admin(id, update).await
     }
 
-    // PLACEHOLDER(issue 4): replaced by the real data API implementation.
     async fn insert_document(
         &self,
-        _organization: OrganizationId,
-        _body: orgsvc_domain::DocumentBody,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        body: DocumentBody,
+    ) -> Result<TenantDocument, DocumentError> {
+        self.insert_tenant_document(organization, body).await
     }
 
     async fn find_document(
         &self,
-        _organization: OrganizationId,
-        _id: orgsvc_domain::DocumentId,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        id: DocumentId,
+    ) -> Result<TenantDocument, DocumentError> {
+        self.find_tenant_document(organization, id).await
     }
 
     async fn list_documents(
         &self,
-        _organization: OrganizationId,
-        _query: orgsvc_domain::DocumentQuery,
-    ) -> Result<orgsvc_domain::DocumentPage, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        query: DocumentQuery,
+    ) -> Result<DocumentPage, DocumentError> {
+        self.list_tenant_documents(organization, query).await
     }
 
     async fn replace_document(
         &self,
-        _organization: OrganizationId,
-        _id: orgsvc_domain::DocumentId,
-        _body: orgsvc_domain::DocumentBody,
-        _expected_revision: Option<u64>,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        id: DocumentId,
+        body: DocumentBody,
+        expected_revision: Option<u64>,
+    ) -> Result<TenantDocument, DocumentError> {
+        self.replace_tenant_document(organization, id, body, expected_revision)
+            .await
     }
 
     async fn delete_document(
         &self,
-        _organization: OrganizationId,
-        _id: orgsvc_domain::DocumentId,
-        _expected_revision: Option<u64>,
-    ) -> Result<(), orgsvc_domain::DocumentError> {
-        Err(StoreError::msg("tenant documents are not implemented yet").into())
+        organization: OrganizationId,
+        id: DocumentId,
+        expected_revision: Option<u64>,
+    ) -> Result<(), DocumentError> {
+        self.delete_tenant_document(organization, id, expected_revision)
+            .await
     }
 
     async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError> {

@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse, Resource};
 use crate::problem::ApiError;
 
 pub mod admin;
+pub mod data;
 pub mod health;
 pub mod organizations;
 
@@ -15,6 +16,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/org/get", "GET").route(web::get().to(organizations::get)))
         .service(resource("/org/update", "PUT").route(web::put().to(organizations::update)))
         .service(resource("/org/delete", "DELETE").route(web::delete().to(organizations::delete)))
+        .service(
+            resource("/org/data", "GET, POST")
+                .route(web::get().to(data::list))
+                .route(web::post().to(data::create)),
+        )
+        .service(
+            resource("/org/data/{id}", "GET, PUT, DELETE")
+                .route(web::get().to(data::get))
+                .route(web::put().to(data::replace))
+                .route(web::delete().to(data::delete)),
+        )
         .service(resource("/admin/login", "POST").route(web::post().to(admin::login)))
         .service(resource("/health/live", "GET").route(web::get().to(health::live)))
         .service(resource("/health/ready", "GET").route(web::get().to(health::ready)));

@@ -20,6 +20,11 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
+// The `pattern` of every `organization_name` input is `OrganizationName::parse`'s
+// rule on the value with its surrounding whitespace (what `str::trim` removes:
+// Unicode White_Space) allowed, so the document accepts exactly what the
+// server does. `tests/api/openapi.rs` checks that they all agree.
+
 /// Body of `POST /org/create`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({
@@ -29,14 +34,16 @@ use crate::validation::FieldErrors;
 }))]
 pub struct CreateOrganizationRequest {
     /// 2 to 64 ASCII letters, digits, spaces, hyphens and underscores, starting
-    /// and ending with a letter or digit. Unique ignoring case and separators.
-    #[schema(value_type = String, required = true)]
+    /// and ending with a letter or digit (surrounding whitespace is trimmed).
+    /// Unique ignoring case and separators.
+    #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$")]
     organization_name: Option<Value>,
-    /// The first admin's login email (unique across organizations).
-    #[schema(value_type = String, format = Email, required = true)]
+    /// The first admin's login email (unique across organizations, compared
+    /// ignoring case).
+    #[schema(value_type = String, format = Email, required = true, max_length = 254)]
     email: Option<Value>,
     /// The first admin's password, 8 to 128 characters.
-    #[schema(value_type = String, format = Password, required = true)]
+    #[schema(value_type = String, format = Password, required = true, min_length = 8, max_length = 128)]
     password: Option<Value>,
 }
 
@@ -187,7 +194,11 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct OrganizationNameQuery {
     /// The organization's name (case, spaces, hyphens and underscores do not matter).
-    #[param(required = true, example = "Acme Corp")]
+    #[param(
+        required = true,
+        example = "Acme Corp",
+        pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     organization_name: Option<String>,
 }
 
@@ -238,15 +249,15 @@ fn parse_name(raw: Option<Value>) -> Result<OrganizationName, ApiError> {
 }))]
 pub struct UpdateOrganizationRequest {
     /// The new name of the caller's organization (may be a respelling of the
-    /// current one).
-    #[schema(value_type = String, required = true)]
+    /// current one); same rules as at creation.
+    #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$")]
     organization_name: Option<Value>,
-    /// A new login email for the caller.
-    #[schema(value_type = Option<String>, format = Email)]
+    /// A new login email for the caller; `null` or absent keeps the current one.
+    #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     email: Option<Value>,
-    /// A new password for the caller, 8 to 128 characters. Revokes every
-    /// access token issued before.
-    #[schema(value_type = Option<String>, format = Password)]
+    /// A new password for the caller, 8 to 128 characters; `null` or absent
+    /// keeps the current one. Revokes every access token issued before.
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 128)]
     password: Option<Value>,
 }
 
@@ -350,7 +361,7 @@ pub async fn update(
 #[schema(example = json!({"organization_name": "Acme Corp"}))]
 pub struct DeleteOrganizationRequest {
     /// The caller's organization name (alternative to the query parameter).
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$")]
     organization_name: Option<Value>,
 }
 
@@ -380,9 +391,17 @@ pub struct DeletedOrganization {
         "organization_name" = Option<String>,
         Query,
         description = "The caller's organization name (case, spaces, hyphens and underscores do not matter); required unless given in the body.",
-        example = "Acme Corp"
+        example = "Acme Corp",
+        pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )),
-    request_body(content = Option<DeleteOrganizationRequest>, description = "Alternative to the query parameter."),
+    // A plain reference, not `Option<..>`: the body is optional (no `required`)
+    // but, when sent, an object; a nullable schema would make generated
+    // clients send `null`.
+    request_body(
+        content = ref("#/components/schemas/DeleteOrganizationRequest"),
+        content_type = "application/json",
+        description = "Alternative to the query parameter; when sent, it must be valid even if the query parameter names the organization."
+    ),
     security(("bearer_auth" = [])),
     responses(
         (status = 200, description = "The organization was deleted.", body = DeletedOrganization),
@@ -408,11 +427,16 @@ pub async fn delete(
     let AuthenticatedAdmin(admin) = caller;
     let body: Option<DeleteOrganizationRequest> =
         optional_json(&req, payload, state.max_body_bytes).await?;
-    let raw_name = match query.into_inner().organization_name {
-        Some(name) => Some(Value::String(name)),
-        None => body.and_then(|body| body.organization_name),
+    // A body that is sent must be valid, even when the query names the organization.
+    let body_name = match body {
+        Some(body) => Some(parse_name(body.organization_name)?),
+        None => None,
     };
-    let name = parse_name(raw_name)?;
+    let name = match (query.into_inner().organization_name, body_name) {
+        (Some(name), _) => parse_name(Some(Value::String(name)))?,
+        (None, Some(name)) => name,
+        (None, None) => parse_name(None)?,
+    };
     // Compare with the caller's own organization before any lookup by name,
     // so the answer never reveals whether another organization exists.
     let own = state

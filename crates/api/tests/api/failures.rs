@@ -9,7 +9,7 @@ use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
     DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
     NewOrganization, Organization, OrganizationId, OrganizationName, ReconcileReport,
-    TenantDocument, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
+    RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 use serde_json::json;
 

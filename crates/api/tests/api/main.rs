@@ -29,6 +29,7 @@ macro_rules! store_suite {
 
 mod admin_login;
 mod authentication;
+mod data;
 mod failures;
 mod helpers;
 mod http;

@@ -1,4 +1,8 @@
-//! The served OpenAPI document.
+//! The served OpenAPI document, and the committed `openapi.json` that
+//! clients are generated from.
+
+use std::path::Path;
+use std::process::Command;
 
 use actix_web::test::TestRequest;
 use serde_json::Value;
@@ -27,6 +31,36 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         &[200, 400, 401, 403, 404, 409, 413, 415, 422, 500],
     ),
     (
+        "/org/data",
+        "post",
+        "createDocument",
+        &[201, 400, 401, 413, 415, 422, 500, 503],
+    ),
+    (
+        "/org/data",
+        "get",
+        "listDocuments",
+        &[200, 401, 422, 500, 503],
+    ),
+    (
+        "/org/data/{id}",
+        "get",
+        "getDocument",
+        &[200, 304, 401, 404, 500, 503],
+    ),
+    (
+        "/org/data/{id}",
+        "put",
+        "replaceDocument",
+        &[200, 400, 401, 404, 412, 413, 415, 422, 500, 503],
+    ),
+    (
+        "/org/data/{id}",
+        "delete",
+        "deleteDocument",
+        &[204, 401, 404, 412, 500, 503],
+    ),
+    (
         "/admin/login",
         "post",
         "adminLogin",
@@ -36,7 +70,15 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
     ("/health/ready", "get", "healthReady", &[200, 503]),
 ];
 
-const PROTECTED: &[&str] = &["updateOrganization", "deleteOrganization"];
+const PROTECTED: &[&str] = &[
+    "updateOrganization",
+    "deleteOrganization",
+    "createDocument",
+    "listDocuments",
+    "getDocument",
+    "replaceDocument",
+    "deleteDocument",
+];
 
 async fn served_document() -> Value {
     let app = TestApp::spawn(Backend::Embedded).await;
@@ -54,7 +96,14 @@ async fn the_served_document_is_openapi_3_1_with_every_operation() {
         document["openapi"]
     );
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), OPERATIONS.len(), "paths: {:?}", paths.keys());
+    let mut expected_paths: Vec<_> = OPERATIONS.iter().map(|(path, ..)| *path).collect();
+    expected_paths.dedup();
+    assert_eq!(
+        paths.len(),
+        expected_paths.len(),
+        "paths: {:?}",
+        paths.keys()
+    );
     for (path, method, operation_id, _) in OPERATIONS {
         let operation = &document["paths"][path][method];
         assert_eq!(operation["operationId"], *operation_id, "{method} {path}");
@@ -143,6 +192,9 @@ async fn request_and_response_schemas_carry_examples() {
         "LoginRequest",
         "AccessToken",
         "HealthStatus",
+        "DocumentData",
+        "StoredDocument",
+        "DocumentList",
         "Problem",
     ] {
         let schema_object = &document["components"]["schemas"][schema];
@@ -152,4 +204,78 @@ async fn request_and_response_schemas_carry_examples() {
             "{schema} has no example"
         );
     }
+}
+
+/// How to bring `openapi.json` up to date.
+const REGENERATE: &str = "cargo run -p orgsvc-api -- openapi > openapi.json";
+
+#[test]
+fn the_committed_openapi_json_is_what_orgsvc_openapi_prints() {
+    let output = Command::new(env!("CARGO_BIN_EXE_orgsvc"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "orgsvc openapi failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let generated = String::from_utf8(output.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "cannot read {} ({error}); generate it at the repository root with `{REGENERATE}`",
+            path.display()
+        )
+    });
+    if committed != generated {
+        let line = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(old, new)| old != new)
+            .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
+        panic!(
+            "openapi.json at the repository root differs from the document the code generates \
+             (first difference at line {}): regenerate it at the repository root with \
+             `{REGENERATE}` and commit it (generated clients are built from it)",
+            line + 1
+        );
+    }
+}
+
+#[actix_web::test]
+async fn every_organization_name_input_documents_the_same_pattern() {
+    let document = served_document().await;
+    let schemas = &document["components"]["schemas"];
+    let patterns = [
+        &schemas["CreateOrganizationRequest"]["properties"]["organization_name"]["pattern"],
+        &schemas["UpdateOrganizationRequest"]["properties"]["organization_name"]["pattern"],
+        &schemas["DeleteOrganizationRequest"]["properties"]["organization_name"]["pattern"],
+        &document["paths"]["/org/get"]["get"]["parameters"][0]["schema"]["pattern"],
+        &document["paths"]["/org/delete"]["delete"]["parameters"][0]["schema"]["pattern"],
+    ];
+    let first = patterns[0].as_str().unwrap();
+    assert!(
+        first.contains("[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9]"),
+        "{first}"
+    );
+    for pattern in patterns {
+        assert_eq!(pattern.as_str(), Some(first));
+    }
+}
+
+#[actix_web::test]
+async fn the_optional_delete_body_is_an_object_not_null() {
+    // Generated clients send an optional body only when given one; a
+    // nullable schema would make some of them send `null`.
+    let document = served_document().await;
+    let body = &document["paths"]["/org/delete"]["delete"]["requestBody"];
+    assert!(
+        body["required"].is_null() || body["required"] == false,
+        "{body}"
+    );
+    assert_eq!(
+        body["content"]["application/json"]["schema"],
+        serde_json::json!({"$ref": "#/components/schemas/DeleteOrganizationRequest"})
+    );
 }

@@ -30,6 +30,7 @@ store_suite!(
     delete_accepts_the_name_in_a_json_body,
     delete_returns_403_for_another_or_a_nonexistent_organization,
     delete_returns_422_without_a_name,
+    delete_returns_422_for_an_invalid_body_even_when_the_query_names_the_organization,
     delete_requires_a_token,
 );
 
@@ -425,6 +426,40 @@ async fn delete_returns_422_without_a_name(app: TestApp) {
     )
     .await
     .expect(400, Some("malformed_json"));
+}
+
+// Found by schemathesis: the body was ignored whenever the query named the
+// organization, so a schema-violating body was accepted (200).
+async fn delete_returns_422_for_an_invalid_body_even_when_the_query_names_the_organization(
+    app: TestApp,
+) {
+    let token = app.create_and_login("Acme", "admin@acme.example").await;
+    for body in [
+        json!({"organization_name": 0}),
+        json!({"organization_name": "x"}),
+        json!({}),
+        json!(null),
+        json!("Acme"),
+    ] {
+        app.send(
+            TestRequest::delete()
+                .uri("/org/delete?organization_name=Acme")
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .set_json(&body),
+        )
+        .await
+        .expect(422, Some("validation_failed"));
+    }
+    app.get_org("Acme").await.expect(200, None);
+    // A valid body naming the organization too is fine.
+    app.send(
+        TestRequest::delete()
+            .uri("/org/delete?organization_name=Acme")
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .set_json(json!({"organization_name": "acme"})),
+    )
+    .await
+    .expect(200, None);
 }
 
 async fn delete_requires_a_token(app: TestApp) {

@@ -1,5 +1,6 @@
 //! Create: record (provisioning) → claim the name → insert the admin →
-//! create the collection → activate. Rolled back, never forward.
+//! create the collection (dropping any leftover of a former owner of the
+//! name) with its listing index → activate. Rolled back, never forward.
 
 use mongodb::bson::doc;
 use orgsvc_domain::{CreateOrganizationError, NewOrganization, Organization, StoreError};
@@ -42,7 +43,7 @@ impl MongoStore {
         }
         self.failpoint(Step::CreateAdminInserted)?;
 
-        self.ensure_collection(&record.collection).await?;
+        self.fresh_tenant_collection(&record.collection).await?;
         self.failpoint(Step::CreateCollectionCreated)?;
 
         let active = self

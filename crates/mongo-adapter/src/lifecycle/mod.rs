@@ -9,7 +9,10 @@
 //!
 //! Names are reserved by claims (see `names.rs`): an organization claims its
 //! name while provisioning and its target name when a rename starts; the old
-//! name stays claimed until the collection has moved.
+//! name stays claimed until the collection has moved and the documents that
+//! racing writes left in the old collection are swept after it (see
+//! `documents_api.rs`). Whoever claims a name anew drops whatever a
+//! collection of that name still holds before using it.
 //!
 //! Reconcile rolls back creations and rolls forward renames and deletions
 //! whose `started_at` is older than its `stale_after`.

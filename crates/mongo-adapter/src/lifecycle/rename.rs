@@ -1,6 +1,9 @@
-//! Rename: record (renaming, with source and target) → claim the new name →
-//! move the collection → switch the record to the new name → release the old
-//! name → activate. Rolled forward once the new name is claimed.
+//! Rename: record (renaming, with source and target) → claim the new name
+//! (dropping any leftover collection of that name's former owner) → move the
+//! collection → switch the record to the new name → sweep stragglers (move
+//! documents that writes racing the move left in the old collection) →
+//! release the old name → activate. Rolled forward once the new name is
+//! claimed.
 
 use orgsvc_domain::{
     Organization, OrganizationId, OrganizationName, RenameOrganizationError, StoreError,
@@ -8,6 +11,7 @@ use orgsvc_domain::{
 
 use crate::documents::{self, OrgDoc, OrgState, PendingOp, PendingRename};
 use crate::failpoints::Step;
+use crate::names::Claim;
 use crate::store::MongoStore;
 
 impl MongoStore {
@@ -56,11 +60,11 @@ impl MongoStore {
             .ok_or(RenameOrganizationError::Busy)?;
         self.failpoint(Step::RenameRecorded)?;
 
-        if !self.claim_name(new_name.canonical(), &renaming.id).await? {
+        if !self.claim_rename_target(&renaming).await? {
             self.abandon_rename(&renaming).await?;
             return Err(RenameOrganizationError::NameTaken);
         }
-        self.failpoint(Step::RenameNameClaimed)?;
+        self.checkpoint(Step::RenameNameClaimed).await?;
 
         let renamed = self.finish_rename(renaming).await?.ok_or_else(|| {
             StoreError::msg(format!(
@@ -68,6 +72,33 @@ impl MongoStore {
             ))
         })?;
         Ok(renamed.to_organization()?)
+    }
+
+    /// Claims the target name of a rename; `false` when another organization
+    /// holds it. When this call claims it anew, whatever a collection of that
+    /// name holds predates the claim (no copy into it can have started: that
+    /// needs the claim), so it is dropped.
+    pub(crate) async fn claim_rename_target(&self, record: &OrgDoc) -> Result<bool, StoreError> {
+        let Some(target) = record.pending_rename() else {
+            return Err(StoreError::msg(format!(
+                "organization {} is renaming but its record has no target",
+                record.id
+            )));
+        };
+        match self.claim(&target.to_canonical, &record.id).await? {
+            Claim::Taken => Ok(false),
+            Claim::Held => Ok(true),
+            Claim::New => {
+                if self.collection_exists(&target.to_collection).await? {
+                    tracing::warn!(
+                        collection = %target.to_collection,
+                        "dropping a leftover collection before renaming into it"
+                    );
+                    self.drop_collection(&target.to_collection).await?;
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// Puts a rename whose target name could not be claimed back to active,
@@ -94,7 +125,7 @@ impl MongoStore {
         if record.canonical == target.from_canonical {
             self.move_collection(&target.from_collection, &target.to_collection)
                 .await?;
-            self.failpoint(Step::RenameCollectionMoved)?;
+            self.checkpoint(Step::RenameCollectionMoved).await?;
             let switched = OrgDoc {
                 name: target.to_name.clone(),
                 canonical: target.to_canonical.clone(),
@@ -106,8 +137,17 @@ impl MongoStore {
                 return Ok(None);
             };
             record = switched;
-            self.failpoint(Step::RenameRecordUpdated)?;
+            self.checkpoint(Step::RenameRecordUpdated).await?;
         }
+        // Writes that read the record before the rename started may still
+        // land in the old collection (recreating it after a native rename).
+        // While the old name is held, the old collection is this
+        // organization's alone: move whatever is there, then drop it.
+        if self.holds_name(&target.from_canonical, &record.id).await? {
+            self.copy_collection(&target.from_collection, &target.to_collection)
+                .await?;
+        }
+        self.checkpoint(Step::RenameStragglersSwept).await?;
         self.release_name(&target.from_canonical, &record.id)
             .await?;
         self.failpoint(Step::RenameOldNameReleased)?;

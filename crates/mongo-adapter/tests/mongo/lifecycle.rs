@@ -140,6 +140,11 @@ async fn rename_stopped_after_switching_the_record_is_completed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_stopped_after_sweeping_stragglers_is_completed() {
+    rename_interrupted_after(Step::RenameStragglersSwept, 25).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_stopped_after_releasing_the_old_name_is_completed() {
     rename_interrupted_after(Step::RenameOldNameReleased, 25).await;
 }

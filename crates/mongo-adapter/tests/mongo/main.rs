@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed check should panic
 
 mod contract;
+mod documents;
 mod lifecycle;
 mod migrations;
 mod rename;

@@ -4,25 +4,20 @@ use std::collections::BTreeSet;
 use std::future::IntoFuture;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Client, Database, IndexModel};
-use orgsvc_domain::{
-    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
-    DeleteOrganizationError, NewOrganization, Organization, OrganizationId, OrganizationName,
-    ReconcileReport, RenameOrganizationError, StoreError, TenantStore, UpdateAdminError,
-};
+use orgsvc_domain::testing::ContractFixture;
+use orgsvc_domain::{AdminEmail, OrganizationName, TenantStore};
 use orgsvc_mongo::MongoStore;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 pub use orgsvc_domain::testing::new_org;
 
-/// A fresh store for the contract suite.
-pub async fn fresh_store() -> Arc<dyn TenantStore> {
-    Arc::new(TestStore::new().await)
+/// A fresh store for the contract suite; its database is dropped with it.
+pub async fn fresh_store() -> TestStore {
+    TestStore::new().await
 }
 
 pub fn name(raw: &str) -> OrganizationName {
@@ -194,112 +189,8 @@ impl Drop for TestStore {
     }
 }
 
-#[async_trait]
-impl TenantStore for TestStore {
-    async fn create_organization(
-        &self,
-        new: NewOrganization,
-    ) -> Result<Organization, CreateOrganizationError> {
-        self.store.create_organization(new).await
-    }
-
-    async fn organization_by_name(
-        &self,
-        name: &OrganizationName,
-    ) -> Result<Option<Organization>, StoreError> {
-        self.store.organization_by_name(name).await
-    }
-
-    async fn organization_by_id(
-        &self,
-        id: OrganizationId,
-    ) -> Result<Option<Organization>, StoreError> {
-        self.store.organization_by_id(id).await
-    }
-
-    async fn rename_organization(
-        &self,
-        id: OrganizationId,
-        new_name: &OrganizationName,
-    ) -> Result<Organization, RenameOrganizationError> {
-        self.store.rename_organization(id, new_name).await
-    }
-
-    async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
-        self.store.delete_organization(id).await
-    }
-
-    async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
-        self.store.admin_by_id(id).await
-    }
-
-    async fn admin_credentials_by_email(
-        &self,
-        email: &AdminEmail,
-    ) -> Result<Option<AdminCredentials>, StoreError> {
-        self.store.admin_credentials_by_email(email).await
-    }
-
-    async fn update_admin(
-        &self,
-        id: AdminId,
-        update: AdminUpdate,
-    ) -> Result<Admin, UpdateAdminError> {
-        self.store.update_admin(id, update).await
-    }
-
-    async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError> {
-        self.store.reconcile(stale_after).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.store.ping().await
-    }
-
-    async fn insert_document(
-        &self,
-        organization: OrganizationId,
-        body: orgsvc_domain::DocumentBody,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        self.store.insert_document(organization, body).await
-    }
-
-    async fn find_document(
-        &self,
-        organization: OrganizationId,
-        id: orgsvc_domain::DocumentId,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        self.store.find_document(organization, id).await
-    }
-
-    async fn list_documents(
-        &self,
-        organization: OrganizationId,
-        query: orgsvc_domain::DocumentQuery,
-    ) -> Result<orgsvc_domain::DocumentPage, orgsvc_domain::DocumentError> {
-        self.store.list_documents(organization, query).await
-    }
-
-    async fn replace_document(
-        &self,
-        organization: OrganizationId,
-        id: orgsvc_domain::DocumentId,
-        body: orgsvc_domain::DocumentBody,
-        expected_revision: Option<u64>,
-    ) -> Result<orgsvc_domain::TenantDocument, orgsvc_domain::DocumentError> {
-        self.store
-            .replace_document(organization, id, body, expected_revision)
-            .await
-    }
-
-    async fn delete_document(
-        &self,
-        organization: OrganizationId,
-        id: orgsvc_domain::DocumentId,
-        expected_revision: Option<u64>,
-    ) -> Result<(), orgsvc_domain::DocumentError> {
-        self.store
-            .delete_document(organization, id, expected_revision)
-            .await
+impl ContractFixture for TestStore {
+    fn store(&self) -> Arc<dyn TenantStore> {
+        Arc::new(self.store.clone())
     }
 }

@@ -1,0 +1,686 @@
+//! The caller's organization's own documents (its tenant collection):
+//! create, list, get, replace, delete.
+//!
+//! The organization is always the one of the bearer token; no path, query or
+//! body field selects another. Decisions, as documented in OpenAPI:
+//! - Answers wrap the stored object in an envelope
+//!   `{id, revision, created_at, updated_at, data}`; `data` is exactly the
+//!   object that was sent.
+//! - `ETag` is the revision as a strong entity tag (`"3"`). `If-Match` on
+//!   `PUT` and `DELETE` is optional: without it the write is unconditional;
+//!   with it, a revision other than the current one is a 412 carrying the
+//!   current `ETag`. `If-Match: *` only requires the document to exist.
+//! - An id that is not a UUID is answered like an unknown id: 404, the same
+//!   as another organization's document.
+
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use orgsvc_domain::{
+    DocumentBody, DocumentId, DocumentQuery, OrganizationId, PageCursor, PageSize, TenantDocument,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+use uuid::Uuid;
+
+use crate::extractors::auth::AuthenticatedAdmin;
+use crate::extractors::body::json_body;
+use crate::openapi::responses::{
+    BadRequestBody, DocumentNotFound, DocumentTooLarge, InternalError, InvalidDocument,
+    InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized, UnsupportedMediaType,
+};
+use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
+use crate::validation::FieldErrors;
+
+/// The path of the collection resource.
+const COLLECTION_PATH: &str = "/org/data";
+
+/// A document's content (the schema is written by hand: a free-form object).
+#[derive(Debug, Serialize)]
+pub struct DocumentData(Value);
+
+impl PartialSchema for DocumentData {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "A document's content: any JSON object whose field names do not start with `$` \
+                 and contain no `.` or NUL (at any depth), with integers that fit in 64 bits \
+                 (signed) and at most 100 levels of nesting. Stored and returned unchanged, \
+                 field order included.",
+            ))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^(?:[^$.\u0000][^.\u0000]*)?$")),
+            ))
+            .examples([json!({
+                "name": "Zoë",
+                "status": "active",
+                "score": 4.5,
+                "tags": ["vip", "beta"],
+                "address": {"city": "Zürich", "zip": "8001"}
+            })])
+            .into()
+    }
+}
+
+impl ToSchema for DocumentData {}
+
+/// A stored document with its metadata.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01936f3e-8a4b-7c5d-9e6f-2a3b4c5d6e7f",
+    "revision": 1,
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "updated_at": "2025-01-31T12:00:00.123Z",
+    "data": {"name": "Zoë", "status": "active", "tags": ["vip", "beta"]}
+}))]
+pub struct StoredDocument {
+    /// Assigned by the service at creation; time-ordered (UUIDv7).
+    id: Uuid,
+    /// 1 at creation, incremented by every replacement; also the `ETag`.
+    #[schema(minimum = 1)]
+    revision: u64,
+    /// Creation time (millisecond precision).
+    created_at: DateTime<Utc>,
+    /// Last replacement (equals `created_at` until the first one).
+    updated_at: DateTime<Utc>,
+    /// The document exactly as sent.
+    data: DocumentData,
+}
+
+impl From<TenantDocument> for StoredDocument {
+    fn from(document: TenantDocument) -> Self {
+        Self {
+            id: document.id.as_uuid(),
+            revision: document.revision,
+            created_at: document.created_at,
+            updated_at: document.updated_at,
+            data: DocumentData(document.body.into_value()),
+        }
+    }
+}
+
+/// One page of documents.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{
+        "id": "01936f3e-8a4b-7c5d-9e6f-2a3b4c5d6e7f",
+        "revision": 2,
+        "created_at": "2025-01-31T12:00:00.123Z",
+        "updated_at": "2025-02-01T08:30:00.456Z",
+        "data": {"name": "Zoë", "status": "active"}
+    }],
+    "next_cursor": "1738324800123_01936f3e8a4b7c5d9e6f2a3b4c5d6e7f"
+}))]
+pub struct DocumentList {
+    /// The documents, oldest first (by creation time, then id).
+    items: Vec<StoredDocument>,
+    /// Pass as `after` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Query of `GET /org/data`. Other parameters are refused (422), so that a
+/// misspelt filter never silently lists everything.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListDocumentsQuery {
+    /// Most documents in the page, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 20)]
+    limit: Option<String>,
+    /// Continue after the previous page: its `next_cursor` (opaque).
+    #[param(example = "1738324800123_01936f3e8a4b7c5d9e6f2a3b4c5d6e7f")]
+    after: Option<String>,
+    /// Only documents whose top-level fields equal these values: a JSON
+    /// object of field names and strings, numbers, booleans or `null` (at most
+    /// 10 fields; `null` also matches a missing field; `1` equals `1.0`),
+    /// URL-encoded, e.g. `filter=%7B%22status%22%3A%22active%22%7D` for
+    /// `{"status":"active"}`.
+    #[param(example = r#"{"status":"active"}"#)]
+    filter: Option<String>,
+}
+
+/// Create a document
+///
+/// Stores a JSON object in the caller's organization's collection and
+/// answers it with its id and revision 1. The object is stored exactly as
+/// sent (field order included) and must not be larger than
+/// `data.max_document_bytes` (default 256 KiB).
+#[utoipa::path(
+    post,
+    path = "/org/data",
+    operation_id = "createDocument",
+    tag = "data",
+    request_body(
+        content = DocumentData,
+        description = "The document: any JSON object (see `DocumentData` for the rules on field names).",
+    ),
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 201, description = "The document was stored.", body = StoredDocument, headers(
+            ("Location" = String, description = "The document's URL, `/org/data/{id}`."),
+            ("ETag" = String, description = "The revision, `\"1\"`."),
+        )),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = DocumentTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = InvalidDocument),
+        (status = 500, response = InternalError),
+        (status = 503, response = OrganizationBusy),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAdmin,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organization = caller.0.organization_id;
+    let body = read_document(&state, &req, payload).await?;
+    let document = state.store.insert_document(organization, body).await?;
+    tracing::info!(document_id = %document.id, "document created");
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, document_path(document.id)))
+        .insert_header((header::ETAG, etag(document.revision)))
+        .json(StoredDocument::from(document)))
+}
+
+/// List documents
+///
+/// Pages through the caller's organization's documents, oldest first (by
+/// creation time, then id); the order is stable, and documents created while
+/// paging appear after the cursor or not at all, never twice. Follow
+/// `next_cursor` (or the `Link: rel="next"` header) until it is `null`.
+#[utoipa::path(
+    get,
+    path = "/org/data",
+    operation_id = "listDocuments",
+    tag = "data",
+    params(ListDocumentsQuery),
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 200, description = "One page of documents.", body = DocumentList, headers(
+            ("Link" = String, description = "`</org/data?...&after=...>; rel=\"next\"` when more documents may follow."),
+        )),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = InvalidListing),
+        (status = 500, response = InternalError),
+        (status = 503, response = OrganizationBusy),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAdmin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    // Parsed here rather than as an extractor so that a missing token is a
+    // 401 before any complaint about the query.
+    let raw = web::Query::<ListDocumentsQuery>::from_query(req.query_string())
+        .map_err(|error| ApiError::Validation(vec![FieldError::new("query", error.to_string())]))?
+        .into_inner();
+    let query = parse_listing(&raw)?;
+    let limit = query.limit;
+    let page = state
+        .store
+        .list_documents(caller.0.organization_id, query)
+        .await?;
+    let next_cursor = page.next.map(|cursor| cursor.encode());
+    let mut response = HttpResponse::Ok();
+    if let Some(cursor) = &next_cursor {
+        response.insert_header((
+            header::LINK,
+            next_link(limit, cursor, raw.filter.as_deref()),
+        ));
+    }
+    Ok(response.json(DocumentList {
+        items: page.documents.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// Get a document
+///
+/// Returns one of the caller's organization's documents. With
+/// `If-None-Match` naming its current `ETag` (or `*`), answers 304 without a
+/// body.
+#[utoipa::path(
+    get,
+    path = "/org/data/{id}",
+    operation_id = "getDocument",
+    tag = "data",
+    params(
+        ("id" = Uuid, Path, description = "The document's id. Anything else (not a UUID, another organization's id) is a 404."),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client already has; 304 when the current one is among them.", example = "\"1\""),
+    ),
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 200, description = "The document.", body = StoredDocument, headers(
+            ("ETag" = String, description = "The revision, e.g. `\"2\"`; send it as `If-Match` to replace or delete only this revision."),
+        )),
+        (status = 304, description = "The document still has the revision named by `If-None-Match`.", headers(
+            ("ETag" = String, description = "The current revision."),
+        )),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = DocumentNotFound),
+        (status = 500, response = InternalError),
+        (status = 503, response = OrganizationBusy),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAdmin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let document = state
+        .store
+        .find_document(caller.0.organization_id, id)
+        .await?;
+    let tag = etag(document.revision);
+    if let Some(tags) = entity_tags(req.headers(), header::IF_NONE_MATCH) {
+        let revision = document.revision.to_string();
+        let unchanged = match tags {
+            EntityTags::Any => true,
+            // Weak comparison (RFC 9110 13.1.2).
+            EntityTags::List(list) => list.iter().any(|tag| tag.opaque == revision),
+        };
+        if unchanged {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, tag))
+                .finish());
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, tag))
+        .json(StoredDocument::from(document)))
+}
+
+/// Replace a document
+///
+/// Replaces the whole content of one of the caller's organization's
+/// documents and increments its revision. Without `If-Match` the replacement
+/// is unconditional; with it, only the named revision is replaced (else 412,
+/// with the current `ETag`). Documents are created by `POST /org/data` only:
+/// an unknown id is a 404.
+#[utoipa::path(
+    put,
+    path = "/org/data/{id}",
+    operation_id = "replaceDocument",
+    tag = "data",
+    params(
+        ("id" = Uuid, Path, description = "The document's id. Anything else (not a UUID, another organization's id) is a 404."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Replace only if the document's current `ETag` is one of these (`*`: any revision). Without it the replacement is unconditional.", example = "\"1\""),
+    ),
+    request_body(
+        content = DocumentData,
+        description = "The new content: any JSON object (same rules as for creation).",
+    ),
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 200, description = "The document with its new content and revision.", body = StoredDocument, headers(
+            ("ETag" = String, description = "The new revision."),
+        )),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = DocumentNotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = DocumentTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = InvalidDocument),
+        (status = 500, response = InternalError),
+        (status = 503, response = OrganizationBusy),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn replace(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAdmin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organization = caller.0.organization_id;
+    let id = parse_id(&path)?;
+    let body = read_document(&state, &req, payload).await?;
+    let expected = expected_revision(&state, organization, id, req.headers()).await?;
+    let document = state
+        .store
+        .replace_document(organization, id, body, expected)
+        .await?;
+    tracing::info!(document_id = %document.id, revision = document.revision, "document replaced");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(document.revision)))
+        .json(StoredDocument::from(document)))
+}
+
+/// Delete a document
+///
+/// Deletes one of the caller's organization's documents. Without `If-Match`
+/// the deletion is unconditional; with it, only the named revision is
+/// deleted (else 412, with the current `ETag`).
+#[utoipa::path(
+    delete,
+    path = "/org/data/{id}",
+    operation_id = "deleteDocument",
+    tag = "data",
+    params(
+        ("id" = Uuid, Path, description = "The document's id. Anything else (not a UUID, another organization's id) is a 404."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Delete only if the document's current `ETag` is one of these (`*`: any revision). Without it the deletion is unconditional.", example = "\"2\""),
+    ),
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 204, description = "The document was deleted."),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = DocumentNotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 500, response = InternalError),
+        (status = 503, response = OrganizationBusy),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAdmin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organization = caller.0.organization_id;
+    let id = parse_id(&path)?;
+    let expected = expected_revision(&state, organization, id, req.headers()).await?;
+    state
+        .store
+        .delete_document(organization, id, expected)
+        .await?;
+    tracing::info!(document_id = %id, "document deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reads and checks a document body against `data.max_document_bytes` and
+/// the document rules.
+async fn read_document(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<DocumentBody, ApiError> {
+    let value = match json_body::<Value>(req, payload, state.max_document_bytes).await {
+        Ok(value) => value,
+        // serde_json stops at 128 levels, beyond the documents' limit of 100.
+        Err(ApiError::MalformedJson(reason)) if reason.starts_with("recursion limit exceeded") => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "",
+                "documents may nest objects and arrays at most 100 levels deep",
+            )]))
+        }
+        Err(error) => return Err(error),
+    };
+    DocumentBody::parse(value).map_err(|invalid| {
+        ApiError::Validation(vec![FieldError::new(invalid.path, invalid.reason)])
+    })
+}
+
+/// Checks a listing's query, collecting every offending parameter.
+fn parse_listing(raw: &ListDocumentsQuery) -> Result<DocumentQuery, ApiError> {
+    let mut errors = FieldErrors::default();
+    let limit = match raw.limit.as_deref() {
+        None => Some(PageSize::default()),
+        Some(text) => match text.parse::<u64>() {
+            Ok(requested) => PageSize::parse(requested)
+                .map_err(|error| errors.push("limit", error.to_string()))
+                .ok(),
+            Err(_) => {
+                errors.push("limit", "must be an integer between 1 and 100");
+                None
+            }
+        },
+    };
+    let after = match raw.after.as_deref() {
+        None => Some(None),
+        Some(text) => PageCursor::parse(text)
+            .map(Some)
+            .map_err(|error| errors.push("after", error.to_string()))
+            .ok(),
+    };
+    let filters = match raw.filter.as_deref() {
+        None => Some(Vec::new()),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(value) => DocumentQuery::parse_filters(value)
+                .map_err(|invalid| {
+                    errors.push(&format!("filter{}", invalid.path), invalid.reason);
+                })
+                .ok(),
+            Err(_) => {
+                errors.push(
+                    "filter",
+                    "must be a JSON object of field names and values, e.g. {\"status\":\"active\"}",
+                );
+                None
+            }
+        },
+    };
+    match (limit, after, filters) {
+        (Some(limit), Some(after), Some(filters)) => Ok(DocumentQuery {
+            limit,
+            after,
+            filters,
+        }),
+        _ => Err(errors.into_error()),
+    }
+}
+
+/// Document ids are UUIDs; anything else names no document.
+fn parse_id(raw: &str) -> Result<DocumentId, ApiError> {
+    raw.parse().map_err(|_| ApiError::DocumentNotFound)
+}
+
+fn document_path(id: DocumentId) -> String {
+    format!("{COLLECTION_PATH}/{id}")
+}
+
+/// A revision as a strong entity tag.
+fn etag(revision: u64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// `Link` to the next page, repeating the limit and the filter.
+fn next_link(limit: PageSize, cursor: &str, filter: Option<&str>) -> String {
+    let mut uri = format!(
+        "{COLLECTION_PATH}?limit={}&after={}",
+        limit.get(),
+        percent_encode(cursor)
+    );
+    if let Some(filter) = filter {
+        uri.push_str("&filter=");
+        uri.push_str(&percent_encode(filter));
+    }
+    format!("<{uri}>; rel=\"next\"")
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// The revision a write must find, from `If-Match`: `None` without the
+/// header or with `*`. With several tags, the current revision is read and
+/// must be among them; it is then the expected one, so a change in between
+/// still fails the write.
+async fn expected_revision(
+    state: &AppState,
+    organization: OrganizationId,
+    id: DocumentId,
+    headers: &HeaderMap,
+) -> Result<Option<u64>, ApiError> {
+    let tags = match entity_tags(headers, header::IF_MATCH) {
+        None | Some(EntityTags::Any) => return Ok(None),
+        Some(EntityTags::List(tags)) => tags,
+    };
+    // Strong comparison (RFC 9110 13.1.1): weak tags never match.
+    let revisions: Vec<u64> = tags
+        .iter()
+        .filter(|tag| !tag.weak)
+        .filter_map(|tag| parse_revision(&tag.opaque))
+        .collect();
+    if let [revision] = revisions[..] {
+        return Ok(Some(revision));
+    }
+    let current = state.store.find_document(organization, id).await?.revision;
+    if revisions.contains(&current) {
+        Ok(Some(current))
+    } else {
+        Err(ApiError::PreconditionFailed { current })
+    }
+}
+
+/// A revision written exactly as this API writes it (no sign, no leading zero).
+fn parse_revision(opaque: &str) -> Option<u64> {
+    opaque
+        .parse::<u64>()
+        .ok()
+        .filter(|revision| revision.to_string() == opaque)
+}
+
+/// The value of `If-Match` / `If-None-Match`.
+#[derive(Debug, PartialEq, Eq)]
+enum EntityTags {
+    /// `*`.
+    Any,
+    /// The entity tags listed (malformed members are skipped).
+    List(Vec<EntityTag>),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct EntityTag {
+    weak: bool,
+    opaque: String,
+}
+
+/// Parses every `name` header into one list; `None` without any.
+fn entity_tags(headers: &HeaderMap, name: HeaderName) -> Option<EntityTags> {
+    let mut values = headers.get_all(name).peekable();
+    values.peek()?;
+    let mut tags = Vec::new();
+    for value in values {
+        // A value that is not visible ASCII lists no usable tag.
+        let Ok(text) = value.to_str() else { continue };
+        if text.trim() == "*" {
+            return Some(EntityTags::Any);
+        }
+        parse_tag_list(text, &mut tags);
+    }
+    Some(EntityTags::List(tags))
+}
+
+fn parse_tag_list(mut rest: &str, tags: &mut Vec<EntityTag>) {
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        if rest.is_empty() {
+            return;
+        }
+        let (weak, tail) = match rest.strip_prefix("W/") {
+            Some(tail) => (true, tail),
+            None => (false, rest),
+        };
+        if let Some((opaque, after)) = tail
+            .strip_prefix('"')
+            .and_then(|quoted| quoted.split_once('"'))
+        {
+            tags.push(EntityTag {
+                weak,
+                opaque: opaque.to_owned(),
+            });
+            rest = after;
+        } else {
+            // Malformed member: skip to the next one.
+            match rest.split_once(',') {
+                Some((_, after)) => rest = after,
+                None => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn tags(values: &[&'static str]) -> Option<EntityTags> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::IF_MATCH, HeaderValue::from_static(value));
+        }
+        entity_tags(&headers, header::IF_MATCH)
+    }
+
+    fn tag(weak: bool, opaque: &str) -> EntityTag {
+        EntityTag {
+            weak,
+            opaque: opaque.into(),
+        }
+    }
+
+    #[test]
+    fn entity_tag_lists_are_parsed_and_malformed_members_skipped() {
+        assert_eq!(tags(&[]), None);
+        assert_eq!(tags(&["*"]), Some(EntityTags::Any));
+        assert_eq!(
+            tags(&[r#""1", W/"2" ,junk, "x,y""#, r#""3""#]),
+            Some(EntityTags::List(vec![
+                tag(false, "1"),
+                tag(true, "2"),
+                tag(false, "x,y"),
+                tag(false, "3"),
+            ]))
+        );
+        assert_eq!(tags(&["3"]), Some(EntityTags::List(vec![])));
+    }
+
+    #[test]
+    fn revisions_are_canonical_decimals() {
+        assert_eq!(parse_revision("12"), Some(12));
+        for bad in ["", "+1", "01", "-1", "x", "1.0"] {
+            assert_eq!(parse_revision(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn listing_queries_report_every_invalid_parameter() {
+        let raw = ListDocumentsQuery {
+            limit: Some("0".into()),
+            after: Some("nope".into()),
+            filter: Some(r#"{"$where": 1}"#.into()),
+        };
+        let Err(ApiError::Validation(errors)) = parse_listing(&raw) else {
+            panic!("not a validation error");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["limit", "after", "filter/$where"]);
+    }
+
+    #[test]
+    fn next_links_repeat_limit_and_filter() {
+        assert_eq!(
+            next_link(PageSize::default(), "1_ab", Some(r#"{"a":"b c"}"#)),
+            "</org/data?limit=20&after=1_ab&filter=%7B%22a%22%3A%22b%20c%22%7D>; rel=\"next\""
+        );
+    }
+}

@@ -1,0 +1,125 @@
+# Shared by scripts/clients-test and scripts/fuzz-api (sourced, not run):
+# installs the pinned client and fuzzing tools into git-ignored places and
+# runs the service on a free loopback port with a temporary embedded store.
+#
+#   install_python_tools   .venv-tools/ from clients/requirements.txt
+#   install_node_tools     clients/typescript/node_modules/ from package-lock.json
+#   start_service          builds (or reuses) target/debug/orgsvc, starts it,
+#                          waits for /health/ready; sets ORGSVC_URL and WORK
+#
+# The caller must be at the repository root with `set -euo pipefail`.
+
+REPO_ROOT=$(pwd)
+TOOLS_VENV="$REPO_ROOT/.venv-tools"
+TS_DIR="$REPO_ROOT/clients/typescript"
+
+log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+
+# Reinstalls only when the pinned list changed (its hash is kept in the venv).
+install_python_tools() {
+  local requirements="$REPO_ROOT/clients/requirements.txt" stamp="$TOOLS_VENV/.requirements.sha256"
+  local wanted
+  wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ -x "$TOOLS_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return
+  fi
+  log "installing Python tools into .venv-tools/"
+  rm -rf "$TOOLS_VENV"
+  python3 -m venv "$TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input \
+    --require-virtualenv -r "$requirements"
+  echo "$wanted" >"$stamp"
+}
+
+install_node_tools() {
+  local stamp="$TS_DIR/node_modules/.package-lock.sha256" wanted
+  wanted=$(sha256sum "$TS_DIR/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return
+  fi
+  log "installing Node tools into clients/typescript/node_modules/"
+  (cd "$TS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$wanted" >"$stamp"
+}
+
+SERVICE_PID=""
+
+stop_service() {
+  if [ -n "$SERVICE_PID" ] && kill -0 "$SERVICE_PID" 2>/dev/null; then
+    kill "$SERVICE_PID" 2>/dev/null || true
+    wait "$SERVICE_PID" 2>/dev/null || true
+  fi
+  SERVICE_PID=""
+}
+
+# Call from an EXIT trap: stops the service and removes the temporary directory.
+cleanup() {
+  local status=$?
+  stop_service
+  if [ "$status" -ne 0 ] && [ -f "${WORK:-}/server.log" ]; then
+    log "the service's last log lines:"
+    tail -n 40 "$WORK/server.log" >&2 || true
+  fi
+  if [ -n "${WORK:-}" ]; then rm -rf "$WORK"; fi
+}
+
+start_service() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/orgsvc-clients.XXXXXX")
+  export WORK
+  log "building the orgsvc binary"
+  cargo build --quiet --locked -p orgsvc-api --bin orgsvc
+  # A copy, so a concurrent build in the same target dir cannot swap it.
+  cp "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/orgsvc" "$WORK/orgsvc"
+
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  ORGSVC_URL="http://127.0.0.1:$port"
+  export ORGSVC_URL
+  env -u ORGSVC_CONFIG \
+    ORGSVC__PROFILE=development \
+    ORGSVC__SERVER__HOST=127.0.0.1 \
+    ORGSVC__SERVER__PORT="$port" \
+    ORGSVC__SERVER__WORKERS=2 \
+    ORGSVC__STORE__KIND=embedded \
+    ORGSVC__STORE__PATH="$WORK/orgsvc.db" \
+    ORGSVC__AUTH__JWT_SECRET="clients-test-secret-clients-test-secret" \
+    ORGSVC__AUTH__ACCESS_TOKEN_TTL=86400 \
+    ORGSVC__AUTH__ARGON2__MEMORY_KIB=256 \
+    ORGSVC__AUTH__ARGON2__ITERATIONS=1 \
+    ORGSVC__AUTH__ARGON2__PARALLELISM=1 \
+    ORGSVC__LOG__LEVEL=warn \
+    "$WORK/orgsvc" serve >"$WORK/server.log" 2>&1 &
+  SERVICE_PID=$!
+
+  local deadline=$((SECONDS + 60))
+  until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "$ORGSVC_URL/health/ready" 2>/dev/null; do
+    if ! kill -0 "$SERVICE_PID" 2>/dev/null; then
+      log "the service exited before it was ready"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "the service was not ready after 60 s"
+      return 1
+    fi
+    sleep 0.2
+  done
+  log "service ready at $ORGSVC_URL"
+}
+
+# Runs schemathesis with every check against the running service. Protected
+# operations authenticate through clients/fuzz/hooks.py (an organization and
+# its admin per test case). Extra arguments go to `st run`.
+run_schemathesis() {
+  (
+    cd "$WORK" # schemathesis and hypothesis keep their caches in the working directory
+    ORGSVC_FUZZ_URL="$ORGSVC_URL" SCHEMATHESIS_HOOKS="$REPO_ROOT/clients/fuzz/hooks.py" \
+      "$TOOLS_VENV/bin/st" run "$REPO_ROOT/openapi.json" \
+      --url "$ORGSVC_URL" \
+      --checks all \
+      --workers 2 \
+      --generation-database none \
+      --no-color \
+      "$@"
+  )
+}
