@@ -109,12 +109,15 @@ start_service() {
 
 # Runs schemathesis with every check against the running service. Protected
 # operations authenticate through clients/fuzz/hooks.py (an organization and
-# its admin per test case). Extra arguments go to `st run`.
+# its admin per test case); clients/fuzz/schemathesis.toml holds the
+# per-operation check settings (why each one, in its comments). Extra
+# arguments go to `st run`.
 run_schemathesis() {
   (
     cd "$WORK" # schemathesis and hypothesis keep their caches in the working directory
     ORGSVC_FUZZ_URL="$ORGSVC_URL" SCHEMATHESIS_HOOKS="$REPO_ROOT/clients/fuzz/hooks.py" \
-      "$TOOLS_VENV/bin/st" run "$REPO_ROOT/openapi.json" \
+      "$TOOLS_VENV/bin/st" --config-file "$REPO_ROOT/clients/fuzz/schemathesis.toml" \
+      run "$REPO_ROOT/openapi.json" \
       --url "$ORGSVC_URL" \
       --checks all \
       --workers 2 \

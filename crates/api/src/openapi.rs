@@ -36,7 +36,8 @@ use crate::routes::{admin, data, health, organizations};
             Problem,
             FieldError,
             organizations::DeleteOrganizationRequest,
-            data::DocumentData
+            data::DocumentData,
+            data::DocumentValue,
         ),
         responses(
             responses::BadRequestBody,
@@ -226,7 +227,8 @@ pub mod responses {
         }
         /// 422.
         ValidationFailed {
-            "Fields are missing, of the wrong JSON type or invalid; `errors` lists every one.",
+            "The body is not a JSON object (`field` is `\"\"`, the whole body), or fields are \
+             missing, of the wrong JSON type or invalid; `errors` lists every one.",
             headers: [],
             examples: [ApiError::Validation(vec![
                 FieldError::new("organization_name", "must be 2 to 64 characters long"),
@@ -256,7 +258,7 @@ pub mod responses {
         /// 422 of a tenant document.
         InvalidDocument {
             "The body is not a JSON object, or a field name starts with `$` or contains `.` or \
-             NUL, or an integer does not fit in 64 bits, or nesting exceeds 100 levels. `field` \
+             NUL, or a number is outside the signed 64-bit range (-2^63 to 2^63-1), or nesting exceeds 100 levels. `field` \
              is a JSON Pointer (RFC 6901) to the offending place (empty: the whole body).",
             headers: [],
             examples: [ApiError::Validation(vec![FieldError::new(

@@ -25,7 +25,8 @@ pub struct InvalidDocument {
 ///
 /// Rules, checked at every depth: field names do not start with `$` and
 /// contain no `.` or NUL (MongoDB would read them as operators or paths);
-/// integers fit in 64 bits (signed); nesting is at most
+/// integers fit in 64 bits (signed), and so does every number (see
+/// `check_number`); nesting is at most
 /// [`DocumentBody::MAX_DEPTH`] levels. Field order is kept.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DocumentBody(Map<String, Value>);
@@ -128,11 +129,24 @@ fn check_depth(path: &str, depth: usize) -> Result<(), InvalidDocument> {
     Ok(())
 }
 
+/// Numbers lie in the signed 64-bit range, -2^63 to 2^63-1. JSON does not
+/// tell integers from other numbers (`1e19` is the integer 10^19, and every
+/// number beyond 2^53 has no fractional part), so the bound applies to the
+/// value whatever its spelling: an integer literal that does not fit is
+/// refused rather than rounded to the nearest double. A double equal to
+/// -2^63 is refused too: integer literals just below -2^63 round to it.
 fn check_number(number: &Number) -> Result<(), &'static str> {
-    if number.is_u64() && !number.is_i64() {
-        return Err("integers must fit in 64 bits (signed)");
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    let fits = number.is_i64()
+        || (!number.is_u64()
+            && number
+                .as_f64()
+                .is_some_and(|value| -TWO_POW_63 < value && value < TWO_POW_63));
+    if fits {
+        Ok(())
+    } else {
+        Err("numbers must be between -2^63 and 2^63-1 (integers fit in 64 bits, signed)")
     }
-    Ok(())
 }
 
 /// Appends `/name` to a JSON Pointer, escaping `~` and `/` (RFC 6901).
@@ -369,6 +383,35 @@ mod tests {
         assert_eq!(DocumentBody::parse(json!([1])).unwrap_err().path, "");
         let err = DocumentBody::parse(json!({"big": u64::MAX})).unwrap_err();
         assert_eq!(err.path, "/big");
+        // Beyond the 64-bit range whatever the spelling (integer literals
+        // too large even for u64 are parsed as doubles).
+        for text in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "9611607837184739013531009024",
+            "1e19",
+            "-4.73122352910183e+131",
+            "9.3e18",
+            "-9.223372036854775808e18",
+        ] {
+            let value: Value = serde_json::from_str(&format!(r#"{{"a": [{text}]}}"#)).unwrap();
+            assert_eq!(
+                DocumentBody::parse(value).unwrap_err().path,
+                "/a/0",
+                "{text}"
+            );
+        }
+        for text in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9.2e18",
+            "-9.2e18",
+            "0.5",
+            "1e-300",
+        ] {
+            let value: Value = serde_json::from_str(&format!(r#"{{"a": {text}}}"#)).unwrap();
+            assert!(DocumentBody::parse(value).is_ok(), "{text}");
+        }
         let mut deep = json!(1);
         for _ in 0..DocumentBody::MAX_DEPTH {
             deep = json!([deep]);

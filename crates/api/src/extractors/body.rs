@@ -1,12 +1,31 @@
 //! JSON bodies and query strings: limits, content type and error mapping to
 //! problem documents.
+//!
+//! Every JSON request body must be a JSON object: serde's derived
+//! `Deserialize` also accepts an array for a struct (its fields in order),
+//! which the API does not offer. [`JsonObject`] (an extractor) and
+//! [`json_body`] / [`optional_json`] (read after authentication) all go
+//! through [`ObjectOnly`], so any other JSON value is a 422 whose error names
+//! the whole body (the empty JSON Pointer `""`).
 
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError};
 use actix_web::web::Bytes;
-use actix_web::{mime, web, HttpMessage, HttpRequest};
-use serde::de::DeserializeOwned;
+use actix_web::{mime, web, FromRequest, HttpMessage, HttpRequest};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::problem::{ApiError, FieldError};
+
+/// The error of a body that is valid JSON but not an object (or whose
+/// fields cannot be read at all).
+const NOT_AN_OBJECT: &str = "the body must be a JSON object";
 
 /// `web::Json` settings: body limit and problem documents for every failure.
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
@@ -27,7 +46,7 @@ pub fn json_error(error: JsonPayloadError, max_body_bytes: usize) -> ApiError {
         | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit },
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(error) if error.is_data() => {
-            ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")])
+            ApiError::Validation(vec![FieldError::new("", NOT_AN_OBJECT)])
         }
         JsonPayloadError::Deserialize(error) => ApiError::MalformedJson(error.to_string()),
         JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge {
@@ -88,8 +107,58 @@ async fn read_limited(payload: web::Payload, max_body_bytes: usize) -> Result<By
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8], max_body_bytes: usize) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
+    serde_json::from_slice::<ObjectOnly<T>>(bytes)
+        .map(|ObjectOnly(value)| value)
         .map_err(|error| json_error(JsonPayloadError::Deserialize(error), max_body_bytes))
+}
+
+/// A JSON request body that must be a JSON object: `web::Json<T>` (same
+/// limit and problem documents, from [`json_config`]) that refuses arrays
+/// and every other non-object value with a 422.
+#[derive(Debug)]
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    /// The deserialized body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<ObjectOnly<T>>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(json.await?.into_inner().0)) })
+    }
+}
+
+/// Deserializes `T` from a JSON object only (never from an array, as
+/// derived struct implementations otherwise allow).
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(ObjectOnly)
+    }
 }
 
 /// Whether the request says its body is JSON (`application/json` or `*/*+json`).

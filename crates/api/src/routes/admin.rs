@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::extractors::body::JsonObject;
 use crate::openapi::responses::{
     BadRequestBody, InternalError, InvalidCredentials, PayloadTooLarge, UnsupportedMediaType,
     ValidationFailed,
@@ -96,7 +97,7 @@ pub struct AccessToken {
 #[tracing::instrument(skip_all)]
 pub async fn login(
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: JsonObject<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let attempt = LoginAttempt::try_from(body.into_inner())?;
     let credentials = match AdminEmail::parse(&attempt.email) {

@@ -21,8 +21,9 @@ use orgsvc_domain::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::RefOr;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
@@ -39,7 +40,12 @@ use crate::validation::FieldErrors;
 /// The path of the collection resource.
 const COLLECTION_PATH: &str = "/org/data";
 
-/// A document's content (the schema is written by hand: a free-form object).
+/// Field names of documents, at every depth: not starting with `$`, without
+/// `.` or NUL (what `orgsvc_domain::check_field_name` accepts).
+const FIELD_NAME_PATTERN: &str = r"^(?:[^$.\u0000][^.\u0000]*)?$";
+
+/// A document's content (the schema is written by hand: a JSON object whose
+/// values are [`DocumentValue`]s, so the rules apply at every depth).
 #[derive(Debug, Serialize)]
 pub struct DocumentData(Value);
 
@@ -49,15 +55,18 @@ impl PartialSchema for DocumentData {
             .schema_type(Type::Object)
             .description(Some(
                 "A document's content: any JSON object whose field names do not start with `$` \
-                 and contain no `.` or NUL (at any depth), with integers that fit in 64 bits \
-                 (signed) and at most 100 levels of nesting. Stored and returned unchanged, \
-                 field order included.",
+                 and contain no `.` or NUL (at any depth), with numbers from -2^63 to 2^63-1 \
+                 (integers fit in 64 bits, signed; JSON does not tell `1e19` from \
+                 `10000000000000000000`, so larger numbers are refused however they are \
+                 written) and at most 100 levels of nesting of objects and arrays. Stored and \
+                 returned unchanged, field order included.",
             ))
             .property_names(Some(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some(r"^(?:[^$.\u0000][^.\u0000]*)?$")),
+                    .pattern(Some(FIELD_NAME_PATTERN)),
             ))
+            .additional_properties(Some(Ref::from_schema_name("DocumentValue")))
             .examples([json!({
                 "name": "Zoë",
                 "status": "active",
@@ -70,6 +79,52 @@ impl PartialSchema for DocumentData {
 }
 
 impl ToSchema for DocumentData {}
+
+/// Any value inside a document (the schema is written by hand): objects
+/// follow [`DocumentData`]'s rules, arrays hold document values, integers
+/// fit in 64 bits (signed); other numbers, strings, booleans and `null` are
+/// free.
+///
+/// One schema without `type`, `anyOf` or `oneOf`: each keyword applies to
+/// the values it is about (`propertyNames` and `additionalProperties` to
+/// objects, `items` to arrays, `minimum` and `maximum` to numbers), so
+/// generated clients see "any JSON value" (a recursive union is more than
+/// openapi-python-client can generate) while validators and fuzzers get the
+/// rules. Bounding every number bounds exactly the integers: in JSON Schema
+/// every number beyond ±2^63 has no fractional part, so it is an integer.
+#[derive(Debug)]
+pub struct DocumentValue;
+
+impl PartialSchema for DocumentValue {
+    fn schema() -> RefOr<Schema> {
+        // `items` outside an array schema has no builder method in utoipa 5;
+        // extensions are written as given (only their deserialization
+        // filters on `x-`). A single one, as their order is a `HashMap`'s.
+        let items = Extensions::from_iter([(
+            "items",
+            json!({"$ref": "#/components/schemas/DocumentValue"}),
+        )]);
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .description(Some(
+                "A value inside a document: an object (same rules as the document), an array \
+                 of such values, a number (integers from -2^63 to 2^63-1), a string, a \
+                 boolean or `null`.",
+            ))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(FIELD_NAME_PATTERN)),
+            ))
+            .additional_properties(Some(Ref::from_schema_name("DocumentValue")))
+            .minimum(Some(i64::MIN))
+            .maximum(Some(i64::MAX))
+            .extensions(Some(items))
+            .into()
+    }
+}
+
+impl ToSchema for DocumentValue {}
 
 /// A stored document with its metadata.
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,15 +189,30 @@ pub struct ListDocumentsQuery {
     /// Most documents in the page, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 20)]
     limit: Option<String>,
-    /// Continue after the previous page: its `next_cursor` (opaque).
-    #[param(example = "1738324800123_01936f3e8a4b7c5d9e6f2a3b4c5d6e7f")]
+    /// Continue after the previous page: pass `next_cursor` from the
+    /// previous page (an opaque string; the pattern only says which strings
+    /// can be cursors).
+    #[param(
+        example = "1738324800123_01936f3e8a4b7c5d9e6f2a3b4c5d6e7f",
+        pattern = r"^(?:0|-?[1-9][0-9]{0,14})_[0-9a-f]{32}$",
+        max_length = 49
+    )]
     after: Option<String>,
     /// Only documents whose top-level fields equal these values: a JSON
     /// object of field names and strings, numbers, booleans or `null` (at most
     /// 10 fields; `null` also matches a missing field; `1` equals `1.0`),
     /// URL-encoded, e.g. `filter=%7B%22status%22%3A%22active%22%7D` for
     /// `{"status":"active"}`.
-    #[param(example = r#"{"status":"active"}"#)]
+    // The pattern is the JSON text of such an object, for validators and
+    // fuzzers: up to 10 members whose names follow the document field name
+    // rules, and whose values are strings, `true`, `false`, `null` or
+    // numbers written with at most 18 integer digits and no exponent (a
+    // subset of the accepted numbers; JSON whitespace anywhere; no `\u`
+    // escapes, which may spell a forbidden character or a lone surrogate).
+    #[param(
+        example = r#"{"status":"active"}"#,
+        pattern = r#"^[ \t\n\r]*\{[ \t\n\r]*(?:"(?:[^"\\\x00-\x1F$.]|\\["\\/bfnrt])(?:[^"\\\x00-\x1F.]|\\["\\/bfnrt])*"[ \t\n\r]*:[ \t\n\r]*(?:"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt])*"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,20})?|true|false|null)[ \t\n\r]*(?:,[ \t\n\r]*"(?:[^"\\\x00-\x1F$.]|\\["\\/bfnrt])(?:[^"\\\x00-\x1F.]|\\["\\/bfnrt])*"[ \t\n\r]*:[ \t\n\r]*(?:"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt])*"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,20})?|true|false|null)[ \t\n\r]*){0,9})?\}[ \t\n\r]*$"#
+    )]
     filter: Option<String>,
 }
 
@@ -674,6 +744,19 @@ mod tests {
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["limit", "after", "filter/$where"]);
+    }
+
+    #[test]
+    fn every_cursor_the_documented_pattern_allows_parses() {
+        // The extremes of `^(?:0|-?[1-9][0-9]{0,14})_[0-9a-f]{32}$`.
+        for millis in ["0", "1", "-1", "999999999999999", "-999999999999999"] {
+            for id in ["0".repeat(32), "f".repeat(32), "0123456789abcdef".repeat(2)] {
+                let raw = format!("{millis}_{id}");
+                assert!(raw.len() <= 49, "{raw}");
+                let cursor = PageCursor::parse(&raw).expect(&raw);
+                assert_eq!(cursor.encode(), raw);
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::extractors::auth::AuthenticatedAdmin;
-use crate::extractors::body::{json_body, optional_json};
+use crate::extractors::body::{json_body, optional_json, JsonObject};
 use crate::openapi::responses::{
     BadRequestBody, CreateConflict, DeleteConflict, Forbidden, InternalError, OrganizationNotFound,
     PayloadTooLarge, Unauthorized, UnsupportedMediaType, UpdateConflict, ValidationFailed,
@@ -166,7 +166,7 @@ impl From<Organization> for OrganizationMetadata {
 #[tracing::instrument(skip_all, fields(org = tracing::field::Empty))]
 pub async fn create(
     state: web::Data<AppState>,
-    body: web::Json<CreateOrganizationRequest>,
+    body: JsonObject<CreateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let command = CreateOrganization::try_from(body.into_inner())?;
     tracing::Span::current().record("org", command.name.as_str());

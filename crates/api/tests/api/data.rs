@@ -14,6 +14,7 @@ store_suite!(
     create_returns_201_with_location_and_etag_and_round_trips_any_json_unchanged,
     create_refuses_field_names_mongodb_would_misread_with_their_json_pointer,
     create_refuses_non_objects_oversized_integers_and_deep_nesting,
+    create_refuses_numbers_beyond_64_bits_however_they_are_written,
     create_refuses_malformed_json_and_other_media_types,
     documents_up_to_the_size_limit_are_accepted_and_larger_ones_get_413,
     listing_pages_through_every_document_once_in_creation_order,
@@ -160,7 +161,9 @@ async fn create_returns_201_with_location_and_etag_and_round_trips_any_json_unch
         "float_one": 1.0,
         "float": 0.1,
         "tiny": -2.5e-7,
-        "huge": 1e300,
+        // The largest magnitudes are bounded by the 64-bit range (see
+        // create_refuses_numbers_beyond_64_bits_however_they_are_written).
+        "huge": 9.2e18,
         "max": i64::MAX,
         "min": i64::MIN,
         "zero": 0,
@@ -221,6 +224,37 @@ async fn create_refuses_field_names_mongodb_would_misread_with_their_json_pointe
         assert!(body["errors"][0]["message"].is_string());
     }
     assert!(list_all(&app, &token, None).await.is_empty());
+}
+
+/// Regression: integer literals beyond the u64 range (and below -2^63) were
+/// parsed as doubles and stored rounded, e.g. `9611607837184739013531009024`
+/// came back as `9.611607837184739e27`.
+async fn create_refuses_numbers_beyond_64_bits_however_they_are_written(app: TestApp) {
+    let token = app.create_and_login("Acme", "admin@acme.example").await;
+    for text in [
+        "9223372036854775808",
+        "-9223372036854775809",
+        "9611607837184739013531009024",
+        "1e19",
+        "1e300",
+        "-4.73122352910183e+131",
+    ] {
+        let body = create_raw(
+            &app,
+            &token,
+            &format!(r#"{{"ok": 1, "n": {{"x": [{text}]}}}}"#),
+        )
+        .await
+        .expect(422, Some("validation_failed"));
+        assert_eq!(fields(&body), ["/n/x/0"], "{text}");
+    }
+    assert!(list_all(&app, &token, None).await.is_empty());
+    let document = r#"{"max": 9223372036854775807, "min": -9223372036854775808, "big": 9.2e18, "tiny": 1e-300}"#;
+    let created = create_raw(&app, &token, document).await.expect(201, None);
+    assert_eq!(
+        created["data"],
+        serde_json::from_str::<Value>(document).unwrap()
+    );
 }
 
 async fn create_refuses_non_objects_oversized_integers_and_deep_nesting(app: TestApp) {

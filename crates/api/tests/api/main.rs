@@ -29,6 +29,7 @@ macro_rules! store_suite {
 
 mod admin_login;
 mod authentication;
+mod bodies;
 mod data;
 mod failures;
 mod helpers;
