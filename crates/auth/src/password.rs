@@ -1,10 +1,17 @@
 //! Password hashing with argon2id.
+//!
+//! argon2 needs `memory_kib` of working memory per hash (19 MiB by
+//! default). Allocating it afresh for every hash lets the process's peak
+//! memory grow with the number of hashes (glibc keeps such blocks after they
+//! are freed), so each hash borrows a buffer from a small pool instead: at
+//! most `max_concurrent` buffers ever exist, and hashing memory is bounded by
+//! `max_concurrent × memory_kib`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash as PhcHash, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{Output, ParamsString, PasswordHash as PhcHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use orgsvc_domain::{Password, PasswordHash};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -34,20 +41,23 @@ impl Default for Argon2Params {
 }
 
 /// Hashes and verifies passwords off the async workers, with bounded
-/// concurrency so a burst of logins cannot exhaust memory or threads.
+/// concurrency and bounded memory, so a burst of logins can exhaust neither
+/// threads nor memory.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon2: Argon2<'static>,
-    /// A hash of a random password, verified against when an email is
-    /// unknown so that unknown and known emails cost the same time.
+    params: Params,
+    /// A PHC string with the configured parameters, a random salt and a
+    /// random output: verifying against it costs exactly one hash and never
+    /// succeeds, so unknown emails cost the same time as known ones.
     dummy_hash: Arc<str>,
     permits: Arc<Semaphore>,
+    memory: Arc<MemoryPool>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
-            .field("params", self.argon2.params())
+            .field("params", &self.params)
             .field("max_concurrent", &self.permits.available_permits())
             .finish_non_exhaustive()
     }
@@ -64,21 +74,32 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| AuthError::InvalidParams(e.to_string()))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy_hash = hash_with(&argon2, &random_password())?;
+        let dummy_hash = dummy_phc(&params)?;
         Ok(Self {
-            argon2,
+            params,
             dummy_hash: dummy_hash.into(),
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            memory: Arc::new(MemoryPool::default()),
         })
     }
 
     /// Hashes a password into a PHC string with a fresh random salt.
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, AuthError> {
-        let argon2 = self.argon2.clone();
+        let params = self.params.clone();
         let password = password.clone();
         let phc = self
-            .run_blocking(move || hash_with(&argon2, password.expose()))
+            .run_blocking(move |memory| {
+                let salt = SaltString::generate(&mut OsRng);
+                let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                compute(
+                    &argon2,
+                    password.expose().as_bytes(),
+                    salt.as_salt(),
+                    memory,
+                )
+                .map(|hash| hash.to_string())
+                .map_err(|e| AuthError::Hashing(e.to_string()))
+            })
             .await??;
         Ok(PasswordHash::from_phc_string(phc))
     }
@@ -95,17 +116,18 @@ impl PasswordHasher {
             Some(hash) => hash.as_phc_str().into(),
             None => self.dummy_hash.clone(),
         };
-        let argon2 = self.argon2.clone();
         let candidate = candidate.to_owned();
         let matches = self
-            .run_blocking(move || verify_with(&argon2, &candidate, &phc))
+            .run_blocking(move |memory| verify_with(&candidate, &phc, memory))
             .await??;
         Ok(known && matches)
     }
 
+    /// Runs `work` on the blocking pool once a permit is free, lending it a
+    /// working-memory buffer.
     async fn run_blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
         // The semaphore is never closed, so acquiring only waits.
         let _permit = self
@@ -113,29 +135,113 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|_| AuthError::Hashing("hashing pool closed".into()))?;
-        Ok(tokio::task::spawn_blocking(work).await?)
+        let pool = self.memory.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let mut memory = pool.take();
+            let result = work(&mut memory);
+            pool.give_back(memory);
+            result
+        })
+        .await?)
     }
 }
 
-fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, AuthError> {
+/// Working-memory buffers, reused from hash to hash. Holds at most as many
+/// buffers as there are hashing permits, since each in-flight hash holds one.
+#[derive(Debug, Default)]
+struct MemoryPool {
+    idle: Mutex<Vec<Vec<Block>>>,
+}
+
+impl MemoryPool {
+    fn take(&self) -> Vec<Block> {
+        self.idle
+            .lock()
+            .map(|mut idle| idle.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn give_back(&self, buffer: Vec<Block>) {
+        // A poisoned lock only loses the buffer for reuse.
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(buffer);
+        }
+    }
+}
+
+/// argon2 of `password` with `salt`, in `memory` (grown to the size the
+/// parameters need, and kept at that size for the next hash).
+fn compute<'a>(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: Salt<'a>,
+    memory: &mut Vec<Block>,
+) -> argon2::password_hash::Result<PhcHash<'a>> {
+    let params = argon2.params();
+    let mut salt_bytes = [0_u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+    memory.resize(params.block_count(), Block::new());
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(output_len, |out| {
+        Ok(argon2.hash_password_into_with_memory(password, salt_bytes, out, &mut memory[..])?)
+    })?;
+    Ok(PhcHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt),
+        hash: Some(output),
+    })
+}
+
+/// Whether `candidate` hashes to the stored `phc`, recomputed with the
+/// stored algorithm, version, parameters and salt; outputs are compared in
+/// constant time.
+fn verify_with(candidate: &str, phc: &str, memory: &mut Vec<Block>) -> Result<bool, AuthError> {
+    let stored = PhcHash::new(phc).map_err(|e| AuthError::Hashing(format!("stored hash: {e}")))?;
+    let unusable =
+        |e: argon2::password_hash::Error| AuthError::Hashing(format!("stored hash: {e}"));
+    let algorithm = Algorithm::try_from(stored.algorithm).map_err(unusable)?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| unusable(e.into()))?
+        .unwrap_or_default();
+    let params = Params::try_from(&stored).map_err(unusable)?;
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return Err(AuthError::Hashing(
+            "stored hash has no salt or output".into(),
+        ));
+    };
+    if algorithm != Algorithm::Argon2id {
+        return Err(AuthError::Hashing(format!(
+            "stored hash uses {algorithm}, not argon2id"
+        )));
+    }
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = compute(&argon2, candidate.as_bytes(), salt, memory)
+        .map_err(|e| AuthError::Hashing(e.to_string()))?;
+    // `Output`'s equality is constant-time.
+    Ok(computed.hash.as_ref() == Some(&expected))
+}
+
+/// A PHC string with these parameters, a random salt and a random output.
+fn dummy_phc(params: &Params) -> Result<String, AuthError> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AuthError::Hashing(e.to_string()))
-}
-
-fn verify_with(argon2: &Argon2<'_>, candidate: &str, phc: &str) -> Result<bool, AuthError> {
-    let parsed = PhcHash::new(phc).map_err(|e| AuthError::Hashing(format!("stored hash: {e}")))?;
-    match argon2.verify_password(candidate.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(e) => Err(AuthError::Hashing(e.to_string())),
-    }
-}
-
-fn random_password() -> String {
-    SaltString::generate(&mut OsRng).as_str().to_owned()
+    let mut output = [0_u8; Params::DEFAULT_OUTPUT_LEN];
+    OsRng.fill_bytes(&mut output);
+    let invalid = |e: argon2::password_hash::Error| AuthError::InvalidParams(e.to_string());
+    let phc = PhcHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(invalid)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).map_err(invalid)?),
+    };
+    Ok(phc.to_string())
 }
 
 #[cfg(test)]
@@ -179,6 +285,79 @@ mod tests {
     async fn unknown_account_never_verifies() {
         let hasher = cheap();
         assert!(!hasher.verify("anything at all", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_reference_argon2_implementation() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+
+        let hasher = cheap();
+        let ours = hasher.hash(&password("interop password")).await.unwrap();
+        let reference = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(256, 1, 1, None).unwrap(),
+        );
+        let parsed = PhcHash::new(ours.as_phc_str()).unwrap();
+        assert!(reference
+            .verify_password(b"interop password", &parsed)
+            .is_ok());
+        assert!(reference
+            .verify_password(b"other password", &parsed)
+            .is_err());
+
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = reference
+            .hash_password(b"interop password", &salt)
+            .unwrap()
+            .to_string();
+        let theirs = PasswordHash::from_phc_string(theirs);
+        assert!(hasher
+            .verify("interop password", Some(&theirs))
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify("other password", Some(&theirs))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_made_with_other_params_still_verify() {
+        let stronger = PasswordHasher::new(
+            Argon2Params {
+                memory_kib: 1024,
+                iterations: 2,
+                parallelism: 2,
+            },
+            1,
+        )
+        .unwrap();
+        let hash = stronger.hash(&password("changed params")).await.unwrap();
+        assert!(cheap().verify("changed params", Some(&hash)).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn working_memory_is_reused_and_bounded_by_the_permits() {
+        let hasher = cheap();
+        let hashes = (0..8).map(|n| {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.hash(&password(&format!("password {n}"))).await })
+        });
+        for hash in hashes {
+            hash.await.unwrap().unwrap();
+        }
+        let idle = hasher.memory.idle.lock().unwrap();
+        assert!((1..=2).contains(&idle.len()), "{} buffers", idle.len());
+        assert!(idle.iter().all(|buffer| buffer.len() == 256));
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_configured_params() {
+        let hasher = cheap();
+        assert!(hasher
+            .dummy_hash
+            .starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
     }
 
     #[test]
