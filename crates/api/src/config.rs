@@ -25,7 +25,7 @@
 //! | `auth.argon2.memory_kib` | `19456` | argon2id memory cost |
 //! | `auth.argon2.iterations` | `2` | argon2id time cost |
 //! | `auth.argon2.parallelism` | `1` | argon2id lanes |
-//! | `auth.hashing_concurrency` | number of CPUs | password hashes computed at once |
+//! | `auth.hashing_concurrency` | half the CPUs (at least 1) | password hashes computed at once |
 //! | `log.level` | `info` | tracing filter; `RUST_LOG` overrides it |
 //! | `log.format` | `text` | `text` or `json` |
 //!
@@ -165,7 +165,8 @@ pub struct AuthSettings {
     pub audience: String,
     /// Password hashing cost.
     pub argon2: orgsvc_auth::Argon2Params,
-    /// Password hashes computed at once; `None`: one per CPU.
+    /// Password hashes computed at once; `None`: half the CPUs, at least
+    /// one (see [`Settings::hashing_concurrency`]).
     pub hashing_concurrency: Option<NonZeroUsize>,
 }
 
@@ -251,12 +252,22 @@ impl Settings {
             .map_or_else(cpu_count, NonZeroUsize::get)
     }
 
-    /// Password hashes computed at once.
+    /// Password hashes computed at once: `auth.hashing_concurrency`, by
+    /// default half the CPUs (at least one). Each hash keeps a core busy for
+    /// tens of milliseconds; with one permit per CPU a login storm would take
+    /// every core and starve the cheap requests (`GET /org/get`, health
+    /// probes). Leaving half the cores to them keeps requests flowing while
+    /// logins queue for a permit.
     pub fn hashing_concurrency(&self) -> usize {
         self.auth
             .hashing_concurrency
-            .map_or_else(cpu_count, NonZeroUsize::get)
+            .map_or_else(default_hashing_concurrency, NonZeroUsize::get)
     }
+}
+
+/// Default of `auth.hashing_concurrency`: `max(1, cpus / 2)`.
+fn default_hashing_concurrency() -> usize {
+    (cpu_count() / 2).max(1)
 }
 
 fn cpu_count() -> usize {
@@ -328,7 +339,9 @@ mod tests {
         assert_eq!(settings.auth.argon2.parallelism, 1);
         assert_eq!(settings.log.level, "info");
         assert_eq!(settings.log.format, LogFormat::Text);
-        assert!(settings.workers() >= 1 && settings.hashing_concurrency() >= 1);
+        assert_eq!(settings.workers(), cpu_count());
+        assert_eq!(settings.hashing_concurrency(), (cpu_count() / 2).max(1));
+        assert!(settings.hashing_concurrency() >= 1);
     }
 
     #[test]
