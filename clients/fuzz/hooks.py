@@ -12,6 +12,14 @@ requirement gets a bearer token.
   whole run, which those two operations never touch, so resources created by
   one call can be found by the next (stateful tests).
 
+`adminRefresh` and `adminLogout` are public. A fuzzed refresh token is unknown
+(401 `invalid_refresh_token`; 204 for a logout), so every other positive
+`adminRefresh` case gets a real, unused refresh token of the shared admin
+instead (`before_call`), and its success answer is checked too. Fuzzed logins that repeat an email may lock it
+(429 `login_locked`, documented); the hooks' own admins use fresh emails. The
+harness lifts the per-IP login rate limit, since every case comes from
+127.0.0.1.
+
 The service's base URL comes from ORGSVC_FUZZ_URL.
 """
 
@@ -37,6 +45,8 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9]")
 _counter = itertools.count()
 _lock = threading.Lock()
 _shared_token: str | None = None
+_shared_email: str | None = None
+_refresh_cases = itertools.count()
 
 
 def _post(path: str, body: dict) -> tuple[int, dict]:
@@ -71,11 +81,15 @@ def _named_by(case) -> str | None:
     return None
 
 
-def _login(email: str) -> str:
+def _login_tokens(email: str) -> dict:
     status, body = _post("/admin/login", {"email": email, "password": PASSWORD})
     if status != 200:
         raise RuntimeError(f"logging in the fuzzing admin failed: {status} {body}")
-    return body["access_token"]
+    return body
+
+
+def _login(email: str) -> str:
+    return _login_tokens(email)["access_token"]
 
 
 def _new_organization(named: str | None = None) -> str:
@@ -91,14 +105,22 @@ def _new_organization(named: str | None = None) -> str:
 
 
 def _shared() -> str:
-    global _shared_token
+    global _shared_token, _shared_email
     with _lock:
         if _shared_token is None:
             email = f"fuzz-shared-{uuid.uuid4().hex[:12]}@fuzz.example"
             if not _create(f"fuzz shared {uuid.uuid4().hex[:12]}", email):
                 raise RuntimeError("the shared fuzzing organization name was taken")
             _shared_token = _login(email)
+            _shared_email = email
         return _shared_token
+
+
+def _fresh_refresh_token() -> str:
+    """An unused refresh token of a new session of the shared admin."""
+    _shared()
+    assert _shared_email is not None
+    return _login_tokens(_shared_email)["refresh_token"]
 
 
 @schemathesis.auth(refresh_interval=None)
@@ -137,3 +159,16 @@ def filter_case(context, case):
     if meta is not None and not meta.generation.mode.is_positive:
         return True
     return "organization_name" in (case.query or {}) or isinstance(case.body, dict)
+
+
+@schemathesis.hook
+def before_call(context, case, **kwargs):
+    """Gives every other positive `adminRefresh` case a valid refresh token."""
+    operation = context.operation
+    if operation is None or operation.definition.raw.get("operationId") != "adminRefresh":
+        return
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return
+    if next(_refresh_cases) % 2 == 0:
+        case.body = {**case.body, "refresh_token": _fresh_refresh_token()}

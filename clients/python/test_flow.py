@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 from orgsvc_client import AuthenticatedClient, Client
-from orgsvc_client.api.admin import admin_login
+from orgsvc_client.api.admin import admin_login, admin_logout, admin_refresh
+from orgsvc_client.api.data import list_documents
 from orgsvc_client.api.organizations import (
     create_organization,
     delete_organization,
@@ -28,6 +29,7 @@ from orgsvc_client.models import (
     LoginRequest,
     OrganizationMetadata,
     Problem,
+    RefreshTokenRequest,
     UpdateOrganizationRequest,
 )
 
@@ -52,16 +54,39 @@ def create(client: Client, name: str, email: str):
     )
 
 
-def login(client: Client, email: str, password: str = PASSWORD) -> AuthenticatedClient:
+def check_tokens(response) -> AccessToken:
+    """The tokens of a 200 login or refresh answer."""
+    assert response.status_code == 200, response.content
+    tokens = response.parsed
+    assert isinstance(tokens, AccessToken)
+    assert tokens.token_type == "bearer"
+    assert tokens.expires_in > 0
+    assert len(tokens.refresh_token) == 43
+    assert tokens.refresh_expires_in > 0
+    assert response.headers["cache-control"] == "no-store"
+    return tokens
+
+
+def login_tokens(client: Client, email: str, password: str = PASSWORD) -> AccessToken:
     response = admin_login.sync_detailed(
         client=client, body=LoginRequest(email=email, password=password)
     )
-    assert response.status_code == 200, response.content
-    assert isinstance(response.parsed, AccessToken)
-    assert response.parsed.token_type == "bearer"
-    assert response.parsed.expires_in > 0
+    return check_tokens(response)
+
+
+def as_admin(tokens: AccessToken) -> AuthenticatedClient:
     return AuthenticatedClient(
-        base_url=BASE_URL, token=response.parsed.access_token, raise_on_unexpected_status=True
+        base_url=BASE_URL, token=tokens.access_token, raise_on_unexpected_status=True
+    )
+
+
+def login(client: Client, email: str, password: str = PASSWORD) -> AuthenticatedClient:
+    return as_admin(login_tokens(client, email, password))
+
+
+def refresh(client: Client, refresh_token: str):
+    return admin_refresh.sync_detailed(
+        client=client, body=RefreshTokenRequest(refresh_token=refresh_token)
     )
 
 
@@ -147,3 +172,27 @@ def test_protected_operations_need_a_token(client: Client) -> None:
     )
     assert_problem(response, 401, "missing_token")
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_refresh_rotates_reuse_revokes_and_logout_ends_the_session(client: Client) -> None:
+    email = f"py-{uuid.uuid4().hex[:10]}@flow.example"
+    assert create(client, unique("Py Sessions"), email).status_code == 201
+
+    first = login_tokens(client, email)
+    rotated = check_tokens(refresh(client, first.refresh_token))
+    assert rotated.refresh_token != first.refresh_token
+    listed = list_documents.sync_detailed(client=as_admin(rotated))
+    assert listed.status_code == 200, listed.content
+
+    # Presenting the used token again revokes the whole session.
+    assert_problem(refresh(client, first.refresh_token), 401, "invalid_refresh_token")
+    assert_problem(refresh(client, rotated.refresh_token), 401, "invalid_refresh_token")
+
+    # Logout revokes another session; repeating it is harmless.
+    second = login_tokens(client, email)
+    for _ in range(2):
+        out = admin_logout.sync_detailed(
+            client=client, body=RefreshTokenRequest(refresh_token=second.refresh_token)
+        )
+        assert out.status_code == 204, out.content
+    assert_problem(refresh(client, second.refresh_token), 401, "invalid_refresh_token")

@@ -11,6 +11,7 @@ import createClient from "openapi-fetch";
 import type { components, paths } from "./generated/orgsvc.d.ts";
 
 type Problem = components["schemas"]["Problem"];
+type AccessToken = components["schemas"]["AccessToken"];
 
 const baseUrl = process.env.ORGSVC_URL;
 if (!baseUrl) throw new Error("ORGSVC_URL is not set: run scripts/clients-test");
@@ -53,16 +54,36 @@ async function create(name: string, email: string) {
   });
 }
 
-async function login(email: string): Promise<string> {
-  const { data, error, response } = await client.POST("/admin/login", {
-    body: { email, password: PASSWORD },
-  });
+/** Checks the tokens of a 200 login or refresh answer. */
+function checkTokens(
+  data: AccessToken | undefined,
+  error: Problem | undefined,
+  response: Response,
+): AccessToken {
   assert.equal(error, undefined);
   assert.equal(response.status, 200);
+  assert.equal(response.headers.get("cache-control"), "no-store");
   assert.ok(data);
   assert.equal(data.token_type, "bearer");
   assert.ok(data.expires_in > 0);
-  return data.access_token;
+  assert.equal(data.refresh_token.length, 43);
+  assert.ok(data.refresh_expires_in > 0);
+  return data;
+}
+
+async function loginTokens(email: string): Promise<AccessToken> {
+  const { data, error, response } = await client.POST("/admin/login", {
+    body: { email, password: PASSWORD },
+  });
+  return checkTokens(data, error, response);
+}
+
+async function login(email: string): Promise<string> {
+  return (await loginTokens(email)).access_token;
+}
+
+async function refresh(refreshToken: string) {
+  return client.POST("/admin/refresh", { body: { refresh_token: refreshToken } });
 }
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -153,4 +174,34 @@ test("protected operations need a token", async () => {
   });
   assertProblem(error, response, 401, "missing_token");
   assert.match(response.headers.get("www-authenticate") ?? "", /^Bearer/);
+});
+
+test("refresh rotates, reusing a token revokes the session, logout ends one", async () => {
+  const email = `ts-${hex10()}@flow.example`;
+  const created = await create(unique("TS Sessions"), email);
+  assert.equal(created.response.status, 201);
+
+  const first = await loginTokens(email);
+  const rotatedAnswer = await refresh(first.refresh_token);
+  const rotated = checkTokens(rotatedAnswer.data, rotatedAnswer.error, rotatedAnswer.response);
+  assert.notEqual(rotated.refresh_token, first.refresh_token);
+  const listed = await client.GET("/org/data", { headers: bearer(rotated.access_token) });
+  assert.equal(listed.response.status, 200);
+
+  // Presenting the used token again revokes the whole session.
+  for (const token of [first.refresh_token, rotated.refresh_token]) {
+    const { error, response } = await refresh(token);
+    assertProblem(error, response, 401, "invalid_refresh_token");
+  }
+
+  // Logout revokes another session; repeating it is harmless.
+  const second = await loginTokens(email);
+  for (let i = 0; i < 2; i++) {
+    const out = await client.POST("/admin/logout", {
+      body: { refresh_token: second.refresh_token },
+    });
+    assert.equal(out.response.status, 204);
+  }
+  const after = await refresh(second.refresh_token);
+  assertProblem(after.error, after.response, 401, "invalid_refresh_token");
 });

@@ -7,6 +7,11 @@
 #   start_service          builds (or reuses) target/debug/orgsvc, starts it,
 #                          waits for /health/ready; sets ORGSVC_URL and WORK
 #
+# Every client runs from 127.0.0.1, and the hooks log in for each fuzzed case,
+# so the service's per-IP login rate limit is lifted (the API tests cover it).
+# Per-email lockout keeps its defaults: the flows and hooks use fresh emails,
+# and a fuzzed login that hits a lock gets 429, a documented answer.
+#
 # The caller must be at the repository root with `set -euo pipefail`.
 
 REPO_ROOT=$(pwd)
@@ -87,6 +92,8 @@ start_service() {
     ORGSVC__AUTH__ARGON2__MEMORY_KIB=256 \
     ORGSVC__AUTH__ARGON2__ITERATIONS=1 \
     ORGSVC__AUTH__ARGON2__PARALLELISM=1 \
+    ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE=1000000 \
+    ORGSVC__SECURITY__LOGIN_RATE_BURST=1000000 \
     ORGSVC__LOG__LEVEL=warn \
     "$WORK/orgsvc" serve >"$WORK/server.log" 2>&1 &
   SERVICE_PID=$!

@@ -20,12 +20,21 @@
 //! | `mongodb.reconcile_stale_after_secs` | `30` | age after which an unfinished operation counts as abandoned |
 //! | `auth.jwt_secret` | unset | HS256 signing secret; unset in development: a random one per start |
 //! | `auth.access_token_ttl` | `900` | access token lifetime, seconds |
+//! | `auth.refresh_token_ttl` | `1209600` | refresh token lifetime (14 days), seconds; each rotation issues a new one |
 //! | `auth.issuer` | `orgsvc` | token `iss` |
 //! | `auth.audience` | `orgsvc-api` | token `aud` |
 //! | `auth.argon2.memory_kib` | `19456` | argon2id memory cost |
 //! | `auth.argon2.iterations` | `2` | argon2id time cost |
 //! | `auth.argon2.parallelism` | `1` | argon2id lanes |
 //! | `auth.hashing_concurrency` | half the CPUs (at least 1) | password hashes computed at once |
+//! | `security.login_max_failures` | `5` | failed logins allowed per email before the next attempt locks it |
+//! | `security.login_lock_secs` | `60` | first lock; each further lock without a success doubles it |
+//! | `security.login_max_lock_secs` | `3600` | longest lock |
+//! | `security.login_rate_per_minute` | `30` | `POST /admin/login` and `/admin/refresh` calls per client IP and minute; more get 429 |
+//! | `security.login_rate_burst` | `10` | calls a client IP may make at once before the rate applies |
+//! | `security.trust_forwarded_for` | `false` | take the client IP from the last `X-Forwarded-For` entry (only behind a proxy that sets it) |
+//! | `security.purge_interval_secs` | `3600` | how often expired sessions and old audit entries are purged |
+//! | `audit.retention_days` | `90` | how long the audit entries of a deleted organization are kept |
 //! | `log.level` | `info` | tracing filter; `RUST_LOG` overrides it |
 //! | `log.format` | `text` | `text` or `json` |
 //!
@@ -33,7 +42,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,6 +83,10 @@ pub struct Settings {
     pub data: DataSettings,
     /// Credentials.
     pub auth: AuthSettings,
+    /// Login protection and client identification.
+    pub security: SecuritySettings,
+    /// The audit log.
+    pub audit: AuditSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -159,6 +172,8 @@ pub struct AuthSettings {
     pub jwt_secret: Option<SecretString>,
     /// Access token lifetime, in seconds.
     pub access_token_ttl: u64,
+    /// Refresh token lifetime, in seconds.
+    pub refresh_token_ttl: u64,
     /// Token issuer (`iss`).
     pub issuer: String,
     /// Token audience (`aud`).
@@ -168,6 +183,49 @@ pub struct AuthSettings {
     /// Password hashes computed at once; `None`: half the CPUs, at least
     /// one (see [`Settings::hashing_concurrency`]).
     pub hashing_concurrency: Option<NonZeroUsize>,
+}
+
+/// Login protection and client identification.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SecuritySettings {
+    /// Failed logins allowed per email before the next attempt locks it.
+    pub login_max_failures: u32,
+    /// First lock, in seconds.
+    pub login_lock_secs: u64,
+    /// Longest lock, in seconds.
+    pub login_max_lock_secs: u64,
+    /// Login and refresh calls allowed per client IP and minute.
+    pub login_rate_per_minute: NonZeroU32,
+    /// Calls a client IP may make at once before the rate applies.
+    pub login_rate_burst: NonZeroU32,
+    /// Whether the client IP is the last `X-Forwarded-For` entry rather than
+    /// the connection's peer address.
+    pub trust_forwarded_for: bool,
+    /// Seconds between purges of expired sessions and old audit entries.
+    pub purge_interval_secs: u64,
+}
+
+impl SecuritySettings {
+    /// How failed logins lock an email.
+    pub fn login_throttle(&self) -> orgsvc_domain::LoginThrottle {
+        orgsvc_domain::LoginThrottle {
+            max_failures: self.login_max_failures,
+            base_lock: Duration::from_secs(self.login_lock_secs),
+            max_lock: Duration::from_secs(self.login_max_lock_secs),
+        }
+    }
+
+    /// Time between purges.
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs(self.purge_interval_secs)
+    }
+}
+
+/// Audit log settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuditSettings {
+    /// Days the entries of a deleted organization are kept.
+    pub retention_days: u32,
 }
 
 /// Logging settings.
@@ -223,6 +281,28 @@ impl Settings {
         if self.auth.access_token_ttl == 0 {
             return Err(ConfigError::Invalid(
                 "auth.access_token_ttl must be at least 1 second".into(),
+            ));
+        }
+        if self.auth.refresh_token_ttl == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.refresh_token_ttl must be at least 1 second".into(),
+            ));
+        }
+        if self.security.login_max_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "security.login_max_failures must be at least 1".into(),
+            ));
+        }
+        if self.security.login_lock_secs == 0
+            || self.security.login_max_lock_secs < self.security.login_lock_secs
+        {
+            return Err(ConfigError::Invalid(
+                "security.login_lock_secs must be at least 1 and at most security.login_max_lock_secs".into(),
+            ));
+        }
+        if self.security.purge_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "security.purge_interval_secs must be at least 1".into(),
             ));
         }
         if self.mongodb.reconcile_interval_secs == 0 {
@@ -291,11 +371,20 @@ fn with_defaults(
         .set_default("mongodb.reconcile_stale_after_secs", 30)?
         .set_default("data.max_document_bytes", 262_144)?
         .set_default("auth.access_token_ttl", 900)?
+        .set_default("auth.refresh_token_ttl", 1_209_600)?
         .set_default("auth.issuer", "orgsvc")?
         .set_default("auth.audience", "orgsvc-api")?
         .set_default("auth.argon2.memory_kib", argon2.memory_kib)?
         .set_default("auth.argon2.iterations", argon2.iterations)?
         .set_default("auth.argon2.parallelism", argon2.parallelism)?
+        .set_default("security.login_max_failures", 5)?
+        .set_default("security.login_lock_secs", 60)?
+        .set_default("security.login_max_lock_secs", 3600)?
+        .set_default("security.login_rate_per_minute", 30)?
+        .set_default("security.login_rate_burst", 10)?
+        .set_default("security.trust_forwarded_for", false)?
+        .set_default("security.purge_interval_secs", 3600)?
+        .set_default("audit.retention_days", 90)?
         .set_default("log.level", "info")?
         .set_default("log.format", "text")
 }
@@ -410,6 +499,87 @@ mod tests {
                 matches!(error, ConfigError::Load(_)),
                 "{key}={value}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn session_and_security_keys_have_defaults() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.auth.refresh_token_ttl, 1_209_600);
+        let security = &settings.security;
+        assert_eq!(security.login_max_failures, 5);
+        assert_eq!(security.login_lock_secs, 60);
+        assert_eq!(security.login_max_lock_secs, 3600);
+        assert_eq!(security.login_rate_per_minute.get(), 30);
+        assert_eq!(security.login_rate_burst.get(), 10);
+        assert!(!security.trust_forwarded_for);
+        assert_eq!(security.purge_interval(), Duration::from_secs(3600));
+        assert_eq!(settings.audit.retention_days, 90);
+        assert_eq!(
+            security.login_throttle(),
+            orgsvc_domain::LoginThrottle {
+                max_failures: 5,
+                base_lock: Duration::from_secs(60),
+                max_lock: Duration::from_secs(3600),
+            }
+        );
+    }
+
+    #[test]
+    fn session_and_security_keys_are_read_from_the_environment() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__AUTH__REFRESH_TOKEN_TTL", "600"),
+                ("ORGSVC__SECURITY__LOGIN_MAX_FAILURES", "3"),
+                ("ORGSVC__SECURITY__LOGIN_LOCK_SECS", "10"),
+                ("ORGSVC__SECURITY__LOGIN_MAX_LOCK_SECS", "20"),
+                ("ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE", "2"),
+                ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "1"),
+                ("ORGSVC__SECURITY__TRUST_FORWARDED_FOR", "true"),
+                ("ORGSVC__SECURITY__PURGE_INTERVAL_SECS", "5"),
+                ("ORGSVC__AUDIT__RETENTION_DAYS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.auth.refresh_token_ttl, 600);
+        let security = &settings.security;
+        assert_eq!(
+            security.login_throttle(),
+            orgsvc_domain::LoginThrottle {
+                max_failures: 3,
+                base_lock: Duration::from_secs(10),
+                max_lock: Duration::from_secs(20),
+            }
+        );
+        assert_eq!(security.login_rate_per_minute.get(), 2);
+        assert_eq!(security.login_rate_burst.get(), 1);
+        assert!(security.trust_forwarded_for);
+        assert_eq!(security.purge_interval(), Duration::from_secs(5));
+        assert_eq!(settings.audit.retention_days, 7);
+    }
+
+    #[test]
+    fn unusable_session_and_security_values_are_refused_naming_the_key() {
+        let var = |key: &str| format!("ORGSVC__{}", key.to_uppercase().replace('.', "__"));
+        for (key, value) in [
+            ("auth.refresh_token_ttl", "0"),
+            ("security.login_max_failures", "0"),
+            ("security.login_lock_secs", "0"),
+            ("security.login_lock_secs", "7200"),
+            ("security.purge_interval_secs", "0"),
+        ] {
+            let error = Settings::load_from(None, env(&[(&var(key), value)])).unwrap_err();
+            assert!(error.to_string().contains(key), "{key}={value}: {error}");
+        }
+        for (key, value) in [
+            ("security.login_rate_per_minute", "0"),
+            ("security.login_rate_burst", "0"),
+            ("security.trust_forwarded_for", "maybe"),
+        ] {
+            let error = Settings::load_from(None, env(&[(&var(key), value)])).unwrap_err();
+            let load = matches!(error, ConfigError::Load(_));
+            assert!(load, "{key}={value}: {error}");
         }
     }
 

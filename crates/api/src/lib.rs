@@ -5,6 +5,8 @@ pub mod config;
 pub mod extractors;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limit;
+pub mod request_origin;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::problem::{FieldError, Problem};
-use crate::routes::{admin, data, health, organizations};
+use crate::routes::{admin, admins, audit, data, health, organizations};
 
 /// The API's OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -26,7 +26,15 @@ use crate::routes::{admin, data, health, organizations};
         data::get,
         data::replace,
         data::delete,
+        admins::add,
+        admins::list,
+        admins::get,
+        admins::change_role,
+        admins::remove,
+        audit::list,
         admin::login,
+        admin::refresh,
+        admin::logout,
         health::live,
         health::ready,
     ),
@@ -38,12 +46,13 @@ use crate::routes::{admin, data, health, organizations};
             organizations::DeleteOrganizationRequest,
             data::DocumentData,
             data::DocumentValue,
+            admins::AdminRole,
+            audit::AuditActionName,
         ),
         responses(
             responses::BadRequestBody,
             responses::Unauthorized,
             responses::InvalidCredentials,
-            responses::Forbidden,
             responses::OrganizationNotFound,
             responses::CreateConflict,
             responses::UpdateConflict,
@@ -59,13 +68,24 @@ use crate::routes::{admin, data, health, organizations};
             responses::InvalidDocument,
             responses::InvalidListing,
             responses::OrganizationBusy,
+            responses::InvalidRefreshToken,
+            responses::LoginThrottled,
+            responses::RateLimited,
+            responses::OwnerRequired,
+            responses::DeleteForbidden,
+            responses::AdminNotFound,
+            responses::AddAdminConflict,
+            responses::LastOwner,
+            responses::InvalidAuditListing,
         )
     ),
     modifiers(&BearerSecurity),
     tags(
         (name = "organizations", description = "Organizations (tenants) and their collections."),
         (name = "data", description = "The caller's organization's own documents (its tenant collection)."),
-        (name = "admin", description = "Admin authentication."),
+        (name = "admins", description = "The organization's admins and their roles (`owner` or `admin`); owners only."),
+        (name = "audit", description = "The organization's audit log; owners only."),
+        (name = "admin", description = "Admin authentication: login, refresh-token rotation and logout."),
         (name = "health", description = "Probes for orchestrators."),
     )
 )]
@@ -83,7 +103,11 @@ impl Modify for BearerSecurity {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("Access token from `POST /admin/login`."))
+                    .description(Some(
+                        "Access token (HS256 JWT, `auth.access_token_ttl` seconds) from `POST \
+                         /admin/login` or `POST /admin/refresh`. Refused once the admin's password \
+                         changes, the admin is removed or the organization is deleted.",
+                    ))
                     .build(),
             ),
         );
@@ -156,6 +180,12 @@ pub mod responses {
         "Seconds to wait before retrying (sent with `operation_in_progress`).",
     );
 
+    const RETRY_AFTER_THROTTLED: (&str, &str) = (
+        "Retry-After",
+        "Whole seconds (rounded up) until a call can succeed: until the client IP may call \
+         again, or until the email's lock ends.",
+    );
+
     problem_responses! {
         /// 400.
         BadRequestBody {
@@ -169,7 +199,8 @@ pub mod responses {
         /// 401 of protected operations.
         Unauthorized {
             "No bearer token, or a malformed, forged, expired or revoked one (a password change \
-             revokes earlier tokens; deleting the organization revokes all of its tokens).",
+             or the admin's removal revokes the admin's earlier tokens; deleting the organization \
+             revokes all of its tokens).",
             headers: [WWW_AUTHENTICATE],
             examples: [ApiError::MissingToken, ApiError::InvalidToken, ApiError::TokenExpired]
         }
@@ -178,12 +209,6 @@ pub mod responses {
             "Unknown email or wrong password (indistinguishable on purpose).",
             headers: [],
             examples: [ApiError::InvalidCredentials]
-        }
-        /// 403.
-        Forbidden {
-            "The named organization is not the caller's.",
-            headers: [],
-            examples: [ApiError::Forbidden]
         }
         /// 404.
         OrganizationNotFound {
@@ -283,6 +308,76 @@ pub mod responses {
              Retry after `Retry-After` seconds.",
             headers: [("Retry-After", "Seconds to wait before retrying.")],
             examples: [ApiError::OrganizationBusy]
+        }
+        /// 403 of owner-only operations.
+        OwnerRequired {
+            "The caller is an `admin` of its organization; this operation takes an `owner`.",
+            headers: [],
+            examples: [ApiError::OwnerRequired]
+        }
+        /// 403 of the deletion.
+        DeleteForbidden {
+            "The caller is not an owner of its organization (`owner_required`), or the named \
+             organization is not the caller's (`forbidden`, whether or not it exists).",
+            headers: [],
+            examples: [ApiError::OwnerRequired, ApiError::Forbidden]
+        }
+        /// 404 of an admin.
+        AdminNotFound {
+            "The caller's organization has no admin with this id (also for ids that are not \
+             UUIDs, and for other organizations' admins).",
+            headers: [],
+            examples: [ApiError::AdminNotFound]
+        }
+        /// 409 of adding an admin.
+        AddAdminConflict {
+            "Another admin (of any organization) already has this email, compared ignoring case.",
+            headers: [],
+            examples: [ApiError::EmailTaken]
+        }
+        /// 409 of removing or demoting an admin.
+        LastOwner {
+            "The admin is the organization's last owner: it cannot be removed or demoted \
+             (make another admin an owner first). Nothing was changed.",
+            headers: [],
+            examples: [ApiError::LastOwner]
+        }
+        /// 422 of an audit log listing.
+        InvalidAuditListing {
+            "`limit` or `before` is invalid, or the query has another parameter.",
+            headers: [],
+            examples: [ApiError::Validation(vec![
+                FieldError::new("limit", "must be between 1 and 100"),
+                FieldError::new("before", "is not a cursor returned by this API"),
+            ])]
+        }
+        /// 401 of the refresh.
+        InvalidRefreshToken {
+            "The refresh token is unknown, expired, already used (which revokes its whole \
+             session) or revoked (logout, password change, the admin's removal or the \
+             organization's deletion). Log in again.",
+            headers: [],
+            examples: [ApiError::InvalidRefreshToken]
+        }
+        /// 429 of the login.
+        LoginThrottled {
+            "Too many login or refresh calls from the client IP (`rate_limited`: \
+             `security.login_rate_per_minute` after a burst of `security.login_rate_burst`), or \
+             too many failed logins for the email (`login_locked`: the password was not \
+             checked; the lock starts at `security.login_lock_secs` and doubles with each \
+             further lock up to `security.login_max_lock_secs`).",
+            headers: [RETRY_AFTER_THROTTLED],
+            examples: [
+                ApiError::RateLimited { retry_after_secs: 2 },
+                ApiError::LoginLocked { retry_after_secs: 60 },
+            ]
+        }
+        /// 429 of the refresh.
+        RateLimited {
+            "Too many login or refresh calls from the client IP \
+             (`security.login_rate_per_minute` after a burst of `security.login_rate_burst`).",
+            headers: [RETRY_AFTER_THROTTLED],
+            examples: [ApiError::RateLimited { retry_after_secs: 2 }]
         }
         /// 500.
         InternalError {

@@ -8,8 +8,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use orgsvc_domain::{
-    CreateOrganizationError, DeleteOrganizationError, DocumentError, RenameOrganizationError,
-    StoreError, UpdateAdminError,
+    AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -139,6 +139,30 @@ pub enum ApiError {
     /// The organization's collection is being moved by a rename; nothing was done.
     #[error("organization busy")]
     OrganizationBusy,
+    /// The caller is an admin, not an owner, of its organization.
+    #[error("owner role required")]
+    OwnerRequired,
+    /// The caller's organization has no admin with this id.
+    #[error("admin not found")]
+    AdminNotFound,
+    /// The change would leave the organization without an owner.
+    #[error("last owner")]
+    LastOwner,
+    /// The refresh token is unknown, expired, used before or revoked.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// Failed logins locked the email; nothing was checked.
+    #[error("login locked")]
+    LoginLocked {
+        /// Whole seconds until the lock ends (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
+    /// The client IP made too many credential calls (login, refresh).
+    #[error("rate limited")]
+    RateLimited {
+        /// Whole seconds until a call is allowed again (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
     /// Anything unexpected; logged in full, answered with a generic 500.
     #[error("unexpected error")]
     Unexpected(#[source] Box<dyn StdError + Send + Sync>),
@@ -173,6 +197,12 @@ impl ApiError {
             Self::DocumentNotFound => "document_not_found",
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::OrganizationBusy => "organization_busy",
+            Self::OwnerRequired => "owner_required",
+            Self::AdminNotFound => "admin_not_found",
+            Self::LastOwner => "last_owner",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::LoginLocked { .. } => "login_locked",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -199,6 +229,12 @@ impl ApiError {
             Self::DocumentNotFound => "Document not found",
             Self::PreconditionFailed { .. } => "Precondition failed",
             Self::OrganizationBusy => "Organization busy",
+            Self::OwnerRequired => "Owner role required",
+            Self::AdminNotFound => "Admin not found",
+            Self::LastOwner => "Last owner",
+            Self::InvalidRefreshToken => "Invalid refresh token",
+            Self::LoginLocked { .. } => "Login locked",
+            Self::RateLimited { .. } => "Too many requests",
             Self::Unexpected(_) => "Internal server error",
         }
     }
@@ -247,6 +283,24 @@ impl ApiError {
             Self::OrganizationBusy => {
                 "The organization is being renamed; nothing was done, retry shortly.".into()
             }
+            Self::OwnerRequired => {
+                "Only an owner of the organization may do this; your role is `admin`.".into()
+            }
+            Self::AdminNotFound => "Your organization has no admin with this id.".into(),
+            Self::LastOwner => {
+                "The organization's last owner cannot be removed or demoted; make another admin an owner first."
+                    .into()
+            }
+            Self::InvalidRefreshToken => {
+                "The refresh token is invalid, expired, already used or revoked; log in again."
+                    .into()
+            }
+            Self::LoginLocked { retry_after_secs } => format!(
+                "Too many failed logins for this email; it is locked for {retry_after_secs} more second(s)."
+            ),
+            Self::RateLimited { retry_after_secs } => format!(
+                "Too many login or refresh calls from your address; retry in {retry_after_secs} second(s)."
+            ),
             Self::Unexpected(_) => "An unexpected error occurred.".into(),
         }
     }
@@ -275,17 +329,21 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::OrganizationNotFound | Self::RouteNotFound | Self::DocumentNotFound => {
-                StatusCode::NOT_FOUND
-            }
-            Self::OrganizationNameTaken | Self::EmailTaken | Self::OperationInProgress => {
-                StatusCode::CONFLICT
-            }
+            Self::OrganizationNotFound
+            | Self::RouteNotFound
+            | Self::DocumentNotFound
+            | Self::AdminNotFound => StatusCode::NOT_FOUND,
+            Self::OrganizationNameTaken
+            | Self::EmailTaken
+            | Self::OperationInProgress
+            | Self::LastOwner => StatusCode::CONFLICT,
             Self::InvalidCredentials
             | Self::MissingToken
             | Self::InvalidToken
-            | Self::TokenExpired => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            | Self::TokenExpired
+            | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            Self::LoginLocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Forbidden | Self::OwnerRequired => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::StoreUnavailable | Self::OrganizationBusy => StatusCode::SERVICE_UNAVAILABLE,
@@ -305,6 +363,9 @@ impl ResponseError for ApiError {
             }
             Self::InvalidToken | Self::TokenExpired => {
                 response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_INVALID));
+            }
+            Self::LoginLocked { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             Self::OperationInProgress | Self::OrganizationBusy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
@@ -411,6 +472,27 @@ impl From<UpdateAdminError> for ApiError {
     }
 }
 
+impl From<AddAdminError> for ApiError {
+    fn from(error: AddAdminError) -> Self {
+        match error {
+            // The organization was deleted since the token was checked.
+            AddAdminError::OrganizationNotFound => Self::InvalidToken,
+            AddAdminError::EmailTaken => Self::EmailTaken,
+            AddAdminError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<ChangeAdminError> for ApiError {
+    fn from(error: ChangeAdminError) -> Self {
+        match error {
+            ChangeAdminError::NotFound => Self::AdminNotFound,
+            ChangeAdminError::LastOwner => Self::LastOwner,
+            ChangeAdminError::Store(error) => error.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +534,24 @@ mod tests {
         let deleted = ApiError::from(DocumentError::OrganizationNotFound).error_response();
         assert_eq!(deleted.status(), StatusCode::UNAUTHORIZED);
         assert!(deleted.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn throttling_answers_429_with_retry_after_in_seconds() {
+        let retry_after_secs = 42;
+        for (error, code) in [
+            (ApiError::LoginLocked { retry_after_secs }, "login_locked"),
+            (ApiError::RateLimited { retry_after_secs }, "rate_limited"),
+        ] {
+            assert_eq!(error.code(), code);
+            assert!(error.problem().detail.contains("42"));
+            let response = error.error_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "42");
+        }
+        let refresh = ApiError::InvalidRefreshToken;
+        assert_eq!(refresh.code(), "invalid_refresh_token");
+        assert_eq!(refresh.status_code(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::extractors::body::{json_config, query_config};
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::state::{AppState, Credentials};
-use crate::store::{reconcile_once, spawn_reconciler, MigrationFailed, SelectedStore};
+use crate::store::{reconcile_once, spawn_reconciler, Maintenance, MigrationFailed, SelectedStore};
 use crate::telemetry::InvalidLogFilter;
 
 /// What the binary does.
@@ -150,11 +150,15 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
         None
     };
 
+    let maintenance =
+        Maintenance::from_settings(&settings.security, &settings.audit).spawn(store.clone());
+
     let state = web::Data::new(AppState::new(&settings, store, credentials));
     let served = serve(&settings, state).await;
     if let Some(reconciler) = reconciler {
         reconciler.abort();
     }
+    maintenance.abort();
     tracing::info!("stopped");
     served
 }

@@ -8,7 +8,8 @@ use orgsvc_auth::{PasswordHasher, TokenService, TokenSettings};
 use orgsvc_domain::TenantStore;
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::config::Settings;
+use crate::config::{SecuritySettings, Settings};
+use crate::rate_limit::RateLimiter;
 
 /// Shared application state (held in `web::Data`).
 #[derive(Clone)]
@@ -23,6 +24,13 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Largest accepted tenant document body (`/org/data`), in bytes.
     pub max_document_bytes: usize,
+    /// Refresh token lifetime.
+    pub refresh_token_ttl: Duration,
+    /// Login protection and client identification.
+    pub security: SecuritySettings,
+    /// Per-client-IP limit of `POST /admin/login` and `/admin/refresh`,
+    /// shared by every worker.
+    pub login_rate_limiter: Arc<RateLimiter>,
 }
 
 impl fmt::Debug for AppState {
@@ -32,6 +40,8 @@ impl fmt::Debug for AppState {
             .field("tokens", &self.tokens)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_document_bytes", &self.max_document_bytes)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("security", &self.security)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +92,12 @@ impl AppState {
             tokens: credentials.tokens,
             max_body_bytes: settings.server.max_body_bytes.get(),
             max_document_bytes: settings.data.max_document_bytes.get(),
+            refresh_token_ttl: Duration::from_secs(settings.auth.refresh_token_ttl),
+            security: settings.security.clone(),
+            login_rate_limiter: Arc::new(RateLimiter::new(
+                settings.security.login_rate_per_minute,
+                settings.security.login_rate_burst,
+            )),
         }
     }
 }

@@ -1,16 +1,18 @@
-//! Store selection by configuration, migrations and the MongoDB reconciler.
+//! Store selection by configuration, migrations, the MongoDB reconciler and
+//! the periodic maintenance of sessions and the audit log (both stores).
 
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use orgsvc_domain::{StoreError, TenantStore};
 use orgsvc_mongo::MongoStore;
 use orgsvc_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 
-use crate::config::{Settings, StoreKind};
+use crate::config::{AuditSettings, SecuritySettings, Settings, StoreKind};
 use crate::problem::ErrorChain;
 
 /// The store chosen by `store.kind`.
@@ -113,4 +115,129 @@ pub fn spawn_reconciler(
             reconcile_once(store.as_ref(), stale_after).await;
         }
     })
+}
+
+/// What the maintenance task purges and when: expired refresh tokens and
+/// idle login-throttling state ([`TenantStore::purge_sessions`]), and the
+/// audit entries of organizations deleted more than `audit.retention_days`
+/// ago ([`TenantStore::purge_deleted_before`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Time between runs (`security.purge_interval_secs`).
+    pub interval: Duration,
+    /// How long the failures and lock history of an email without attempts
+    /// are kept: the longest lock, and at least a day, so locks keep growing
+    /// for an attacker who comes back.
+    pub throttle_memory: Duration,
+    /// How long the audit entries of a deleted organization are kept.
+    pub audit_retention: Duration,
+}
+
+/// Shortest time login-throttling state is kept after the last attempt.
+const MIN_THROTTLE_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl Maintenance {
+    /// The maintenance the settings ask for.
+    pub fn from_settings(security: &SecuritySettings, audit: &AuditSettings) -> Self {
+        Self {
+            interval: security.purge_interval(),
+            throttle_memory: security.login_throttle().max_lock.max(MIN_THROTTLE_MEMORY),
+            audit_retention: Duration::from_secs(u64::from(audit.retention_days) * 24 * 60 * 60),
+        }
+    }
+
+    /// Purges once, as of `now`, and logs what went. Failures are logged,
+    /// never fatal: the next run tries again.
+    pub async fn run_once(&self, store: &dyn TenantStore, now: DateTime<Utc>) {
+        match store
+            .purge_sessions(now, before(now, self.throttle_memory))
+            .await
+        {
+            Ok(0) => tracing::debug!("no expired sessions to purge"),
+            Ok(purged) => {
+                tracing::info!(purged, "purged expired sessions and idle login throttling")
+            }
+            Err(error) => tracing::error!(error = %ErrorChain(&error), "purging sessions failed"),
+        }
+        match store
+            .purge_deleted_before(before(now, self.audit_retention))
+            .await
+        {
+            Ok(0) => tracing::debug!("no audit entries past retention"),
+            Ok(purged) => {
+                tracing::info!(purged, "purged audit entries of long-deleted organizations")
+            }
+            Err(error) => {
+                tracing::error!(error = %ErrorChain(&error), "purging the audit log failed")
+            }
+        }
+    }
+
+    /// Runs at once (in the background, so startup does not wait), then
+    /// every `interval`; abort the handle to stop.
+    pub fn spawn(self, store: Arc<dyn TenantStore>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await; // the first tick is immediate
+                self.run_once(store.as_ref(), Utc::now()).await;
+            }
+        })
+    }
+}
+
+/// `now - age`, saturating at the earliest representable time.
+fn before(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn settings(env: &[(&str, &str)]) -> Settings {
+        let env = env
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        Settings::load_from(None, Some(env)).unwrap()
+    }
+
+    #[test]
+    fn maintenance_follows_the_settings() {
+        let defaults = settings(&[]);
+        let maintenance = Maintenance::from_settings(&defaults.security, &defaults.audit);
+        assert_eq!(
+            maintenance,
+            Maintenance {
+                interval: Duration::from_secs(3600),
+                throttle_memory: Duration::from_secs(86_400),
+                audit_retention: Duration::from_secs(90 * 86_400),
+            }
+        );
+        let custom = settings(&[
+            ("ORGSVC__SECURITY__PURGE_INTERVAL_SECS", "60"),
+            ("ORGSVC__SECURITY__LOGIN_MAX_LOCK_SECS", "172800"),
+            ("ORGSVC__AUDIT__RETENTION_DAYS", "7"),
+        ]);
+        let maintenance = Maintenance::from_settings(&custom.security, &custom.audit);
+        assert_eq!(maintenance.interval, Duration::from_secs(60));
+        assert_eq!(maintenance.throttle_memory, Duration::from_secs(172_800));
+        assert_eq!(maintenance.audit_retention, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn cutoffs_saturate() {
+        let now = Utc::now();
+        assert_eq!(
+            before(now, Duration::from_secs(60)),
+            now - TimeDelta::seconds(60)
+        );
+        assert_eq!(before(now, Duration::MAX), DateTime::<Utc>::MIN_UTC);
+    }
 }

@@ -123,6 +123,30 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
+    /// Whether `hash` was made otherwise than [`PasswordHasher::hash`] would
+    /// make it now: another algorithm or version, other cost parameters
+    /// (memory, iterations, lanes) or another output length. A login that
+    /// verified the password should then store a fresh hash of it. An
+    /// unparseable hash also needs one (it cannot be verified anyway).
+    pub fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        let Ok(stored) = PhcHash::new(hash.as_phc_str()) else {
+            return true;
+        };
+        let same_algorithm = stored.algorithm == Algorithm::Argon2id.ident();
+        let same_version = stored.version == Some(Version::V0x13.into());
+        let same_params = Params::try_from(&stored).is_ok_and(|params| {
+            params.m_cost() == self.params.m_cost()
+                && params.t_cost() == self.params.t_cost()
+                && params.p_cost() == self.params.p_cost()
+        });
+        let wanted_len = self
+            .params
+            .output_len()
+            .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let same_len = stored.hash.is_some_and(|output| output.len() == wanted_len);
+        !(same_algorithm && same_version && same_params && same_len)
+    }
+
     /// Runs `work` on the blocking pool once a permit is free, lending it a
     /// working-memory buffer.
     async fn run_blocking<T: Send + 'static>(
@@ -350,6 +374,81 @@ mod tests {
         let idle = hasher.memory.idle.lock().unwrap();
         assert!((1..=2).contains(&idle.len()), "{} buffers", idle.len());
         assert!(idle.iter().all(|buffer| buffer.len() == 256));
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_the_configured_params_needs_no_rehash() {
+        let hasher = cheap();
+        let hash = hasher.hash(&password("current params")).await.unwrap();
+        assert!(!hasher.needs_rehash(&hash));
+    }
+
+    #[tokio::test]
+    async fn hashes_with_other_params_need_a_rehash() {
+        let hash = cheap().hash(&password("old params")).await.unwrap();
+        for (memory_kib, iterations, parallelism) in [(512, 1, 1), (256, 2, 1), (256, 1, 2)] {
+            let stronger = PasswordHasher::new(
+                Argon2Params {
+                    memory_kib,
+                    iterations,
+                    parallelism,
+                },
+                1,
+            )
+            .unwrap();
+            assert!(
+                stronger.needs_rehash(&hash),
+                "m={memory_kib} t={iterations} p={parallelism}"
+            );
+            let rehashed = stronger.hash(&password("old params")).await.unwrap();
+            assert!(!stronger.needs_rehash(&rehashed));
+        }
+    }
+
+    #[test]
+    fn other_algorithms_versions_lengths_and_garbage_need_a_rehash() {
+        use argon2::PasswordHasher as _;
+
+        let hasher = cheap();
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(256, 1, 1, None).unwrap();
+        let with = |algorithm, version, params| {
+            let phc = Argon2::new(algorithm, version, params)
+                .hash_password(b"some password", &salt)
+                .unwrap()
+                .to_string();
+            PasswordHash::from_phc_string(phc)
+        };
+        let reference = with(Algorithm::Argon2id, Version::V0x13, params.clone());
+        assert!(!hasher.needs_rehash(&reference), "the reference itself");
+        for (name, hash) in [
+            (
+                "argon2i",
+                with(Algorithm::Argon2i, Version::V0x13, params.clone()),
+            ),
+            (
+                "argon2d",
+                with(Algorithm::Argon2d, Version::V0x13, params.clone()),
+            ),
+            (
+                "v=16",
+                with(Algorithm::Argon2id, Version::V0x10, params.clone()),
+            ),
+            (
+                "64-byte output",
+                with(
+                    Algorithm::Argon2id,
+                    Version::V0x13,
+                    Params::new(256, 1, 1, Some(64)).unwrap(),
+                ),
+            ),
+            (
+                "garbage",
+                PasswordHash::from_phc_string("not a hash".into()),
+            ),
+        ] {
+            assert!(hasher.needs_rehash(&hash), "{name}");
+        }
     }
 
     #[test]

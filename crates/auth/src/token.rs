@@ -162,7 +162,7 @@ pub fn generate_secret() -> SecretSlice<u8> {
 mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
-    use orgsvc_domain::{AdminEmail, CollectionName, OrganizationName, TenantLocation};
+    use orgsvc_domain::{AdminEmail, AdminRole, CollectionName, OrganizationName, TenantLocation};
 
     use super::*;
 
@@ -201,6 +201,7 @@ mod tests {
             id: organization.admin_id,
             organization_id: organization.id,
             email: AdminEmail::parse("owner@acme.example").unwrap(),
+            role: AdminRole::Owner,
             token_version: 3,
             created_at: now,
             updated_at: now,

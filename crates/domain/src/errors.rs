@@ -118,3 +118,31 @@ pub enum DocumentError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Why an admin could not be added to an organization.
+#[derive(Debug, thiserror::Error)]
+pub enum AddAdminError {
+    /// The organization does not exist (or is being created or deleted).
+    #[error("organization not found")]
+    OrganizationNotFound,
+    /// Another admin already uses this email.
+    #[error("an admin with this email already exists")]
+    EmailTaken,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an admin could not be removed or given another role.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeAdminError {
+    /// The organization has no admin with this id.
+    #[error("admin not found")]
+    NotFound,
+    /// The change would leave the organization without an owner.
+    #[error("the organization's last owner cannot be removed or demoted")]
+    LastOwner,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

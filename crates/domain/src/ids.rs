@@ -64,3 +64,12 @@ uuid_v7_id!(
     /// A tenant document's id, assigned by the store at insertion.
     DocumentId
 );
+uuid_v7_id!(
+    /// One login session: the chain of refresh tokens issued from one login
+    /// by rotation.
+    SessionFamilyId
+);
+uuid_v7_id!(
+    /// An audit log entry's id; entries sort by it in time order.
+    AuditEventId
+);

@@ -1,31 +1,38 @@
-//! orgsvc's domain: what an organization and its admin are, the validated
-//! values they are made of, and the [`TenantStore`] port every storage adapter
-//! implements.
+//! orgsvc's domain: what an organization and its admins are, the validated
+//! values they are made of, and the [`TenantStore`] port (with its
+//! [`SessionStore`] and [`AuditLog`] parts) every storage adapter implements.
 //!
 //! This crate has no infrastructure dependency: no database driver, no web
 //! framework, no cryptography. Adapters depend on it, never the reverse.
 
+mod audit;
 mod documents;
 mod errors;
 mod ids;
 mod model;
+mod sessions;
 mod store;
 mod values;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::{AuditAction, AuditEvent, AuditLog, AuditPage, AuditQuery};
 pub use documents::{
     check_field_name, DocumentBody, DocumentPage, DocumentQuery, FieldFilter, FilterValue,
     InvalidDocument, PageCursor, PageSize, TenantDocument,
 };
 pub use errors::{
-    CreateOrganizationError, DeleteOrganizationError, DocumentError, RenameOrganizationError,
-    StoreError, UpdateAdminError,
+    AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
 };
-pub use ids::{AdminId, DocumentId, OrganizationId};
+pub use ids::{AdminId, AuditEventId, DocumentId, OrganizationId, SessionFamilyId};
 pub use model::{
-    Admin, AdminCredentials, AdminUpdate, NewAdmin, NewOrganization, Organization, TenantLocation,
+    Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
+    TenantLocation,
+};
+pub use sessions::{
+    LoginAttempt, LoginThrottle, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionStore,
 };
 pub use store::{ReconcileReport, TenantStore};
 pub use values::{

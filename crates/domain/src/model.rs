@@ -23,7 +23,8 @@ pub struct Organization {
     pub name: OrganizationName,
     /// Where its data lives.
     pub location: TenantLocation,
-    /// The admin who created it.
+    /// Its primary admin: the owner who created it or, once that admin is
+    /// removed, the longest-standing remaining owner.
     pub admin_id: AdminId,
     /// Creation time (millisecond precision).
     pub created_at: DateTime<Utc>,
@@ -41,8 +42,10 @@ pub struct Admin {
     pub organization_id: OrganizationId,
     /// Login email, unique across all organizations.
     pub email: AdminEmail,
-    /// Incremented by every password change: access tokens carry the version
-    /// they were issued under and are refused once it moved on.
+    /// What the admin may do in its organization.
+    pub role: AdminRole,
+    /// Incremented by every password change: access and refresh tokens carry
+    /// the version they were issued under and are refused once it moved on.
     pub token_version: u32,
     /// Creation time (millisecond precision).
     pub created_at: DateTime<Utc>,
@@ -72,7 +75,7 @@ pub struct NewOrganization {
 }
 
 impl NewOrganization {
-    /// A new organization with fresh ids.
+    /// A new organization with fresh ids; its first admin is an owner.
     pub fn new(name: OrganizationName, email: AdminEmail, password_hash: PasswordHash) -> Self {
         Self {
             id: OrganizationId::new(),
@@ -80,21 +83,67 @@ impl NewOrganization {
             admin: NewAdmin {
                 id: AdminId::new(),
                 email,
+                role: AdminRole::Owner,
                 password_hash,
             },
         }
     }
 }
 
-/// The first admin of a new organization.
+/// An admin to register: the first one of a new organization, or one added
+/// to an existing organization by an owner.
 #[derive(Clone, Debug)]
 pub struct NewAdmin {
     /// The new admin's id.
     pub id: AdminId,
     /// Login email.
     pub email: AdminEmail,
+    /// Its role (the first admin of an organization is always an owner).
+    pub role: AdminRole,
     /// Hash of the chosen password.
     pub password_hash: PasswordHash,
+}
+
+impl NewAdmin {
+    /// A new admin with a fresh id.
+    pub fn new(email: AdminEmail, role: AdminRole, password_hash: PasswordHash) -> Self {
+        Self {
+            id: AdminId::new(),
+            email,
+            role,
+            password_hash,
+        }
+    }
+}
+
+/// What an admin may do in its organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AdminRole {
+    /// Everything an admin may do, plus: add, remove and change the role of
+    /// admins, rename and delete the organization. Every organization has at
+    /// least one owner.
+    Owner,
+    /// Reads the organization, manages its documents and its own
+    /// credentials.
+    Admin,
+}
+
+impl AdminRole {
+    /// Every role.
+    pub const ALL: [Self; 2] = [Self::Owner, Self::Admin];
+
+    /// The stable name: `owner` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == name)
+    }
 }
 
 /// A change to an admin's credentials; `None` leaves a field as it is.

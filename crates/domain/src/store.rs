@@ -8,21 +8,26 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::audit::AuditLog;
 use crate::documents::{DocumentBody, DocumentPage, DocumentQuery, TenantDocument};
 use crate::errors::{
-    CreateOrganizationError, DeleteOrganizationError, DocumentError, RenameOrganizationError,
-    StoreError, UpdateAdminError,
+    AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
 };
 use crate::ids::{AdminId, DocumentId, OrganizationId};
-use crate::model::{Admin, AdminCredentials, AdminUpdate, NewOrganization, Organization};
-use crate::values::{AdminEmail, OrganizationName};
+use crate::model::{
+    Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
+};
+use crate::sessions::SessionStore;
+use crate::values::{AdminEmail, OrganizationName, PasswordHash};
 
 /// What a [`TenantStore::reconcile`] run repaired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
-    /// Half-done operations carried to completion (renames, deletions).
+    /// Half-done operations carried to completion (renames, deletions,
+    /// admin removals and role changes).
     pub completed: u32,
-    /// Half-done operations undone (creations).
+    /// Half-done operations undone (creations, additions of admins).
     pub rolled_back: u32,
 }
 
@@ -34,6 +39,9 @@ impl ReconcileReport {
 }
 
 /// Organizations, their admins and their tenant collections.
+///
+/// A store also keeps the admins' sessions and the audit log: see the
+/// supertraits [`SessionStore`] and [`AuditLog`] for their own rules.
 ///
 /// Rules every implementation MUST follow:
 /// - Organization names are unique by their canonical form
@@ -56,10 +64,14 @@ impl ReconcileReport {
 ///   once [`TenantStore::reconcile`] has run: no organization without its
 ///   admin, no admin without its organization, no orphan collection, no lost
 ///   tenant document.
+/// - Every organization has at least one admin with [`AdminRole::Owner`];
+///   changes that would leave it without one are refused atomically, even
+///   when they race each other.
 #[async_trait]
-pub trait TenantStore: Send + Sync + 'static {
+pub trait TenantStore: SessionStore + AuditLog + Send + Sync + 'static {
     /// Registers an organization, its first admin and its (empty) tenant
-    /// collection.
+    /// collection. The first admin is stored as an owner whatever
+    /// `new.admin.role` says.
     ///
     /// MUST return [`CreateOrganizationError::NameTaken`] when any organization
     /// (including one being created or renamed to that name) has the same
@@ -99,7 +111,8 @@ pub trait TenantStore: Send + Sync + 'static {
         new_name: &OrganizationName,
     ) -> Result<Organization, RenameOrganizationError>;
 
-    /// Deletes an organization, its admins and its tenant collection.
+    /// Deletes an organization, its admins and its tenant collection (its
+    /// audit entries stay: see [`AuditLog`]).
     ///
     /// MUST return `NotFound` for an unknown organization and `Busy` while
     /// another lifecycle operation on it is in progress. Afterwards the name
@@ -126,6 +139,57 @@ pub trait TenantStore: Send + Sync + 'static {
         id: AdminId,
         update: AdminUpdate,
     ) -> Result<Admin, UpdateAdminError>;
+
+    /// Adds an admin to an existing organization.
+    ///
+    /// MUST return `EmailTaken` when any admin uses the email and
+    /// `OrganizationNotFound` for an unknown organization (or one being
+    /// created or deleted); nothing is stored then.
+    async fn add_admin(
+        &self,
+        organization: OrganizationId,
+        admin: NewAdmin,
+    ) -> Result<Admin, AddAdminError>;
+
+    /// The organization's admins, oldest first; empty for an unknown
+    /// organization.
+    async fn admins_of(&self, organization: OrganizationId) -> Result<Vec<Admin>, StoreError>;
+
+    /// Removes an admin from its organization. When it was the
+    /// organization's primary admin ([`Organization::admin_id`]), the
+    /// longest-standing remaining owner becomes the primary admin.
+    ///
+    /// MUST return `NotFound` when the organization has no admin with this
+    /// id and `LastOwner` (removing nothing) when it is the organization's
+    /// only owner.
+    async fn remove_admin(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+    ) -> Result<(), ChangeAdminError>;
+
+    /// Gives an admin another role and returns it. `NotFound` as for
+    /// [`TenantStore::remove_admin`]; `LastOwner` (changing nothing) when it
+    /// would demote the organization's only owner. Demoting the primary
+    /// admin makes the longest-standing remaining owner primary.
+    async fn set_admin_role(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+        role: AdminRole,
+    ) -> Result<Admin, ChangeAdminError>;
+
+    /// Replaces an admin's password hash with a rehash of the same password
+    /// (new hashing parameters), only if the stored hash still equals
+    /// `current`: a password changed meanwhile is never overwritten. Unlike a
+    /// password change it leaves [`Admin::token_version`] and `updated_at`
+    /// as they are. Returns whether the hash was replaced.
+    async fn rehash_password(
+        &self,
+        admin: AdminId,
+        current: &PasswordHash,
+        rehashed: PasswordHash,
+    ) -> Result<bool, StoreError>;
 
     /// Stores a new document in the organization's collection, with a fresh
     /// time-ordered id, revision 1 and `created_at == updated_at`.

@@ -1,4 +1,5 @@
-//! The [`TenantStore`] contract suite, shared by every adapter.
+//! The [`TenantStore`] contract suite (with its [`crate::SessionStore`] and
+//! [`crate::AuditLog`] parts), shared by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
 //! expression that yields a fresh, empty store as a [`ContractFixture`] (an
@@ -13,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+mod security;
+pub use security::*;
 
 use crate::{
     AdminEmail, AdminUpdate, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
@@ -55,6 +59,24 @@ macro_rules! tenant_store_contract_tests {
             documents_follow_a_rename,
             writes_racing_a_rename_are_applied_or_refused_never_lost,
             deleting_an_organization_deletes_its_documents,
+            creator_is_owner_and_added_admins_are_listed,
+            add_admin_rejects_taken_email_and_unknown_organization,
+            last_owner_cannot_be_removed_or_demoted,
+            racing_changes_never_remove_the_last_owner,
+            primary_admin_passes_to_the_oldest_remaining_owner,
+            delete_removes_every_admin,
+            rehash_replaces_only_the_current_hash,
+            refresh_token_is_fresh_once_then_reused,
+            concurrent_uses_of_a_refresh_token_have_one_fresh,
+            expired_refresh_token_is_invalid,
+            revoking_a_family_invalidates_present_and_future_tokens,
+            purge_forgets_expired_refresh_tokens,
+            failed_logins_lock_for_growing_intervals,
+            parallel_login_attempts_never_exceed_the_limit,
+            login_throttling_is_per_email,
+            purge_forgets_idle_login_failures_but_keeps_locks,
+            audit_events_page_newest_first_per_organization,
+            purge_removes_entries_of_long_deleted_organizations_only,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

@@ -1,18 +1,20 @@
 //! The documents stored in the master database and their conversion to
 //! domain values.
 //!
-//! Ids are stored as hyphenated UUID strings. Every record carries a
-//! `revision`, bumped by each change: writes replace the whole document on
-//! the condition that the revision is still the one read (compare-and-swap),
-//! so concurrent changes never silently overwrite each other.
+//! Ids are stored as hyphenated UUID strings and times as BSON dates written
+//! by inserts and whole-document replacements (never by `$set`). Every record
+//! carries a `revision`, bumped by each change: writes replace the whole
+//! document on the condition that the revision is still the one read
+//! (compare-and-swap), so concurrent changes never silently overwrite each
+//! other.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, Document};
 use orgsvc_domain::{
-    Admin, AdminCredentials, AdminEmail, AdminId, CollectionName, NewAdmin, Organization,
-    OrganizationId, OrganizationName, PasswordHash, StoreError, TenantLocation,
+    Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, CollectionName, NewAdmin,
+    Organization, OrganizationId, OrganizationName, PasswordHash, StoreError, TenantLocation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +82,44 @@ pub(crate) struct OrgDoc {
     pub state: OrgState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingOp>,
+    /// A committed removal or role change of one of its admins that is not
+    /// yet applied to the admin's record (see `admin_changes.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_change: Option<AdminChange>,
+}
+
+/// A removal or role change of an admin, committed on its organization's
+/// record and then applied to the admin's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AdminChange {
+    /// The admin it concerns.
+    pub admin_id: String,
+    /// Its new role; `None` when the admin is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<StoredRole>,
+    /// The organization record's revision that committed the change: roles
+    /// applied to admin records carry it, so a late retry of an older change
+    /// never overwrites a newer one.
+    pub revision: i64,
+    /// When it was committed; reconcile leaves younger ones alone.
+    pub started_at: bson::DateTime,
+}
+
+impl AdminChange {
+    /// `admin` as this change leaves it: `None` when the change removes it.
+    /// Admins it does not concern, and admin records that already carry
+    /// this or a later change, come back unchanged.
+    pub(crate) fn overlay(&self, admin: AdminDoc) -> Option<AdminDoc> {
+        if admin.id != self.admin_id || admin.role_revision >= self.revision {
+            return Some(admin);
+        }
+        let role = self.role?;
+        Some(AdminDoc {
+            role,
+            role_revision: self.revision,
+            ..admin
+        })
+    }
 }
 
 impl OrgDoc {
@@ -106,6 +146,34 @@ impl OrgDoc {
                 started_at: now,
                 rename: None,
             }),
+            admin_change: None,
+        }
+    }
+
+    /// Whether the record is visible to lookups (active or renaming).
+    pub(crate) fn is_visible(&self) -> bool {
+        matches!(self.state, OrgState::Active | OrgState::Renaming)
+    }
+
+    /// Whether `other` is the same record but for what admin changes write
+    /// (`revision`, `admin_id`, `admin_change`): lifecycle steps that lose a
+    /// compare-and-swap to an admin change only may take their step again.
+    pub(crate) fn same_lifecycle(&self, other: &Self) -> bool {
+        let strip = |record: &Self| Self {
+            revision: 0,
+            admin_id: String::new(),
+            admin_change: None,
+            ..record.clone()
+        };
+        strip(self) == strip(other)
+    }
+
+    /// `admin` as the pending admin change leaves it (see
+    /// [`AdminChange::overlay`]).
+    pub(crate) fn overlay(&self, admin: AdminDoc) -> Option<AdminDoc> {
+        match &self.admin_change {
+            Some(change) => change.overlay(admin),
+            None => Some(admin),
         }
     }
 
@@ -155,6 +223,43 @@ impl OrgDoc {
     }
 }
 
+/// An admin's role as stored: `owner` or `admin`.
+///
+/// Migration 0003 gave every admin record written before roles existed
+/// `role: owner` (they were all their organizations' creators) and its
+/// validator requires the field since, so a record without one is corrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StoredRole {
+    Owner,
+    Admin,
+}
+
+impl From<AdminRole> for StoredRole {
+    fn from(role: AdminRole) -> Self {
+        match role {
+            AdminRole::Owner => Self::Owner,
+            AdminRole::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<StoredRole> for AdminRole {
+    fn from(role: StoredRole) -> Self {
+        match role {
+            StoredRole::Owner => Self::Owner,
+            StoredRole::Admin => Self::Admin,
+        }
+    }
+}
+
+impl StoredRole {
+    /// The stored name, as in queries.
+    pub(crate) fn as_str(self) -> &'static str {
+        AdminRole::from(self).as_str()
+    }
+}
+
 /// An admin record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AdminDoc {
@@ -164,16 +269,26 @@ pub(crate) struct AdminDoc {
     pub organization_id: String,
     pub email: String,
     pub password_hash: String,
+    pub role: StoredRole,
+    /// The organization record revision of the admin change that set `role`
+    /// (0: set when the admin was added).
+    #[serde(default)]
+    pub role_revision: i64,
     pub token_version: i64,
     pub created_at: bson::DateTime,
     pub updated_at: bson::DateTime,
+    /// Set while `add_admin` has not confirmed the record yet: such a record
+    /// holds its email but is invisible (see `admin_add.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<bson::DateTime>,
 }
 
 impl AdminDoc {
-    /// The record of an organization's first admin.
+    /// The record of a new admin with this role (committed: not pending).
     pub(crate) fn new(
         admin: &NewAdmin,
         organization_id: OrganizationId,
+        role: AdminRole,
         now: bson::DateTime,
     ) -> Self {
         Self {
@@ -182,10 +297,18 @@ impl AdminDoc {
             organization_id: organization_id.to_string(),
             email: admin.email.as_str().to_owned(),
             password_hash: admin.password_hash.as_phc_str().to_owned(),
+            role: role.into(),
+            role_revision: 0,
             token_version: 0,
             created_at: now,
             updated_at: now,
+            pending_since: None,
         }
+    }
+
+    /// Whether the admin is an owner.
+    pub(crate) fn is_owner(&self) -> bool {
+        self.role == StoredRole::Owner
     }
 
     /// The domain view of the record, without the password hash.
@@ -195,6 +318,7 @@ impl AdminDoc {
             organization_id: parse_id(&self.organization_id, "organization")?,
             email: AdminEmail::parse(&self.email)
                 .map_err(|e| corrupt("admin", &self.id, "email", e))?,
+            role: self.role.into(),
             token_version: u32::try_from(self.token_version)
                 .map_err(|e| corrupt("admin", &self.id, "token_version", e))?,
             created_at: to_chrono(self.created_at)?,
@@ -233,7 +357,17 @@ pub(crate) fn to_chrono(time: bson::DateTime) -> Result<DateTime<Utc>, StoreErro
         .ok_or_else(|| StoreError::msg("a stored time is out of range"))
 }
 
-fn parse_id<T: FromStr<Err = uuid::Error>>(raw: &str, what: &str) -> Result<T, StoreError> {
+/// A domain time as stored: milliseconds since the epoch (anything finer is
+/// dropped, as MongoDB would).
+pub(crate) fn to_bson_time(time: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(time.timestamp_millis())
+}
+
+/// A stored id (a hyphenated UUID string) as a domain id.
+pub(crate) fn parse_id<T: FromStr<Err = uuid::Error>>(
+    raw: &str,
+    what: &str,
+) -> Result<T, StoreError> {
     raw.parse()
         .map_err(|e| StoreError::new(format!("a stored {what} id is not a UUID"), e))
 }
@@ -254,11 +388,15 @@ mod tests {
     use orgsvc_domain::AdminEmail;
 
     fn new_admin() -> NewAdmin {
-        NewAdmin {
-            id: AdminId::new(),
-            email: AdminEmail::parse("Owner@Acme.example").unwrap(),
-            password_hash: PasswordHash::from_phc_string("$argon2id$v=19$x".into()),
-        }
+        NewAdmin::new(
+            AdminEmail::parse("Owner@Acme.example").unwrap(),
+            AdminRole::Admin,
+            PasswordHash::from_phc_string("$argon2id$v=19$x".into()),
+        )
+    }
+
+    fn admin_doc(role: AdminRole) -> AdminDoc {
+        AdminDoc::new(&new_admin(), OrganizationId::new(), role, now())
     }
 
     #[test]
@@ -295,7 +433,7 @@ mod tests {
     #[test]
     fn admin_document_keeps_the_normalised_email_and_hash() {
         let admin = new_admin();
-        let doc = AdminDoc::new(&admin, OrganizationId::new(), now());
+        let doc = AdminDoc::new(&admin, OrganizationId::new(), AdminRole::Owner, now());
         assert_eq!(doc.email, "owner@acme.example");
         let credentials = doc.to_credentials().unwrap();
         assert_eq!(credentials.admin.id, admin.id);
@@ -305,11 +443,90 @@ mod tests {
 
     #[test]
     fn corrupt_records_become_store_errors() {
-        let mut doc = AdminDoc::new(&new_admin(), OrganizationId::new(), now());
+        let mut doc = admin_doc(AdminRole::Owner);
         doc.token_version = -1;
         assert!(doc.to_admin().is_err());
         doc.token_version = 0;
         doc.organization_id = "not-a-uuid".into();
         assert!(doc.to_admin().is_err());
+    }
+
+    #[test]
+    fn admin_roles_are_stored_by_their_stable_names() {
+        for role in AdminRole::ALL {
+            let doc = admin_doc(role);
+            let stored = to_document(&doc).unwrap();
+            assert_eq!(stored.get_str("role").unwrap(), role.as_str());
+            assert_eq!(StoredRole::from(role).as_str(), role.as_str());
+            assert!(!stored.contains_key("pending_since"));
+            assert_eq!(from_document::<AdminDoc>(stored).unwrap(), doc);
+            assert_eq!(doc.to_admin().unwrap().role, role);
+        }
+    }
+
+    #[test]
+    fn an_admin_record_without_a_role_is_corrupt() {
+        let mut stored = to_document(&admin_doc(AdminRole::Owner)).unwrap();
+        stored.remove("role");
+        assert!(from_document::<AdminDoc>(stored.clone()).is_err());
+        stored.insert("role", "superuser");
+        assert!(from_document::<AdminDoc>(stored).is_err());
+    }
+
+    #[test]
+    fn a_pending_admin_change_overlays_only_older_records_of_its_admin() {
+        let owner = admin_doc(AdminRole::Owner);
+        let other = admin_doc(AdminRole::Owner);
+        let demotion = AdminChange {
+            admin_id: owner.id.clone(),
+            role: Some(StoredRole::Admin),
+            revision: 7,
+            started_at: now(),
+        };
+        let demoted = demotion.overlay(owner.clone()).unwrap();
+        assert_eq!(
+            (demoted.role, demoted.role_revision),
+            (StoredRole::Admin, 7)
+        );
+        assert_eq!(demotion.overlay(other.clone()), Some(other));
+        let newer = AdminDoc {
+            role_revision: 9,
+            ..owner.clone()
+        };
+        assert_eq!(demotion.overlay(newer.clone()), Some(newer));
+
+        let removal = AdminChange {
+            role: None,
+            ..demotion
+        };
+        assert_eq!(removal.overlay(owner), None);
+    }
+
+    #[test]
+    fn lifecycle_comparison_ignores_only_what_admin_changes_write() {
+        let name = OrganizationName::parse("Acme").unwrap();
+        let record = OrgDoc::provisioning(OrganizationId::new(), &name, "m", AdminId::new(), now())
+            .settled();
+        let admin_changed = OrgDoc {
+            revision: record.revision + 1,
+            admin_id: AdminId::new().to_string(),
+            admin_change: Some(AdminChange {
+                admin_id: record.admin_id.clone(),
+                role: None,
+                revision: record.revision + 1,
+                started_at: now(),
+            }),
+            ..record.clone()
+        };
+        assert!(record.same_lifecycle(&admin_changed));
+        let renamed = OrgDoc {
+            name: "Acme Two".into(),
+            ..admin_changed
+        };
+        assert!(!record.same_lifecycle(&renamed));
+        assert!(!record.same_lifecycle(&OrgDoc {
+            state: OrgState::Deleting,
+            ..record.clone()
+        }));
     }
 }

@@ -54,6 +54,19 @@ pub enum Step {
     /// Document write: the write is done in the collection read before; the
     /// record is not read again yet.
     DocumentWritten,
+    /// Add admin: the admin record is inserted, pending (invisible, its email
+    /// taken); its organization is not checked again yet.
+    AdminAddInserted,
+    /// Admin removal or role change: decided on the organization record and
+    /// admins just read; nothing is written yet.
+    AdminChangeDecided,
+    /// Admin removal or role change: committed on the organization record
+    /// (`admin_change` set, primary admin updated); the admin record is not
+    /// changed yet.
+    AdminChangeRecorded,
+    /// Admin removal or role change: applied to the admin record; the
+    /// organization record still carries `admin_change`.
+    AdminChangeApplied,
 }
 
 #[cfg(feature = "failpoints")]

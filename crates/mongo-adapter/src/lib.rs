@@ -11,18 +11,32 @@
 //! Tenant documents live in their organization's collection as `{_id, body,
 //! revision, created_at, updated_at}`; writes that race a rename are either
 //! carried to the new collection or refused as busy (see `documents_api.rs`).
+//!
+//! Admins have roles; removals and role changes commit on the organization
+//! record by compare-and-swap, so every organization keeps an owner even
+//! when they race (see `admin_changes.rs`), and additions are confirmed only
+//! once their organization is known to exist (see `admin_add.rs`). Sessions
+//! live in `refresh_tokens`, `revoked_session_families` and
+//! `login_throttles` (see `refresh_tokens.rs` and `login_throttle.rs`), the
+//! audit log in `audit_events` (see `audit.rs`).
 
+mod admin_add;
+mod admin_changes;
 mod admins;
+mod audit;
 mod catalog;
 mod documents;
 mod documents_api;
 mod errors;
 mod failpoints;
 mod lifecycle;
+mod login_throttle;
 mod migrations;
 mod names;
 mod reconcile;
+mod refresh_tokens;
 mod rename_sync;
+mod sessions;
 mod store;
 mod tenant_documents;
 

@@ -4,9 +4,19 @@
 //! `_migrations` with the SHA-256 of its file; a recorded migration whose
 //! file changed stops startup.
 //!
-//! Commands must be idempotent (`createIndexes`, `collMod`; `create` of an
-//! existing collection counts as done), so two processes starting at once
-//! both succeed.
+//! Commands must be idempotent (`createIndexes`, `collMod`, an `update`
+//! whose filter excludes what it already changed; `create` of an existing
+//! collection counts as done), so two processes starting at once both
+//! succeed. A write command whose reply lists write errors counts as failed.
+//!
+//! 0003 (admin security) adds the session, throttling and audit collections
+//! and makes `role` a required admin field: its validator is installed
+//! first, then every admin without a role (all created before roles
+//! existed, hence their organizations' creators) gets `role: owner`. From
+//! then on the code reads `role` strictly; a process of an earlier version
+//! still running during an upgrade cannot write an admin without one (the
+//! validator refuses it) instead of silently leaving, say, a demoted admin
+//! readable as an owner.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -63,6 +73,7 @@ macro_rules! migration {
 const MIGRATIONS: &[Migration] = &[
     migration!("0001_collections_and_indexes"),
     migration!("0002_validators"),
+    migration!("0003_admin_security"),
 ];
 
 /// The record of an applied migration.
@@ -111,7 +122,17 @@ impl Migration {
         for (index, command) in self.commands()?.into_iter().enumerate() {
             let verb = command.keys().next().cloned().unwrap_or_default();
             match db.run_command(command).await {
-                Ok(_) => {}
+                Ok(reply) => {
+                    if let Some(refusal) = write_refusal(&reply) {
+                        return Err(MigrationError::Failed {
+                            name: self.name.to_owned(),
+                            source: StoreError::msg(format!(
+                                "command {} ({verb}) was refused: {refusal}",
+                                index + 1
+                            )),
+                        });
+                    }
+                }
                 Err(e) if verb == "create" && command_code(&e) == Some(NAMESPACE_EXISTS) => {}
                 Err(e) => {
                     return Err(MigrationError::Failed {
@@ -126,6 +147,22 @@ impl Migration {
         }
         Ok(())
     }
+}
+
+/// What a write command's reply reports as refused, if anything: write
+/// commands (`update`, `delete`, `insert`) answer `ok: 1` even when some
+/// documents were refused, and list them under `writeErrors`.
+fn write_refusal(reply: &Document) -> Option<String> {
+    let errors = reply
+        .get_array("writeErrors")
+        .ok()
+        .filter(|errors| !errors.is_empty())
+        .map(|errors| format!("write errors {errors:?}"));
+    let concern = reply
+        .get_document("writeConcernError")
+        .ok()
+        .map(|error| format!("write concern error {error:?}"));
+    errors.or(concern)
 }
 
 /// Applies the pending migrations; returns the names of those applied now.
@@ -212,6 +249,38 @@ mod tests {
         let validators = MIGRATIONS[1].commands().unwrap();
         let schema = validators[0].get_document("validator").unwrap();
         assert!(schema.contains_key("$jsonSchema"), "{schema:?}");
+    }
+
+    #[test]
+    fn admin_security_requires_roles_and_backfills_them_after_enforcing() {
+        let commands = MIGRATIONS[2].commands().unwrap();
+        let position = |verb: &str, target: &str| {
+            commands
+                .iter()
+                .position(|c| c.get_str(verb) == Ok(target))
+                .unwrap()
+        };
+        let validator = &commands[position("collMod", "admins")];
+        let schema = validator
+            .get_document("validator")
+            .unwrap()
+            .get_document("$jsonSchema")
+            .unwrap();
+        let required = schema.get_array("required").unwrap();
+        assert!(required.contains(&Bson::String("role".into())));
+        // Enforced first, then backfilled: no writer without roles slips in
+        // between.
+        assert!(position("collMod", "admins") < position("update", "admins"));
+    }
+
+    #[test]
+    fn write_errors_in_a_reply_are_refusals() {
+        assert!(write_refusal(&doc! { "ok": 1, "n": 2 }).is_none());
+        assert!(write_refusal(&doc! { "ok": 1, "writeErrors": [] }).is_none());
+        let refused = doc! { "ok": 1, "writeErrors": [{ "index": 0, "code": 121 }] };
+        assert!(write_refusal(&refused).unwrap().contains("121"));
+        let concern = doc! { "ok": 1, "writeConcernError": { "code": 64 } };
+        assert!(write_refusal(&concern).is_some());
     }
 
     #[test]

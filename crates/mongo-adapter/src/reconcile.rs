@@ -1,4 +1,8 @@
-//! Finishing or undoing lifecycle operations that a crash interrupted.
+//! Finishing or undoing operations that a crash interrupted: lifecycle
+//! operations (creations are rolled back, renames and deletions completed),
+//! admin removals and role changes committed on their organization record
+//! (completed: see `admin_changes.rs`), and admin additions never confirmed
+//! (rolled back: see `admin_add.rs`).
 
 use std::time::Duration;
 
@@ -6,7 +10,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::doc;
 use orgsvc_domain::{ReconcileReport, StoreError};
 
-use crate::documents::{self, OrgDoc, OrgState};
+use crate::documents::{self, AdminDoc, OrgDoc, OrgState};
 use crate::store::MongoStore;
 
 /// What reconciling one record did.
@@ -59,10 +63,79 @@ impl MongoStore {
                 }
             }
         }
+        if let Err(e) = self.reconcile_admin_changes(cutoff, &mut report).await {
+            first_error.get_or_insert(e);
+        }
+        if let Err(e) = self.reconcile_admin_additions(cutoff, &mut report).await {
+            first_error.get_or_insert(e);
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+
+    /// Finishes the admin changes committed at or before `cutoff` (ms) on
+    /// visible organizations (the others are being created, which has no
+    /// admin changes, or deleted, which deletes every admin anyway).
+    async fn reconcile_admin_changes(
+        &self,
+        cutoff: i64,
+        report: &mut ReconcileReport,
+    ) -> Result<(), StoreError> {
+        let pending: Vec<OrgDoc> = self
+            .organizations()
+            .find(doc! { "admin_change": { "$exists": true } })
+            .await
+            .map_err(|e| StoreError::new("listing unfinished admin changes", e))?
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::new("listing unfinished admin changes", e))?;
+        let mut first_error = None;
+        for record in pending {
+            let stale = record
+                .admin_change
+                .as_ref()
+                .is_some_and(|change| change.started_at.timestamp_millis() <= cutoff);
+            if !stale || !record.is_visible() {
+                continue;
+            }
+            match self.finish_admin_change(&record).await {
+                Ok(true) => report.completed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(organization = %record.id, error = ?e, "could not finish an admin change");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Rolls back admin additions left pending since `cutoff` (ms) or
+    /// earlier: deletes the pending records, which frees their emails.
+    async fn reconcile_admin_additions(
+        &self,
+        cutoff: i64,
+        report: &mut ReconcileReport,
+    ) -> Result<(), StoreError> {
+        let pending: Vec<AdminDoc> = self
+            .admins()
+            .find(doc! { "pending_since": { "$exists": true } })
+            .await
+            .map_err(|e| StoreError::new("listing unconfirmed admins", e))?
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::new("listing unconfirmed admins", e))?;
+        for admin in pending {
+            let stale = admin
+                .pending_since
+                .is_some_and(|since| since.timestamp_millis() <= cutoff);
+            if stale && self.withdraw_pending_admin(&admin.id).await? {
+                report.rolled_back += 1;
+            }
+        }
+        Ok(())
     }
 
     async fn reconcile_record(&self, record: OrgDoc) -> Result<Outcome, StoreError> {

@@ -8,12 +8,14 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use orgsvc_domain::{
-    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    NewOrganization, Organization, OrganizationId, OrganizationName, ReconcileReport,
+    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
+    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    DocumentError, DocumentId, DocumentPage, DocumentQuery, NewAdmin, NewOrganization,
+    Organization, OrganizationId, OrganizationName, PasswordHash, ReconcileReport,
     RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 
+use crate::admin_changes::AdminChangeKind;
 use crate::documents::{
     AdminDoc, NameClaim, OrgDoc, OrgState, ADMINS, ORGANIZATIONS, ORGANIZATION_NAMES,
 };
@@ -131,7 +133,7 @@ impl MongoStore {
     /// Holds the next operation reaching `step` right after it, until the
     /// returned handle resumes it (or is dropped). Only these steps can be
     /// held: the document steps, `RenameNameClaimed`, `RenameCollectionMoved`,
-    /// `RenameRecordUpdated` and `RenameStragglersSwept`.
+    /// `RenameRecordUpdated`, `RenameStragglersSwept` and the admin steps.
     pub fn pause_after(&self, step: Step) -> crate::failpoints::Paused {
         self.failpoints.pause_after(step)
     }
@@ -211,6 +213,50 @@ impl TenantStore for MongoStore {
         update: AdminUpdate,
     ) -> Result<Admin, UpdateAdminError> {
         self.change_admin(id, update).await
+    }
+
+    async fn add_admin(
+        &self,
+        organization: OrganizationId,
+        admin: NewAdmin,
+    ) -> Result<Admin, AddAdminError> {
+        self.add_admin_to(organization, admin).await
+    }
+
+    async fn admins_of(&self, organization: OrganizationId) -> Result<Vec<Admin>, StoreError> {
+        self.list_admins(organization).await
+    }
+
+    async fn remove_admin(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+    ) -> Result<(), ChangeAdminError> {
+        self.change_admin_role(organization, admin, AdminChangeKind::Remove)
+            .await
+            .map(drop)
+    }
+
+    async fn set_admin_role(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+        role: AdminRole,
+    ) -> Result<Admin, ChangeAdminError> {
+        self.change_admin_role(organization, admin, AdminChangeKind::SetRole(role))
+            .await?
+            .ok_or_else(|| {
+                StoreError::msg(format!("admin {admin} vanished while its role changed")).into()
+            })
+    }
+
+    async fn rehash_password(
+        &self,
+        admin: AdminId,
+        current: &PasswordHash,
+        rehashed: PasswordHash,
+    ) -> Result<bool, StoreError> {
+        self.replace_password_hash(admin, current, rehashed).await
     }
 
     async fn insert_document(

@@ -1,10 +1,11 @@
 //! Admins: the first one is inserted with its organization, later changes are
-//! single atomic statements.
+//! single atomic statements. Adding and removing admins and changing their
+//! roles (with the last-owner rule) is in [`crate::admin_roles`].
 
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError, NewAdmin,
-    OrganizationId, StoreError, UpdateAdminError,
+    Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, CreateOrganizationError,
+    NewAdmin, OrganizationId, PasswordHash, StoreError, UpdateAdminError,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -12,30 +13,82 @@ use crate::constraints::{self, Unique};
 use crate::rows::{self, AdminRow, ADMIN_COLUMNS};
 
 /// Inserts the first admin of organization `organization` (inside the
-/// transaction creating it).
+/// transaction creating it), always as an owner.
 pub(crate) fn insert(
     connection: &Connection,
     organization: OrganizationId,
     admin: &NewAdmin,
     now: DateTime<Utc>,
 ) -> Result<(), CreateOrganizationError> {
-    connection
-        .execute(
-            "INSERT INTO admins (id, organization_id, email, password_hash, token_version, \
-             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
-            params![
-                admin.id.to_string(),
-                organization.to_string(),
-                admin.email.as_str(),
-                admin.password_hash.as_phc_str(),
-                rows::millis(now),
-            ],
-        )
-        .map_err(|e| match constraints::violated(&e) {
+    insert_row(connection, organization, admin, AdminRole::Owner, now).map_err(|e| {
+        match constraints::violated(&e) {
             Some(Unique::AdminEmail) => CreateOrganizationError::EmailTaken,
             _ => StoreError::new("inserting admin", e).into(),
-        })?;
+        }
+    })
+}
+
+/// Inserts an admin of `organization` with `role`, token version 0 and
+/// `created_at == updated_at == now`; the caller maps a taken email.
+pub(crate) fn insert_row(
+    connection: &Connection,
+    organization: OrganizationId,
+    admin: &NewAdmin,
+    role: AdminRole,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO admins (id, organization_id, email, password_hash, role, token_version, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+        params![
+            admin.id.to_string(),
+            organization.to_string(),
+            admin.email.as_str(),
+            admin.password_hash.as_phc_str(),
+            role.as_str(),
+            rows::millis(now),
+        ],
+    )?;
     Ok(())
+}
+
+/// The organization's admins, oldest first (ties, within a millisecond, by
+/// id).
+pub(crate) fn of_organization(
+    connection: &Connection,
+    organization: OrganizationId,
+) -> Result<Vec<Admin>, StoreError> {
+    let sql = format!(
+        "SELECT {ADMIN_COLUMNS} FROM admins WHERE organization_id = ?1 ORDER BY created_at, id"
+    );
+    connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_map([organization.to_string()], AdminRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| StoreError::new("listing an organization's admins", e))?
+        .into_iter()
+        .map(AdminRow::into_admin)
+        .collect()
+}
+
+/// Replaces the password hash with `rehashed` if it still is `current`,
+/// leaving the token version and `updated_at` alone; returns whether it did.
+pub(crate) fn rehash(
+    connection: &Connection,
+    id: AdminId,
+    current: &PasswordHash,
+    rehashed: &PasswordHash,
+) -> Result<bool, StoreError> {
+    let changed = connection
+        .execute(
+            "UPDATE admins SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+            params![id.to_string(), current.as_phc_str(), rehashed.as_phc_str()],
+        )
+        .map_err(|e| StoreError::new("rehashing an admin's password", e))?;
+    Ok(changed == 1)
 }
 
 /// The admin with this id.

@@ -6,7 +6,9 @@
 //! versioned migrations in `migrations/sqlite/`) and one table
 //! `org_<canonical name>` per organization holding its JSON documents, with
 //! their revision and an index for listing them in `(created_at, id)` order
-//! (see `tenant_tables.rs` and `documents.rs`).
+//! (see `tenant_tables.rs` and `documents.rs`). Sessions and the audit log
+//! have their own tables: `refresh_tokens`, `revoked_families`,
+//! `login_throttles` (see `sessions.rs`) and `audit_events` (`audit.rs`).
 //!
 //! Concurrency: one writer connection behind a mutex serializes all writes
 //! (SQLite admits one writer at a time anyway); a few read-only connections
@@ -21,13 +23,19 @@
 //! # }
 //! ```
 
+mod admin_roles;
 mod admins;
+mod audit;
 mod connection;
 mod constraints;
 mod documents;
+mod login_throttles;
 mod migrations;
 mod organizations;
+mod records;
+mod refresh_tokens;
 mod rows;
+mod sessions;
 mod store;
 mod tenant_tables;
 

@@ -18,7 +18,7 @@ pub(crate) const ORGANIZATION_COLUMNS: &str =
 
 /// The columns [`AdminRow::read`] expects, in order.
 pub(crate) const ADMIN_COLUMNS: &str =
-    "id, organization_id, email, token_version, created_at, updated_at, password_hash";
+    "id, organization_id, email, token_version, created_at, updated_at, password_hash, role";
 
 /// The current time, truncated to what the store keeps (milliseconds).
 pub(crate) fn now() -> DateTime<Utc> {
@@ -83,6 +83,7 @@ pub(crate) struct AdminRow {
     created_at: i64,
     updated_at: i64,
     password_hash: String,
+    role: String,
 }
 
 impl AdminRow {
@@ -96,6 +97,7 @@ impl AdminRow {
             created_at: row.get(4)?,
             updated_at: row.get(5)?,
             password_hash: row.get(6)?,
+            role: row.get(7)?,
         })
     }
 
@@ -111,6 +113,12 @@ impl AdminRow {
                 id: parse_id(&self.id, "admin id")?,
                 organization_id: parse_id(&self.organization_id, "admin's organization id")?,
                 email: AdminEmail::parse(&self.email).map_err(|e| corrupt("admin email", e))?,
+                role: orgsvc_domain::AdminRole::parse(&self.role).ok_or_else(|| {
+                    StoreError::msg(format!(
+                        "corrupt record: invalid stored admin role {:?}",
+                        self.role
+                    ))
+                })?,
                 token_version: u32::try_from(self.token_version)
                     .map_err(|e| corrupt("admin token version", e))?,
                 created_at: timestamp(self.created_at)?,

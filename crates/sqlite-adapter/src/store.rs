@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orgsvc_domain::{
-    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    NewOrganization, Organization, OrganizationId, OrganizationName, ReconcileReport,
+    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
+    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    DocumentError, DocumentId, DocumentPage, DocumentQuery, NewAdmin, NewOrganization,
+    Organization, OrganizationId, OrganizationName, PasswordHash, ReconcileReport,
     RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 
 use crate::connection::Connections;
 use crate::migrations::{self, MigrationError, MIGRATIONS};
-use crate::{admins, documents, organizations};
+use crate::{admin_roles, admins, documents, organizations};
 
 /// The embedded [`TenantStore`]: organizations, admins and one table of JSON
 /// documents per organization (`org_<canonical name>`), all in one SQLite
@@ -57,6 +58,13 @@ impl SqliteStore {
     pub fn describe(&self) -> String {
         format!("sqlite file {}", self.connections.path().display())
     }
+
+    /// The connections, for the [`SessionStore`](orgsvc_domain::SessionStore)
+    /// and [`AuditLog`](orgsvc_domain::AuditLog) parts (`sessions.rs`,
+    /// `audit.rs`).
+    pub(crate) fn connections(&self) -> &Connections {
+        &self.connections
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -69,6 +77,55 @@ impl fmt::Debug for SqliteStore {
 
 #[async_trait]
 impl TenantStore for SqliteStore {
+    async fn add_admin(
+        &self,
+        organization: OrganizationId,
+        admin: NewAdmin,
+    ) -> Result<Admin, AddAdminError> {
+        self.connections
+            .write(move |connection| admin_roles::add(connection, organization, &admin))
+            .await
+    }
+
+    async fn admins_of(&self, organization: OrganizationId) -> Result<Vec<Admin>, StoreError> {
+        self.connections
+            .read(move |connection| admins::of_organization(connection, organization))
+            .await
+    }
+
+    async fn remove_admin(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+    ) -> Result<(), ChangeAdminError> {
+        self.connections
+            .write(move |connection| admin_roles::remove(connection, organization, admin))
+            .await
+    }
+
+    async fn set_admin_role(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+        role: AdminRole,
+    ) -> Result<Admin, ChangeAdminError> {
+        self.connections
+            .write(move |connection| admin_roles::set_role(connection, organization, admin, role))
+            .await
+    }
+
+    async fn rehash_password(
+        &self,
+        admin: AdminId,
+        current: &PasswordHash,
+        rehashed: PasswordHash,
+    ) -> Result<bool, StoreError> {
+        let current = current.clone();
+        self.connections
+            .write(move |connection| admins::rehash(connection, admin, &current, &rehashed))
+            .await
+    }
+
     async fn create_organization(
         &self,
         new: NewOrganization,

@@ -14,10 +14,11 @@ use crate::state::AppState;
 
 /// The admin whose access token authenticated the request.
 ///
-/// Extraction verifies the token, then requires that the admin still exists,
-/// still belongs to the token's organization and that its token version has
-/// not moved on (a password change revokes earlier tokens). Anything else is
-/// a 401.
+/// Extraction verifies the token, then requires, on every request, that the
+/// admin still exists (a removed admin, or one of a deleted organization, is
+/// not found), still belongs to the token's organization and that its token
+/// version has not moved on (a password change revokes earlier tokens).
+/// Anything else is a 401 `invalid_token`, at once: nothing is cached.
 #[derive(Clone, Debug)]
 pub struct AuthenticatedAdmin(pub Admin);
 
@@ -54,6 +55,8 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(token)
 }
 
+/// The admin a valid `token` names, if it still holds: see
+/// [`AuthenticatedAdmin`].
 async fn authenticate(state: &AppState, token: &str) -> Result<Admin, ApiError> {
     let claims = state.tokens.verify(token).map_err(|error| match error {
         TokenError::Expired => ApiError::TokenExpired,

@@ -1,11 +1,15 @@
 //! HTTP routes. Each resource answers other methods with a 405 problem; the
 //! app answers unknown paths with a 404 problem.
 
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse, Resource};
 
 use crate::problem::ApiError;
+use crate::rate_limit::limit_per_client_ip;
 
 pub mod admin;
+pub mod admins;
+pub mod audit;
 pub mod data;
 pub mod health;
 pub mod organizations;
@@ -27,7 +31,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(data::replace))
                 .route(web::delete().to(data::delete)),
         )
-        .service(resource("/admin/login", "POST").route(web::post().to(admin::login)))
+        .service(
+            resource("/org/admins", "GET, POST")
+                .route(web::get().to(admins::list))
+                .route(web::post().to(admins::add)),
+        )
+        .service(
+            resource("/org/admins/{id}", "GET, PATCH, DELETE")
+                .route(web::get().to(admins::get))
+                .route(web::patch().to(admins::change_role))
+                .route(web::delete().to(admins::remove)),
+        )
+        .service(resource("/org/audit", "GET").route(web::get().to(audit::list)))
+        .service(
+            resource("/admin/login", "POST").route(
+                web::post()
+                    .to(admin::login)
+                    .wrap(from_fn(limit_per_client_ip)),
+            ),
+        )
+        .service(
+            resource("/admin/refresh", "POST").route(
+                web::post()
+                    .to(admin::refresh)
+                    .wrap(from_fn(limit_per_client_ip)),
+            ),
+        )
+        .service(resource("/admin/logout", "POST").route(web::post().to(admin::logout)))
         .service(resource("/health/live", "GET").route(web::get().to(health::live)))
         .service(resource("/health/ready", "GET").route(web::get().to(health::ready)));
 }

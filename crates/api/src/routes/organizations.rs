@@ -1,9 +1,14 @@
 //! Organizations: create, get, update (rename and credentials), delete.
+//!
+//! Roles: anyone may create an organization (its creator becomes its first
+//! owner) and read one; renaming and deleting take an owner (403
+//! `owner_required` for an `admin`), while every admin may change its own
+//! email and password. Each change is recorded in the audit log.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    AdminEmail, AdminUpdate, NewOrganization, Organization, OrganizationName, Password,
+    AdminEmail, AdminUpdate, AuditAction, NewOrganization, Organization, OrganizationName, Password,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,10 +18,13 @@ use uuid::Uuid;
 use crate::extractors::auth::AuthenticatedAdmin;
 use crate::extractors::body::{json_body, optional_json, JsonObject};
 use crate::openapi::responses::{
-    BadRequestBody, CreateConflict, DeleteConflict, Forbidden, InternalError, OrganizationNotFound,
-    PayloadTooLarge, Unauthorized, UnsupportedMediaType, UpdateConflict, ValidationFailed,
+    BadRequestBody, CreateConflict, DeleteConflict, DeleteForbidden, InternalError,
+    OrganizationNotFound, OwnerRequired, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+    UpdateConflict, ValidationFailed,
 };
 use crate::problem::ApiError;
+use crate::request_origin::{AuditEntry, RequestOrigin};
+use crate::routes::admins::{require_owner, Owner};
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -94,7 +102,7 @@ pub struct CreatedOrganization {
     organization_name: String,
     /// The tenant collection: `org_` + the canonical name.
     collection_name: String,
-    /// Id of the first admin.
+    /// Id of the first admin, the organization's first owner.
     admin_id: Uuid,
     /// Creation time.
     created_at: DateTime<Utc>,
@@ -120,7 +128,8 @@ pub struct OrganizationMetadata {
     collection_name: String,
     /// The database holding the tenant collection.
     database: String,
-    /// Id of the organization's admin.
+    /// Id of the organization's primary admin: the owner who created it or,
+    /// once that admin is removed or demoted, the longest-standing owner.
     admin_id: Uuid,
     /// Creation time.
     created_at: DateTime<Utc>,
@@ -147,6 +156,7 @@ impl From<Organization> for OrganizationMetadata {
 /// Registers an organization, its first admin and its (empty) tenant
 /// collection `org_<canonical name>`. Names are unique ignoring case, spaces,
 /// hyphens and underscores: `Acme Corp` and `acme-corp` are the same name.
+/// The first admin is the organization's first `owner`.
 #[utoipa::path(
     post,
     path = "/org/create",
@@ -166,6 +176,7 @@ impl From<Organization> for OrganizationMetadata {
 #[tracing::instrument(skip_all, fields(org = tracing::field::Empty))]
 pub async fn create(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     body: JsonObject<CreateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let command = CreateOrganization::try_from(body.into_inner())?;
@@ -180,6 +191,17 @@ pub async fn create(
         ))
         .await?;
     tracing::info!(organization_id = %organization.id, "organization created");
+    state
+        .audit(
+            &origin,
+            AuditEntry {
+                organization: organization.id,
+                actor: Some(organization.admin_id),
+                action: AuditAction::OrganizationCreated,
+                target: organization.name.as_str().to_owned(),
+            },
+        )
+        .await;
     Ok(HttpResponse::Created().json(CreatedOrganization {
         id: organization.id.as_uuid(),
         organization_name: organization.name.as_str().to_owned(),
@@ -249,7 +271,8 @@ fn parse_name(raw: Option<Value>) -> Result<OrganizationName, ApiError> {
 }))]
 pub struct UpdateOrganizationRequest {
     /// The new name of the caller's organization (may be a respelling of the
-    /// current one); same rules as at creation.
+    /// current one); same rules as at creation. Only an owner may change it:
+    /// an `admin` must send the current name, spelled as it is.
     #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$")]
     organization_name: Option<Value>,
     /// A new login email for the caller; `null` or absent keeps the current one.
@@ -298,6 +321,10 @@ impl TryFrom<UpdateOrganizationRequest> for UpdateOrganization {
 /// tenant collection to the new name's collection; optionally changes the
 /// caller's email and/or password. Access tokens stay valid across a rename.
 ///
+/// Renaming (any change of `organization_name`, a respelling included) takes
+/// an owner: an `admin` gets 403 `owner_required` and changes only its own
+/// credentials by sending the current name unchanged.
+///
 /// **A password change revokes every access token issued before it,
 /// including the one used for this request: log in again with the new
 /// password.**
@@ -312,6 +339,7 @@ impl TryFrom<UpdateOrganizationRequest> for UpdateOrganization {
         (status = 200, description = "The organization's metadata under its new name.", body = OrganizationMetadata),
         (status = 400, response = BadRequestBody),
         (status = 401, response = Unauthorized),
+        (status = 403, response = OwnerRequired),
         (status = 404, response = OrganizationNotFound),
         (status = 409, response = UpdateConflict),
         (status = 413, response = PayloadTooLarge),
@@ -324,12 +352,22 @@ impl TryFrom<UpdateOrganizationRequest> for UpdateOrganization {
 pub async fn update(
     state: web::Data<AppState>,
     caller: AuthenticatedAdmin,
+    origin: RequestOrigin,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let AuthenticatedAdmin(admin) = caller;
     let body: UpdateOrganizationRequest = json_body(&req, payload, state.max_body_bytes).await?;
     let command = UpdateOrganization::try_from(body)?;
+    let current = state
+        .store
+        .organization_by_id(admin.organization_id)
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
+    let rename = command.name.as_str() != current.name.as_str();
+    if rename {
+        require_owner(&admin)?;
+    }
     let email = command.email.filter(|email| *email != admin.email);
     if let Some(email) = &email {
         let holder = state.store.admin_credentials_by_email(email).await?;
@@ -341,18 +379,45 @@ pub async fn update(
         Some(password) => Some(state.hasher.hash(password).await?),
         None => None,
     };
-    let organization = state
-        .store
-        .rename_organization(admin.organization_id, &command.name)
-        .await?;
+    let organization = if rename {
+        let renamed = state
+            .store
+            .rename_organization(admin.organization_id, &command.name)
+            .await?;
+        state
+            .audit(
+                &origin,
+                AuditEntry {
+                    organization: renamed.id,
+                    actor: Some(admin.id),
+                    action: AuditAction::OrganizationRenamed,
+                    target: format!("{} -> {}", current.name.as_str(), renamed.name.as_str()),
+                },
+            )
+            .await;
+        renamed
+    } else {
+        current
+    };
     let update = AdminUpdate {
         email,
         password_hash,
     };
     if !update.is_empty() {
         state.store.update_admin(admin.id, update).await?;
+        state
+            .audit(
+                &origin,
+                AuditEntry {
+                    organization: admin.organization_id,
+                    actor: Some(admin.id),
+                    action: AuditAction::AdminCredentialsChanged,
+                    target: admin.id.to_string(),
+                },
+            )
+            .await;
     }
-    tracing::info!("organization updated");
+    tracing::info!(renamed = rename, "organization updated");
     Ok(HttpResponse::Ok().json(OrganizationMetadata::from(organization)))
 }
 
@@ -377,11 +442,14 @@ pub struct DeletedOrganization {
 
 /// Delete your organization
 ///
-/// Deletes the caller's organization, its admin and its tenant collection
-/// with all its data. The name comes from the `organization_name` query
-/// parameter or, without it, from a JSON body `{"organization_name": ...}`;
-/// it must name the caller's own organization (else 403, whether or not the
-/// named organization exists). Afterwards the caller's tokens are refused.
+/// Deletes the caller's organization, its admins and its tenant collection
+/// with all its data. Owners only: an `admin` gets 403 `owner_required`.
+/// The name comes from the `organization_name` query parameter or, without
+/// it, from a JSON body `{"organization_name": ...}`; it must name the
+/// caller's own organization (else 403 `forbidden`, whether or not the named
+/// organization exists). Afterwards every token of every admin of the
+/// organization is refused. Its audit log is kept for
+/// `audit.retention_days`, then purged.
 #[utoipa::path(
     delete,
     path = "/org/delete",
@@ -407,7 +475,7 @@ pub struct DeletedOrganization {
         (status = 200, description = "The organization was deleted.", body = DeletedOrganization),
         (status = 400, response = BadRequestBody),
         (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
+        (status = 403, response = DeleteForbidden),
         (status = 404, response = OrganizationNotFound),
         (status = 409, response = DeleteConflict),
         (status = 413, response = PayloadTooLarge),
@@ -419,12 +487,13 @@ pub struct DeletedOrganization {
 #[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: AuthenticatedAdmin,
+    caller: Owner,
+    origin: RequestOrigin,
     req: HttpRequest,
     query: web::Query<OrganizationNameQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let AuthenticatedAdmin(admin) = caller;
+    let Owner(admin) = caller;
     let body: Option<DeleteOrganizationRequest> =
         optional_json(&req, payload, state.max_body_bytes).await?;
     // A body that is sent must be valid, even when the query names the organization.
@@ -449,6 +518,17 @@ pub async fn delete(
     }
     state.store.delete_organization(own.id).await?;
     tracing::info!("organization deleted");
+    state
+        .audit(
+            &origin,
+            AuditEntry {
+                organization: own.id,
+                actor: Some(admin.id),
+                action: AuditAction::OrganizationDeleted,
+                target: own.name.as_str().to_owned(),
+            },
+        )
+        .await;
     Ok(HttpResponse::Ok().json(DeletedOrganization {
         deleted: true,
         organization_name: own.name.as_str().to_owned(),

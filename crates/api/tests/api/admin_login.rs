@@ -22,7 +22,9 @@ async fn login_returns_a_bearer_token_that_must_not_be_cached(app: TestApp) {
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 900);
     assert_eq!(body["access_token"].as_str().unwrap().split('.').count(), 3);
-    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+    assert_eq!(body["refresh_token"].as_str().unwrap().len(), 43);
+    assert_eq!(body["refresh_expires_in"], 1_209_600);
+    assert_eq!(body.as_object().unwrap().len(), 5, "{body}");
     assert_eq!(response.header("cache-control"), Some("no-store"));
 }
 

@@ -4,12 +4,16 @@ use std::time::Duration;
 
 use actix_web::test::TestRequest;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use orgsvc_api::config::Settings;
 use orgsvc_domain::{
-    Admin, AdminCredentials, AdminEmail, AdminId, AdminUpdate, CreateOrganizationError,
+    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
+    AuditEvent, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError,
     DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    NewOrganization, Organization, OrganizationId, OrganizationName, ReconcileReport,
-    RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
+    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
+    OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
+    RefreshTokenUse, RenameOrganizationError, SessionFamilyId, SessionStore, StoreError,
+    TenantDocument, TenantStore, UpdateAdminError,
 };
 use serde_json::json;
 
@@ -66,6 +70,31 @@ impl TenantStore for BrokenStore {
     async fn update_admin(&self, _: AdminId, _: AdminUpdate) -> Result<Admin, UpdateAdminError> {
         Err(broken().into())
     }
+    async fn add_admin(&self, _: OrganizationId, _: NewAdmin) -> Result<Admin, AddAdminError> {
+        Err(broken().into())
+    }
+    async fn admins_of(&self, _: OrganizationId) -> Result<Vec<Admin>, StoreError> {
+        Err(broken())
+    }
+    async fn remove_admin(&self, _: OrganizationId, _: AdminId) -> Result<(), ChangeAdminError> {
+        Err(broken().into())
+    }
+    async fn set_admin_role(
+        &self,
+        _: OrganizationId,
+        _: AdminId,
+        _: AdminRole,
+    ) -> Result<Admin, ChangeAdminError> {
+        Err(broken().into())
+    }
+    async fn rehash_password(
+        &self,
+        _: AdminId,
+        _: &PasswordHash,
+        _: PasswordHash,
+    ) -> Result<bool, StoreError> {
+        Err(broken())
+    }
     async fn insert_document(
         &self,
         _: OrganizationId,
@@ -108,6 +137,54 @@ impl TenantStore for BrokenStore {
         Err(broken())
     }
     async fn ping(&self) -> Result<(), StoreError> {
+        Err(broken())
+    }
+}
+
+#[async_trait]
+impl SessionStore for BrokenStore {
+    async fn save_refresh_token(&self, _: RefreshToken) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn use_refresh_token(
+        &self,
+        _: &RefreshTokenHash,
+        _: DateTime<Utc>,
+    ) -> Result<RefreshTokenUse, StoreError> {
+        Err(broken())
+    }
+    async fn revoke_family(&self, _: SessionFamilyId) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn begin_login_attempt(
+        &self,
+        _: &AdminEmail,
+        _: DateTime<Utc>,
+        _: &LoginThrottle,
+    ) -> Result<LoginAttempt, StoreError> {
+        Err(broken())
+    }
+    async fn login_succeeded(&self, _: &AdminEmail) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn purge_sessions(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<u64, StoreError> {
+        Err(broken())
+    }
+}
+
+#[async_trait]
+impl AuditLog for BrokenStore {
+    async fn record(&self, _: AuditEvent) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn audit_events(
+        &self,
+        _: OrganizationId,
+        _: AuditQuery,
+    ) -> Result<AuditPage, StoreError> {
+        Err(broken())
+    }
+    async fn purge_deleted_before(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         Err(broken())
     }
 }

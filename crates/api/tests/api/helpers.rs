@@ -49,6 +49,8 @@ pub struct TestApp {
     call: Call,
     /// The settings the app was built from.
     pub settings: Settings,
+    /// The store the app serves (for checks that reach past the API).
+    pub store: Arc<dyn TenantStore>,
     openapi: Value,
     _dir: TempDir,
 }
@@ -114,6 +116,10 @@ impl TestApp {
             ("ORGSVC__AUTH__HASHING_CONCURRENCY", "2"),
             ("ORGSVC__AUTH__JWT_SECRET", JWT_SECRET),
             ("ORGSVC__SERVER__MAX_BODY_BYTES", "4096"),
+            // Tests log in often from one (absent) client address; the
+            // rate-limit tests set their own, tiny, limits.
+            ("ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE", "1000000"),
+            ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "1000000"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
@@ -146,7 +152,7 @@ impl TestApp {
     /// An app serving `store` with `settings`.
     pub async fn with_store(settings: Settings, store: Arc<dyn TenantStore>, dir: TempDir) -> Self {
         let credentials = Credentials::from_settings(&settings).unwrap();
-        let state = web::Data::new(AppState::new(&settings, store, credentials));
+        let state = web::Data::new(AppState::new(&settings, store.clone(), credentials));
         let service = Rc::new(test::init_service(app(state)).await);
         let call: Call = Rc::new(move |request: TestRequest| {
             let service = service.clone();
@@ -168,6 +174,7 @@ impl TestApp {
         Self {
             call,
             settings,
+            store,
             openapi: serde_json::to_value(ApiDoc::openapi()).unwrap(),
             _dir: dir,
         }
@@ -279,6 +286,26 @@ impl TestApp {
             TestRequest::delete()
                 .uri(&format!("/org/delete?organization_name={}", encode(name)))
                 .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+    }
+
+    /// `POST /admin/refresh` with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.send(
+            TestRequest::post()
+                .uri("/admin/refresh")
+                .set_json(json!({"refresh_token": refresh_token})),
+        )
+        .await
+    }
+
+    /// `POST /admin/logout` with `refresh_token`.
+    pub async fn logout(&self, refresh_token: &str) -> TestResponse {
+        self.send(
+            TestRequest::post()
+                .uri("/admin/logout")
+                .set_json(json!({"refresh_token": refresh_token})),
         )
         .await
     }

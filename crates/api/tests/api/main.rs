@@ -28,11 +28,15 @@ macro_rules! store_suite {
 }
 
 mod admin_login;
+mod admins;
+mod audit;
 mod authentication;
 mod bodies;
 mod data;
 mod failures;
 mod helpers;
 mod http;
+mod login_protection;
 mod openapi;
 mod organizations;
+mod sessions;

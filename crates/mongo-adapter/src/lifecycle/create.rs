@@ -3,7 +3,9 @@
 //! name) with its listing index → activate. Rolled back, never forward.
 
 use mongodb::bson::doc;
-use orgsvc_domain::{CreateOrganizationError, NewOrganization, Organization, StoreError};
+use orgsvc_domain::{
+    AdminRole, CreateOrganizationError, NewOrganization, Organization, StoreError,
+};
 
 use crate::documents::{self, AdminDoc, OrgDoc};
 use crate::errors::is_duplicate_key;
@@ -31,7 +33,8 @@ impl MongoStore {
 
         match self
             .admins()
-            .insert_one(AdminDoc::new(&new.admin, new.id, now))
+            // The first admin is an owner, whatever `new.admin.role` says.
+            .insert_one(AdminDoc::new(&new.admin, new.id, AdminRole::Owner, now))
             .await
         {
             Ok(_) => {}

@@ -16,6 +16,11 @@
 //!
 //! Reconcile rolls back creations and rolls forward renames and deletions
 //! whose `started_at` is older than its `stale_after`.
+//!
+//! Admin removals and role changes also compare-and-swap the record (it is
+//! their serialization point: see `admin_changes.rs`) but write only
+//! `admin_id` and `admin_change`; a lifecycle step that loses to one of them
+//! takes its step again on the fresh record (see `replace_org`).
 
 mod create;
 mod delete;
@@ -27,6 +32,10 @@ use orgsvc_domain::StoreError;
 use crate::documents::OrgDoc;
 use crate::store::MongoStore;
 
+/// How often a lifecycle step is taken again after losing its
+/// compare-and-swap to admin changes only.
+const LIFECYCLE_STEP_ATTEMPTS: usize = 10;
+
 impl MongoStore {
     /// The organization record with this id, in whatever state.
     pub(crate) async fn org_record(&self, id: &str) -> Result<Option<OrgDoc>, StoreError> {
@@ -36,9 +45,45 @@ impl MongoStore {
             .map_err(|e| StoreError::new("reading an organization record", e))
     }
 
-    /// Replaces `current` by `next` if nobody changed it since it was read;
-    /// returns the stored record, or `None` when it changed meanwhile.
+    /// Takes a lifecycle step: replaces `current` by `next` (built from
+    /// `current`, differing in lifecycle fields only) if no other lifecycle
+    /// step changed the record since it was read; returns the stored record,
+    /// or `None` when one did.
+    ///
+    /// Admin changes (see `admin_changes.rs`) also move the record's
+    /// revision, but only touch `admin_id` and `admin_change`: when the
+    /// record changed in those alone, the step is taken again on the fresh
+    /// record, keeping what the admin change wrote.
     pub(crate) async fn replace_org(
+        &self,
+        current: &OrgDoc,
+        mut next: OrgDoc,
+    ) -> Result<Option<OrgDoc>, StoreError> {
+        let mut current = current.clone();
+        for _ in 0..LIFECYCLE_STEP_ATTEMPTS {
+            if let Some(stored) = self.swap_org(&current, next.clone()).await? {
+                return Ok(Some(stored));
+            }
+            let Some(fresh) = self.org_record(&current.id).await? else {
+                return Ok(None);
+            };
+            if !fresh.same_lifecycle(&current) {
+                return Ok(None);
+            }
+            next.admin_id.clone_from(&fresh.admin_id);
+            next.admin_change.clone_from(&fresh.admin_change);
+            current = fresh;
+        }
+        Err(StoreError::msg(format!(
+            "organization {}: admin changes kept a lifecycle step from being taken",
+            current.id
+        )))
+    }
+
+    /// Replaces `current` by `next` if nobody changed it since it was read
+    /// (compare-and-swap on the revision); returns the stored record, or
+    /// `None` when it changed meanwhile.
+    pub(crate) async fn swap_org(
         &self,
         current: &OrgDoc,
         mut next: OrgDoc,

@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed check should panic
 
+mod admins;
 mod contract;
 mod documents;
 mod lifecycle;
 mod migrations;
 mod rename;
+mod sessions;
 mod support;
+mod validators;

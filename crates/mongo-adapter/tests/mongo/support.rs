@@ -119,9 +119,10 @@ impl TestStore {
     }
 
     /// Checks the store's invariants once nothing is in progress: every
-    /// organization active with its admin and its collection, no admin
-    /// without its organization, no other tenant collection, and exactly one
-    /// name claim per organization.
+    /// organization active with its admin (an owner) and its collection, no
+    /// admin without its organization or role, no half-done admin change or
+    /// addition, no other tenant collection, and exactly one name claim per
+    /// organization.
     pub async fn assert_consistent(&self) {
         let orgs = self.raw("organizations").await;
         let admins = self.raw("admins").await;
@@ -141,6 +142,24 @@ impl TestStore {
                 org_ids.contains(&field(admin, "organization_id")),
                 "orphan admin {admin:?}"
             );
+            assert!(
+                !admin.contains_key("pending_since"),
+                "unconfirmed admin {admin:?}"
+            );
+            assert!(
+                matches!(admin.get_str("role"), Ok("owner" | "admin")),
+                "admin without a role {admin:?}"
+            );
+        }
+        // Every organization's primary admin is an owner (so it has one),
+        // and no admin change is left half-done.
+        for org in &orgs {
+            assert!(!org.contains_key("admin_change"), "{org:?}");
+            let primary = admins
+                .iter()
+                .find(|a| field(a, "_id") == field(org, "admin_id"))
+                .unwrap();
+            assert_eq!(field(primary, "role"), "owner", "{org:?} {primary:?}");
         }
         let collections: BTreeSet<String> = orgs.iter().map(|o| field(o, "collection")).collect();
         assert_eq!(self.tenant_collections().await, collections);

@@ -1,5 +1,6 @@
 //! Integration tests of the SQLite store: the shared `TenantStore` contract
-//! plus what is specific to SQLite (tenant tables, the file, migrations).
+//! plus what is specific to SQLite (tenant tables, the file, migrations,
+//! the admin security tables).
 
 #![allow(clippy::unwrap_used)] // test helpers too: a failed step should fail the test
 
@@ -8,5 +9,6 @@ mod contract;
 mod documents;
 mod durability;
 mod migrations;
+mod security;
 mod support;
 mod tenant_tables;

@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
-use orgsvc_domain::testing::all_documents;
-use orgsvc_domain::{AdminId, DocumentBody, DocumentId, OrganizationId, TenantStore};
+use orgsvc_domain::testing::{all_documents, new_org};
+use orgsvc_domain::{
+    AdminEmail, AdminId, AdminRole, ChangeAdminError, DocumentBody, DocumentId, NewAdmin,
+    OrganizationId, PasswordHash, TenantStore,
+};
 use orgsvc_sqlite::{MigrationError, SqliteStore};
 use serde_json::{json, Value};
 
@@ -18,7 +21,11 @@ async fn migrate_applies_every_migration_once() {
 
     assert_eq!(
         store.migrate().await.unwrap(),
-        ["0001_initial", "0002_document_revisions"]
+        [
+            "0001_initial",
+            "0002_document_revisions",
+            "0004_admin_security"
+        ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
 
@@ -36,7 +43,14 @@ async fn migrate_applies_every_migration_once() {
         .iter()
         .map(|(version, name, _)| (*version, name.as_str()))
         .collect();
-    assert_eq!(names, [(1, "0001_initial"), (2, "0002_document_revisions")]);
+    assert_eq!(
+        names,
+        [
+            (1, "0001_initial"),
+            (2, "0002_document_revisions"),
+            (4, "0004_admin_security")
+        ]
+    );
     for (_, name, checksum) in &recorded {
         assert_eq!(checksum.len(), 64, "{name}: SHA-256 as hex: {checksum}");
     }
@@ -141,7 +155,10 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
     previous_release_file(&path, organization);
 
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), ["0002_document_revisions"]);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        ["0002_document_revisions", "0004_admin_security"]
+    );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
 
     let connection = connect(&path);
@@ -179,4 +196,85 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
         Some(index)
     );
     assert_eq!(all_documents(&shared, organization).await.len(), 30);
+}
+
+/// 0004 gives every existing admin (its organization's creator) the owner
+/// role and keeps it, its credentials and its organization's primary admin.
+#[tokio::test]
+async fn migrating_a_previous_release_file_makes_its_admins_owners() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("orgsvc.db");
+    let organization = OrganizationId::new();
+    previous_release_file(&path, organization);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let applied = store.migrate().await.unwrap();
+    assert!(applied.iter().any(|name| name == "0004_admin_security"));
+
+    let email = AdminEmail::parse("owner@acme.example").unwrap();
+    let credentials = store
+        .admin_credentials_by_email(&email)
+        .await
+        .unwrap()
+        .unwrap();
+    let admin = credentials.admin;
+    assert_eq!(admin.role, AdminRole::Owner);
+    assert_eq!(admin.organization_id, organization);
+    assert_eq!(admin.token_version, 0);
+    assert_eq!(admin.created_at.timestamp_millis(), 1_700_000_000_000);
+    assert_eq!(
+        credentials.password_hash.as_phc_str(),
+        "$argon2id$v=19$m=8,t=1,p=1$dGVzdA$dummy"
+    );
+    assert_eq!(
+        store.admins_of(organization).await.unwrap(),
+        std::slice::from_ref(&admin)
+    );
+    let found = store
+        .organization_by_id(organization)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.admin_id, admin.id);
+
+    // The migrated owner counts as one: it is the last owner.
+    let err = store
+        .remove_admin(organization, admin.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChangeAdminError::LastOwner), "{err:?}");
+    let added = store
+        .add_admin(
+            organization,
+            NewAdmin::new(
+                AdminEmail::parse("ops@acme.example").unwrap(),
+                AdminRole::Admin,
+                PasswordHash::from_phc_string("$argon2id$v=19$m=8,t=1,p=1$dGVzdA$ops".to_owned()),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.admins_of(organization).await.unwrap(), [admin, added]);
+}
+
+#[tokio::test]
+async fn the_role_column_refuses_anything_but_owner_and_admin() {
+    let test = migrated_store().await;
+    let created = test
+        .store
+        .create_organization(new_org("Acme", "owner@acme.example"))
+        .await
+        .unwrap();
+    let connection = connect(&test.path);
+
+    let err = connection
+        .execute(
+            "UPDATE admins SET role = 'root' WHERE id = ?1",
+            [created.admin_id.to_string()],
+        )
+        .unwrap_err();
+
+    assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+    let admin = test.store.admin_by_id(created.admin_id).await.unwrap();
+    assert_eq!(admin.map(|a| a.role), Some(AdminRole::Owner));
 }

@@ -1,0 +1,353 @@
+//! Per-client-IP rate limiting of the credential endpoints (`POST
+//! /admin/login`, `POST /admin/refresh`), shared by every worker.
+//!
+//! The limiter is GCRA (the generic cell rate algorithm, a token bucket
+//! kept as one timestamp per client): a client may make `burst` calls at
+//! once, then one every `60 s / rate_per_minute`; a refused call does not
+//! count. Clients are keyed by IP address, IPv6 ones by their /64 prefix
+//! (one host usually holds a whole /64), IPv4-mapped IPv6 addresses as the
+//! IPv4 address. Memory is bounded: a client whose bucket is full again is
+//! forgotten (swept at least once per refill period), and the table holds at
+//! most [`DEFAULT_CAPACITY`] clients; when it is full of active clients, the
+//! one closest to a full bucket is forgotten first.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
+
+use crate::problem::ApiError;
+use crate::request_origin::RequestOrigin;
+use crate::state::AppState;
+
+/// Most clients the limiter keeps state for.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// A call was refused: retry after this long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limited {
+    /// Time until the call would be allowed.
+    pub retry_after: Duration,
+}
+
+impl Limited {
+    /// `retry_after` in whole seconds, rounded up (at least 1), as sent in
+    /// `Retry-After`.
+    pub fn retry_after_secs(&self) -> u64 {
+        whole_seconds_up(self.retry_after)
+    }
+}
+
+/// `duration` in whole seconds, rounded up, at least 1.
+pub fn whole_seconds_up(duration: Duration) -> u64 {
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// A GCRA rate limiter keyed by client IP (see the module's doc).
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// Time one call "costs": `60 s / rate_per_minute`.
+    interval: Duration,
+    /// How far ahead of now a client's bucket may be drawn: `burst × interval`.
+    tolerance: Duration,
+    capacity: usize,
+    state: Mutex<Buckets>,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    /// Each client's theoretical arrival time: its bucket is full again then.
+    full_at: HashMap<ClientKey, Instant>,
+    /// When full buckets were last swept out.
+    swept_at: Option<Instant>,
+}
+
+/// Whom a bucket belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ClientKey {
+    Ip(IpAddr),
+    /// Requests without a peer address (not over TCP) share one bucket.
+    Unknown,
+}
+
+impl ClientKey {
+    fn of(client: Option<IpAddr>) -> Self {
+        match client {
+            None => Self::Unknown,
+            Some(IpAddr::V4(v4)) => Self::Ip(IpAddr::V4(v4)),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::Ip(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                    Self::Ip(IpAddr::V6(Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+}
+
+impl RateLimiter {
+    /// `rate_per_minute` calls per client and minute after a `burst`.
+    pub fn new(rate_per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
+        Self::with_capacity(rate_per_minute, burst, DEFAULT_CAPACITY)
+    }
+
+    /// Like [`RateLimiter::new`], keeping at most `capacity` clients (at
+    /// least one).
+    pub fn with_capacity(rate_per_minute: NonZeroU32, burst: NonZeroU32, capacity: usize) -> Self {
+        let interval = Duration::from_secs(60) / rate_per_minute.get();
+        Self {
+            interval,
+            tolerance: interval.saturating_mul(burst.get()),
+            capacity: capacity.max(1),
+            state: Mutex::new(Buckets {
+                full_at: HashMap::new(),
+                swept_at: None,
+            }),
+        }
+    }
+
+    /// Counts a call of `client` now; `Err` when it is over the limit.
+    pub fn check(&self, client: Option<IpAddr>) -> Result<(), Limited> {
+        self.check_at(client, Instant::now())
+    }
+
+    /// Counts a call of `client` at `now` (an injected clock, for tests).
+    pub fn check_at(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Limited> {
+        let key = ClientKey::of(client);
+        // The map stays consistent whatever panicked while holding the lock.
+        let mut buckets = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = buckets.full_at.get(&key).copied();
+        let drawn_from = known.filter(|full_at| *full_at > now).unwrap_or(now);
+        let full_at = drawn_from.checked_add(self.interval).unwrap_or(drawn_from);
+        let ahead = full_at.saturating_duration_since(now);
+        if ahead > self.tolerance {
+            return Err(Limited {
+                retry_after: ahead - self.tolerance,
+            });
+        }
+        if known.is_none() {
+            self.make_room(&mut buckets, now);
+        } else {
+            self.sweep_if_due(&mut buckets, now);
+        }
+        buckets.full_at.insert(key, full_at);
+        Ok(())
+    }
+
+    /// How many clients the limiter holds state for.
+    pub fn tracked_clients(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .full_at
+            .len()
+    }
+
+    /// Drops full buckets once per refill period.
+    fn sweep_if_due(&self, buckets: &mut Buckets, now: Instant) {
+        let due = buckets
+            .swept_at
+            .is_none_or(|swept_at| now.saturating_duration_since(swept_at) >= self.tolerance);
+        if due {
+            buckets.full_at.retain(|_, full_at| *full_at > now);
+            buckets.swept_at = Some(now);
+        }
+    }
+
+    /// Before adding a client: sweeps when due or when the table is full,
+    /// and if it is still full, forgets the client closest to a full bucket.
+    fn make_room(&self, buckets: &mut Buckets, now: Instant) {
+        if buckets.full_at.len() >= self.capacity {
+            buckets.swept_at = None;
+        }
+        self.sweep_if_due(buckets, now);
+        while buckets.full_at.len() >= self.capacity {
+            let closest = buckets
+                .full_at
+                .iter()
+                .min_by_key(|(_, full_at)| **full_at)
+                .map(|(key, _)| *key);
+            match closest {
+                Some(key) => buckets.full_at.remove(&key),
+                None => break,
+            };
+        }
+    }
+}
+
+/// Middleware for the credential routes: answers 429 `rate_limited` with
+/// `Retry-After` when the client IP (see [`RequestOrigin`]) is over
+/// `security.login_rate_per_minute` / `security.login_rate_burst`, before
+/// the body is read.
+pub async fn limit_per_client_ip(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limited = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => {
+            let origin = RequestOrigin::of(req.request());
+            state.login_rate_limiter.check(origin.client_ip).err()
+        }
+        None => {
+            let error = ApiError::unexpected("AppState is not registered");
+            return Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body());
+        }
+    };
+    match limited {
+        Some(limited) => {
+            // Debug only: a flood must not flood the log as well.
+            tracing::debug!(
+                path = req.path(),
+                retry_after_secs = limited.retry_after_secs(),
+                "client over the credential rate limit"
+            );
+            let error = ApiError::RateLimited {
+                retry_after_secs: limited.retry_after_secs(),
+            };
+            Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body())
+        }
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(rate_per_minute: u32, burst: u32) -> RateLimiter {
+        RateLimiter::new(
+            NonZeroU32::new(rate_per_minute).unwrap(),
+            NonZeroU32::new(burst).unwrap(),
+        )
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_burst_passes_then_one_call_per_interval() {
+        let limiter = limiter(60, 3); // one a second after 3 at once
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(limiter.check_at(ip("192.0.2.1"), t0), Ok(()));
+        }
+        let refused = limiter.check_at(ip("192.0.2.1"), t0).unwrap_err();
+        assert_eq!(refused.retry_after, SEC);
+        assert_eq!(refused.retry_after_secs(), 1);
+        // Refused calls do not count: one second later exactly one passes.
+        assert!(limiter.check_at(ip("192.0.2.1"), t0).is_err());
+        assert_eq!(limiter.check_at(ip("192.0.2.1"), t0 + SEC), Ok(()));
+        assert!(limiter.check_at(ip("192.0.2.1"), t0 + SEC).is_err());
+        // After a full refill period, the whole burst is back.
+        let later = t0 + 5 * SEC;
+        for _ in 0..3 {
+            assert_eq!(limiter.check_at(ip("192.0.2.1"), later), Ok(()));
+        }
+        assert!(limiter.check_at(ip("192.0.2.1"), later).is_err());
+    }
+
+    #[test]
+    fn retry_after_is_the_time_until_the_next_call_passes_rounded_up() {
+        let limiter = limiter(2, 1); // one every 30 s
+        let t0 = Instant::now();
+        limiter.check_at(ip("192.0.2.1"), t0).unwrap();
+        let refused = limiter
+            .check_at(ip("192.0.2.1"), t0 + Duration::from_millis(100))
+            .unwrap_err();
+        assert_eq!(refused.retry_after, Duration::from_millis(29_900));
+        assert_eq!(refused.retry_after_secs(), 30);
+        let almost = t0 + Duration::from_millis(29_999);
+        assert_eq!(
+            limiter
+                .check_at(ip("192.0.2.1"), almost)
+                .unwrap_err()
+                .retry_after_secs(),
+            1
+        );
+        assert_eq!(limiter.check_at(ip("192.0.2.1"), t0 + 30 * SEC), Ok(()));
+    }
+
+    #[test]
+    fn clients_are_limited_separately() {
+        let limiter = limiter(60, 1);
+        let t0 = Instant::now();
+        limiter.check_at(ip("192.0.2.1"), t0).unwrap();
+        assert!(limiter.check_at(ip("192.0.2.1"), t0).is_err());
+        assert_eq!(limiter.check_at(ip("192.0.2.2"), t0), Ok(()));
+        assert_eq!(limiter.check_at(ip("2001:db8:1::1"), t0), Ok(()));
+        assert_eq!(limiter.check_at(None, t0), Ok(()));
+        assert!(limiter.check_at(None, t0).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_prefix_and_mapped_ipv4_as_ipv4() {
+        let limiter = limiter(60, 1);
+        let t0 = Instant::now();
+        limiter.check_at(ip("2001:db8:1:2::1"), t0).unwrap();
+        assert!(limiter.check_at(ip("2001:db8:1:2:ffff::9"), t0).is_err());
+        assert_eq!(limiter.check_at(ip("2001:db8:1:3::1"), t0), Ok(()));
+        limiter.check_at(ip("198.51.100.7"), t0).unwrap();
+        assert!(limiter.check_at(ip("::ffff:198.51.100.7"), t0).is_err());
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten() {
+        let limiter = limiter(60, 2);
+        let t0 = Instant::now();
+        for n in 0..50 {
+            limiter.check_at(ip(&format!("192.0.2.{n}")), t0).unwrap();
+        }
+        assert_eq!(limiter.tracked_clients(), 50);
+        // Two seconds later every bucket is full again; the next call sweeps.
+        limiter.check_at(ip("198.51.100.1"), t0 + 2 * SEC).unwrap();
+        assert_eq!(limiter.tracked_clients(), 1);
+    }
+
+    #[test]
+    fn the_table_never_exceeds_its_capacity() {
+        let limiter = RateLimiter::with_capacity(
+            NonZeroU32::new(1).unwrap(),
+            NonZeroU32::new(1).unwrap(),
+            10,
+        );
+        let t0 = Instant::now();
+        for n in 0..100_u32 {
+            let at = t0 + Duration::from_millis(u64::from(n));
+            limiter
+                .check_at(ip(&format!("10.0.{}.{}", n / 256, n % 256)), at)
+                .unwrap();
+            assert!(limiter.tracked_clients() <= 10);
+        }
+        // The most recent clients are the ones still limited.
+        let at = t0 + Duration::from_millis(100);
+        assert!(limiter.check_at(ip("10.0.0.99"), at).is_err());
+        assert_eq!(limiter.check_at(ip("10.0.0.0"), at), Ok(()));
+    }
+
+    #[test]
+    fn whole_seconds_round_up_and_are_at_least_one() {
+        assert_eq!(whole_seconds_up(Duration::ZERO), 1);
+        assert_eq!(whole_seconds_up(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds_up(SEC), 1);
+        assert_eq!(whole_seconds_up(Duration::from_millis(1001)), 2);
+        assert_eq!(whole_seconds_up(Duration::from_secs(60)), 60);
+    }
+}

@@ -1,0 +1,290 @@
+//! The caller's organization's audit log: who changed what, when, from
+//! where. Owners only.
+//!
+//! Pages run newest first; `before` (the previous page's `next_cursor`)
+//! continues with older entries, so entries recorded while a client pages
+//! through never appear twice or push others out of order. Parameters are
+//! named and checked like `GET /org/data`'s: `limit` 1 to 100 (20), an
+//! unknown parameter or a malformed cursor is a 422.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use orgsvc_domain::{AuditAction, AuditEvent, AuditEventId, AuditQuery, PageSize};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+use uuid::Uuid;
+
+use crate::openapi::responses::{InternalError, InvalidAuditListing, OwnerRequired, Unauthorized};
+use crate::problem::{ApiError, FieldError};
+use crate::routes::admins::Owner;
+use crate::state::AppState;
+use crate::validation::FieldErrors;
+
+/// The path of the audit log.
+const AUDIT_PATH: &str = "/org/audit";
+
+/// The message of a `before` that no page answered.
+const INVALID_CURSOR: &str = "is not a cursor returned by this API";
+
+/// What happened, by its stable name (the schema is written by hand from
+/// [`AuditAction::ALL`], so it lists exactly the actions the service records).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct AuditActionName(&'static str);
+
+impl PartialSchema for AuditActionName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "What happened: `organization.created`, `organization.renamed`, \
+                 `organization.deleted`, `admin.added`, `admin.removed`, `admin.role_changed`, \
+                 `admin.credentials_changed` (email and/or password), `login.succeeded`, \
+                 `login.failed`, `login.locked`, `refresh_token.reuse_detected`.",
+            ))
+            .enum_values(Some(AuditAction::ALL.map(AuditAction::as_str)))
+            .examples(["organization.renamed"])
+            .into()
+    }
+}
+
+impl ToSchema for AuditActionName {}
+
+/// One audit log entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01936f3e-8a4b-7c5d-9e6f-4a5b6c7d8e9f",
+    "action": "organization.renamed",
+    "actor": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
+    "target": "Acme Corp -> Acme Industries",
+    "at": "2025-02-01T08:30:00.456Z",
+    "request_id": "01936f3e-8a4b-7c5d-9e6f-5a6b7c8d9e0f",
+    "client_ip": "203.0.113.7"
+}))]
+pub struct AuditEventView {
+    /// Time-ordered id; pass the last one of a page as `before` (see
+    /// `next_cursor`).
+    id: Uuid,
+    /// What happened.
+    action: AuditActionName,
+    /// The signed-in admin who acted (for `organization.created`, the new
+    /// owner); `null` when nobody was signed in (failed or locked logins).
+    actor: Option<Uuid>,
+    /// What it happened to: an admin id (`admin.*`, `login.*`), the
+    /// organization's name (`organization.created`, `organization.deleted`)
+    /// or `old name -> new name` (`organization.renamed`).
+    target: String,
+    /// When (millisecond precision).
+    at: DateTime<Utc>,
+    /// The request's id: the `x-request-id` header of the response to the
+    /// call that did it.
+    request_id: Option<String>,
+    /// The client's IP address (the connection's peer, or the last
+    /// `X-Forwarded-For` entry when `security.trust_forwarded_for` is set).
+    client_ip: Option<String>,
+}
+
+impl From<AuditEvent> for AuditEventView {
+    fn from(event: AuditEvent) -> Self {
+        Self {
+            id: event.id.as_uuid(),
+            action: AuditActionName(event.action.as_str()),
+            actor: event.actor.map(|actor| actor.as_uuid()),
+            target: event.target,
+            at: event.at,
+            request_id: event.request_id,
+            client_ip: event.client_ip,
+        }
+    }
+}
+
+/// One page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "events": [{
+        "id": "01936f3e-8a4b-7c5d-9e6f-4a5b6c7d8e9f",
+        "action": "admin.added",
+        "actor": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
+        "target": "01936f3e-8a4b-7c5d-9e6f-3a4b5c6d7e8f",
+        "at": "2025-02-01T08:30:00.456Z",
+        "request_id": "01936f3e-8a4b-7c5d-9e6f-5a6b7c8d9e0f",
+        "client_ip": "203.0.113.7"
+    }],
+    "next_cursor": "01936f3e-8a4b-7c5d-9e6f-4a5b6c7d8e9f"
+}))]
+pub struct AuditLogPage {
+    /// Entries, newest first.
+    events: Vec<AuditEventView>,
+    /// Pass as `before` to get the next (older) page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Query of `GET /org/audit`. Other parameters are refused (422).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListAuditQuery {
+    /// Most entries in the page, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 20)]
+    limit: Option<String>,
+    /// Continue with the entries older than this one: pass `next_cursor`
+    /// from the previous page (an entry id, as a lowercase hyphenated UUID).
+    #[param(
+        example = "01936f3e-8a4b-7c5d-9e6f-4a5b6c7d8e9f",
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        max_length = 36
+    )]
+    before: Option<String>,
+}
+
+/// List the audit log
+///
+/// Pages through the caller's organization's audit log, newest first:
+/// organization created, renamed and deleted; admins added, removed, their
+/// role or credentials changed; logins. Each entry names the acting admin,
+/// the action, its target, the time, the request id and the client's IP.
+/// Follow `next_cursor` (or the `Link: rel="next"` header) until it is
+/// `null`; entries recorded meanwhile appear on a new first page, never
+/// twice. Owners only.
+#[utoipa::path(
+    get,
+    path = "/org/audit",
+    operation_id = "listAuditEvents",
+    tag = "audit",
+    params(ListAuditQuery),
+    security(("bearer_auth" = [])),
+    responses(
+        (status = 200, description = "One page of the audit log.", body = AuditLogPage, headers(
+            ("Link" = String, description = "`</org/audit?limit=...&before=...>; rel=\"next\"` when older entries may follow."),
+        )),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = OwnerRequired),
+        (status = 422, response = InvalidAuditListing),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Owner,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    // Parsed here rather than as an extractor so that a missing token is a
+    // 401 (and an admin's call a 403) before any complaint about the query.
+    let raw = web::Query::<ListAuditQuery>::from_query(req.query_string())
+        .map_err(|error| ApiError::Validation(vec![FieldError::new("query", error.to_string())]))?
+        .into_inner();
+    let query = parse_query(&raw)?;
+    let limit = query.limit;
+    let page = state
+        .store
+        .audit_events(caller.0.organization_id, query)
+        .await?;
+    let next_cursor = page.next.map(|id| id.to_string());
+    let mut response = HttpResponse::Ok();
+    if let Some(cursor) = &next_cursor {
+        response.insert_header((
+            header::LINK,
+            format!(
+                "<{AUDIT_PATH}?limit={}&before={cursor}>; rel=\"next\"",
+                limit.get()
+            ),
+        ));
+    }
+    Ok(response.json(AuditLogPage {
+        events: page.events.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// Checks the query, collecting every offending parameter.
+fn parse_query(raw: &ListAuditQuery) -> Result<AuditQuery, ApiError> {
+    let mut errors = FieldErrors::default();
+    let limit = match raw.limit.as_deref() {
+        None => Some(PageSize::default()),
+        Some(text) => match text.parse::<u64>() {
+            Ok(requested) => PageSize::parse(requested)
+                .map_err(|error| errors.push("limit", error.to_string()))
+                .ok(),
+            Err(_) => {
+                errors.push("limit", "must be an integer between 1 and 100");
+                None
+            }
+        },
+    };
+    let before = match raw.before.as_deref() {
+        None => Some(None),
+        Some(text) => match parse_cursor(text) {
+            Some(id) => Some(Some(id)),
+            None => {
+                errors.push("before", INVALID_CURSOR);
+                None
+            }
+        },
+    };
+    match (limit, before) {
+        (Some(limit), Some(before)) => Ok(AuditQuery { limit, before }),
+        _ => Err(errors.into_error()),
+    }
+}
+
+/// A cursor is an entry id exactly as answered: a lowercase hyphenated UUID
+/// (other spellings of a UUID are refused, as the documented pattern says).
+fn parse_cursor(text: &str) -> Option<AuditEventId> {
+    text.parse::<AuditEventId>()
+        .ok()
+        .filter(|id| id.to_string() == text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(limit: Option<&str>, before: Option<&str>) -> ListAuditQuery {
+        ListAuditQuery {
+            limit: limit.map(str::to_owned),
+            before: before.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn cursors_are_lowercase_hyphenated_uuids_only() {
+        let id = AuditEventId::new();
+        assert_eq!(parse_cursor(&id.to_string()), Some(id));
+        let upper = id.to_string().to_uppercase();
+        let simple = id.as_uuid().simple().to_string();
+        for invalid in [
+            upper.as_str(),
+            simple.as_str(),
+            "",
+            "nope",
+            "1738324800123_0",
+        ] {
+            assert_eq!(parse_cursor(invalid), None, "{invalid}");
+        }
+    }
+
+    #[test]
+    fn the_query_lists_every_offending_parameter() {
+        let Err(ApiError::Validation(errors)) = parse_query(&query(Some("0"), Some("x"))) else {
+            panic!("accepted an invalid query");
+        };
+        let fields: Vec<_> = errors.iter().map(|error| error.field.as_str()).collect();
+        assert_eq!(fields, ["limit", "before"]);
+        let parsed = parse_query(&query(None, None)).ok();
+        assert_eq!(parsed, Some(AuditQuery::default()));
+    }
+
+    #[test]
+    fn every_action_is_in_the_schema() {
+        let schema = serde_json::to_value(AuditActionName::schema()).ok();
+        let names = schema
+            .as_ref()
+            .and_then(|schema| schema["enum"].as_array())
+            .map(Vec::len);
+        assert_eq!(names, Some(AuditAction::ALL.len()));
+    }
+}

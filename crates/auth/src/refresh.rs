@@ -1,0 +1,114 @@
+//! Opaque refresh tokens: 256 random bits from the operating system's
+//! generator, handed to the client as URL-safe base64 without padding.
+//! Stores keep only their SHA-256 ([`RefreshTokenHash`]), so a leaked
+//! database does not leak usable tokens.
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use orgsvc_domain::RefreshTokenHash;
+use sha2::{Digest, Sha256};
+
+/// Random bytes in a refresh token (256 bits).
+const TOKEN_BYTES: usize = 32;
+
+/// A refresh token as the client receives it. Its `Debug` output is
+/// redacted; read it only to put it in the token response.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpaqueRefreshToken(String);
+
+impl OpaqueRefreshToken {
+    /// A new token: 32 bytes from the OS random generator, URL-safe base64
+    /// without padding (43 characters).
+    pub fn generate() -> Self {
+        let mut bytes = [0_u8; TOKEN_BYTES];
+        OsRng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The hash to store and look the token up by.
+    pub fn hash(&self) -> RefreshTokenHash {
+        hash_refresh_token(&self.0)
+    }
+
+    /// The token text, for the token response only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The token text, for the token response only.
+    pub fn into_exposed(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for OpaqueRefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpaqueRefreshToken(<redacted>)")
+    }
+}
+
+/// The SHA-256 of a presented refresh token, hex-encoded (lowercase), as
+/// stores keep it. Any text hashes; an unknown one simply finds nothing.
+pub fn hash_refresh_token(presented: &str) -> RefreshTokenHash {
+    let digest = Sha256::digest(presented.as_bytes());
+    RefreshTokenHash::from_hex(hex(&digest))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bits_of_url_safe_base64_without_padding() {
+        let token = OpaqueRefreshToken::generate();
+        assert_eq!(token.expose().len(), 43);
+        assert!(token
+            .expose()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let bytes = URL_SAFE_NO_PAD.decode(token.expose()).unwrap();
+        assert_eq!(bytes.len(), 32);
+    }
+
+    #[test]
+    fn tokens_are_unique() {
+        let tokens: HashSet<String> = (0..1000)
+            .map(|_| OpaqueRefreshToken::generate().into_exposed())
+            .collect();
+        assert_eq!(tokens.len(), 1000);
+    }
+
+    #[test]
+    fn the_hash_is_the_hex_sha256_of_the_token_text() {
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        assert_eq!(
+            hash_refresh_token("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let token = OpaqueRefreshToken::generate();
+        assert_eq!(token.hash(), hash_refresh_token(token.expose()));
+        assert_ne!(token.hash(), OpaqueRefreshToken::generate().hash());
+        assert!(!token.hash().as_str().contains(token.expose()));
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let token = OpaqueRefreshToken::generate();
+        let shown = format!("{token:?} {:?}", token.hash());
+        assert!(!shown.contains(token.expose()), "{shown}");
+        assert!(!shown.contains(token.hash().as_str()), "{shown}");
+    }
+}

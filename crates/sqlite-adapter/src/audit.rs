@@ -1,0 +1,259 @@
+//! The [`AuditLog`] part of [`SqliteStore`]: the `audit_events` table,
+//! appended to on the writer connection and paged newest first (by UUIDv7
+//! id, which as hyphenated text sorts in time order) on the readers.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use orgsvc_domain::{
+    AuditAction, AuditEvent, AuditEventId, AuditLog, AuditPage, AuditQuery, OrganizationId,
+    StoreError,
+};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, Row};
+
+use crate::records::parse_id;
+use crate::{rows, SqliteStore};
+
+/// The columns [`EventRow::read`] expects, in order.
+const EVENT_COLUMNS: &str = "id, organization_id, actor, action, target, at, request_id, client_ip";
+
+/// Appends `event`.
+pub(crate) fn record(connection: &Connection, event: &AuditEvent) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(&format!(
+            "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))
+        .and_then(|mut statement| {
+            statement.execute(params![
+                event.id.to_string(),
+                event.organization_id.to_string(),
+                event.actor.map(|actor| actor.to_string()),
+                event.action.as_str(),
+                event.target,
+                rows::millis(event.at),
+                event.request_id,
+                event.client_ip,
+            ])
+        })
+        .map_err(|e| StoreError::new("recording an audit event", e))?;
+    Ok(())
+}
+
+/// One page of the organization's events, newest first, older than
+/// `query.before`; `next` is set when the page is full and more follow
+/// (one event more than the page is fetched to know).
+pub(crate) fn page(
+    connection: &Connection,
+    organization: OrganizationId,
+    query: &AuditQuery,
+) -> Result<AuditPage, StoreError> {
+    let limit = query.limit.get();
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut parameters = vec![
+        SqlValue::Text(organization.to_string()),
+        SqlValue::Integer(fetch),
+    ];
+    if let Some(before) = query.before {
+        parameters.push(SqlValue::Text(before.to_string()));
+    }
+    let found = connection
+        .prepare_cached(&page_sql(query.before.is_some()))
+        .and_then(|mut statement| {
+            statement
+                .query_map(params_from_iter(parameters), EventRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| StoreError::new("listing audit events", e))?;
+    let more = found.len() > limit;
+    let events = found
+        .into_iter()
+        .take(limit)
+        .map(EventRow::into_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if more {
+        events.last().map(|event| event.id)
+    } else {
+        None
+    };
+    Ok(AuditPage { events, next })
+}
+
+/// Deletes every event of each organization that no longer exists and whose
+/// `organization.deleted` event is dated before `cutoff`; returns how many
+/// went.
+pub(crate) fn purge_deleted_before(
+    connection: &Connection,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let purged = connection
+        .execute(&purge_sql(), [rows::millis(cutoff)])
+        .map_err(|e| StoreError::new("purging audit events of deleted organizations", e))?;
+    Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+}
+
+/// The page statement: `?1` organization, `?2` rows to fetch and, `with_before`,
+/// `?3` the cursor. Walks `audit_events_by_organization` backwards.
+fn page_sql(with_before: bool) -> String {
+    let older = if with_before { "AND id < ?3 " } else { "" };
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE organization_id = ?1 {older}\
+         ORDER BY id DESC LIMIT ?2"
+    )
+}
+
+/// The retention purge statement (`?1` the cutoff). The action is spelled
+/// out, not bound, so that the partial index `audit_events_deletions`
+/// applies.
+fn purge_sql() -> String {
+    format!(
+        "DELETE FROM audit_events WHERE organization_id IN (\
+             SELECT d.organization_id FROM audit_events AS d \
+             WHERE d.action = '{deleted}' AND d.at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM organizations AS o WHERE o.id = d.organization_id))",
+        deleted = AuditAction::OrganizationDeleted.as_str(),
+    )
+}
+
+/// An `audit_events` row, as read.
+struct EventRow {
+    id: String,
+    organization_id: String,
+    actor: Option<String>,
+    action: String,
+    target: String,
+    at: i64,
+    request_id: Option<String>,
+    client_ip: Option<String>,
+}
+
+impl EventRow {
+    /// Reads a row selected with [`EVENT_COLUMNS`].
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            organization_id: row.get(1)?,
+            actor: row.get(2)?,
+            action: row.get(3)?,
+            target: row.get(4)?,
+            at: row.get(5)?,
+            request_id: row.get(6)?,
+            client_ip: row.get(7)?,
+        })
+    }
+
+    /// The event this row stores.
+    fn into_event(self) -> Result<AuditEvent, StoreError> {
+        let id: AuditEventId = parse_id(&self.id, "audit event id")?;
+        Ok(AuditEvent {
+            id,
+            organization_id: parse_id(&self.organization_id, "audit event organization id")?,
+            actor: self
+                .actor
+                .map(|actor| parse_id(&actor, "audit event actor"))
+                .transpose()?,
+            action: AuditAction::parse(&self.action).ok_or_else(|| {
+                StoreError::msg(format!(
+                    "corrupt record: invalid stored audit action {:?}",
+                    self.action
+                ))
+            })?,
+            target: self.target,
+            at: rows::timestamp(self.at)?,
+            request_id: self.request_id,
+            client_ip: self.client_ip,
+        })
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.connections()
+            .write(move |connection| record(connection, &event))
+            .await
+    }
+
+    async fn audit_events(
+        &self,
+        organization: OrganizationId,
+        query: AuditQuery,
+    ) -> Result<AuditPage, StoreError> {
+        self.connections()
+            .read(move |connection| page(connection, organization, &query))
+            .await
+    }
+
+    async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.connections()
+            .write(move |connection| purge_deleted_before(connection, cutoff))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::{self, MIGRATIONS};
+
+    fn migrated() -> Connection {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrations::apply(&mut connection, MIGRATIONS).unwrap();
+        connection
+    }
+
+    /// The plan's detail lines for `sql`, with `parameters` bound.
+    fn plan(connection: &Connection, sql: &str, parameters: &[SqlValue]) -> Vec<String> {
+        connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params_from_iter(parameters), |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn pages_walk_the_organization_index_without_sorting() {
+        let connection = migrated();
+        let organization = SqlValue::Text(OrganizationId::new().to_string());
+        let before = SqlValue::Text(AuditEventId::new().to_string());
+        for (sql, parameters) in [
+            (
+                page_sql(false),
+                vec![organization.clone(), SqlValue::Integer(3)],
+            ),
+            (
+                page_sql(true),
+                vec![organization, SqlValue::Integer(3), before],
+            ),
+        ] {
+            let steps = plan(&connection, &sql, &parameters);
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("audit_events_by_organization")),
+                "{steps:?}"
+            );
+            assert!(
+                !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{steps:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_purge_finds_deletions_by_the_partial_index() {
+        let connection = migrated();
+        let steps = plan(&connection, &purge_sql(), &[SqlValue::Integer(0)]);
+        assert!(
+            steps.iter().any(|s| s.contains("audit_events_deletions")),
+            "{steps:?}"
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("audit_events_by_organization")),
+            "{steps:?}"
+        );
+    }
+}
