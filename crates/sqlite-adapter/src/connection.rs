@@ -1,40 +1,76 @@
-//! The store's connections: one writer and a few readers on one WAL file.
+//! The store's connections: one writer and a few readers on one WAL file,
+//! each owned by a thread of its own.
 //!
 //! SQLite allows a single writer at a time, so every write goes through one
-//! connection behind a mutex: writes are serialized in the process and never
-//! see `SQLITE_BUSY` from each other. In WAL mode readers do not block the
-//! writer (nor each other), so reads use a small set of separate read-only
-//! connections and proceed while a write is in progress. Every call runs on
-//! tokio's blocking pool, never on an async worker, and only once a
-//! connection is free for it: callers wait for one asynchronously (a
-//! semaphore per kind), so a burst of requests queues without taking one
-//! blocking thread each (64 concurrent reads took 75 threads before; many
-//! threads each parsing the schema left gigabytes in glibc's per-thread
-//! arenas while organizations were being created).
+//! connection: writes are serialized in the process and never see
+//! `SQLITE_BUSY` from each other. In WAL mode readers do not block the
+//! writer (nor each other), so reads use separate read-only connections and
+//! proceed while a write is in progress.
+//!
+//! Threads. No SQLite call runs on an async worker: a call is a job sent to
+//! the thread owning the connection (the writer's, or whichever reader is
+//! free first), and the caller awaits its answer. A job whose caller has
+//! gone (a cancelled request) is skipped. Each connection is opened, used
+//! and closed on its own thread, always the same: every organization created,
+//! renamed or deleted makes every connection parse the whole schema again
+//! (about 1 KiB per organization), and on tokio's blocking pool each parse ran
+//! on whichever thread was free, so glibc kept the freed copy in the previous
+//! thread's arena: 13 MiB more resident memory per stray copy with 10,000
+//! organizations. A thread of its own reuses its own memory. Its hand-off
+//! also costs less than the blocking pool's: `POST /org/data` went from
+//! 9,500 to 18,000-20,000 requests/s (64 connections, two cores).
+//!
+//! One process per file: opening takes an exclusive lock on `<file>.lock`,
+//! held until the last handle of the store is dropped and every connection
+//! is closed, so a second store on the same file, in this process or
+//! another, is refused. The cache of lookups (`cache.rs`) relies on it: it
+//! sees every write because every write goes through this writer.
 
+use std::ffi::OsString;
+use std::fs::{File, TryLockError};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use orgsvc_domain::StoreError;
+use rusqlite::hooks::Action;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
-/// How many read connections the store keeps open. Each connection caches
-/// the whole schema, and every organization adds a table and two indexes to
-/// it: about 2 KiB per organization per connection (measured: ~23 MiB per
+use crate::cache::{self, Cache};
+
+/// How many read connections the store keeps open. Each connection keeps the
+/// whole schema in memory, about 1 KiB per organization (13.5 MiB per
 /// connection with 10,000 organizations), so every reader costs memory in
-/// proportion to the number of organizations. Two readers keep reads
-/// concurrent with each other and with the writer; four gave no more
-/// `GET /org/get` throughput on two cores (29k/s either way, both behind
-/// the semaphores below) but 152 instead of 104 MiB peak RSS with 10,000
-/// organizations.
-const READERS: usize = 2;
+/// proportion to the number of organizations. Organization and admin
+/// lookups are mostly answered by the cache, which leaves the readers the
+/// documents, the logins' credential lookups and the cache misses. One
+/// reader: peak RSS with 10,000 organizations 63.5 MiB, against 77 MiB with
+/// two (the budget is 80); two list documents faster on two cores
+/// (`GET /org/data`: 7,500/s against 4,600/s; 3,500/s before this thread
+/// layout) and keep a slow listing from delaying the other reads. A smaller
+/// page cache would not help: with `cache_size` at 250 KiB instead of
+/// SQLite's default 2 MiB, the peak was 0.4 MiB lower.
+const READERS: usize = 1;
 
 /// How long a statement waits for a lock held by another process (a backup
-/// tool, a second instance) before failing.
+/// tool) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long opening waits for the lock file when another store holds it: a
+/// store of this process that was just dropped releases it as soon as its
+/// threads have closed their connections.
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
+/// A call waiting for the writer.
+type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A call waiting for a reader.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// The open connections of one store file. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -45,44 +81,65 @@ pub(crate) struct Connections {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
-    /// One permit for the writer, one per reader: callers queue here,
-    /// asynchronously, so that a blocking-pool thread is only taken by a
-    /// call that has a connection to run on.
-    writer_permit: Arc<Semaphore>,
-    reader_permits: Arc<Semaphore>,
+    /// Lookups cached in front of the readers, invalidated by the writer.
+    cache: Arc<Cache>,
+    /// Set by the writer's update hook when a write touches a table the
+    /// cache watches; the writer then invalidates the cache.
+    touched_cached_table: Arc<AtomicBool>,
+    /// Jobs for the writer thread; dropping it stops the thread.
+    writer: Sender<WriteJob>,
+    /// Jobs for the reader threads; dropping it stops them.
+    readers: Sender<ReadJob>,
 }
 
 impl Connections {
-    /// Opens the file at `path` (creating it and its parent directories),
-    /// switches it to WAL mode and opens the readers.
+    /// Locks the file at `path` (creating it and its parent directories),
+    /// opens the writer, which switches it to WAL mode, and the readers,
+    /// each on its own thread.
     pub(crate) async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
-        run_blocking(move || Self::open_blocking(path)).await?
-    }
+        let lock = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || lock_exclusively(&path))
+                .await
+                .map_err(|e| StoreError::new("locking the SQLite store", e))??
+        };
+        let lock = Arc::new(lock);
+        let cache = Arc::new(Cache::default());
+        let touched_cached_table = Arc::new(AtomicBool::new(false));
 
-    fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::new(format!("creating directory {}", parent.display()), e)
-            })?;
-        }
         // The writer goes first: it turns WAL on, which the readers rely on.
-        let writer = open_writer(&path)?;
-        let readers: Vec<_> = (0..READERS)
-            .map(|_| open_reader(&path).map(Mutex::new))
-            .collect::<Result<_, _>>()?;
+        let (writer, jobs) = mpsc::channel::<WriteJob>();
+        let thread = WriterThread {
+            path: path.clone(),
+            jobs,
+            touched: Arc::clone(&touched_cached_table),
+            lock: Arc::clone(&lock),
+        };
+        started(spawn("orgsvc-sqlite-writer", move |ready| {
+            thread.run(ready)
+        }))
+        .await?;
+
+        let (readers, jobs) = mpsc::channel::<ReadJob>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for number in 1..=READERS {
+            let thread = ReaderThread {
+                path: path.clone(),
+                jobs: Arc::clone(&jobs),
+                lock: Arc::clone(&lock),
+            };
+            let name = format!("orgsvc-sqlite-reader-{number}");
+            started(spawn(&name, move |ready| thread.run(ready))).await?;
+        }
         tracing::debug!(path = %path.display(), readers = READERS, "opened SQLite store");
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
-                writer: Mutex::new(writer),
-                reader_permits: Arc::new(Semaphore::new(readers.len())),
+                cache,
+                touched_cached_table,
+                writer,
                 readers,
-                next_reader: AtomicUsize::new(0),
-                writer_permit: Arc::new(Semaphore::new(1)),
             }),
         })
     }
@@ -92,7 +149,14 @@ impl Connections {
         &self.inner.path
     }
 
-    /// Runs `op` on the writer connection, on the blocking pool.
+    /// The cache of lookups, which the writer keeps coherent.
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    /// Runs `op` on the writer connection, on the writer's thread. If `op`
+    /// changed a row of a table the cache watches, the cache is invalidated
+    /// once `op` has returned (committed), before this call returns.
     pub(crate) async fn write<T, E>(
         &self,
         op: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
@@ -101,19 +165,34 @@ impl Connections {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let permit = acquire(&inner.writer_permit).await?;
-        run_blocking(move || {
-            let result = lock(&inner.writer, "the SQLite writer connection")
-                .map_err(E::from)
-                .and_then(|mut writer| op(&mut writer));
-            drop(permit);
-            result
-        })
-        .await?
+        let (reply, answer) = oneshot::channel();
+        let cache = Arc::clone(&self.inner.cache);
+        let touched = Arc::clone(&self.inner.touched_cached_table);
+        let job: WriteJob = Box::new(move |connection| {
+            if reply.is_closed() {
+                return; // the caller has gone: nothing to do
+            }
+            let result = {
+                let _invalidate = InvalidateAfterWrite {
+                    cache: &cache,
+                    touched: &touched,
+                };
+                op(connection)
+            };
+            // The caller may have gone meanwhile; the write stands anyway.
+            let _ = reply.send(result);
+        });
+        self.inner
+            .writer
+            .send(job)
+            .map_err(|_| StoreError::msg("the SQLite writer thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| E::from(unanswered("the SQLite writer")))?
     }
 
-    /// Runs `op` on a read-only connection, on the blocking pool.
+    /// Runs `op` on a read-only connection, on the first free reader's
+    /// thread.
     pub(crate) async fn read<T, E>(
         &self,
         op: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
@@ -122,67 +201,193 @@ impl Connections {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let permit = acquire(&inner.reader_permits).await?;
-        run_blocking(move || {
-            let result = inner
-                .reader()
-                .map_err(E::from)
-                .and_then(|reader| op(&reader));
-            drop(permit);
-            result
-        })
-        .await?
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |connection| {
+            if !reply.is_closed() {
+                let _ = reply.send(op(connection));
+            }
+        });
+        self.inner
+            .readers
+            .send(job)
+            .map_err(|_| StoreError::msg("the SQLite reader threads have stopped"))?;
+        answer
+            .await
+            .map_err(|_| E::from(unanswered("a SQLite reader")))?
     }
 }
 
-impl Inner {
-    /// An idle reader. A caller holds one of `reader_permits` (one per reader)
-    /// until its reader is released, so there is always one; waiting for the
-    /// next in turn is only a fallback.
-    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        if let Some(idle) = self.readers.iter().find_map(|r| r.try_lock().ok()) {
-            return Ok(idle);
+fn unanswered(who: &str) -> StoreError {
+    StoreError::msg(format!(
+        "{who} did not answer: the call panicked (see the log) or the store is closing"
+    ))
+}
+
+/// Invalidates the cache when dropped (after the write, even one that
+/// panicked) if the write touched a watched table.
+struct InvalidateAfterWrite<'a> {
+    cache: &'a Cache,
+    touched: &'a AtomicBool,
+}
+
+impl Drop for InvalidateAfterWrite<'_> {
+    fn drop(&mut self) {
+        if self.touched.swap(false, Ordering::Relaxed) {
+            self.cache.invalidate();
         }
-        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        let reader = turn
-            .checked_rem(self.readers.len())
-            .and_then(|index| self.readers.get(index))
-            .ok_or_else(|| StoreError::msg("the SQLite store has no reader connection"))?;
-        lock(reader, "a SQLite reader connection")
     }
 }
 
-fn lock<'a>(
-    connection: &'a Mutex<Connection>,
-    what: &str,
-) -> Result<MutexGuard<'a, Connection>, StoreError> {
-    connection.lock().map_err(|_| {
-        StoreError::msg(format!(
-            "{what} is unusable: a task panicked while holding it"
-        ))
-    })
+/// What the writer thread owns.
+struct WriterThread {
+    path: PathBuf,
+    jobs: Receiver<WriteJob>,
+    /// Set by the update hook (see [`open_writer`]).
+    touched: Arc<AtomicBool>,
+    /// Held until the connection is closed.
+    lock: Arc<File>,
 }
 
-/// A permit of `permits`, waited for without holding a thread. The
-/// semaphores are never closed, so this only fails if that changes.
-async fn acquire(permits: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, StoreError> {
-    Arc::clone(permits)
-        .acquire_owned()
+impl WriterThread {
+    fn run(self, ready: oneshot::Sender<Result<(), StoreError>>) {
+        let Self {
+            path,
+            jobs,
+            touched,
+            lock,
+        } = self;
+        let mut connection = match open_writer(&path, touched) {
+            Ok(connection) => connection,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        // Until every sender is gone, i.e. the store is dropped.
+        for job in jobs {
+            run_job("the SQLite writer", || job(&mut connection));
+        }
+        // Close before unlocking.
+        close(connection, &path);
+        drop(lock);
+    }
+}
+
+/// What a reader thread owns.
+struct ReaderThread {
+    path: PathBuf,
+    /// Shared by the readers: the first free one takes the next job.
+    jobs: Arc<Mutex<Receiver<ReadJob>>>,
+    /// Held until the connection is closed.
+    lock: Arc<File>,
+}
+
+impl ReaderThread {
+    fn run(self, ready: oneshot::Sender<Result<(), StoreError>>) {
+        let connection = match open_reader(&self.path) {
+            Ok(connection) => connection,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        loop {
+            let next = {
+                // Only `recv` runs under this lock: it cannot be poisoned.
+                let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                jobs.recv()
+            };
+            let Ok(job) = next else {
+                break; // the store was dropped
+            };
+            run_job("a SQLite reader", || job(&connection));
+        }
+        close(connection, &self.path);
+        drop(self.lock);
+    }
+}
+
+/// Runs a job, keeping the thread alive if it panics (its caller then gets
+/// an error: the answer was never sent). A transaction open in the job is
+/// rolled back as the panic unwinds.
+fn run_job(who: &str, job: impl FnOnce()) {
+    if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+        tracing::error!("a call on {who} panicked; the connection stays in service");
+    }
+}
+
+/// Starts a connection's thread; `body` reports on `ready` whether its
+/// connection opened.
+fn spawn(
+    name: &str,
+    body: impl FnOnce(oneshot::Sender<Result<(), StoreError>>) + Send + 'static,
+) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+    let (ready, opened) = oneshot::channel();
+    thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || body(ready))
+        .map_err(|e| StoreError::new(format!("starting thread {name}"), e))?;
+    Ok(opened)
+}
+
+/// Waits until a thread started by [`spawn`] has opened its connection.
+async fn started(
+    opened: Result<oneshot::Receiver<Result<(), StoreError>>, StoreError>,
+) -> Result<(), StoreError> {
+    opened?
         .await
-        .map_err(|e| StoreError::new("waiting for a SQLite connection", e))
+        .map_err(|_| StoreError::msg("a SQLite connection thread stopped while opening"))?
 }
 
-async fn run_blocking<T: Send + 'static>(
-    op: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(op)
-        .await
-        .map_err(|e| StoreError::new("running a SQLite call on the blocking pool", e))
+/// `<path>.lock`, opened (created if needed) and locked exclusively; fails
+/// when another store holds it for longer than [`LOCK_PATIENCE`].
+fn lock_exclusively(path: &Path) -> Result<File, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::new(format!("creating directory {}", parent.display()), e))?;
+    }
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| StoreError::new(format!("opening lock file {}", lock_path.display()), e))?;
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::msg(format!(
+                    "the embedded store {} is in use by another orgsvc process (it holds the \
+                     lock file {}); stop that process first, or give each process its own \
+                     store.path",
+                    path.display(),
+                    lock_path.display()
+                )))
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(StoreError::new(
+                    format!("locking {}", lock_path.display()),
+                    e,
+                ))
+            }
+        }
+    }
 }
 
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let connection = open_connection(path)?;
+/// Opens the writer: WAL mode, and an update hook that sets `touched` when
+/// a row of a table the cache watches changes.
+fn open_writer(path: &Path, touched: Arc<AtomicBool>) -> Result<Connection, StoreError> {
+    let mut connection = open_connection(path)?;
     let mode: String = connection
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|e| StoreError::new("switching SQLite to WAL mode", e))?;
@@ -195,6 +400,13 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // With WAL, NORMAL loses at most the last commits on power loss, never
     // consistency.
     set_pragma(&connection, "synchronous", "NORMAL")?;
+    connection
+        .update_hook(Some(move |_: Action, _: &str, table: &str, _: i64| {
+            if cache::watches(table) {
+                touched.store(true, Ordering::Relaxed);
+            }
+        }))
+        .map_err(|e| StoreError::new("installing the SQLite update hook", e))?;
     Ok(connection)
 }
 
@@ -212,6 +424,12 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         .map_err(|e| StoreError::new("setting the SQLite busy timeout", e))?;
     set_pragma(&connection, "foreign_keys", "ON")?;
     Ok(connection)
+}
+
+fn close(connection: Connection, path: &Path) {
+    if let Err((_, error)) = connection.close() {
+        tracing::warn!(path = %path.display(), error = %error, "closing a SQLite connection failed");
+    }
 }
 
 fn set_pragma(connection: &Connection, pragma: &str, value: &str) -> Result<(), StoreError> {
@@ -249,4 +467,77 @@ pub(crate) fn commit(transaction: Transaction<'_>, what: &str) -> Result<(), Sto
     transaction
         .commit()
         .map_err(|e| StoreError::new(format!("committing {what}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open() -> (tempfile::TempDir, Connections) {
+        let dir = tempfile::tempdir().unwrap();
+        let connections = Connections::open(&dir.path().join("orgsvc.db"))
+            .await
+            .unwrap();
+        (dir, connections)
+    }
+
+    fn select_one(connection: &Connection) -> Result<i64, StoreError> {
+        connection
+            .query_row("SELECT 1", [], |row| row.get(0))
+            .map_err(|e| StoreError::new("select", e))
+    }
+
+    #[tokio::test]
+    async fn a_call_that_panics_fails_alone_and_its_connection_stays_in_service() {
+        let (_dir, connections) = open().await;
+        for _ in 0..=READERS {
+            let err = connections
+                .read(|_| -> Result<(), StoreError> { panic!("a bug in a read") })
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("did not answer"), "{err}");
+        }
+        let err = connections
+            .write(|_| -> Result<(), StoreError> { panic!("a bug in a write") })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("did not answer"), "{err}");
+
+        assert_eq!(connections.read(select_one).await.unwrap(), 1);
+        assert_eq!(connections.write(|c| select_one(c)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn readers_cannot_write() {
+        let (_dir, connections) = open().await;
+        let err = connections
+            .read(|c| {
+                c.execute_batch("CREATE TABLE t (x)")
+                    .map_err(|e| StoreError::new("create", e))
+            })
+            .await
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("readonly"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn calls_run_on_the_connections_own_threads() {
+        let (_dir, connections) = open().await;
+        let thread_name = || thread::current().name().map(str::to_owned);
+        let writer = connections
+            .write(move |_| Ok::<_, StoreError>(thread_name()))
+            .await
+            .unwrap();
+        let reader = connections
+            .read(move |_| Ok::<_, StoreError>(thread_name()))
+            .await
+            .unwrap();
+        assert_eq!(writer.as_deref(), Some("orgsvc-sqlite-writer"));
+        assert!(
+            reader
+                .as_deref()
+                .is_some_and(|name| name.starts_with("orgsvc-sqlite-reader-")),
+            "{reader:?}"
+        );
+    }
 }

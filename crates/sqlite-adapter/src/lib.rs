@@ -10,10 +10,13 @@
 //! have their own tables: `refresh_tokens`, `revoked_families`,
 //! `login_throttles` (see `sessions.rs`) and `audit_events` (`audit.rs`).
 //!
-//! Concurrency: one writer connection behind a mutex serializes all writes
-//! (SQLite admits one writer at a time anyway); a few read-only connections
-//! serve reads concurrently with it, which WAL mode allows. Every SQLite call
-//! runs on tokio's blocking pool.
+//! Concurrency: one writer connection serializes all writes (SQLite admits
+//! one writer at a time anyway); read-only connections serve reads
+//! concurrently with it, which WAL mode allows. Each connection has a thread
+//! of its own, and every SQLite call runs there (`connection.rs`). Lookups
+//! of organizations and admins are cached in the process, coherent with every
+//! write (`cache.rs`); for that the store takes `<file>.lock`: one process
+//! per file.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +29,7 @@
 mod admin_roles;
 mod admins;
 mod audit;
+mod cache;
 mod connection;
 mod constraints;
 mod documents;

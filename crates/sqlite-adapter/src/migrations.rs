@@ -3,7 +3,8 @@
 //!
 //! A migration may also have a step written in Rust, run after its SQL in
 //! the same transaction, for what SQL cannot name statically: the tenant
-//! tables (`0002_document_revisions` upgrades every `org_*` table). The step
+//! tables (`0002_document_revisions` upgrades every `org_*` table,
+//! `0003_light_tenant_tables` converts them to a lighter layout). The step
 //! is part of the migration: like the file, never change it once released.
 //!
 //! Each migration runs in its own transaction together with its record in
@@ -99,8 +100,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         "0002_document_revisions",
         Some(tenant_tables::upgrade_all)
     ),
-    // 0003 is reserved for the tenant-tables migration being written in
-    // parallel; versions need only increase (see `apply`).
+    migration!(
+        3,
+        "0003_light_tenant_tables",
+        Some(tenant_tables::rebuild_all)
+    ),
     migration!(4, "0004_admin_security"),
 ];
 

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers too: a failed step should fail the test
 
+mod cache;
 mod concurrency;
 mod contract;
 mod documents;

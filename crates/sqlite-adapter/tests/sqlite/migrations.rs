@@ -10,7 +10,9 @@ use orgsvc_domain::{
 use orgsvc_sqlite::{MigrationError, SqliteStore};
 use serde_json::{json, Value};
 
-use crate::support::{connect, listing_index, migrated_store, name, table_exists};
+use crate::support::{
+    connect, light_layout_issues, listing_index, migrated_store, name, table_exists,
+};
 
 #[tokio::test]
 async fn migrate_applies_every_migration_once() {
@@ -24,6 +26,7 @@ async fn migrate_applies_every_migration_once() {
         [
             "0001_initial",
             "0002_document_revisions",
+            "0003_light_tenant_tables",
             "0004_admin_security"
         ]
     );
@@ -48,6 +51,7 @@ async fn migrate_applies_every_migration_once() {
         [
             (1, "0001_initial"),
             (2, "0002_document_revisions"),
+            (3, "0003_light_tenant_tables"),
             (4, "0004_admin_security")
         ]
     );
@@ -92,6 +96,206 @@ async fn migrate_refuses_a_database_migrated_by_a_newer_build() {
         matches!(&err, MigrationError::UnknownVersion { version: 999, name } if name == "0999_future"),
         "{err:?}"
     );
+}
+
+/// The hex SHA-256 of a migration file, as `_migrations` records it.
+fn checksum(sql: &str) -> String {
+    use sha2::{Digest, Sha256};
+
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// One stored row of a tenant table: id, body, created_at, updated_at,
+/// revision.
+type Row = (String, String, i64, i64, i64);
+
+/// Every row of `table` in listing order.
+fn rows(connection: &rusqlite::Connection, table: &str) -> Vec<Row> {
+    connection
+        .prepare(&format!(
+            r#"SELECT id, doc, created_at, updated_at, revision FROM "{table}" ORDER BY created_at, id"#
+        ))
+        .unwrap()
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A file as `0002_document_revisions` left it (and `0004_admin_security`
+/// too, with `with_0004`: that migration was released before this one):
+/// tenant tables in that release's layout (CHECK constraints, a DEFAULT),
+/// holding documents.
+/// Organization "Acme" has documents (several with the same `created_at`,
+/// revisions above 1, updated later than created), "Empty" none, and
+/// "Lost"'s table is missing from the file (a damaged store).
+fn release_0002_file(path: &std::path::Path, with_0004: bool) -> [OrganizationId; 3] {
+    let initial = include_str!("../../../../migrations/sqlite/0001_initial.sql");
+    let revisions = include_str!("../../../../migrations/sqlite/0002_document_revisions.sql");
+    let organizations = [
+        OrganizationId::new(),
+        OrganizationId::new(),
+        OrganizationId::new(),
+    ];
+    let connection = connect(path);
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL")
+        .unwrap();
+    let mut sql = format!(
+        "BEGIN;
+         CREATE TABLE _migrations (
+             version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL,
+             checksum TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;
+         {initial}
+         INSERT INTO _migrations VALUES (1, '0001_initial', '{}', 0);
+         INSERT INTO _migrations VALUES (2, '0002_document_revisions', '{}', 0);",
+        checksum(initial),
+        checksum(revisions),
+    );
+    for (organization, org_name) in organizations.iter().zip(["Acme", "Empty", "Lost"]) {
+        let canonical = org_name.to_lowercase();
+        let admin = AdminId::new();
+        sql.push_str(&format!(
+            "INSERT INTO organizations (id, display_name, canonical_name, database_name,
+                 table_name, admin_id, created_at, updated_at)
+                 VALUES ('{organization}', '{org_name}', '{canonical}', 'main', 'org_{canonical}',
+                         '{admin}', 1700000000000, 1700000000000);
+             INSERT INTO admins (id, organization_id, email, password_hash, created_at, updated_at)
+                 VALUES ('{admin}', '{organization}', 'owner@{canonical}.example',
+                         '$argon2id$v=19$m=8,t=1,p=1$dGVzdA$dummy', 1700000000000, 1700000000000);"
+        ));
+        if org_name != "Lost" {
+            sql.push_str(&format!(
+                "CREATE TABLE org_{canonical} (
+                     id         TEXT    NOT NULL PRIMARY KEY,
+                     doc        TEXT    NOT NULL CHECK (json_valid(doc)),
+                     created_at INTEGER NOT NULL,
+                     updated_at INTEGER NOT NULL,
+                     revision   INTEGER NOT NULL DEFAULT 1 CHECK (revision >= 1)
+                 ) STRICT;
+                 CREATE INDEX \"idx_{}_created_id\" ON org_{canonical} (created_at, id);",
+                organization.as_uuid().simple()
+            ));
+        }
+    }
+    if with_0004 {
+        let security = include_str!("../../../../migrations/sqlite/0004_admin_security.sql");
+        sql.push_str(security);
+        sql.push_str(&format!(
+            "INSERT INTO _migrations VALUES (4, '0004_admin_security', '{}', 0);",
+            checksum(security)
+        ));
+    }
+    sql.push_str("COMMIT;");
+    connection.execute_batch(&sql).unwrap();
+    let mut insert = connection
+        .prepare(
+            "INSERT INTO org_acme (id, doc, created_at, updated_at, revision) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .unwrap();
+    for n in 0..40_i64 {
+        insert
+            .execute(rusqlite::params![
+                DocumentId::new().to_string(),
+                format!(r#"{{"n":{n},"text":"Zoë \"{n}\"","nested":{{"a":[1,2.5,null]}}}}"#),
+                1_700_000_000_000 + n / 4, // four documents per millisecond
+                1_700_000_500_000 + n,
+                1 + n % 3,
+            ])
+            .unwrap();
+    }
+    organizations
+}
+
+#[tokio::test]
+async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document() {
+    converts_keeping_every_document(false, &["0003_light_tenant_tables", "0004_admin_security"])
+        .await;
+}
+
+#[tokio::test]
+async fn a_file_migrated_up_to_0004_gets_0003_after_it() {
+    converts_keeping_every_document(true, &["0003_light_tenant_tables"]).await;
+}
+
+async fn converts_keeping_every_document(with_0004: bool, applied: &[&str]) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("orgsvc.db");
+    let [acme, empty, lost] = release_0002_file(&path, with_0004);
+    let connection = connect(&path);
+    let before = rows(&connection, "org_acme");
+    assert!(!light_layout_issues(&connection, "org_acme").is_empty());
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), applied);
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+
+    for table in ["org_acme", "org_empty"] {
+        assert_eq!(
+            light_layout_issues(&connection, table),
+            Vec::<String>::new()
+        );
+    }
+    assert!(!table_exists(&connection, "org_lost"));
+    assert!(!table_exists(&connection, "_rebuilt_tenant_table"));
+    assert_eq!(rows(&connection, "org_acme"), before);
+    assert!(rows(&connection, "org_empty").is_empty());
+    for (organization, table) in [(acme, "org_acme"), (empty, "org_empty")] {
+        assert_eq!(
+            listing_index(&connection, table).map(|(index, _)| index),
+            Some(format!(
+                "idx_{}_created_id",
+                organization.as_uuid().simple()
+            ))
+        );
+    }
+
+    // The store reads them as before: same ids, bodies, timestamps,
+    // revisions, in the same order, page after page.
+    let shared: Arc<dyn TenantStore> = Arc::new(store.clone());
+    let documents = all_documents(&shared, acme).await;
+    let read: Vec<Row> = documents
+        .iter()
+        .map(|d| {
+            (
+                d.id.to_string(),
+                serde_json::to_string(d.body.as_map()).unwrap(),
+                d.created_at.timestamp_millis(),
+                d.updated_at.timestamp_millis(),
+                i64::try_from(d.revision).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(read, before);
+    assert!(all_documents(&shared, empty).await.is_empty());
+    assert!(store.organization_by_id(lost).await.unwrap().is_some());
+
+    // And writes them as before.
+    let replaced = store
+        .replace_document(
+            acme,
+            documents[1].id,
+            DocumentBody::parse(json!({"n": "changed"})).unwrap(),
+            Some(documents[1].revision),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.revision, documents[1].revision + 1);
+    store
+        .insert_document(empty, DocumentBody::parse(json!({"first": true})).unwrap())
+        .await
+        .unwrap();
+    store
+        .rename_organization(acme, &name("Acme Labs"))
+        .await
+        .unwrap();
+    assert_eq!(all_documents(&shared, acme).await.len(), 40);
 }
 
 /// A file as the previous release left it: only `0001_initial` applied and
@@ -157,11 +361,19 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        ["0002_document_revisions", "0004_admin_security"]
+        [
+            "0002_document_revisions",
+            "0003_light_tenant_tables",
+            "0004_admin_security"
+        ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
 
     let connection = connect(&path);
+    assert_eq!(
+        light_layout_issues(&connection, "org_acme"),
+        Vec::<String>::new()
+    );
     let (index, _) = listing_index(&connection, "org_acme").unwrap();
     assert_eq!(
         index,

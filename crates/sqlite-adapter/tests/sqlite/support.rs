@@ -87,3 +87,44 @@ pub fn listing_index(connection: &Connection, table: &str) -> Option<(String, i6
     );
     found.pop()
 }
+
+/// What keeps `table` from having the light tenant-table layout.
+pub fn light_layout_issues(connection: &Connection, table: &str) -> Vec<String> {
+    let sql: String = connection
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut issues = Vec::new();
+    for heavy in ["CHECK", "DEFAULT", "WITHOUT ROWID"] {
+        if sql.to_uppercase().contains(heavy) {
+            issues.push(format!("{heavy} in {sql}"));
+        }
+    }
+    if !sql.trim_end().ends_with("STRICT") {
+        issues.push(format!("not STRICT: {sql}"));
+    }
+    let columns: Vec<(String, String, bool, i64)> = connection
+        .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid")
+        .unwrap()
+        .query_map([table], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [
+        ("id", "TEXT", true, 1),
+        ("doc", "TEXT", true, 0),
+        ("created_at", "INTEGER", true, 0),
+        ("updated_at", "INTEGER", true, 0),
+        ("revision", "INTEGER", true, 0),
+    ]
+    .map(|(name, kind, not_null, pk)| (name.to_owned(), kind.to_owned(), not_null, pk));
+    if columns != expected {
+        issues.push(format!("columns {columns:?}"));
+    }
+    issues
+}
