@@ -5,7 +5,7 @@
 //! of the wrong JSON type is reported here, next to the other fields, instead
 //! of failing the whole body.
 
-use orgsvc_domain::ValueError;
+use orgsvc_domain::{PageSize, ValueError};
 use serde_json::Value;
 
 use crate::problem::{ApiError, FieldError};
@@ -54,6 +54,24 @@ impl FieldErrors {
                 self.push(field, error.to_string());
                 None
             }
+        }
+    }
+
+    /// A listing's `limit` query parameter: the default page size when
+    /// absent; `None` (with the error recorded) unless an integer from 1 to
+    /// 100.
+    pub fn page_size(&mut self, raw: Option<&str>) -> Option<PageSize> {
+        match raw {
+            None => Some(PageSize::default()),
+            Some(text) => match text.parse::<u64>() {
+                Ok(requested) => PageSize::parse(requested)
+                    .map_err(|error| self.push("limit", error.to_string()))
+                    .ok(),
+                Err(_) => {
+                    self.push("limit", "must be an integer between 1 and 100");
+                    None
+                }
+            },
         }
     }
 

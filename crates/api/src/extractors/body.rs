@@ -65,6 +65,15 @@ fn query_error(error: QueryPayloadError) -> ApiError {
     ApiError::Validation(vec![FieldError::new("query", message)])
 }
 
+/// Reads a request's query string after other checks (such as
+/// authentication) have passed; a query that does not fit `T` is a 422 on
+/// the field `query`.
+pub fn query_of<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|error| ApiError::Validation(vec![FieldError::new("query", error.to_string())]))
+}
+
 /// Reads a JSON body after other checks (such as authentication) have
 /// passed, with the same limit and problems as `web::Json`.
 pub async fn json_body<T: DeserializeOwned>(

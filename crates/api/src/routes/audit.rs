@@ -10,15 +10,16 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use orgsvc_domain::{AuditAction, AuditEvent, AuditEventId, AuditQuery, PageSize};
+use orgsvc_domain::{AuditAction, AuditEvent, AuditEventId, AuditQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
+use crate::extractors::body::query_of;
 use crate::openapi::responses::{InternalError, InvalidAuditListing, OwnerRequired, Unauthorized};
-use crate::problem::{ApiError, FieldError};
+use crate::problem::ApiError;
 use crate::routes::admins::Owner;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
@@ -174,9 +175,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     // Parsed here rather than as an extractor so that a missing token is a
     // 401 (and an admin's call a 403) before any complaint about the query.
-    let raw = web::Query::<ListAuditQuery>::from_query(req.query_string())
-        .map_err(|error| ApiError::Validation(vec![FieldError::new("query", error.to_string())]))?
-        .into_inner();
+    let raw: ListAuditQuery = query_of(&req)?;
     let query = parse_query(&raw)?;
     let limit = query.limit;
     let page = state
@@ -203,18 +202,7 @@ pub async fn list(
 /// Checks the query, collecting every offending parameter.
 fn parse_query(raw: &ListAuditQuery) -> Result<AuditQuery, ApiError> {
     let mut errors = FieldErrors::default();
-    let limit = match raw.limit.as_deref() {
-        None => Some(PageSize::default()),
-        Some(text) => match text.parse::<u64>() {
-            Ok(requested) => PageSize::parse(requested)
-                .map_err(|error| errors.push("limit", error.to_string()))
-                .ok(),
-            Err(_) => {
-                errors.push("limit", "must be an integer between 1 and 100");
-                None
-            }
-        },
-    };
+    let limit = errors.page_size(raw.limit.as_deref());
     let before = match raw.before.as_deref() {
         None => Some(None),
         Some(text) => match parse_cursor(text) {

@@ -28,7 +28,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use crate::extractors::auth::AuthenticatedAdmin;
-use crate::extractors::body::json_body;
+use crate::extractors::body::{json_body, query_of};
 use crate::openapi::responses::{
     BadRequestBody, DocumentNotFound, DocumentTooLarge, InternalError, InvalidDocument,
     InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized, UnsupportedMediaType,
@@ -294,9 +294,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     // Parsed here rather than as an extractor so that a missing token is a
     // 401 before any complaint about the query.
-    let raw = web::Query::<ListDocumentsQuery>::from_query(req.query_string())
-        .map_err(|error| ApiError::Validation(vec![FieldError::new("query", error.to_string())]))?
-        .into_inner();
+    let raw: ListDocumentsQuery = query_of(&req)?;
     let query = parse_listing(&raw)?;
     let limit = query.limit;
     let page = state
@@ -502,18 +500,7 @@ async fn read_document(
 /// Checks a listing's query, collecting every offending parameter.
 fn parse_listing(raw: &ListDocumentsQuery) -> Result<DocumentQuery, ApiError> {
     let mut errors = FieldErrors::default();
-    let limit = match raw.limit.as_deref() {
-        None => Some(PageSize::default()),
-        Some(text) => match text.parse::<u64>() {
-            Ok(requested) => PageSize::parse(requested)
-                .map_err(|error| errors.push("limit", error.to_string()))
-                .ok(),
-            Err(_) => {
-                errors.push("limit", "must be an integer between 1 and 100");
-                None
-            }
-        },
-    };
+    let limit = errors.page_size(raw.limit.as_deref());
     let after = match raw.after.as_deref() {
         None => Some(None),
         Some(text) => PageCursor::parse(text)
