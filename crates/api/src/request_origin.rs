@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use chrono::{DateTime, Utc};
-use orgsvc_domain::{AdminId, AuditAction, AuditEvent, AuditEventId, OrganizationId};
+use orgsvc_domain::{Admin, AdminId, AuditAction, AuditEvent, AuditEventId, OrganizationId};
 use tracing_actix_web::RequestId;
 
 use crate::problem::ApiError;
@@ -76,6 +76,19 @@ pub struct AuditEntry {
     pub action: AuditAction,
     /// What it happened to (an admin id, an organization name).
     pub target: String,
+}
+
+impl AuditEntry {
+    /// `action` on `target`, done by the signed-in `actor` in its own
+    /// organization.
+    pub fn by(actor: &Admin, action: AuditAction, target: impl Into<String>) -> Self {
+        Self {
+            organization: actor.organization_id,
+            actor: Some(actor.id),
+            action,
+            target: target.into(),
+        }
+    }
 }
 
 impl AppState {

@@ -265,12 +265,7 @@ pub async fn add(
     state
         .audit(
             &origin,
-            AuditEntry {
-                organization: owner.organization_id,
-                actor: Some(owner.id),
-                action: AuditAction::AdminAdded,
-                target: admin.id.to_string(),
-            },
+            AuditEntry::by(&owner, AuditAction::AdminAdded, admin.id.to_string()),
         )
         .await;
     Ok(HttpResponse::Created()
@@ -391,12 +386,7 @@ pub async fn change_role(
     state
         .audit(
             &origin,
-            AuditEntry {
-                organization: owner.organization_id,
-                actor: Some(owner.id),
-                action: AuditAction::AdminRoleChanged,
-                target: admin.id.to_string(),
-            },
+            AuditEntry::by(&owner, AuditAction::AdminRoleChanged, admin.id.to_string()),
         )
         .await;
     Ok(HttpResponse::Ok().json(AdminView::from(admin)))
@@ -440,12 +430,7 @@ pub async fn remove(
     state
         .audit(
             &origin,
-            AuditEntry {
-                organization: owner.organization_id,
-                actor: Some(owner.id),
-                action: AuditAction::AdminRemoved,
-                target: id.to_string(),
-            },
+            AuditEntry::by(&owner, AuditAction::AdminRemoved, id.to_string()),
         )
         .await;
     Ok(HttpResponse::NoContent().finish())

@@ -408,12 +408,11 @@ pub async fn update(
         state
             .audit(
                 &origin,
-                AuditEntry {
-                    organization: admin.organization_id,
-                    actor: Some(admin.id),
-                    action: AuditAction::AdminCredentialsChanged,
-                    target: admin.id.to_string(),
-                },
+                AuditEntry::by(
+                    &admin,
+                    AuditAction::AdminCredentialsChanged,
+                    admin.id.to_string(),
+                ),
             )
             .await;
     }
