@@ -257,4 +257,14 @@ pub trait TenantStore: SessionStore + AuditLog + Send + Sync + 'static {
 
     /// Checks that the store answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Asks long-running lifecycle operations to stop by `deadline` (the
+    /// process is shutting down): an operation still running then stops
+    /// between two steps, gives up its lease so that another instance takes
+    /// it over at once, and answers `Busy`. Operations that finish earlier
+    /// are unaffected. Stores without long operations do nothing (the
+    /// default).
+    fn begin_drain(&self, deadline: std::time::Instant) {
+        let _ = deadline;
+    }
 }
