@@ -16,8 +16,8 @@
 //! | `store.path` | `./data/orgsvc.db` | the embedded store's file |
 //! | `mongodb.uri` | `mongodb://127.0.0.1:27017` | connection string (secret: never logged) |
 //! | `mongodb.master_db` | `orgsvc_master` | database holding organizations, admins and tenant collections |
-//! | `mongodb.reconcile_interval_secs` | `60` | how often half-done operations are repaired |
-//! | `mongodb.reconcile_stale_after_secs` | `30` | age after which an unfinished operation counts as abandoned |
+//! | `mongodb.reconcile_interval_secs` | `10` | how often each instance looks for operations to take over and repair |
+//! | `mongodb.lease_timeout_secs` | `15` | a create, rename or delete renews a lease on its organization every sixth of this; another instance takes it over only once it went unrenewed this long |
 //! | `auth.jwt_secret` | unset | HS256 signing secret; unset in development: a random one per start |
 //! | `auth.access_token_ttl` | `900` | access token lifetime, seconds |
 //! | `auth.refresh_token_ttl` | `1209600` | refresh token lifetime (14 days), seconds; each rotation issues a new one |
@@ -149,8 +149,13 @@ pub struct MongoSettings {
     pub master_db: String,
     /// Seconds between reconciliation runs.
     pub reconcile_interval_secs: u64,
-    /// Seconds after which an unfinished operation counts as abandoned.
-    pub reconcile_stale_after_secs: u64,
+    /// Seconds a lifecycle operation's lease lives without renewal; another
+    /// instance takes the operation over only after that.
+    pub lease_timeout_secs: u64,
+    /// The earlier name of `lease_timeout_secs` (when set, it wins, with a
+    /// warning at startup).
+    #[serde(default)]
+    pub reconcile_stale_after_secs: Option<u64>,
 }
 
 impl MongoSettings {
@@ -159,9 +164,13 @@ impl MongoSettings {
         Duration::from_secs(self.reconcile_interval_secs)
     }
 
-    /// Age after which an unfinished operation counts as abandoned.
-    pub fn reconcile_stale_after(&self) -> Duration {
-        Duration::from_secs(self.reconcile_stale_after_secs)
+    /// How long a lifecycle operation's lease lives without renewal (see
+    /// the MongoDB adapter's `lease.rs`).
+    pub fn lease_timeout(&self) -> Duration {
+        Duration::from_secs(
+            self.reconcile_stale_after_secs
+                .unwrap_or(self.lease_timeout_secs),
+        )
     }
 }
 
@@ -310,6 +319,11 @@ impl Settings {
                 "mongodb.reconcile_interval_secs must be at least 1".into(),
             ));
         }
+        if self.mongodb.lease_timeout().is_zero() {
+            return Err(ConfigError::Invalid(
+                "mongodb.lease_timeout_secs must be at least 1".into(),
+            ));
+        }
         if self.profile == Profile::Production {
             let secret_len = self
                 .auth
@@ -367,8 +381,8 @@ fn with_defaults(
         .set_default("store.path", "./data/orgsvc.db")?
         .set_default("mongodb.uri", "mongodb://127.0.0.1:27017")?
         .set_default("mongodb.master_db", "orgsvc_master")?
-        .set_default("mongodb.reconcile_interval_secs", 60)?
-        .set_default("mongodb.reconcile_stale_after_secs", 30)?
+        .set_default("mongodb.reconcile_interval_secs", 10)?
+        .set_default("mongodb.lease_timeout_secs", 15)?
         .set_default("data.max_document_bytes", 262_144)?
         .set_default("auth.access_token_ttl", 900)?
         .set_default("auth.refresh_token_ttl", 1_209_600)?
@@ -416,8 +430,8 @@ mod tests {
             "mongodb://127.0.0.1:27017"
         );
         assert_eq!(settings.mongodb.master_db, "orgsvc_master");
-        assert_eq!(settings.mongodb.reconcile_interval_secs, 60);
-        assert_eq!(settings.mongodb.reconcile_stale_after_secs, 30);
+        assert_eq!(settings.mongodb.reconcile_interval_secs, 10);
+        assert_eq!(settings.mongodb.lease_timeout(), Duration::from_secs(15));
         assert_eq!(settings.data.max_document_bytes.get(), 262_144);
         assert!(settings.auth.jwt_secret.is_none());
         assert_eq!(settings.auth.access_token_ttl, 900);

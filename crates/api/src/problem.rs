@@ -421,6 +421,7 @@ impl From<CreateOrganizationError> for ApiError {
         match error {
             CreateOrganizationError::NameTaken => Self::OrganizationNameTaken,
             CreateOrganizationError::EmailTaken => Self::EmailTaken,
+            CreateOrganizationError::Busy => Self::OrganizationBusy,
             CreateOrganizationError::Store(error) => error.into(),
         }
     }

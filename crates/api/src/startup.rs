@@ -139,12 +139,12 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
     let needs_reconciliation = store.needs_reconciliation();
     let store = store.into_shared();
     let reconciler = if needs_reconciliation {
-        let stale_after = settings.mongodb.reconcile_stale_after();
-        reconcile_once(store.as_ref(), stale_after).await;
+        let lease_timeout = settings.mongodb.lease_timeout();
+        reconcile_once(store.as_ref(), lease_timeout).await;
         Some(spawn_reconciler(
             store.clone(),
             settings.mongodb.reconcile_interval(),
-            stale_after,
+            lease_timeout,
         ))
     } else {
         None

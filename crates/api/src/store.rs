@@ -45,12 +45,19 @@ impl SelectedStore {
                 }
                 SqliteStore::open(path).await.map(Self::Embedded)
             }
-            StoreKind::Mongodb => MongoStore::connect(
-                settings.mongodb.uri.expose_secret(),
-                &settings.mongodb.master_db,
-            )
-            .await
-            .map(Self::Mongodb),
+            StoreKind::Mongodb => {
+                if settings.mongodb.reconcile_stale_after_secs.is_some() {
+                    tracing::warn!("mongodb.reconcile_stale_after_secs is deprecated: it sets mongodb.lease_timeout_secs");
+                }
+                MongoStore::connect(
+                    settings.mongodb.uri.expose_secret(),
+                    &settings.mongodb.master_db,
+                )
+                .await
+                .map(|store| {
+                    Self::Mongodb(store.with_lease_timeout(settings.mongodb.lease_timeout()))
+                })
+            }
         }
     }
 
@@ -86,8 +93,8 @@ impl SelectedStore {
 }
 
 /// Runs [`TenantStore::reconcile`] once and logs what it repaired.
-pub async fn reconcile_once(store: &dyn TenantStore, stale_after: Duration) {
-    match store.reconcile(stale_after).await {
+pub async fn reconcile_once(store: &dyn TenantStore, lease_timeout: Duration) {
+    match store.reconcile(lease_timeout).await {
         Ok(report) if report.is_empty() => {
             tracing::debug!("reconciliation found nothing to repair")
         }
@@ -104,7 +111,7 @@ pub async fn reconcile_once(store: &dyn TenantStore, stale_after: Duration) {
 pub fn spawn_reconciler(
     store: Arc<dyn TenantStore>,
     interval: Duration,
-    stale_after: Duration,
+    lease_timeout: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -112,7 +119,7 @@ pub fn spawn_reconciler(
         ticks.tick().await; // the first tick is immediate; startup already reconciled
         loop {
             ticks.tick().await;
-            reconcile_once(store.as_ref(), stale_after).await;
+            reconcile_once(store.as_ref(), lease_timeout).await;
         }
     })
 }

@@ -44,6 +44,10 @@ pub enum CreateOrganizationError {
     /// Another admin already uses this email.
     #[error("an admin with this email already exists")]
     EmailTaken,
+    /// The creation was interrupted and undone (the process lost its claim
+    /// on the operation, e.g. while paused); nothing was created: retry.
+    #[error("the creation was interrupted; retry")]
+    Busy,
     /// Unexpected storage failure.
     #[error(transparent)]
     Store(#[from] StoreError),

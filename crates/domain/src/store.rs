@@ -248,12 +248,15 @@ pub trait TenantStore: SessionStore + AuditLog + Send + Sync + 'static {
         expected_revision: Option<u64>,
     ) -> Result<(), DocumentError>;
 
-    /// Completes or rolls back lifecycle operations that started more than
-    /// `stale_after` ago and did not finish (the process died, the database
-    /// went away). Idempotent; safe to run while the service serves requests
-    /// and from several processes at once. Stores whose operations are atomic
-    /// return an empty report.
-    async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError>;
+    /// Completes or rolls back lifecycle operations that were abandoned: the
+    /// process running them stopped renewing their lease `lease_timeout`
+    /// ago or more (it died, froze, or lost the database). Operations whose
+    /// process keeps renewing are left alone however long they run.
+    /// Idempotent; safe to run while the service serves requests and from
+    /// several processes at once: of two reconcilers racing for one
+    /// operation, exactly one takes it over. Stores whose operations are
+    /// atomic return an empty report.
+    async fn reconcile(&self, lease_timeout: Duration) -> Result<ReconcileReport, StoreError>;
 
     /// Checks that the store answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;

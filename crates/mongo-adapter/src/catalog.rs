@@ -10,6 +10,7 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 use orgsvc_domain::StoreError;
 
+use crate::lease::Lease;
 use crate::store::MongoStore;
 
 /// MongoDB's "namespace exists" error code.
@@ -38,8 +39,14 @@ impl MongoStore {
         Ok(self.collection_names().await?.contains(name))
     }
 
-    /// Creates the collection explicitly; an existing one is fine.
-    pub(crate) async fn ensure_collection(&self, name: &str) -> Result<(), StoreError> {
+    /// Creates the collection explicitly (fenced by `lease`); an existing
+    /// one is fine.
+    pub(crate) async fn ensure_collection(
+        &self,
+        name: &str,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
+        lease.fence()?;
         match self.db().create_collection(name).await {
             Ok(()) => Ok(()),
             Err(e) if command_code(&e) == Some(NAMESPACE_EXISTS) => Ok(()),
@@ -51,16 +58,20 @@ impl MongoStore {
     /// its name, with its listing index. Whatever a collection of that name
     /// still holds predates the claim (documents that a write racing a rename
     /// or deletion of the previous owner left behind), so it is dropped first.
-    pub(crate) async fn fresh_tenant_collection(&self, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn fresh_tenant_collection(
+        &self,
+        name: &str,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
         if self.collection_exists(name).await? {
             tracing::warn!(
                 collection = name,
                 "dropping a leftover collection before reusing its name"
             );
-            self.drop_collection(name).await?;
+            self.drop_collection(name, lease).await?;
         }
-        self.ensure_collection(name).await?;
-        self.ensure_listing_index(name).await
+        self.ensure_collection(name, lease).await?;
+        self.ensure_listing_index(name, lease).await
     }
 
     /// Creates the index serving the listing order, `{created_at: 1, _id: 1}`,
@@ -71,17 +82,22 @@ impl MongoStore {
     /// command error, not a lost connection) or cannot maintain it (the probe
     /// is refused) gets `{created_at: 1}` instead, with a warning: listings
     /// stay correct, only big collections list more slowly.
-    pub(crate) async fn ensure_listing_index(&self, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn ensure_listing_index(
+        &self,
+        name: &str,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
         let full = listing_index(doc! { "created_at": 1, "_id": 1 }, LISTING_INDEX);
+        lease.fence()?;
         let refusal = match self.tenant(name).create_index(full).await {
-            Ok(_) => match self.probe_writes(name).await? {
+            Ok(_) => match self.probe_writes(name, lease).await? {
                 None => return Ok(()),
                 Some(refusal) => {
                     // Start over without the index: the collection is new
                     // and empty (dropping the index by name is not enough
                     // where the server names indexes its own way).
-                    self.drop_collection(name).await?;
-                    self.ensure_collection(name).await?;
+                    self.drop_collection(name, lease).await?;
+                    self.ensure_collection(name, lease).await?;
                     refusal
                 }
             },
@@ -101,6 +117,7 @@ impl MongoStore {
             error = %refusal,
             "the server cannot index {{created_at: 1, _id: 1}}; indexing created_at alone"
         );
+        lease.fence()?;
         match self
             .tenant(name)
             .create_index(listing_index(doc! { "created_at": 1 }, "created_at_1"))
@@ -115,7 +132,7 @@ impl MongoStore {
                 ))
             }
         }
-        match self.probe_writes(name).await? {
+        match self.probe_writes(name, lease).await? {
             None => Ok(()),
             Some(e) => Err(StoreError::new(
                 format!("{name} refuses documents once indexed on created_at"),
@@ -126,12 +143,17 @@ impl MongoStore {
 
     /// Inserts and deletes a probe document; the server's refusal of the
     /// insert, if it refused.
-    async fn probe_writes(&self, name: &str) -> Result<Option<mongodb::error::Error>, StoreError> {
+    async fn probe_writes(
+        &self,
+        name: &str,
+        lease: &Lease,
+    ) -> Result<Option<mongodb::error::Error>, StoreError> {
         let probe = doc! {
             "_id": format!("probe-{}", uuid::Uuid::new_v4()),
             "created_at": mongodb::bson::DateTime::now(),
         };
         let id = probe.get("_id").cloned();
+        lease.fence()?;
         match self.tenant(name).insert_one(probe).await {
             Ok(_) => {}
             Err(e) if matches!(e.kind.as_ref(), ErrorKind::Write(_)) => return Ok(Some(e)),
@@ -144,8 +166,13 @@ impl MongoStore {
         Ok(None)
     }
 
-    /// Drops the collection and checks that it is gone.
-    pub(crate) async fn drop_collection(&self, name: &str) -> Result<(), StoreError> {
+    /// Drops the collection (fenced by `lease`) and checks that it is gone.
+    pub(crate) async fn drop_collection(
+        &self,
+        name: &str,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
+        lease.fence()?;
         self.tenant(name)
             .drop()
             .await

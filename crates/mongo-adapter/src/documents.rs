@@ -18,6 +18,8 @@ use orgsvc_domain::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::lease::LeaseDoc;
+
 /// Organizations, one document each.
 pub(crate) const ORGANIZATIONS: &str = "organizations";
 /// Admins, one document each, unique by email.
@@ -54,6 +56,22 @@ pub(crate) struct PendingOp {
     /// The names involved, for a rename.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rename: Option<PendingRename>,
+    /// Who may take the operation's next step (see `lease.rs`); absent on
+    /// records written before leases existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseDoc>,
+}
+
+impl PendingOp {
+    /// An operation starting now, held by a new lease of epoch 1.
+    pub(crate) fn starting(rename: Option<PendingRename>) -> Self {
+        let lease = LeaseDoc::new(1);
+        Self {
+            started_at: bson::DateTime::from_millis(lease.renewed_ms),
+            rename,
+            lease: Some(lease),
+        }
+    }
 }
 
 /// What a rename moves from and to.
@@ -145,6 +163,7 @@ impl OrgDoc {
             pending: Some(PendingOp {
                 started_at: now,
                 rename: None,
+                lease: Some(LeaseDoc::new(1)),
             }),
             admin_change: None,
         }
@@ -155,17 +174,31 @@ impl OrgDoc {
         matches!(self.state, OrgState::Active | OrgState::Renaming)
     }
 
-    /// Whether `other` is the same record but for what admin changes write
-    /// (`revision`, `admin_id`, `admin_change`): lifecycle steps that lose a
-    /// compare-and-swap to an admin change only may take their step again.
+    /// Whether `other` is the same record but for what admin changes and
+    /// lease renewals write (`revision`, `admin_id`, `admin_change`,
+    /// `pending.lease.renewed_ms`): lifecycle steps that lose a
+    /// compare-and-swap to those only may take their step again, and a
+    /// record that differs from another only in them went through no
+    /// lifecycle step in between.
     pub(crate) fn same_lifecycle(&self, other: &Self) -> bool {
-        let strip = |record: &Self| Self {
-            revision: 0,
-            admin_id: String::new(),
-            admin_change: None,
-            ..record.clone()
+        let strip = |record: &Self| {
+            let mut stripped = Self {
+                revision: 0,
+                admin_id: String::new(),
+                admin_change: None,
+                ..record.clone()
+            };
+            if let Some(lease) = stripped.pending.as_mut().and_then(|p| p.lease.as_mut()) {
+                lease.renewed_ms = 0;
+            }
+            stripped
         };
         strip(self) == strip(other)
+    }
+
+    /// The lease of its pending operation, if it has one.
+    pub(crate) fn lease(&self) -> Option<&LeaseDoc> {
+        self.pending.as_ref().and_then(|p| p.lease.as_ref())
     }
 
     /// `admin` as the pending admin change leaves it (see
@@ -193,11 +226,6 @@ impl OrgDoc {
             pending: Some(op),
             ..self.clone()
         }
-    }
-
-    /// When its pending operation started, if it has one.
-    pub(crate) fn started_at(&self) -> Option<bson::DateTime> {
-        self.pending.as_ref().map(|p| p.started_at)
     }
 
     /// The rename it is going through, if any.

@@ -93,8 +93,8 @@ use crate::documents::{self, to_chrono, OrgDoc, OrgState};
 use crate::failpoints::Step;
 use crate::store::MongoStore;
 use crate::tenant_documents::{
-    from_stored, listing_filter, listing_sort, not_moving, revision_to_bson, stored_revision,
-    to_stored, MOVING,
+    from_stored, listing_filter, listing_sort, not_moving, of_organization, revision_to_bson,
+    stored_revision, to_stored, MOVING,
 };
 
 /// How often a read or write starts over when the record or the document
@@ -125,7 +125,7 @@ impl MongoStore {
         };
         let collection = &record.collection;
         self.tenant(collection)
-            .insert_one(to_stored(&document)?)
+            .insert_one(to_stored(&document, &record.id)?)
             .await
             .map_err(|e| StoreError::new(format!("inserting a document into {collection}"), e))?;
         self.checkpoint(Step::DocumentWritten).await?;
@@ -144,7 +144,9 @@ impl MongoStore {
     ) -> Result<TenantDocument, DocumentError> {
         for _ in 0..ATTEMPTS {
             let record = self.document_target(organization).await?;
-            let found = self.find_by_id(&record.collection, &id.to_string()).await?;
+            let found = self
+                .find_by_id(&record.collection, &record.id, &id.to_string())
+                .await?;
             if self.unchanged(&record).await? {
                 return match found {
                     Some(stored) => Ok(from_stored(&stored)?),
@@ -160,7 +162,11 @@ impl MongoStore {
         organization: OrganizationId,
         query: DocumentQuery,
     ) -> Result<DocumentPage, DocumentError> {
-        let filter = listing_filter(&query.filters, query.after.as_ref())?;
+        let filter = listing_filter(
+            &organization.to_string(),
+            &query.filters,
+            query.after.as_ref(),
+        )?;
         let limit = query.limit.get();
         let fetch = i64::try_from(limit + 1)
             .map_err(|e| StoreError::new("a page size does not fit in 64 bits", e))?;
@@ -226,8 +232,11 @@ impl MongoStore {
             let result = self
                 .tenant(collection)
                 .replace_one(
-                    doc! { "_id": &key, "revision": revision_to_bson(revision)?, MOVING: not_moving() },
-                    to_stored(&replacement)?,
+                    of_organization(
+                        &record.id,
+                        doc! { "_id": &key, "revision": revision_to_bson(revision)?, MOVING: not_moving() },
+                    ),
+                    to_stored(&replacement, &record.id)?,
                 )
                 .await
                 .map_err(|e| StoreError::new(format!("replacing a document in {collection}"), e))?;
@@ -260,9 +269,10 @@ impl MongoStore {
             let collection = &record.collection;
             let result = self
                 .tenant(collection)
-                .delete_one(
+                .delete_one(of_organization(
+                    &record.id,
                     doc! { "_id": &key, "revision": revision_to_bson(revision)?, MOVING: not_moving() },
-                )
+                ))
                 .await
                 .map_err(|e| StoreError::new(format!("deleting a document of {collection}"), e))?;
             if result.deleted_count == 1 {
@@ -288,13 +298,14 @@ impl MongoStore {
         }
     }
 
-    /// Whether the organization's record still has the revision it had in
-    /// `before` (no lifecycle step happened since it was read).
+    /// Whether the organization's record went through no lifecycle step
+    /// since `before` was read (lease renewals and admin changes do not
+    /// count: see [`OrgDoc::same_lifecycle`]).
     async fn unchanged(&self, before: &OrgDoc) -> Result<bool, StoreError> {
         Ok(self
             .org_record(&before.id)
             .await?
-            .is_some_and(|now| now.revision == before.revision))
+            .is_some_and(|now| now.same_lifecycle(before)))
     }
 
     /// The document with this id in the organization's collection, unclaimed,
@@ -307,7 +318,7 @@ impl MongoStore {
         key: &str,
     ) -> Result<Option<(OrgDoc, Document)>, DocumentError> {
         let record = self.document_target(organization).await?;
-        let found = self.find_by_id(&record.collection, key).await?;
+        let found = self.find_by_id(&record.collection, &record.id, key).await?;
         match found {
             Some(stored) if !stored.contains_key(MOVING) => Ok(Some((record, stored))),
             found => {
@@ -324,23 +335,31 @@ impl MongoStore {
         }
     }
 
+    /// The document `key` of organization `org_id` in `collection`.
     async fn find_by_id(
         &self,
         collection: &str,
+        org_id: &str,
         key: &str,
     ) -> Result<Option<Document>, StoreError> {
         self.tenant(collection)
-            .find_one(doc! { "_id": key })
+            .find_one(of_organization(org_id, doc! { "_id": key }))
             .await
             .map_err(|e| StoreError::new(format!("reading a document of {collection}"), e))
     }
 
-    /// Whether `collection` exists and holds the document `key` (claimed or
-    /// not). Checks existence first so that looking does not create it on
-    /// servers that create collections on reads.
-    async fn holds_document(&self, collection: &str, key: &str) -> Result<bool, StoreError> {
+    /// Whether `collection` exists and holds the document `key` of
+    /// organization `org_id` (claimed or not). Checks existence first so
+    /// that looking does not create it on servers that create collections
+    /// on reads.
+    async fn holds_document(
+        &self,
+        collection: &str,
+        org_id: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
         Ok(self.collection_exists(collection).await?
-            && self.find_by_id(collection, key).await?.is_some())
+            && self.find_by_id(collection, org_id, key).await?.is_some())
     }
 
     /// Decides the fate of a document inserted into `record`'s collection
@@ -357,7 +376,10 @@ impl MongoStore {
         if !still_there && self.collection_exists(old).await? {
             let taken_back = self
                 .tenant(old)
-                .delete_one(doc! { "_id": key, MOVING: not_moving() })
+                .delete_one(of_organization(
+                    &record.id,
+                    doc! { "_id": key, MOVING: not_moving() },
+                ))
                 .await
                 .map_err(|e| StoreError::new(format!("withdrawing a document from {old}"), e))?
                 .deleted_count
@@ -377,7 +399,10 @@ impl MongoStore {
             let in_transit = self.collection_exists(old).await?
                 && self
                     .tenant(old)
-                    .find_one(doc! { "_id": key, MOVING: { "$exists": true } })
+                    .find_one(of_organization(
+                        &record.id,
+                        doc! { "_id": key, MOVING: { "$exists": true } },
+                    ))
                     .await
                     .map_err(|e| StoreError::new(format!("reading a document of {old}"), e))?
                     .is_some();
@@ -390,7 +415,7 @@ impl MongoStore {
                 places.push(rename.to_collection.as_str());
             }
             for place in places {
-                if self.holds_document(place, key).await? {
+                if self.holds_document(place, &record.id, key).await? {
                     return Ok(());
                 }
             }

@@ -29,6 +29,7 @@ mod documents;
 mod documents_api;
 mod errors;
 mod failpoints;
+mod lease;
 mod lifecycle;
 mod login_throttle;
 mod migrations;
@@ -42,5 +43,6 @@ mod tenant_documents;
 
 #[cfg(feature = "failpoints")]
 pub use failpoints::{Paused, Step};
+pub use lease::DEFAULT_LEASE_TIMEOUT;
 pub use migrations::MigrationError;
 pub use store::MongoStore;

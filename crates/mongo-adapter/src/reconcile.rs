@@ -10,31 +10,25 @@ use futures_util::TryStreamExt;
 use mongodb::bson::doc;
 use orgsvc_domain::{ReconcileReport, StoreError};
 
-use crate::documents::{self, AdminDoc, OrgDoc, OrgState};
+use crate::documents::{self, AdminDoc, OrgDoc};
+use crate::lifecycle::Outcome;
 use crate::store::MongoStore;
 
-/// What reconciling one record did.
-enum Outcome {
-    Completed,
-    RolledBack,
-    /// Another process got there first.
-    Nothing,
-}
-
 impl MongoStore {
-    /// Repairs every operation that started at least `stale_after` ago.
-    /// Younger ones are left to the request still running them. A record that
-    /// cannot be repaired is logged and the others are still processed; the
-    /// run then fails with the first error.
+    /// Takes over and repairs every lifecycle operation whose lease has not
+    /// been renewed for `lease_timeout` (see `lease.rs`; operations that keep
+    /// renewing are left to the process running them, however long they
+    /// take), and finishes admin changes and additions left since
+    /// `lease_timeout` ago. A record that cannot be repaired is logged and
+    /// the others are still processed; the run then fails with the first
+    /// error.
     pub(crate) async fn reconcile_stale(
         &self,
-        stale_after: Duration,
+        lease_timeout: Duration,
     ) -> Result<ReconcileReport, StoreError> {
         let cutoff = documents::now()
             .timestamp_millis()
-            .saturating_sub(i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX));
-        // Filtered on the client too: not every wire-compatible server
-        // compares dates in queries faithfully.
+            .saturating_sub(i64::try_from(lease_timeout.as_millis()).unwrap_or(i64::MAX));
         let unsettled: Vec<OrgDoc> = self
             .organizations()
             .find(doc! { "state": { "$in": ["provisioning", "renaming", "deleting"] } })
@@ -47,13 +41,7 @@ impl MongoStore {
         let mut report = ReconcileReport::default();
         let mut first_error = None;
         for record in unsettled {
-            let stale = record
-                .started_at()
-                .is_none_or(|started| started.timestamp_millis() <= cutoff);
-            if !stale {
-                continue;
-            }
-            match self.reconcile_record(record.clone()).await {
+            match self.reconcile_one(&record, lease_timeout).await {
                 Ok(Outcome::Completed) => report.completed += 1,
                 Ok(Outcome::RolledBack) => report.rolled_back += 1,
                 Ok(Outcome::Nothing) => {}
@@ -136,43 +124,5 @@ impl MongoStore {
             }
         }
         Ok(())
-    }
-
-    async fn reconcile_record(&self, record: OrgDoc) -> Result<Outcome, StoreError> {
-        let done = match record.state {
-            OrgState::Active => false,
-            OrgState::Provisioning => {
-                return Ok(done_as(
-                    self.roll_back_creation(&record).await?,
-                    Outcome::RolledBack,
-                ));
-            }
-            OrgState::Deleting => self.finish_deletion(&record).await?,
-            OrgState::Renaming => {
-                let target = record.pending_rename().cloned();
-                let claimed = match target {
-                    Some(t) if record.canonical == t.from_canonical => {
-                        self.claim_rename_target(&record).await?
-                    }
-                    _ => true,
-                };
-                if !claimed {
-                    return Ok(done_as(
-                        self.abandon_rename(&record).await?,
-                        Outcome::RolledBack,
-                    ));
-                }
-                self.finish_rename(record).await?.is_some()
-            }
-        };
-        Ok(done_as(done, Outcome::Completed))
-    }
-}
-
-fn done_as(done: bool, outcome: Outcome) -> Outcome {
-    if done {
-        outcome
-    } else {
-        Outcome::Nothing
     }
 }

@@ -5,11 +5,15 @@
 //! When the server refuses or the check fails, a batched copy that moves the
 //! documents one claimed batch at a time:
 //!
-//! 1. claim every unclaimed document of the source by setting [`MOVING`] on
-//!    it (one `updateMany`; each document is claimed atomically);
-//! 2. copy claimed documents to the target in batches (`_id`s preserved, the
-//!    marker stripped, duplicates from an interrupted copy ignored), and
-//!    delete each copied batch from the source;
+//! 1. claim every document of the organization in the source that this run
+//!    has not claimed yet by setting [`MOVING`] to the run's lease epoch (one
+//!    `updateMany`; each document is claimed atomically; documents an
+//!    earlier, taken-over run claimed are claimed anew, so that run's late
+//!    deletes match nothing);
+//! 2. copy this run's claimed documents to the target in batches (`_id`s
+//!    preserved, the marker stripped, the organization id set, duplicates
+//!    from an interrupted copy ignored), and delete each copied batch from
+//!    the source;
 //! 3. repeat until a claim round finds nothing left to claim, recreate the
 //!    source's indexes on the target, and drop the source.
 //!
@@ -18,7 +22,9 @@
 //! document, and a claimed document is never lost (a resumed copy copies
 //! whatever is claimed), so each document has exactly one fate, decided
 //! atomically on the document itself. Safe to run again after a crash at any
-//! point, and by several processes at once.
+//! point, and by several processes at once. Every write is fenced by the
+//! operation's lease (see `lease.rs`), and only the organization's own
+//! documents are claimed, copied or deleted (see `tenant_documents.rs`).
 //!
 //! [`MOVING`]: crate::tenant_documents::MOVING
 
@@ -28,8 +34,9 @@ use orgsvc_domain::StoreError;
 
 use crate::errors::only_duplicate_keys;
 use crate::failpoints::Step;
+use crate::lease::Lease;
 use crate::store::MongoStore;
-use crate::tenant_documents::{not_moving, MOVING};
+use crate::tenant_documents::{not_claimed_by, of_organization, MOVING, ORGANIZATION_ID};
 
 /// Documents copied per `insert_many` by the fallback.
 const COPY_BATCH: usize = 1_000;
@@ -40,8 +47,15 @@ const COPY_BATCH: usize = 1_000;
 const MAX_CLAIM_ROUNDS: usize = 50;
 
 impl MongoStore {
-    /// Moves collection `from` to `to` with every document and index.
-    pub(crate) async fn move_collection(&self, from: &str, to: &str) -> Result<(), StoreError> {
+    /// Moves collection `from` of organization `org_id` to `to` with every
+    /// document and index.
+    pub(crate) async fn move_collection(
+        &self,
+        from: &str,
+        to: &str,
+        org_id: &str,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
         let names = self.collection_names().await?;
         match (names.contains(from), names.contains(to)) {
             (false, true) => return Ok(()), // moved before a crash
@@ -51,29 +65,35 @@ impl MongoStore {
                     to,
                     "tenant collection missing during rename; creating it empty"
                 );
-                self.ensure_collection(to).await?;
-                return self.ensure_listing_index(to).await;
+                self.ensure_collection(to, lease).await?;
+                return self.ensure_listing_index(to, lease).await;
             }
             (true, false) if !self.forces_copy() => {
-                if self.rename_natively(from, to).await? {
+                if self.rename_natively(from, to, lease).await? {
                     return Ok(());
                 }
             }
             (true, _) => {}
         }
-        self.copy_collection(from, to).await
+        self.copy_collection(from, to, org_id, lease).await
     }
 
     /// Tries `renameCollection`; `true` when its effect is verified (the
     /// source is gone, the target exists). Document counts are not compared:
     /// writes racing the rename may change them.
-    async fn rename_natively(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+    async fn rename_natively(
+        &self,
+        from: &str,
+        to: &str,
+        lease: &Lease,
+    ) -> Result<bool, StoreError> {
         let db = self.db().name();
         let command = doc! {
             "renameCollection": format!("{db}.{from}"),
             "to": format!("{db}.{to}"),
             "dropTarget": false,
         };
+        lease.fence()?;
         if let Err(e) = self.client().database("admin").run_command(command).await {
             tracing::info!(from, to, error = %e, "renameCollection refused; copying instead");
             return Ok(false);
@@ -93,23 +113,31 @@ impl MongoStore {
     /// The fallback: claim, copy and delete in batches until nothing is left,
     /// recreate indexes, drop the source. Also moves stragglers (documents
     /// written to `from` after an earlier move) into an existing `to`.
-    pub(crate) async fn copy_collection(&self, from: &str, to: &str) -> Result<(), StoreError> {
-        self.ensure_collection(to).await?;
+    pub(crate) async fn copy_collection(
+        &self,
+        from: &str,
+        to: &str,
+        org_id: &str,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
+        self.ensure_collection(to, lease).await?;
         if !self.collection_exists(from).await? {
             return Ok(());
         }
+        let epoch = lease.epoch();
         let mut rounds = 0;
         loop {
+            lease.fence()?;
             let claimed = self
                 .tenant(from)
                 .update_many(
-                    doc! { MOVING: not_moving() },
-                    doc! { "$set": { MOVING: true } },
+                    of_organization(org_id, not_claimed_by(epoch)),
+                    doc! { "$set": { MOVING: epoch } },
                 )
                 .await
                 .map_err(|e| StoreError::new(format!("claiming the documents of {from}"), e))?
                 .modified_count;
-            self.copy_claimed(from, to).await?;
+            self.copy_claimed(from, to, org_id, lease).await?;
             if claimed == 0 {
                 break;
             }
@@ -120,15 +148,22 @@ impl MongoStore {
                 )));
             }
         }
-        self.copy_indexes(from, to).await?;
+        self.copy_indexes(from, to, lease).await?;
         self.failpoint(Step::RenameCollectionCopied)?;
-        self.drop_collection(from).await
+        self.drop_collection(from, lease).await
     }
 
-    /// Copies every claimed document of `from` to `to` and deletes it from
-    /// `from`, batch by batch.
-    async fn copy_claimed(&self, from: &str, to: &str) -> Result<(), StoreError> {
-        let claimed = doc! { MOVING: { "$exists": true } };
+    /// Copies every document of `from` this run claimed to `to` and deletes
+    /// it from `from`, batch by batch.
+    async fn copy_claimed(
+        &self,
+        from: &str,
+        to: &str,
+        org_id: &str,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
+        let epoch = lease.epoch();
+        let claimed = of_organization(org_id, doc! { MOVING: epoch });
         loop {
             let batch: Vec<Document> = self
                 .tenant(from)
@@ -147,22 +182,30 @@ impl MongoStore {
                 .into_iter()
                 .map(|mut d| {
                     d.remove(MOVING);
+                    d.insert(ORGANIZATION_ID, org_id);
                     d
                 })
                 .collect();
-            self.insert_batch(to, &mut copies).await?;
+            self.insert_batch(to, &mut copies, lease).await?;
+            lease.fence()?;
             self.tenant(from)
-                .delete_many(doc! { "_id": { "$in": ids }, MOVING: { "$exists": true } })
+                .delete_many(doc! { "_id": { "$in": ids }, MOVING: epoch })
                 .await
                 .map_err(|e| StoreError::new(format!("deleting copied documents of {from}"), e))?;
         }
     }
 
     /// Inserts and empties `batch`; documents already there are skipped.
-    async fn insert_batch(&self, to: &str, batch: &mut Vec<Document>) -> Result<(), StoreError> {
+    async fn insert_batch(
+        &self,
+        to: &str,
+        batch: &mut Vec<Document>,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
+        lease.fence()?;
         match self
             .tenant(to)
             .insert_many(batch.drain(..))
@@ -173,11 +216,11 @@ impl MongoStore {
             Err(e) if only_duplicate_keys(&e) => {}
             Err(e) => return Err(StoreError::new(format!("copying documents into {to}"), e)),
         }
-        self.failpoint(Step::RenameCopyBatch)
+        self.checkpoint(Step::RenameCopyBatch).await
     }
 
     /// Creates on `to` every index of `from` except `_id_`.
-    async fn copy_indexes(&self, from: &str, to: &str) -> Result<(), StoreError> {
+    async fn copy_indexes(&self, from: &str, to: &str, lease: &Lease) -> Result<(), StoreError> {
         let indexes: Vec<_> = self
             .tenant(from)
             .list_indexes()
@@ -191,6 +234,7 @@ impl MongoStore {
             if name == Some("_id_") {
                 continue;
             }
+            lease.fence()?;
             self.tenant(to)
                 .create_index(index)
                 .await

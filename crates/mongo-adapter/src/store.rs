@@ -20,6 +20,7 @@ use crate::documents::{
     AdminDoc, NameClaim, OrgDoc, OrgState, ADMINS, ORGANIZATIONS, ORGANIZATION_NAMES,
 };
 use crate::failpoints::{Failpoints, Step};
+use crate::lease::{Leases, DEFAULT_LEASE_TIMEOUT};
 use crate::migrations::{self, MigrationError};
 
 /// The MongoDB tenant store. Cheap to clone: clones share the connection pool.
@@ -29,6 +30,7 @@ pub struct MongoStore {
     db: Database,
     description: String,
     failpoints: Failpoints,
+    leases: Leases,
 }
 
 impl MongoStore {
@@ -51,7 +53,19 @@ impl MongoStore {
             client,
             description,
             failpoints: Failpoints::new(),
+            leases: Leases::new(DEFAULT_LEASE_TIMEOUT),
         })
+    }
+
+    /// The same store with another lease timeout (default
+    /// [`DEFAULT_LEASE_TIMEOUT`]): a lifecycle operation that has not renewed
+    /// its lease for this long may be taken over by another process (see
+    /// `lease.rs`). Renewals happen every sixth of it; every instance of a
+    /// deployment should use the same value. Zero is raised to 100 ms.
+    #[must_use]
+    pub fn with_lease_timeout(mut self, timeout: Duration) -> Self {
+        self.leases = Leases::new(timeout.max(Duration::from_millis(100)));
+        self
     }
 
     /// Applies pending migrations from `migrations/mongodb` (embedded in the
@@ -84,6 +98,10 @@ impl MongoStore {
 
     pub(crate) fn name_claims(&self) -> Collection<NameClaim> {
         self.db.collection(ORGANIZATION_NAMES)
+    }
+
+    pub(crate) fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     pub(crate) fn tenant(&self, collection: &str) -> Collection<Document> {
@@ -132,7 +150,8 @@ impl MongoStore {
 
     /// Holds the next operation reaching `step` right after it, until the
     /// returned handle resumes it (or is dropped). Only these steps can be
-    /// held: the document steps, `RenameNameClaimed`, `RenameCollectionMoved`,
+    /// held: the document steps, `CreateNameClaimed`, `CreateAdminInserted`,
+    /// `RenameNameClaimed`, `RenameCopyBatch`, `RenameCollectionMoved`,
     /// `RenameRecordUpdated`, `RenameStragglersSwept` and the admin steps.
     pub fn pause_after(&self, step: Step) -> crate::failpoints::Paused {
         self.failpoints.pause_after(step)
@@ -142,6 +161,13 @@ impl MongoStore {
     /// copy, as on servers that lack it.
     pub fn force_copy_fallback(&self) {
         self.failpoints.force_copy();
+    }
+
+    /// Stops (`true`) or restarts the lease renewals of this store's
+    /// operations, as if the process were paused (`kill -STOP`) while its
+    /// requests go on when resumed.
+    pub fn freeze_lease_renewals(&self, frozen: bool) {
+        self.leases.freeze(frozen);
     }
 }
 
@@ -306,6 +332,10 @@ impl TenantStore for MongoStore {
 
     async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError> {
         self.reconcile_stale(stale_after).await
+    }
+
+    fn begin_drain(&self, deadline: std::time::Instant) {
+        self.leases.drain_at(deadline);
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,11 +1,19 @@
 //! Tenant documents as stored in an organization's collection, and the
 //! conversion of their JSON bodies to BSON and back.
 //!
-//! Shape: `{_id: <UUID string>, body: {...}, revision: <int64>, created_at:
-//! Date, updated_at: Date}`. The client's fields live under `body`, so a
-//! client field named `_id` or `revision` is just data. While a rename copies
-//! the collection, a document also carries [`MOVING`] (see `rename_sync.rs`);
-//! the copy strips it.
+//! Shape: `{_id: <UUID string>, organization_id: <UUID string>, body: {...},
+//! revision: <int64>, created_at: Date, updated_at: Date}`. The client's
+//! fields live under `body`, so a client field named `_id` or `revision` is
+//! just data. While a rename copies the collection, a document also carries
+//! [`MOVING`] (see `rename_sync.rs`); the copy strips it.
+//!
+//! Every document carries its organization's id, and every read, write and
+//! copy filters on it ([`owned_by`]): whatever collection a process finds
+//! under a name (a late write of a process that lost its lease, a leftover
+//! of a former owner of the name), it never takes another organization's
+//! documents. Documents written before the field existed have none; they
+//! are their collection's owner's (only that organization ever wrote to
+//! it), and a rename tags them as it copies them.
 //!
 //! JSON ↔ BSON is exact: integers are Int64 (read back from Int32 or Int64 as
 //! the same JSON integer), other numbers Double (`1.0` stays `1.0`), objects
@@ -20,18 +28,53 @@ use serde_json::{Map, Number, Value};
 use crate::documents::to_chrono;
 
 /// The top-level field marking a document that a rename has claimed for
-/// copying: writers leave such documents alone.
+/// copying (its value: the epoch of the rename's lease): writers leave such
+/// documents alone.
 pub(crate) const MOVING: &str = "moving";
+
+/// The top-level field holding the id of the organization a document
+/// belongs to.
+pub(crate) const ORGANIZATION_ID: &str = "organization_id";
 
 /// The filter matching documents no rename has claimed.
 pub(crate) fn not_moving() -> Document {
     doc! { "$exists": false }
 }
 
-/// The stored form of a new document.
-pub(crate) fn to_stored(document: &TenantDocument) -> Result<Document, StoreError> {
+/// The condition matching the documents of `org_id`: tagged with it, or
+/// untagged (written before tags existed, see the module documentation).
+/// Spelled as an `$or` of equality and `$exists: false` rather than MongoDB's
+/// equivalent `{$in: [org_id, null]}`, which some wire-compatible servers
+/// apply to all but some documents in updates.
+pub(crate) fn owned_by(org_id: &str) -> Document {
+    doc! { "$or": [
+        { ORGANIZATION_ID: org_id },
+        { ORGANIZATION_ID: { "$exists": false } },
+    ] }
+}
+
+/// `filter` restricted to the documents of `org_id`.
+pub(crate) fn of_organization(org_id: &str, filter: Document) -> Document {
+    doc! { "$and": [owned_by(org_id), filter] }
+}
+
+/// The condition matching the documents a copy of lease epoch `epoch` has
+/// not claimed yet: unclaimed ones, and those an earlier epoch claimed
+/// (`true`: before claims carried epochs). Spelled without `$ne`, which
+/// some wire-compatible servers do not match against missing fields.
+pub(crate) fn not_claimed_by(epoch: i64) -> Document {
+    doc! { "$or": [
+        { MOVING: { "$exists": false } },
+        { MOVING: { "$lt": epoch } },
+        { MOVING: true },
+    ] }
+}
+
+/// The stored form of a document of organization `org_id`.
+pub(crate) fn to_stored(document: &TenantDocument, org_id: &str) -> Result<Document, StoreError> {
     Ok(doc! {
         "_id": document.id.to_string(),
+        ORGANIZATION_ID: org_id,
         "body": body_to_bson(document.body.as_map())?,
         "revision": revision_to_bson(document.revision)?,
         "created_at": bson::DateTime::from_millis(document.created_at.timestamp_millis()),
@@ -99,15 +142,18 @@ pub(crate) fn revision_to_bson(revision: u64) -> Result<Bson, StoreError> {
         .map_err(|e| StoreError::new("a document revision exceeds 64 bits", e))
 }
 
-/// The listing filter: every field filter on `body.<field>`, with MongoDB's
-/// equality (numbers compare numerically, `null` matches null or missing;
-/// arrays match when an element is equal, as MongoDB does),
-/// and the documents after the cursor in `(created_at, _id)` order.
+/// The listing filter: the documents of `org_id`, every field filter on
+/// `body.<field>`, with MongoDB's equality (numbers compare numerically,
+/// `null` matches null or missing; arrays match when an element is equal,
+/// as MongoDB does), and the documents after the cursor in
+/// `(created_at, _id)` order.
 pub(crate) fn listing_filter(
+    org_id: &str,
     filters: &[FieldFilter],
     after: Option<&PageCursor>,
 ) -> Result<Document, StoreError> {
-    let mut conditions: Vec<Bson> = Vec::with_capacity(filters.len() + 1);
+    let mut conditions: Vec<Bson> = Vec::with_capacity(filters.len() + 2);
+    conditions.push(Bson::Document(owned_by(org_id)));
     for filter in filters {
         let value = match &filter.value {
             FilterValue::String(s) => Bson::String(s.clone()),
@@ -131,11 +177,7 @@ pub(crate) fn listing_filter(
             ]
         }));
     }
-    Ok(if conditions.is_empty() {
-        Document::new()
-    } else {
-        doc! { "$and": conditions }
-    })
+    Ok(doc! { "$and": conditions })
 }
 
 /// The listing order.
@@ -222,6 +264,8 @@ mod tests {
 
     use super::*;
 
+    const ORG: &str = "0190b0c4-0000-7000-8000-000000000001";
+
     fn document(value: Value) -> TenantDocument {
         let at = Utc.timestamp_millis_opt(1_735_689_600_123).unwrap();
         TenantDocument {
@@ -248,7 +292,8 @@ mod tests {
             "revision": "data too"
         });
         let original = document(value.clone());
-        let stored = to_stored(&original).unwrap();
+        let stored = to_stored(&original, ORG).unwrap();
+        assert_eq!(stored.get_str("organization_id").unwrap(), ORG);
         let body = stored.get_document("body").unwrap();
         assert_eq!(body.get("zeta"), Some(&Bson::Int64(1)));
         assert_eq!(body.get("float_one"), Some(&Bson::Double(1.0)));
@@ -265,7 +310,7 @@ mod tests {
 
     #[test]
     fn narrowed_integers_read_back_as_the_same_json_integers() {
-        let mut stored = to_stored(&document(json!({"n": 5}))).unwrap();
+        let mut stored = to_stored(&document(json!({"n": 5})), ORG).unwrap();
         stored.insert("revision", Bson::Int32(3));
         stored.insert("body", doc! { "n": Bson::Int32(5) });
         let back = from_stored(&stored).unwrap();
@@ -275,7 +320,7 @@ mod tests {
 
     #[test]
     fn corrupt_documents_are_store_errors() {
-        let good = to_stored(&document(json!({}))).unwrap();
+        let good = to_stored(&document(json!({})), ORG).unwrap();
         for (field, value) in [
             ("_id", Bson::Int32(1)),
             ("revision", Bson::Int64(0)),
@@ -302,11 +347,15 @@ mod tests {
             created_at: Utc.timestamp_millis_opt(1_000).unwrap(),
             id: DocumentId::new(),
         };
-        let filter = listing_filter(&filters, Some(&cursor)).unwrap();
+        let filter = listing_filter(ORG, &filters, Some(&cursor)).unwrap();
         let at = bson::DateTime::from_millis(1_000);
         assert_eq!(
             filter,
             doc! { "$and": [
+                { "$or": [
+                    { "organization_id": ORG },
+                    { "organization_id": { "$exists": false } },
+                ] },
                 { "body.status": "a" },
                 { "body.age": 30_i64 },
                 { "body.ratio": 0.5 },
@@ -318,6 +367,9 @@ mod tests {
                 ] },
             ] }
         );
-        assert_eq!(listing_filter(&[], None).unwrap(), doc! {});
+        assert_eq!(
+            listing_filter(ORG, &[], None).unwrap(),
+            doc! { "$and": [owned_by(ORG)] }
+        );
     }
 }

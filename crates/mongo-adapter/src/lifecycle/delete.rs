@@ -1,11 +1,16 @@
-//! Delete: record (deleting) → delete the admins → drop the collection →
-//! release the name → delete the record. Rolled forward.
+//! Delete: record (deleting, under a new lease) → delete the admins → drop
+//! the collection → release the name → delete the record. Rolled forward.
+//! Every write is fenced by the lease.
+
+use std::time::Instant;
 
 use mongodb::bson::doc;
 use orgsvc_domain::{DeleteOrganizationError, OrganizationId, StoreError};
 
-use crate::documents::{self, OrgDoc, OrgState, PendingOp};
+use super::Settled;
+use crate::documents::{OrgDoc, OrgState, PendingOp};
 use crate::failpoints::Step;
+use crate::lease::{Interruption, Lease, OnDrain};
 use crate::store::MongoStore;
 
 impl MongoStore {
@@ -19,31 +24,61 @@ impl MongoStore {
             OrgState::Provisioning => return Err(DeleteOrganizationError::NotFound),
             OrgState::Renaming | OrgState::Deleting => return Err(DeleteOrganizationError::Busy),
         }
-        let op = PendingOp {
-            started_at: documents::now(),
-            rename: None,
-        };
+        let sent = Instant::now();
         let deleting = self
-            .replace_org(&current, current.entering(OrgState::Deleting, op))
+            .replace_org(
+                &current,
+                current.entering(OrgState::Deleting, PendingOp::starting(None)),
+            )
             .await?
             .ok_or(DeleteOrganizationError::Busy)?;
+        let Some(lease) = deleting
+            .lease()
+            .map(|l| Lease::hold(self, &deleting.id, l, sent, OnDrain::Stop))
+        else {
+            return Err(
+                StoreError::msg(format!("organization {id}: a new deletion has no lease")).into(),
+            );
+        };
         self.failpoint(Step::DeleteRecorded)?;
-        self.finish_deletion(&deleting).await?;
-        Ok(())
+
+        let run = self.finish_deletion(&deleting, &lease).await;
+        match (run, lease.interruption()) {
+            (Ok(true), _) => Ok(()),
+            (Err(error), None) => Err(error.into()),
+            (_, Some(Interruption::Draining)) => {
+                lease.release(self).await?;
+                Err(DeleteOrganizationError::Busy)
+            }
+            // Taken over, expired while paused, or finished by another run.
+            (_, _) => {
+                drop(lease);
+                match self.await_settled(&deleting.id).await? {
+                    Settled::Gone => Ok(()),
+                    Settled::Active(_) | Settled::Pending => Err(DeleteOrganizationError::Busy),
+                }
+            }
+        }
     }
 
     /// Completes a deletion; idempotent. `true` when this call deleted the
     /// record.
-    pub(crate) async fn finish_deletion(&self, record: &OrgDoc) -> Result<bool, StoreError> {
+    pub(crate) async fn finish_deletion(
+        &self,
+        record: &OrgDoc,
+        lease: &Lease,
+    ) -> Result<bool, StoreError> {
+        lease.fence()?;
         self.admins()
             .delete_many(doc! { "organization_id": &record.id })
             .await
             .map_err(|e| StoreError::new("deleting the admins of an organization", e))?;
         self.failpoint(Step::DeleteAdminsRemoved)?;
-        self.drop_collection(&record.collection).await?;
+        self.drop_collection(&record.collection, lease).await?;
         self.failpoint(Step::DeleteCollectionDropped)?;
+        lease.fence()?;
         self.release_name(&record.canonical, &record.id).await?;
         self.failpoint(Step::DeleteNameReleased)?;
-        self.delete_org(record).await
+        self.delete_org(record, lease).await
     }
 }

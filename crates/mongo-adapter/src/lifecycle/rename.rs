@@ -1,16 +1,20 @@
-//! Rename: record (renaming, with source and target) → claim the new name
-//! (dropping any leftover collection of that name's former owner) → move the
-//! collection → switch the record to the new name → sweep stragglers (move
-//! documents that writes racing the move left in the old collection) →
-//! release the old name → activate. Rolled forward once the new name is
-//! claimed.
+//! Rename: record (renaming, with source and target, under a new lease) →
+//! claim the new name (dropping any leftover collection of that name's
+//! former owner) → move the collection → switch the record to the new name
+//! → sweep stragglers (move documents that writes racing the move left in
+//! the old collection) → release the old name → activate. Rolled forward
+//! once the new name is claimed. Every write is fenced by the lease.
+
+use std::time::Instant;
 
 use orgsvc_domain::{
     Organization, OrganizationId, OrganizationName, RenameOrganizationError, StoreError,
 };
 
+use super::Settled;
 use crate::documents::{self, OrgDoc, OrgState, PendingOp, PendingRename};
 use crate::failpoints::Step;
+use crate::lease::{Interruption, Lease, OnDrain};
 use crate::names::Claim;
 use crate::store::MongoStore;
 
@@ -29,12 +33,11 @@ impl MongoStore {
             OrgState::Provisioning => return Err(RenameOrganizationError::NotFound),
             OrgState::Renaming | OrgState::Deleting => return Err(RenameOrganizationError::Busy),
         }
-        let now = documents::now();
 
         if new_name.canonical() == current.canonical {
             let respelled = OrgDoc {
                 name: new_name.as_str().to_owned(),
-                updated_at: now,
+                updated_at: documents::now(),
                 ..current.clone()
             };
             let stored = self
@@ -44,47 +47,100 @@ impl MongoStore {
             return Ok(stored.to_organization()?);
         }
 
-        let op = PendingOp {
-            started_at: now,
-            rename: Some(PendingRename {
-                from_canonical: current.canonical.clone(),
-                from_collection: current.collection.clone(),
-                to_name: new_name.as_str().to_owned(),
-                to_canonical: new_name.canonical().to_owned(),
-                to_collection: new_name.collection_name().as_str().to_owned(),
-            }),
-        };
+        let op = PendingOp::starting(Some(PendingRename {
+            from_canonical: current.canonical.clone(),
+            from_collection: current.collection.clone(),
+            to_name: new_name.as_str().to_owned(),
+            to_canonical: new_name.canonical().to_owned(),
+            to_collection: new_name.collection_name().as_str().to_owned(),
+        }));
+        let sent = Instant::now();
         let renaming = self
             .replace_org(&current, current.entering(OrgState::Renaming, op))
             .await?
             .ok_or(RenameOrganizationError::Busy)?;
+        let Some(lease) = renaming
+            .lease()
+            .map(|l| Lease::hold(self, &renaming.id, l, sent, OnDrain::Stop))
+        else {
+            return Err(
+                StoreError::msg(format!("organization {id}: a new rename has no lease")).into(),
+            );
+        };
         self.failpoint(Step::RenameRecorded)?;
 
-        if !self.claim_rename_target(&renaming).await? {
-            self.abandon_rename(&renaming).await?;
-            return Err(RenameOrganizationError::NameTaken);
+        let run = self.run_rename(renaming, &lease).await;
+        let interrupted = lease.interruption();
+        match (run, interrupted) {
+            (Ok(Some(renamed)), _) => Ok(renamed.to_organization()?),
+            (Err(RenameOrganizationError::Store(error)), None) => Err(error.into()),
+            (Err(error), None) => Err(error),
+            (_, Some(Interruption::Draining)) => {
+                lease.release(self).await?;
+                Err(RenameOrganizationError::Busy)
+            }
+            // Taken over, expired while paused, or the record changed under
+            // this run: answer with whatever the operation came to.
+            (_, _) => {
+                drop(lease);
+                self.rename_outcome(id, new_name).await
+            }
+        }
+    }
+
+    /// The steps of a rename after it is recorded; `Ok(None)` when the
+    /// record changed under them.
+    async fn run_rename(
+        &self,
+        renaming: OrgDoc,
+        lease: &Lease,
+    ) -> Result<Option<OrgDoc>, RenameOrganizationError> {
+        if !self.claim_rename_target(&renaming, lease).await? {
+            if self.abandon_rename(&renaming, lease).await? {
+                return Err(RenameOrganizationError::NameTaken);
+            }
+            return Ok(None);
         }
         self.checkpoint(Step::RenameNameClaimed).await?;
+        Ok(self.finish_rename(renaming, lease).await?)
+    }
 
-        let renamed = self.finish_rename(renaming).await?.ok_or_else(|| {
-            StoreError::msg(format!(
-                "organization {id} was changed by another process while being renamed"
-            ))
-        })?;
-        Ok(renamed.to_organization()?)
+    /// The answer to a rename whose run this process lost: the renamed
+    /// organization when it now has the requested name, `NameTaken` when the
+    /// rename was abandoned, `NotFound` when the organization is gone,
+    /// `Busy` when it has not settled yet.
+    async fn rename_outcome(
+        &self,
+        id: OrganizationId,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        match self.await_settled(&id.to_string()).await? {
+            Settled::Active(record) if record.canonical == new_name.canonical() => {
+                tracing::info!(organization = %id, "a rename interrupted here was completed by another run");
+                Ok(record.to_organization()?)
+            }
+            Settled::Active(_) => Err(RenameOrganizationError::NameTaken),
+            Settled::Gone => Err(RenameOrganizationError::NotFound),
+            Settled::Pending => Err(RenameOrganizationError::Busy),
+        }
     }
 
     /// Claims the target name of a rename; `false` when another organization
     /// holds it. When this call claims it anew, whatever a collection of that
     /// name holds predates the claim (no copy into it can have started: that
     /// needs the claim), so it is dropped.
-    pub(crate) async fn claim_rename_target(&self, record: &OrgDoc) -> Result<bool, StoreError> {
+    pub(crate) async fn claim_rename_target(
+        &self,
+        record: &OrgDoc,
+        lease: &Lease,
+    ) -> Result<bool, StoreError> {
         let Some(target) = record.pending_rename() else {
             return Err(StoreError::msg(format!(
                 "organization {} is renaming but its record has no target",
                 record.id
             )));
         };
+        lease.fence()?;
         match self.claim(&target.to_canonical, &record.id).await? {
             Claim::Taken => Ok(false),
             Claim::Held => Ok(true),
@@ -94,7 +150,7 @@ impl MongoStore {
                         collection = %target.to_collection,
                         "dropping a leftover collection before renaming into it"
                     );
-                    self.drop_collection(&target.to_collection).await?;
+                    self.drop_collection(&target.to_collection, lease).await?;
                 }
                 Ok(true)
             }
@@ -103,8 +159,12 @@ impl MongoStore {
 
     /// Puts a rename whose target name could not be claimed back to active,
     /// unchanged. `true` when this call did it.
-    pub(crate) async fn abandon_rename(&self, record: &OrgDoc) -> Result<bool, StoreError> {
-        Ok(self.replace_org(record, record.settled()).await?.is_some())
+    pub(crate) async fn abandon_rename(
+        &self,
+        record: &OrgDoc,
+        lease: &Lease,
+    ) -> Result<bool, StoreError> {
+        Ok(self.step(lease, record, record.settled()).await?.is_some())
     }
 
     /// Completes a rename whose target name is claimed: moves the collection,
@@ -115,6 +175,7 @@ impl MongoStore {
     pub(crate) async fn finish_rename(
         &self,
         mut record: OrgDoc,
+        lease: &Lease,
     ) -> Result<Option<OrgDoc>, StoreError> {
         let Some(target) = record.pending_rename().cloned() else {
             return Err(StoreError::msg(format!(
@@ -123,8 +184,13 @@ impl MongoStore {
             )));
         };
         if record.canonical == target.from_canonical {
-            self.move_collection(&target.from_collection, &target.to_collection)
-                .await?;
+            self.move_collection(
+                &target.from_collection,
+                &target.to_collection,
+                &record.id,
+                lease,
+            )
+            .await?;
             self.checkpoint(Step::RenameCollectionMoved).await?;
             let switched = OrgDoc {
                 name: target.to_name.clone(),
@@ -133,7 +199,7 @@ impl MongoStore {
                 updated_at: documents::now(),
                 ..record.clone()
             };
-            let Some(switched) = self.replace_org(&record, switched).await? else {
+            let Some(switched) = self.step(lease, &record, switched).await? else {
                 return Ok(None);
             };
             record = switched;
@@ -144,13 +210,19 @@ impl MongoStore {
         // While the old name is held, the old collection is this
         // organization's alone: move whatever is there, then drop it.
         if self.holds_name(&target.from_canonical, &record.id).await? {
-            self.copy_collection(&target.from_collection, &target.to_collection)
-                .await?;
+            self.copy_collection(
+                &target.from_collection,
+                &target.to_collection,
+                &record.id,
+                lease,
+            )
+            .await?;
         }
         self.checkpoint(Step::RenameStragglersSwept).await?;
+        lease.fence()?;
         self.release_name(&target.from_canonical, &record.id)
             .await?;
         self.failpoint(Step::RenameOldNameReleased)?;
-        self.replace_org(&record, record.settled()).await
+        self.step(lease, &record, record.settled()).await
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::support::{name, new_org, TestStore};
 
-fn body(value: Value) -> DocumentBody {
+pub fn body(value: Value) -> DocumentBody {
     DocumentBody::parse(value).unwrap()
 }
 
@@ -105,9 +105,20 @@ async fn documents_are_stored_with_the_body_nested_and_typed_fields() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["_id", "body", "created_at", "revision", "updated_at"]
+        [
+            "_id",
+            "body",
+            "created_at",
+            "organization_id",
+            "revision",
+            "updated_at"
+        ]
     );
     assert_eq!(stored.get_str("_id").unwrap(), doc.id.to_string());
+    assert_eq!(
+        stored.get_str("organization_id").unwrap(),
+        org.id.to_string()
+    );
     let stored_body = stored.get_document("body").unwrap();
     assert_eq!(stored_body.get_str("_id").unwrap(), "mine");
     assert_eq!(stored_body.get("f"), Some(&Bson::Double(1.0)));

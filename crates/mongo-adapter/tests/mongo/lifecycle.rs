@@ -99,7 +99,10 @@ async fn rename_interrupted_after(step: Step, docs: i32) {
     let renamed = t.organization_by_id(acme.id).await.unwrap().unwrap();
     assert_eq!(renamed.name.as_str(), "Acme Labs");
     assert_eq!(renamed.location.collection.as_str(), "org_acme_labs");
-    assert_eq!(t.documents("org_acme_labs").await, seeded);
+    assert_eq!(
+        t.documents("org_acme_labs").await,
+        TestStore::tagged(&seeded, acme.id)
+    );
     assert!(t.has_index_on("org_acme_labs", "value").await);
     assert_eq!(t.tenant_collections().await.len(), 1);
     // The old name is free again.

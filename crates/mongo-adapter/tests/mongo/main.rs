@@ -7,6 +7,7 @@
 mod admins;
 mod contract;
 mod documents;
+mod leases;
 mod lifecycle;
 mod migrations;
 mod rename;

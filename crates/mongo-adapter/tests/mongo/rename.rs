@@ -22,7 +22,10 @@ async fn rename_moves_documents_and_indexes(force_copy: bool) {
         .unwrap();
 
     assert_eq!(renamed.location.collection.as_str(), "org_acme_labs");
-    assert_eq!(t.documents("org_acme_labs").await, seeded);
+    assert_eq!(
+        t.documents("org_acme_labs").await,
+        TestStore::tagged(&seeded, acme.id)
+    );
     assert!(t.has_index_on("org_acme_labs", "value").await);
     assert!(!t.tenant_collections().await.contains("org_acme"));
     t.assert_consistent().await;
@@ -69,7 +72,10 @@ async fn renaming_back_to_a_former_name_moves_the_data_back() {
     t.rename_organization(acme.id, &name("Beta")).await.unwrap();
     let back = t.rename_organization(acme.id, &name("Acme")).await.unwrap();
     assert_eq!(back.location.collection.as_str(), "org_acme");
-    assert_eq!(t.documents("org_acme").await, seeded);
+    assert_eq!(
+        t.documents("org_acme").await,
+        TestStore::tagged(&seeded, acme.id)
+    );
     t.assert_consistent().await;
 }
 
@@ -88,6 +94,10 @@ async fn concurrent_renames_to_one_name_move_only_the_winners_documents() {
     t.seed("org_beta", 1_000..1_300).await;
     let alpha_docs = t.documents("org_alpha").await;
     let beta_docs = t.documents("org_beta").await;
+    let (alpha_moved, beta_moved) = (
+        TestStore::tagged(&alpha_docs, alpha.id),
+        TestStore::tagged(&beta_docs, beta.id),
+    );
 
     let rename = |id| {
         let store = t.store.clone();
@@ -97,8 +107,8 @@ async fn concurrent_renames_to_one_name_move_only_the_winners_documents() {
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
 
     let (winner_docs, loser_collection, loser_docs) = match (&a, &b) {
-        (Ok(_), Err(RenameOrganizationError::NameTaken)) => (alpha_docs, "org_beta", beta_docs),
-        (Err(RenameOrganizationError::NameTaken), Ok(_)) => (beta_docs, "org_alpha", alpha_docs),
+        (Ok(_), Err(RenameOrganizationError::NameTaken)) => (alpha_moved, "org_beta", beta_docs),
+        (Err(RenameOrganizationError::NameTaken), Ok(_)) => (beta_moved, "org_alpha", alpha_docs),
         other => panic!("expected one winner and one NameTaken: {other:?}"),
     };
     assert_eq!(t.documents("org_gamma").await, winner_docs);

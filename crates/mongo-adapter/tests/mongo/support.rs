@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Client, Database, IndexModel};
 use orgsvc_domain::testing::ContractFixture;
-use orgsvc_domain::{AdminEmail, OrganizationName, TenantStore};
+use orgsvc_domain::{AdminEmail, OrganizationId, OrganizationName, TenantStore};
 use orgsvc_mongo::MongoStore;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -65,6 +65,53 @@ impl TestStore {
         MongoStore::connect(&uri, self.db.name()).await.unwrap()
     }
 
+    /// The same test store with this lease timeout.
+    pub fn with_lease_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.store = self.store.clone().with_lease_timeout(timeout);
+        self
+    }
+
+    /// Inserts `n` tenant documents of `organization` into `collection`
+    /// directly, in the stored shape (`{_id, organization_id, body,
+    /// revision, created_at, updated_at}`), and returns their ids in order.
+    pub async fn seed_documents(
+        &self,
+        collection: &str,
+        organization: OrganizationId,
+        n: usize,
+    ) -> Vec<String> {
+        let now = mongodb::bson::DateTime::now();
+        let docs: Vec<Document> = (0..n)
+            .map(|i| {
+                doc! {
+                    "_id": uuid::Uuid::now_v7().to_string(),
+                    "organization_id": organization.to_string(),
+                    "body": { "n": i as i64 },
+                    "revision": 1_i64,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            })
+            .collect();
+        let tenant = self.db.collection::<Document>(collection);
+        for chunk in docs.chunks(1_000) {
+            tenant.insert_many(chunk).await.unwrap();
+        }
+        docs.iter()
+            .map(|d| d.get_str("_id").unwrap().to_owned())
+            .collect()
+    }
+
+    /// The ids of the documents in `collection` tagged with `organization`.
+    pub async fn ids_of(&self, collection: &str, organization: OrganizationId) -> BTreeSet<String> {
+        all(&self.db, collection)
+            .await
+            .iter()
+            .filter(|d| d.get_str("organization_id").ok() == Some(&organization.to_string()))
+            .map(|d| d.get_str("_id").unwrap().to_owned())
+            .collect()
+    }
+
     /// Inserts documents `{_id: i, value: "v<i>"}` for `i` in `ids` and an
     /// index on `value`.
     pub async fn seed(&self, collection: &str, ids: std::ops::Range<i32>) {
@@ -79,6 +126,18 @@ impl TestStore {
             .create_index(IndexModel::builder().keys(doc! { "value": 1 }).build())
             .await
             .unwrap();
+    }
+
+    /// `docs` as a rename leaves them: tagged with their organization's id
+    /// (seeded documents have none, as those written before tags existed).
+    pub fn tagged(docs: &[Document], organization: OrganizationId) -> Vec<Document> {
+        docs.iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.insert("organization_id", organization.to_string());
+                d
+            })
+            .collect()
     }
 
     /// Every document of a collection, ordered by `_id`.

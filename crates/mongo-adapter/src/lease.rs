@@ -1,0 +1,432 @@
+//! Leases on lifecycle operations: who may take the next step of an
+//! organization's create, rename or delete, and proof that a process which
+//! lost that right takes no further step.
+//!
+//! An operation in progress carries a lease on its organization record,
+//! `pending.lease = {holder, epoch, renewed_ms}`: `holder` names this run of
+//! the operation (a fresh UUID), `epoch` counts the runs (1 for the process
+//! that started it, +1 at each takeover), and `renewed_ms` is the holder's
+//! wall clock at its last renewal, in milliseconds since the epoch.
+//!
+//! - **Renewal.** While it works, the holder renews every
+//!   `timeout / 6` with `{$set: {renewed_ms}}` filtered on its `holder`;
+//!   a renewal matching nothing means another process took the operation
+//!   over. Its own compare-and-swap steps renew too.
+//! - **Takeover.** A reconciler takes an operation over only when its lease
+//!   has not been renewed for `timeout` ([`LeaseDoc::expired`]), by a
+//!   compare-and-swap on the record's `revision` *and* on the `renewed_ms`
+//!   it saw: a renewal landing between its read and its write makes the
+//!   takeover fail. Of two reconcilers racing for one expired lease exactly
+//!   one wins. "Started long ago" is not "abandoned": an operation that
+//!   keeps renewing is never taken over, however long its copy runs.
+//! - **Fencing.** Before every write of the operation (copy batches, drops,
+//!   collection and admin creation, claims, record updates) the holder
+//!   calls [`Lease::fence`], which fails once the lease may have expired in
+//!   anyone's eyes: `3/4 × timeout` after the *sending* of its last
+//!   successful renewal on its own monotonic clock (a paused process, e.g.
+//!   `kill -STOP` or a frozen VM, finds its lease expired as soon as it
+//!   resumes), when a renewal found another holder, or once the process
+//!   drains for shutdown. The quarter of the timeout that is kept back
+//!   absorbs clock skew between instances (keep clocks synchronised well
+//!   within it: NTP does). Record updates are also compare-and-swaps, which
+//!   a takeover (a new `revision`) defeats on the server; copies claim
+//!   documents with their `epoch`, which a takeover overwrites, so a late
+//!   delete of an earlier epoch matches nothing.
+//!
+//! What fencing cannot cover without transactions is one write whose
+//! process was paused between the fence check and the write leaving the
+//! process (microseconds of CPU); tenant documents carry their
+//! organization's id, so even such a write never mixes two organizations'
+//! documents (see `tenant_documents.rs`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use mongodb::bson::doc;
+use orgsvc_domain::StoreError;
+use serde::{Deserialize, Serialize};
+
+use crate::documents::{OrgDoc, OrgState};
+use crate::store::MongoStore;
+
+/// The lease timeout when none is configured.
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The lease of an operation as stored in `pending.lease`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LeaseDoc {
+    /// This run of the operation (a UUID).
+    pub holder: String,
+    /// Runs of the operation so far: 1, +1 per takeover.
+    pub epoch: i64,
+    /// The holder's wall clock at its last renewal (ms since the Unix epoch).
+    pub renewed_ms: i64,
+}
+
+impl LeaseDoc {
+    /// A new lease of the given epoch, renewed now.
+    pub(crate) fn new(epoch: i64) -> Self {
+        Self {
+            holder: uuid::Uuid::new_v4().to_string(),
+            epoch,
+            renewed_ms: now_ms(),
+        }
+    }
+
+    /// Whether nobody renewed it for `timeout` as of `now_ms`.
+    pub(crate) fn expired(&self, timeout: Duration, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.renewed_ms) >= millis(timeout)
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Lease timing and the shutdown deadline, shared by a store's clones.
+#[derive(Clone, Debug)]
+pub(crate) struct Leases {
+    timeout: Duration,
+    drain_deadline: Arc<Mutex<Option<Instant>>>,
+    #[cfg(feature = "failpoints")]
+    frozen: Arc<AtomicBool>,
+}
+
+impl Leases {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            drain_deadline: Arc::default(),
+            #[cfg(feature = "failpoints")]
+            frozen: Arc::default(),
+        }
+    }
+
+    /// How long a lease lives without renewal.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Time between renewals.
+    fn renew_every(&self) -> Duration {
+        (self.timeout / 6).max(Duration::from_millis(20))
+    }
+
+    /// How long after sending a successful renewal the holder still trusts
+    /// its lease.
+    fn valid_for(&self) -> Duration {
+        self.timeout * 3 / 4
+    }
+
+    /// Asks operations to stop at `deadline` (see
+    /// [`TenantStore::begin_drain`](orgsvc_domain::TenantStore::begin_drain)).
+    pub(crate) fn drain_at(&self, deadline: Instant) {
+        *self
+            .drain_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(deadline);
+    }
+
+    /// Whether the process drains and `deadline` has passed.
+    pub(crate) fn draining(&self) -> bool {
+        self.drain_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Whether the process has started to shut down (reconcilers then take
+    /// nothing over).
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.drain_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Test seam: stops every renewal, as a paused process would.
+    #[cfg(feature = "failpoints")]
+    pub(crate) fn freeze(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::SeqCst);
+    }
+
+    fn frozen(&self) -> bool {
+        #[cfg(feature = "failpoints")]
+        {
+            self.frozen.load(Ordering::SeqCst)
+        }
+        #[cfg(not(feature = "failpoints"))]
+        {
+            false
+        }
+    }
+}
+
+/// Why [`Lease::fence`] refused a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Interruption {
+    /// A renewal found another holder: the operation was taken over.
+    TakenOver,
+    /// No renewal succeeded for too long (the process was paused or the
+    /// server unreachable): someone may take the operation over.
+    Expired,
+    /// The process is shutting down.
+    Draining,
+}
+
+/// Whether an operation stops when the process drains for shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnDrain {
+    /// Stops between two steps and gives its lease up (long operations:
+    /// renames and deletions, whose copies and drops may take long).
+    Stop,
+    /// Runs to its end (creations: a few small writes).
+    Finish,
+}
+
+/// A lease this process holds, renewed in the background until dropped.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    org_id: String,
+    holder: String,
+    epoch: i64,
+    on_drain: OnDrain,
+    state: Arc<LeaseState>,
+    leases: Leases,
+    renewals: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    valid_until: Mutex<Instant>,
+    taken_over: AtomicBool,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewals.abort();
+    }
+}
+
+impl Lease {
+    /// Starts holding `lease`, which the record of `org_id` carries since a
+    /// write sent at `sent` (or earlier).
+    pub(crate) fn hold(
+        store: &MongoStore,
+        org_id: &str,
+        lease: &LeaseDoc,
+        sent: Instant,
+        on_drain: OnDrain,
+    ) -> Self {
+        let leases = store.leases().clone();
+        let state = Arc::new(LeaseState {
+            valid_until: Mutex::new(sent + leases.valid_for()),
+            taken_over: AtomicBool::new(false),
+        });
+        let renewals = tokio::spawn(renew(
+            store.clone(),
+            org_id.to_owned(),
+            lease.holder.clone(),
+            Arc::clone(&state),
+        ));
+        Self {
+            org_id: org_id.to_owned(),
+            holder: lease.holder.clone(),
+            epoch: lease.epoch,
+            on_drain,
+            state,
+            leases,
+            renewals,
+        }
+    }
+
+    /// The operation's epoch (claims of a copy carry it).
+    pub(crate) fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Ok while the next write may be taken; otherwise why not, as a store
+    /// error (see [`Lease::interruption`]).
+    pub(crate) fn fence(&self) -> Result<(), StoreError> {
+        match self.interruption() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::msg(format!(
+                "organization {}: lifecycle operation stopped ({why:?}, epoch {})",
+                self.org_id, self.epoch
+            ))),
+        }
+    }
+
+    /// Why the operation must stop, if it must.
+    pub(crate) fn interruption(&self) -> Option<Interruption> {
+        if self.state.taken_over.load(Ordering::SeqCst) {
+            Some(Interruption::TakenOver)
+        } else if self.on_drain == OnDrain::Stop && self.leases.draining() {
+            Some(Interruption::Draining)
+        } else if Instant::now()
+            >= *self
+                .state
+                .valid_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(Interruption::Expired)
+        } else {
+            None
+        }
+    }
+
+    /// `record` (carrying this lease) with its renewal stamped now: the
+    /// holder's own compare-and-swap steps renew the lease too.
+    pub(crate) fn stamp(&self, mut record: OrgDoc) -> OrgDoc {
+        if let Some(lease) = record.pending.as_mut().and_then(|p| p.lease.as_mut()) {
+            if lease.holder == self.holder {
+                lease.renewed_ms = now_ms();
+            }
+        }
+        record
+    }
+
+    /// Gives the lease up so that another process takes the operation over
+    /// at once (shutdown): its renewal time is set to 0.
+    pub(crate) async fn release(&self, store: &MongoStore) -> Result<(), StoreError> {
+        self.renewals.abort();
+        store
+            .organizations()
+            .update_one(
+                doc! { "_id": &self.org_id, "pending.lease.holder": &self.holder },
+                doc! { "$set": { "pending.lease.renewed_ms": 0_i64 } },
+            )
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("releasing a lifecycle lease", e))
+    }
+}
+
+/// Renews the lease until it is taken over (or the task is aborted).
+async fn renew(store: MongoStore, org_id: String, holder: String, state: Arc<LeaseState>) {
+    let leases = store.leases().clone();
+    loop {
+        tokio::time::sleep(leases.renew_every()).await;
+        if leases.frozen() {
+            continue;
+        }
+        let sent = Instant::now();
+        let renewed = store
+            .organizations()
+            .update_one(
+                doc! { "_id": &org_id, "pending.lease.holder": &holder },
+                doc! { "$set": { "pending.lease.renewed_ms": now_ms() } },
+            )
+            .await;
+        match renewed {
+            Ok(result) if result.matched_count == 1 => {
+                *state
+                    .valid_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = sent + leases.valid_for();
+            }
+            Ok(_) => {
+                tracing::warn!(organization = %org_id, "a lifecycle operation was taken over by another process; this one stops");
+                state.taken_over.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(organization = %org_id, error = %error, "could not renew a lifecycle lease; retrying");
+            }
+        }
+    }
+}
+
+impl MongoStore {
+    /// Takes over the operation `record` is going through, if its lease (or,
+    /// for records written before leases existed, its start) is older than
+    /// `timeout`: a compare-and-swap that also requires the renewal time
+    /// read, so a renewal racing it wins. The record carrying the new lease,
+    /// and the lease, when this call took it over.
+    pub(crate) async fn take_over(
+        &self,
+        record: &OrgDoc,
+        timeout: Duration,
+    ) -> Result<Option<(OrgDoc, Lease)>, StoreError> {
+        let Some(pending) = &record.pending else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let (expired, seen, epoch) = match &pending.lease {
+            Some(lease) => (
+                lease.expired(timeout, now),
+                Some(lease.renewed_ms),
+                lease.epoch,
+            ),
+            None => (
+                now.saturating_sub(pending.started_at.timestamp_millis()) >= millis(timeout),
+                None,
+                0,
+            ),
+        };
+        if !expired {
+            return Ok(None);
+        }
+        let mut next = record.clone();
+        let lease = LeaseDoc::new(epoch + 1);
+        if let Some(p) = next.pending.as_mut() {
+            p.lease = Some(lease.clone());
+        }
+        next.revision = record.revision + 1;
+        let mut filter = doc! { "_id": &record.id, "revision": record.revision };
+        if let Some(seen) = seen {
+            filter.insert("pending.lease.renewed_ms", seen);
+        }
+        let sent = Instant::now();
+        let result = self
+            .organizations()
+            .replace_one(filter, &next)
+            .await
+            .map_err(|e| StoreError::new("taking over a lifecycle operation", e))?;
+        if result.matched_count != 1 {
+            return Ok(None);
+        }
+        tracing::info!(organization = %record.id, state = ?record.state, epoch = lease.epoch, "took over an abandoned lifecycle operation");
+        let on_drain = match record.state {
+            OrgState::Provisioning => OnDrain::Finish,
+            _ => OnDrain::Stop,
+        };
+        let held = Lease::hold(self, &record.id, &lease, sent, on_drain);
+        Ok(Some((next, held)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_expires_after_the_timeout_without_renewal() {
+        let lease = LeaseDoc {
+            holder: "h".into(),
+            epoch: 1,
+            renewed_ms: 10_000,
+        };
+        let timeout = Duration::from_secs(2);
+        assert!(!lease.expired(timeout, 10_000));
+        assert!(!lease.expired(timeout, 11_999));
+        assert!(lease.expired(timeout, 12_000));
+        // A clock that went backwards does not expire it.
+        assert!(!lease.expired(timeout, 5_000));
+    }
+
+    #[test]
+    fn holders_stop_trusting_a_lease_well_before_others_may_take_it() {
+        let leases = Leases::new(Duration::from_secs(12));
+        assert_eq!(leases.renew_every(), Duration::from_secs(2));
+        assert_eq!(leases.valid_for(), Duration::from_secs(9));
+        assert!(leases.valid_for() + leases.renew_every() < leases.timeout());
+    }
+}
