@@ -302,10 +302,12 @@ pub mod responses {
                 FieldError::new("filter/tags", "filter values must be strings, numbers, booleans or null"),
             ])]
         }
-        /// 503 while a rename moves the organization's collection.
+        /// 503 while a rename moves the organization's collection, or an
+        /// interrupted operation is being finished.
         OrganizationBusy {
-            "The organization is being renamed and its collection moved; nothing was done. \
-             Retry after `Retry-After` seconds.",
+            "An operation on the organization is in progress: a rename moving its collection, \
+             or an operation that an instance could not finish (it was stopped or paused) being \
+             finished or undone by another; nothing was done. Retry after `Retry-After` seconds.",
             headers: [("Retry-After", "Seconds to wait before retrying.")],
             examples: [ApiError::OrganizationBusy]
         }

@@ -281,7 +281,7 @@ impl ApiError {
                 "The document was changed since you read it; its current ETag is \"{current}\"."
             ),
             Self::OrganizationBusy => {
-                "The organization is being renamed; nothing was done, retry shortly.".into()
+                "An operation on the organization is in progress (a rename moving its data, or an interrupted operation being finished); nothing was done, retry shortly.".into()
             }
             Self::OwnerRequired => {
                 "Only an owner of the organization may do this; your role is `admin`.".into()

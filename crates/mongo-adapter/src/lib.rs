@@ -4,12 +4,16 @@
 //! and `organization_names` collections, and one `org_<canonical name>`
 //! collection per tenant. MongoDB has no multi-document atomicity without
 //! transactions, so create, rename and delete record their intent on the
-//! organization document first, take each step idempotently, and
-//! [`TenantStore::reconcile`](orgsvc_domain::TenantStore::reconcile) finishes
-//! or undoes whatever a crash interrupted.
+//! organization document first under a lease that the running process
+//! renews (see `lease.rs`), take each step idempotently and fenced by the
+//! lease, and
+//! [`TenantStore::reconcile`](orgsvc_domain::TenantStore::reconcile) takes
+//! over only operations whose lease expired (their process crashed, froze
+//! or lost the database) and finishes or undoes them.
 //!
-//! Tenant documents live in their organization's collection as `{_id, body,
-//! revision, created_at, updated_at}`; writes that race a rename are either
+//! Tenant documents live in their organization's collection as `{_id,
+//! organization_id, body, revision, created_at, updated_at}`, and every
+//! access filters on the organization id; writes that race a rename are either
 //! carried to the new collection or refused as busy (see `documents_api.rs`).
 //!
 //! Admins have roles; removals and role changes commit on the organization

@@ -19,8 +19,8 @@ use crate::extractors::auth::AuthenticatedAdmin;
 use crate::extractors::body::{json_body, optional_json, JsonObject};
 use crate::openapi::responses::{
     BadRequestBody, CreateConflict, DeleteConflict, DeleteForbidden, InternalError,
-    OrganizationNotFound, OwnerRequired, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
-    UpdateConflict, ValidationFailed,
+    OrganizationBusy, OrganizationNotFound, OwnerRequired, PayloadTooLarge, Unauthorized,
+    UnsupportedMediaType, UpdateConflict, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::{AuditEntry, RequestOrigin};
@@ -171,6 +171,7 @@ impl From<Organization> for OrganizationMetadata {
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
         (status = 500, response = InternalError),
+        (status = 503, response = OrganizationBusy),
     )
 )]
 #[tracing::instrument(skip_all, fields(org = tracing::field::Empty))]

@@ -15,7 +15,7 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "/org/create",
         "post",
         "createOrganization",
-        &[201, 400, 409, 413, 415, 422, 500],
+        &[201, 400, 409, 413, 415, 422, 500, 503],
     ),
     ("/org/get", "get", "getOrganization", &[200, 404, 422, 500]),
     (
