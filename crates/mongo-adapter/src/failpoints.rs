@@ -88,6 +88,7 @@ mod seam {
         armed: Arc<Mutex<Option<Step>>>,
         holds: Arc<Mutex<Vec<Hold>>>,
         force_copy: Arc<AtomicBool>,
+        force_transactions: Arc<AtomicBool>,
     }
 
     /// An operation held at a step (see [`crate::MongoStore::pause_after`]).
@@ -182,6 +183,16 @@ mod seam {
         pub(crate) fn forces_copy(&self) -> bool {
             self.force_copy.load(Ordering::SeqCst)
         }
+
+        /// Makes copies use transactions whatever the server says.
+        pub(crate) fn force_transactions(&self) {
+            self.force_transactions.store(true, Ordering::SeqCst);
+        }
+
+        /// Whether copies must use transactions.
+        pub(crate) fn forces_transactions(&self) -> bool {
+            self.force_transactions.load(Ordering::SeqCst)
+        }
     }
 }
 
@@ -208,6 +219,11 @@ mod seam {
 
         #[inline(always)]
         pub(crate) fn forces_copy(&self) -> bool {
+            false
+        }
+
+        #[inline(always)]
+        pub(crate) fn forces_transactions(&self) -> bool {
             false
         }
     }

@@ -251,6 +251,11 @@ impl Lease {
         self.epoch
     }
 
+    /// This run's holder id, as the record's lease names it.
+    pub(crate) fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Ok while the next write may be taken; otherwise why not, as a store
     /// error (see [`Lease::interruption`]).
     pub(crate) fn fence(&self) -> Result<(), StoreError> {

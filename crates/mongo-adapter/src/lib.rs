@@ -44,6 +44,7 @@ mod rename_sync;
 mod sessions;
 mod store;
 mod tenant_documents;
+mod transactions;
 
 #[cfg(feature = "failpoints")]
 pub use failpoints::{Paused, Step};

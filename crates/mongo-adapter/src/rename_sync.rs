@@ -186,6 +186,12 @@ impl MongoStore {
                     d
                 })
                 .collect();
+            if self.supports_transactions().await {
+                self.copy_batch_in_transaction(from, to, org_id, lease, &copies)
+                    .await?;
+                self.checkpoint(Step::RenameCopyBatch).await?;
+                continue;
+            }
             self.insert_batch(to, &mut copies, lease).await?;
             lease.fence()?;
             self.tenant(from)

@@ -1,6 +1,7 @@
 //! [`MongoStore`]: connection, collections and the [`TenantStore`] entry points.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use orgsvc_domain::{
     Organization, OrganizationId, OrganizationName, PasswordHash, ReconcileReport,
     RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
+use tokio::sync::OnceCell;
 
 use crate::admin_changes::AdminChangeKind;
 use crate::documents::{
@@ -31,6 +33,8 @@ pub struct MongoStore {
     description: String,
     failpoints: Failpoints,
     leases: Leases,
+    /// Whether the deployment runs transactions, once asked.
+    transactions: Arc<OnceCell<bool>>,
 }
 
 impl MongoStore {
@@ -54,6 +58,7 @@ impl MongoStore {
             description,
             failpoints: Failpoints::new(),
             leases: Leases::new(DEFAULT_LEASE_TIMEOUT),
+            transactions: Arc::default(),
         })
     }
 
@@ -102,6 +107,15 @@ impl MongoStore {
 
     pub(crate) fn leases(&self) -> &Leases {
         &self.leases
+    }
+
+    pub(crate) fn transactions(&self) -> &OnceCell<bool> {
+        &self.transactions
+    }
+
+    /// Whether copies must use transactions (tests only).
+    pub(crate) fn forces_transactions(&self) -> bool {
+        self.failpoints.forces_transactions()
     }
 
     pub(crate) fn tenant(&self, collection: &str) -> Collection<Document> {
@@ -161,6 +175,12 @@ impl MongoStore {
     /// copy, as on servers that lack it.
     pub fn force_copy_fallback(&self) {
         self.failpoints.force_copy();
+    }
+
+    /// Makes copies run each batch in a transaction even where the server
+    /// does not say it runs them (to exercise that path on any server).
+    pub fn force_transactions(&self) {
+        self.failpoints.force_transactions();
     }
 
     /// Stops (`true`) or restarts the lease renewals of this store's

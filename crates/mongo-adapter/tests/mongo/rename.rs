@@ -115,3 +115,28 @@ async fn concurrent_renames_to_one_name_move_only_the_winners_documents() {
     assert_eq!(t.documents(loser_collection).await, loser_docs);
     t.assert_consistent().await;
 }
+
+/// The copy with each batch in a transaction (what replica sets get). The
+/// stand-in accepts transactions without isolating them, so this proves the
+/// path's steps and bookkeeping, not its atomicity (CI on a real MongoDB
+/// replica set does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_with_transactional_copy_batches_moves_every_document() {
+    let t = TestStore::new().await;
+    t.force_copy_fallback();
+    t.force_transactions();
+    let acme = t
+        .create_organization(new_org("Acme", "owner@acme.example"))
+        .await
+        .unwrap();
+    let seeded = t.seed_documents("org_acme", acme.id, 2_500).await;
+    t.rename_organization(acme.id, &name("Acme Labs"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.ids_of("org_acme_labs", acme.id).await,
+        seeded.into_iter().collect()
+    );
+    assert!(!t.tenant_collections().await.contains("org_acme"));
+    t.assert_consistent().await;
+}
