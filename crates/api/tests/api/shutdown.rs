@@ -342,6 +342,37 @@ fn a_request_that_never_completes_does_not_hold_shutdown_past_the_timeout() {
     assert!(stuck.response().is_none(), "the stuck request was answered");
 }
 
+#[test]
+fn a_login_still_hashing_does_not_hold_shutdown_past_the_timeout() {
+    // Hashing with these parameters takes minutes: the handler is busy on
+    // a blocking thread that nothing can interrupt.
+    let mut orgsvc = Orgsvc::start(&[
+        ("ORGSVC__SERVER__SHUTDOWN_TIMEOUT_SECS", "2"),
+        ("ORGSVC__AUTH__ARGON2__MEMORY_KIB", "8192"),
+        ("ORGSVC__AUTH__ARGON2__ITERATIONS", "10000"),
+    ]);
+    let body = br#"{"email": "nobody@slow.example", "password": "correct horse battery"}"#;
+    let mut login = Connection::open(orgsvc.addr);
+    login.send(
+        format!(
+            "POST /admin/login HTTP/1.1\r\nHost: orgsvc\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(login.response().unwrap().status, 100);
+    login.send(body);
+    std::thread::sleep(Duration::from_millis(300)); // the hash starts
+
+    orgsvc.signal("TERM");
+    let status = orgsvc
+        .exit_status(Duration::from_secs(2) + MARGIN)
+        .expect("a login still hashing kept orgsvc running past its shutdown timeout");
+    assert!(status.success(), "{status}");
+    assert!(login.response().is_none(), "the login was answered");
+}
+
 fn settings(env: &[(&str, &str)]) -> Settings {
     let env = [
         ("ORGSVC__SERVER__PORT", "0"),
