@@ -213,6 +213,7 @@ impl Service {
     /// tasks: maintenance, and with `reconcile` the reconciliation of
     /// half-done operations (first run at once, so start-up never waits for
     /// it). Connections are accepted once [`Service::serve_until`] runs.
+    /// Call it inside the runtime that will serve.
     pub fn start(
         settings: &Settings,
         state: web::Data<AppState>,
