@@ -11,6 +11,8 @@
 //! | `server.port` | `8080` | port to listen on |
 //! | `server.workers` | number of CPUs | HTTP worker threads |
 //! | `server.max_body_bytes` | `65536` | largest accepted request body; larger ones get 413 |
+//! | `server.shutdown_timeout_secs` | `25` | on SIGTERM/SIGINT, the process exits within this many seconds (at least 2; keep it below the orchestrator's grace period, 30 s on Kubernetes) |
+//! | `server.shutdown_delay_secs` | `0` | seconds the listener keeps accepting after the signal while `/health/ready` answers 503 (for load balancers that poll it); part of the timeout, at most `shutdown_timeout_secs - 2` |
 //! | `data.max_document_bytes` | `262144` | largest accepted tenant document body (`/org/data`); larger ones get 413 |
 //! | `store.kind` | `embedded` | `embedded` (SQLite file) or `mongodb` |
 //! | `store.path` | `./data/orgsvc.db` | the embedded store's file |
@@ -112,6 +114,26 @@ pub struct ServerSettings {
     pub workers: Option<NonZeroUsize>,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: NonZeroUsize,
+    /// Seconds from SIGTERM/SIGINT to the process's exit, at most.
+    pub shutdown_timeout_secs: u64,
+    /// Seconds the listener keeps accepting after the signal (readiness
+    /// answers 503 meanwhile); part of the timeout.
+    pub shutdown_delay_secs: u64,
+}
+
+/// Shortest `server.shutdown_timeout_secs`: one second to drain, one to exit.
+pub const MIN_SHUTDOWN_TIMEOUT_SECS: u64 = 2;
+
+impl ServerSettings {
+    /// Longest time from the shutdown signal to the process's exit.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// Time the listener keeps accepting after the shutdown signal.
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_secs)
+    }
 }
 
 /// Tenant document settings.
@@ -314,6 +336,18 @@ impl Settings {
                 "security.purge_interval_secs must be at least 1".into(),
             ));
         }
+        if self.server.shutdown_timeout_secs < MIN_SHUTDOWN_TIMEOUT_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "server.shutdown_timeout_secs must be at least {MIN_SHUTDOWN_TIMEOUT_SECS}"
+            )));
+        }
+        if self.server.shutdown_delay_secs
+            > self.server.shutdown_timeout_secs - MIN_SHUTDOWN_TIMEOUT_SECS
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.shutdown_delay_secs must be at most server.shutdown_timeout_secs - {MIN_SHUTDOWN_TIMEOUT_SECS} (the rest drains in-flight requests)"
+            )));
+        }
         if self.mongodb.reconcile_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "mongodb.reconcile_interval_secs must be at least 1".into(),
@@ -377,6 +411,8 @@ fn with_defaults(
         .set_default("server.host", "127.0.0.1")?
         .set_default("server.port", 8080)?
         .set_default("server.max_body_bytes", 65_536)?
+        .set_default("server.shutdown_timeout_secs", 25)?
+        .set_default("server.shutdown_delay_secs", 0)?
         .set_default("store.kind", "embedded")?
         .set_default("store.path", "./data/orgsvc.db")?
         .set_default("mongodb.uri", "mongodb://127.0.0.1:27017")?
@@ -423,6 +459,8 @@ mod tests {
         assert_eq!(settings.server.port, 8080);
         assert_eq!(settings.server.max_body_bytes.get(), 65_536);
         assert!(settings.server.workers.is_none());
+        assert_eq!(settings.server.shutdown_timeout(), Duration::from_secs(25));
+        assert_eq!(settings.server.shutdown_delay(), Duration::ZERO);
         assert_eq!(settings.store.kind, StoreKind::Embedded);
         assert_eq!(settings.store.path, PathBuf::from("./data/orgsvc.db"));
         assert_eq!(
@@ -582,6 +620,8 @@ mod tests {
             ("security.login_lock_secs", "0"),
             ("security.login_lock_secs", "7200"),
             ("security.purge_interval_secs", "0"),
+            ("server.shutdown_timeout_secs", "1"),
+            ("server.shutdown_delay_secs", "24"),
         ] {
             let error = Settings::load_from(None, env(&[(&var(key), value)])).unwrap_err();
             assert!(error.to_string().contains(key), "{key}={value}: {error}");

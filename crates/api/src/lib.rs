@@ -8,6 +8,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod request_origin;
 pub mod routes;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -61,7 +61,7 @@ use crate::routes::{admin, admins, audit, data, health, organizations};
             responses::UnsupportedMediaType,
             responses::ValidationFailed,
             responses::InternalError,
-            responses::StoreUnavailable,
+            responses::NotReady,
             responses::DocumentNotFound,
             responses::PreconditionFailed,
             responses::DocumentTooLarge,
@@ -387,11 +387,13 @@ pub mod responses {
             headers: [],
             examples: [ApiError::unexpected("hidden")]
         }
-        /// 503.
-        StoreUnavailable {
-            "The store does not answer.",
+        /// 503 of the readiness probe.
+        NotReady {
+            "The store does not answer (`store_unavailable`), or this instance is shutting down \
+             (`shutting_down`: from SIGTERM or SIGINT on, until the process exits within \
+             `server.shutdown_timeout_secs`).",
             headers: [],
-            examples: [ApiError::StoreUnavailable]
+            examples: [ApiError::StoreUnavailable, ApiError::ShuttingDown]
         }
     }
 }

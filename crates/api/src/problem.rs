@@ -127,6 +127,9 @@ pub enum ApiError {
     /// The store does not answer (readiness).
     #[error("store unavailable")]
     StoreUnavailable,
+    /// The service is shutting down (readiness).
+    #[error("shutting down")]
+    ShuttingDown,
     /// The caller's organization has no document with this id.
     #[error("document not found")]
     DocumentNotFound,
@@ -194,6 +197,7 @@ impl ApiError {
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
+            Self::ShuttingDown => "shutting_down",
             Self::DocumentNotFound => "document_not_found",
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::OrganizationBusy => "organization_busy",
@@ -226,6 +230,7 @@ impl ApiError {
             Self::RouteNotFound => "Not found",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::StoreUnavailable => "Service unavailable",
+            Self::ShuttingDown => "Shutting down",
             Self::DocumentNotFound => "Document not found",
             Self::PreconditionFailed { .. } => "Precondition failed",
             Self::OrganizationBusy => "Organization busy",
@@ -276,6 +281,10 @@ impl ApiError {
                 format!("This resource accepts only: {allowed}.")
             }
             Self::StoreUnavailable => "The store does not answer.".into(),
+            Self::ShuttingDown => {
+                "This instance is shutting down and takes no new work; use another instance."
+                    .into()
+            }
             Self::DocumentNotFound => "Your organization has no document with this id.".into(),
             Self::PreconditionFailed { current } => format!(
                 "The document was changed since you read it; its current ETag is \"{current}\"."
@@ -346,7 +355,9 @@ impl ResponseError for ApiError {
             Self::Forbidden | Self::OwnerRequired => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::StoreUnavailable | Self::OrganizationBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::ShuttingDown | Self::OrganizationBusy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,13 +1,20 @@
 //! Building the application and running the service (used by `main` and
 //! the tests).
 
+use std::fmt;
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::ConnectionType;
 use actix_web::middleware::{self, Next};
 use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -16,14 +23,15 @@ use crate::config::{ConfigError, Settings};
 use crate::extractors::body::{json_config, query_config};
 use crate::openapi::ApiDoc;
 use crate::routes;
+use crate::shutdown::{self, ShutdownPlan, Signals};
 use crate::state::{AppState, Credentials};
-use crate::store::{reconcile_once, spawn_reconciler, Maintenance, MigrationFailed, SelectedStore};
+use crate::store::{spawn_reconciler, Maintenance, MigrationFailed, SelectedStore};
 use crate::telemetry::InvalidLogFilter;
 
 /// What the binary does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Migrate the store, then serve HTTP until SIGTERM or ctrl-c.
+    /// Migrate the store, then serve HTTP until SIGTERM or SIGINT (ctrl-c).
     Serve,
     /// Migrate the store and exit.
     Migrate,
@@ -50,6 +58,9 @@ pub enum StartupError {
     /// The HTTP server could not listen or failed.
     #[error("HTTP server error")]
     Server(#[source] io::Error),
+    /// The SIGTERM/SIGINT handlers could not be registered.
+    #[error("could not listen for shutdown signals")]
+    Signals(#[source] io::Error),
 }
 
 impl StartupError {
@@ -57,7 +68,7 @@ impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::LogFilter(_) | Self::Auth(_) => 2,
-            Self::Store(_) | Self::Migration(_) | Self::Server(_) => 1,
+            Self::Store(_) | Self::Migration(_) | Self::Server(_) | Self::Signals(_) => 1,
         }
     }
 }
@@ -92,6 +103,7 @@ pub fn app(
                 .add(("Referrer-Policy", "no-referrer")),
         )
         .wrap(middleware::from_fn(expose_request_id))
+        .wrap(middleware::from_fn(close_connections_when_shutting_down))
         .wrap(TracingLogger::default())
 }
 
@@ -99,6 +111,25 @@ async fn redirect_to_docs() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header(("Location", "/docs/"))
         .finish()
+}
+
+/// Once shutdown has begun, closes each connection after its response, so
+/// that keep-alive clients reconnect (to another instance).
+async fn close_connections_when_shutting_down(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let readiness = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.readiness.clone());
+    let mut response = next.call(req).await?;
+    if readiness.is_some_and(|readiness| readiness.is_shutting_down()) {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 /// Sends the request id `TracingLogger` assigned (and logs) as `x-request-id`.
@@ -117,8 +148,10 @@ async fn expose_request_id(
 }
 
 /// Opens the configured store, migrates it and, for [`Command::Serve`],
-/// serves HTTP until SIGTERM or ctrl-c (reconciling MongoDB at start and
-/// periodically meanwhile).
+/// serves HTTP until SIGTERM or SIGINT, then shuts down gracefully within
+/// `server.shutdown_timeout_secs` (see [`crate::shutdown`]). Half-done
+/// MongoDB operations are reconciled in the background, the first time as
+/// soon as the service listens.
 pub async fn run(settings: Settings, command: Command) -> Result<(), StartupError> {
     let credentials = match command {
         Command::Serve => Some(Credentials::from_settings(&settings)?),
@@ -136,42 +169,188 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
         return Ok(()); // Command::Migrate
     };
 
-    let needs_reconciliation = store.needs_reconciliation();
-    let store = store.into_shared();
-    let reconciler = if needs_reconciliation {
-        let lease_timeout = settings.mongodb.lease_timeout();
-        reconcile_once(store.as_ref(), lease_timeout).await;
-        Some(spawn_reconciler(
-            store.clone(),
-            settings.mongodb.reconcile_interval(),
-            lease_timeout,
-        ))
-    } else {
-        None
-    };
-
-    let maintenance =
-        Maintenance::from_settings(&settings.security, &settings.audit).spawn(store.clone());
-
-    let state = web::Data::new(AppState::new(&settings, store, credentials));
-    let served = serve(&settings, state).await;
-    if let Some(reconciler) = reconciler {
-        reconciler.abort();
-    }
-    maintenance.abort();
-    tracing::info!("stopped");
-    served
+    let reconcile = store.needs_reconciliation();
+    let state = web::Data::new(AppState::new(&settings, store.into_shared(), credentials));
+    let signals = Signals::register().map_err(StartupError::Signals)?;
+    let service = Service::start(&settings, state, reconcile)?;
+    let exit_by = service.plan().exit_by;
+    service.serve_until(on_signal(signals, exit_by)).await
 }
 
-async fn serve(settings: &Settings, state: web::Data<AppState>) -> Result<(), StartupError> {
-    let server = HttpServer::new(move || app(state.clone()))
-        .workers(settings.workers())
-        .bind((settings.server.host, settings.server.port))
-        .map_err(StartupError::Server)?;
-    for address in server.addrs() {
-        tracing::info!(%address, "listening");
+/// Completes at the first SIGTERM or SIGINT, after arming the deadline that
+/// ends the process `exit_by` later; a second signal ends it at once.
+async fn on_signal(mut signals: Signals, exit_by: Duration) {
+    let signal = signals.recv().await;
+    tracing::info!(signal, "shutting down");
+    shutdown::exit_at(Instant::now() + exit_by);
+    tokio::spawn(async move {
+        let signal = signals.recv().await;
+        tracing::warn!(signal, "second shutdown signal: exiting at once");
+        std::process::exit(1);
+    });
+}
+
+/// The service, listening: the HTTP server and its background tasks.
+pub struct Service {
+    server: Server,
+    addrs: Vec<SocketAddr>,
+    state: web::Data<AppState>,
+    plan: ShutdownPlan,
+    background: Background,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("addrs", &self.addrs)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
     }
-    // actix-web stops accepting on SIGTERM/SIGINT and drains in-flight
-    // requests (30 s at most) before `run` completes.
-    server.run().await.map_err(StartupError::Server)
+}
+
+impl Service {
+    /// Listens on `server.host`:`server.port`, then starts the background
+    /// tasks: maintenance, and with `reconcile` the reconciliation of
+    /// half-done operations (first run at once, so start-up never waits for
+    /// it). Connections are accepted once [`Service::serve_until`] runs.
+    /// Call it inside the runtime that will serve.
+    pub fn start(
+        settings: &Settings,
+        state: web::Data<AppState>,
+        reconcile: bool,
+    ) -> Result<Self, StartupError> {
+        let plan = ShutdownPlan::from_settings(&settings.server);
+        let app_state = state.clone();
+        let server = HttpServer::new(move || app(app_state.clone()))
+            .workers(settings.workers())
+            .disable_signals()
+            .shutdown_timeout(plan.drain_secs())
+            .bind((settings.server.host, settings.server.port))
+            .map_err(StartupError::Server)?;
+        let addrs = server.addrs();
+        for address in &addrs {
+            tracing::info!(%address, "listening");
+        }
+        let background = Background::spawn(settings, &state, reconcile);
+        Ok(Self {
+            server: server.run(),
+            addrs,
+            state,
+            plan,
+            background,
+        })
+    }
+
+    /// The addresses the service listens on.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// When the shutdown steps happen.
+    pub fn plan(&self) -> ShutdownPlan {
+        self.plan
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully: see
+    /// [`crate::shutdown`] for the sequence.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+        let Self {
+            server,
+            state,
+            plan,
+            background,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            served = &mut server => {
+                background.abort();
+                return served.map_err(StartupError::Server);
+            }
+            () = shutdown => {}
+        }
+        let signalled = Instant::now();
+        state.readiness.shut_down();
+        state
+            .store
+            .begin_drain(signalled + plan.operations_deadline);
+        background.stop_starting();
+        tracing::info!(
+            close_listener_after = ?plan.close_listener_after,
+            operations_deadline = ?plan.operations_deadline,
+            close_connections_after = ?plan.close_connections_after,
+            "readiness answers 503; draining"
+        );
+        let stop = async {
+            tokio::time::sleep(plan.close_listener_after).await;
+            tracing::info!("listener closed; finishing in-flight requests");
+            handle.stop(true).await;
+        };
+        let (served, ()) = tokio::join!(server, stop);
+        background
+            .finish(signalled + plan.close_connections_after)
+            .await;
+        tracing::info!(elapsed = ?signalled.elapsed(), "stopped");
+        served.map_err(StartupError::Server)
+    }
+}
+
+/// The tasks running beside the server.
+struct Background {
+    reconciler: Option<JoinHandle<()>>,
+    stop_reconciler: watch::Sender<bool>,
+    maintenance: JoinHandle<()>,
+}
+
+impl Background {
+    fn spawn(settings: &Settings, state: &AppState, reconcile: bool) -> Self {
+        let store = state.store.clone();
+        let (stop_reconciler, stop) = watch::channel(false);
+        let reconciler = reconcile.then(|| {
+            spawn_reconciler(
+                store.clone(),
+                settings.mongodb.reconcile_interval(),
+                settings.mongodb.lease_timeout(),
+                stop,
+            )
+        });
+        let maintenance =
+            Maintenance::from_settings(&settings.security, &settings.audit).spawn(store);
+        Self {
+            reconciler,
+            stop_reconciler,
+            maintenance,
+        }
+    }
+
+    /// No new reconciliation starts; one in progress goes on.
+    fn stop_starting(&self) {
+        self.stop_reconciler.send_replace(true);
+    }
+
+    /// Stops maintenance, and waits for a reconciliation in progress until
+    /// `deadline` (it was told to stop before, by `begin_drain`).
+    async fn finish(self, deadline: Instant) {
+        self.maintenance.abort();
+        if let Some(mut reconciler) = self.reconciler {
+            let deadline = tokio::time::Instant::from_std(deadline);
+            if tokio::time::timeout_at(deadline, &mut reconciler)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "reconciliation still running at the shutdown deadline: stopped; another instance or the next start finishes it"
+                );
+                reconciler.abort();
+            }
+        }
+    }
+
+    fn abort(self) {
+        self.maintenance.abort();
+        if let Some(reconciler) = self.reconciler {
+            reconciler.abort();
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! What every handler shares: the store and the credential services.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,25 @@ pub struct AppState {
     /// Per-client-IP limit of `POST /admin/login` and `/admin/refresh`,
     /// shared by every worker.
     pub login_rate_limiter: Arc<RateLimiter>,
+    /// Whether the service is shutting down (readiness then answers 503).
+    pub readiness: Readiness,
+}
+
+/// Whether the service still takes new work: it stops at the shutdown
+/// signal, for good. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the service as shutting down.
+    pub fn shut_down(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Readiness::shut_down`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl fmt::Debug for AppState {
@@ -42,6 +62,7 @@ impl fmt::Debug for AppState {
             .field("max_document_bytes", &self.max_document_bytes)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("security", &self.security)
+            .field("readiness", &self.readiness)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +119,7 @@ impl AppState {
                 settings.security.login_rate_per_minute,
                 settings.security.login_rate_burst,
             )),
+            readiness: Readiness::default(),
         }
     }
 }

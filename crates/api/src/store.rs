@@ -10,6 +10,7 @@ use orgsvc_domain::{StoreError, TenantStore};
 use orgsvc_mongo::MongoStore;
 use orgsvc_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{AuditSettings, SecuritySettings, Settings, StoreKind};
@@ -107,18 +108,25 @@ pub async fn reconcile_once(store: &dyn TenantStore, lease_timeout: Duration) {
     }
 }
 
-/// Reconciles every `interval` in the background; abort the handle to stop.
+/// Reconciles at once, then every `interval`, in the background, until
+/// `stop` turns true (or its sender is dropped). A run in progress then is
+/// not interrupted: [`TenantStore::begin_drain`] bounds it, and the caller
+/// waits for the handle (and aborts it once it has waited long enough).
 pub fn spawn_reconciler(
     store: Arc<dyn TenantStore>,
     interval: Duration,
     lease_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await; // the first tick is immediate; startup already reconciled
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => return,
+                _ = ticks.tick() => {} // the first tick is immediate
+            }
             reconcile_once(store.as_ref(), lease_timeout).await;
         }
     })

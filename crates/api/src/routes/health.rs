@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::openapi::responses::StoreUnavailable;
+use crate::openapi::responses::NotReady;
 use crate::problem::{ApiError, ErrorChain};
 use crate::state::AppState;
 
@@ -34,7 +34,7 @@ pub async fn live() -> HttpResponse {
 
 /// Readiness probe
 ///
-/// Answers 200 when the store answers, 503 otherwise.
+/// Answers 200 when the store answers; 503 when it does not or shutdown began.
 #[utoipa::path(
     get,
     path = "/health/ready",
@@ -42,10 +42,13 @@ pub async fn live() -> HttpResponse {
     tag = "health",
     responses(
         (status = 200, description = "The store answers.", body = HealthStatus),
-        (status = 503, response = StoreUnavailable),
+        (status = 503, response = NotReady),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.readiness.is_shutting_down() {
+        return Err(ApiError::ShuttingDown);
+    }
     match state.store.ping().await {
         Ok(()) => Ok(HttpResponse::Ok().json(OK)),
         Err(error) => {

@@ -1,6 +1,8 @@
 //! When the store fails: a generic 500 that leaks nothing, and readiness 503.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
 use async_trait::async_trait;
@@ -21,8 +23,16 @@ use crate::helpers::TestApp;
 
 const SECRET_DETAIL: &str = "connection to mongodb://user:hunter2@db.internal refused";
 
-/// A store whose every call fails.
-struct BrokenStore;
+/// A store whose every call fails, except that with `hanging_reconcile`
+/// reconciliation never ends (it counts its calls there instead); it records
+/// the deadlines `begin_drain` is given.
+#[derive(Debug, Default)]
+pub struct BrokenStore {
+    /// When set: reconciliation counts its calls here and never completes.
+    pub hanging_reconcile: Option<Arc<AtomicUsize>>,
+    /// The deadlines passed to `begin_drain`.
+    pub drains: Arc<Mutex<Vec<Instant>>>,
+}
 
 fn broken() -> StoreError {
     StoreError::new("store call failed", std::io::Error::other(SECRET_DETAIL))
@@ -134,10 +144,19 @@ impl TenantStore for BrokenStore {
         Err(broken().into())
     }
     async fn reconcile(&self, _: Duration) -> Result<ReconcileReport, StoreError> {
-        Err(broken())
+        match &self.hanging_reconcile {
+            Some(calls) => {
+                calls.fetch_add(1, Ordering::SeqCst);
+                std::future::pending().await
+            }
+            None => Err(broken()),
+        }
     }
     async fn ping(&self) -> Result<(), StoreError> {
         Err(broken())
+    }
+    fn begin_drain(&self, deadline: Instant) {
+        self.drains.lock().unwrap().push(deadline);
     }
 }
 
@@ -200,7 +219,7 @@ async fn broken_app() -> TestApp {
     let settings = Settings::load_from(None, Some(env)).unwrap();
     TestApp::with_store(
         settings,
-        std::sync::Arc::new(BrokenStore),
+        Arc::new(BrokenStore::default()),
         tempfile::tempdir().unwrap(),
     )
     .await

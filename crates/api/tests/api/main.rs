@@ -40,3 +40,4 @@ mod login_protection;
 mod openapi;
 mod organizations;
 mod sessions;
+mod shutdown;
