@@ -9,6 +9,7 @@ mod contract;
 mod documents;
 mod lifecycle;
 mod migrations;
+mod rate_limits;
 mod rename;
 mod sessions;
 mod support;
