@@ -215,6 +215,14 @@ impl SecuritySettings {
         }
     }
 
+    /// The per-client-IP limit of `POST /admin/login` and `/admin/refresh`.
+    pub fn login_rate_limit(&self) -> orgsvc_domain::RateLimit {
+        orgsvc_domain::RateLimit {
+            rate_per_minute: self.login_rate_per_minute,
+            burst: self.login_rate_burst,
+        }
+    }
+
     /// Time between purges.
     pub fn purge_interval(&self) -> Duration {
         Duration::from_secs(self.purge_interval_secs)

@@ -15,6 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{ConfigError, Settings};
 use crate::extractors::body::{json_config, query_config};
 use crate::openapi::ApiDoc;
+use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
 use crate::state::{AppState, Credentials};
 use crate::store::{reconcile_once, spawn_reconciler, Maintenance, MigrationFailed, SelectedStore};
@@ -137,6 +138,7 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
     };
 
     let needs_reconciliation = store.needs_reconciliation();
+    let shared_rate_limits = store.shared_rate_limits();
     let store = store.into_shared();
     let reconciler = if needs_reconciliation {
         let stale_after = settings.mongodb.reconcile_stale_after();
@@ -150,10 +152,20 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
         None
     };
 
-    let maintenance =
-        Maintenance::from_settings(&settings.security, &settings.audit).spawn(store.clone());
+    let maintenance = Maintenance::from_settings(&settings.security, &settings.audit)
+        .spawn(store.clone(), shared_rate_limits.clone());
 
-    let state = web::Data::new(AppState::new(&settings, store, credentials));
+    let mut state = AppState::new(&settings, store, credentials);
+    if let Some(shared) = shared_rate_limits {
+        state = state.with_login_rate_limiter(LoginRateLimiter::shared(&settings.security, shared));
+    }
+    let limiter = if state.login_rate_limiter.is_shared() {
+        "shared by every instance on the store"
+    } else {
+        "in process"
+    };
+    tracing::info!(limiter, "credential rate limit");
+    let state = web::Data::new(state);
     let served = serve(&settings, state).await;
     if let Some(reconciler) = reconciler {
         reconciler.abort();
