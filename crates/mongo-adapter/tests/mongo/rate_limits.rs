@@ -163,7 +163,6 @@ async fn counters_are_purged_once_their_window_ended() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_expire_through_a_ttl_index_at_their_window_end() {
     let t = TestStore::new().await;
-    let t0 = t0();
     let indexes: Vec<IndexModel> =
         t.db.collection::<Document>("rate_limits")
             .list_indexes()
