@@ -269,8 +269,9 @@ impl LoginRateLimiter {
 
 /// Middleware for the credential routes: answers 429 `rate_limited` with
 /// `Retry-After` when the client IP (see [`RequestOrigin`]) is over
-/// `security.login_rate_per_minute` / `security.login_rate_burst`, before
-/// the body is read.
+/// `security.login_rate_per_minute` / `security.login_rate_burst` (as
+/// [`AppState::login_rate_limiter`] counts: in process or via the store),
+/// before the body is read.
 pub async fn limit_per_client_ip(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
