@@ -32,10 +32,10 @@
 //! | `security.login_max_failures` | `5` | failed logins allowed per email before the next attempt locks it |
 //! | `security.login_lock_secs` | `60` | first lock; each further lock without a success doubles it |
 //! | `security.login_max_lock_secs` | `3600` | longest lock |
-//! | `security.login_rate_per_minute` | `30` | `POST /admin/login` and `/admin/refresh` calls per client IP and minute; more get 429 |
-//! | `security.login_rate_burst` | `10` | calls a client IP may make at once before the rate applies |
+//! | `security.login_rate_per_minute` | `30` | `POST /admin/login` and `/admin/refresh` calls per client IP and minute; more get 429 (on MongoDB: for all instances together) |
+//! | `security.login_rate_burst` | `10` | calls a client IP may make at once before the rate applies (on MongoDB: per window of `burst × 60 s / rate`) |
 //! | `security.trust_forwarded_for` | `false` | take the client IP from the last `X-Forwarded-For` entry (only behind a proxy that sets it) |
-//! | `security.purge_interval_secs` | `3600` | how often expired sessions and old audit entries are purged |
+//! | `security.purge_interval_secs` | `3600` | how often expired sessions, old audit entries and ended rate limit windows are purged |
 //! | `audit.retention_days` | `90` | how long the audit entries of a deleted organization are kept |
 //! | `log.level` | `info` | tracing filter; `RUST_LOG` overrides it |
 //! | `log.format` | `text` | `text` or `json` |
@@ -243,6 +243,14 @@ impl SecuritySettings {
             max_failures: self.login_max_failures,
             base_lock: Duration::from_secs(self.login_lock_secs),
             max_lock: Duration::from_secs(self.login_max_lock_secs),
+        }
+    }
+
+    /// The per-client-IP limit of `POST /admin/login` and `/admin/refresh`.
+    pub fn login_rate_limit(&self) -> orgsvc_domain::RateLimit {
+        orgsvc_domain::RateLimit {
+            rate_per_minute: self.login_rate_per_minute,
+            burst: self.login_rate_burst,
         }
     }
 

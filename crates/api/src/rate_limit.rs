@@ -1,28 +1,47 @@
 //! Per-client-IP rate limiting of the credential endpoints (`POST
-//! /admin/login`, `POST /admin/refresh`), shared by every worker.
+//! /admin/login`, `POST /admin/refresh`), shared by every worker, and by
+//! every instance when the store can count calls ([`LoginRateLimiter`]).
 //!
-//! The limiter is GCRA (the generic cell rate algorithm, a token bucket
-//! kept as one timestamp per client): a client may make `burst` calls at
-//! once, then one every `60 s / rate_per_minute`; a refused call does not
-//! count. Clients are keyed by IP address, IPv6 ones by their /64 prefix
-//! (one host usually holds a whole /64), IPv4-mapped IPv6 addresses as the
-//! IPv4 address. Memory is bounded: a client whose bucket is full again is
-//! forgotten (swept at least once per refill period), and the table holds at
-//! most [`DEFAULT_CAPACITY`] clients; when it is full of active clients, the
-//! one closest to a full bucket is forgotten first.
+//! Two limiters, chosen at startup by the store:
+//!
+//! - **In-process** ([`RateLimiter`], the embedded store): GCRA (the generic
+//!   cell rate algorithm, a token bucket kept as one timestamp per client):
+//!   a client may make `burst` calls at once, then one every `60 s /
+//!   rate_per_minute`; a refused call does not count. Memory is bounded: a
+//!   client whose bucket is full again is forgotten (swept at least once
+//!   per refill period), and the table holds at most [`DEFAULT_CAPACITY`]
+//!   clients; when it is full of active clients, the one closest to a full
+//!   bucket is forgotten first. Each process counts its own calls.
+//! - **Shared via the store** (MongoDB, [`SharedRateLimits`]): one
+//!   fixed-window counter per client in the store, one round trip per call,
+//!   so all instances together allow one budget: `burst` calls per window of
+//!   `burst × 60 s / rate_per_minute`, at most `2 × burst` around a window
+//!   edge (the exact rule is [`orgsvc_domain::RateLimit`]'s).
+//!
+//! A store failure never fails a login or refresh: the call is checked by
+//! this instance's in-process limiter instead (fail-open to per-instance
+//! limits) and a warning is logged.
+//!
+//! Clients are keyed by [`ClientKey`]: IP address, IPv6 ones by their /64
+//! prefix, IPv4-mapped IPv6 addresses as the IPv4 address.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::fmt;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use orgsvc_domain::{ClientKey, RateDecision, RateLimit, SharedRateLimits};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 
-use crate::problem::ApiError;
+use crate::config::SecuritySettings;
+use crate::problem::{ApiError, ErrorChain};
 use crate::request_origin::RequestOrigin;
 use crate::state::AppState;
 
@@ -50,7 +69,8 @@ pub fn whole_seconds_up(duration: Duration) -> u64 {
     secs.max(1)
 }
 
-/// A GCRA rate limiter keyed by client IP (see the module's doc).
+/// The in-process GCRA rate limiter keyed by client IP (see the module's
+/// doc).
 #[derive(Debug)]
 pub struct RateLimiter {
     /// Time one call "costs": `60 s / rate_per_minute`.
@@ -67,30 +87,6 @@ struct Buckets {
     full_at: HashMap<ClientKey, Instant>,
     /// When full buckets were last swept out.
     swept_at: Option<Instant>,
-}
-
-/// Whom a bucket belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum ClientKey {
-    Ip(IpAddr),
-    /// Requests without a peer address (not over TCP) share one bucket.
-    Unknown,
-}
-
-impl ClientKey {
-    fn of(client: Option<IpAddr>) -> Self {
-        match client {
-            None => Self::Unknown,
-            Some(IpAddr::V4(v4)) => Self::Ip(IpAddr::V4(v4)),
-            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::Ip(IpAddr::V4(v4)),
-                None => {
-                    let prefix = u128::from(v6) & !u128::from(u64::MAX);
-                    Self::Ip(IpAddr::V6(Ipv6Addr::from(prefix)))
-                }
-            },
-        }
-    }
 }
 
 impl RateLimiter {
@@ -183,18 +179,108 @@ impl RateLimiter {
     }
 }
 
+/// The wall clock the shared limiter counts calls by (tests freeze it).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The limit of the credential routes: in-process, or shared by every
+/// instance through the store (see the module's doc). Chosen at startup.
+pub struct LoginRateLimiter {
+    limit: RateLimit,
+    /// The in-process limiter: the only one without a shared store, the
+    /// fallback when the shared store fails.
+    local: RateLimiter,
+    shared: Option<Arc<dyn SharedRateLimits>>,
+    clock: Clock,
+}
+
+impl fmt::Debug for LoginRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRateLimiter")
+            .field("limit", &self.limit)
+            .field("shared", &self.is_shared())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginRateLimiter {
+    /// This process counts its own calls: `security.login_rate_per_minute`
+    /// after `security.login_rate_burst`, GCRA.
+    pub fn in_process(security: &SecuritySettings) -> Self {
+        let limit = security.login_rate_limit();
+        Self {
+            limit,
+            local: RateLimiter::new(limit.rate_per_minute, limit.burst),
+            shared: None,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Every instance on `store` counts calls there, together: the same
+    /// settings as fixed windows (see [`RateLimit`]).
+    pub fn shared(security: &SecuritySettings, store: Arc<dyn SharedRateLimits>) -> Self {
+        Self {
+            shared: Some(store),
+            ..Self::in_process(security)
+        }
+    }
+
+    /// The same limiter, reading the time for the shared store from `clock`
+    /// instead of the system clock (the in-process limiter keeps its
+    /// monotonic clock).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Whether calls are counted in the store, across instances.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Counts a call of `client` now; `Err` when it is over the limit.
+    pub async fn check(&self, client: Option<IpAddr>) -> Result<(), Limited> {
+        self.check_at(client, Instant::now(), (self.clock)()).await
+    }
+
+    /// Counts a call of `client` at `now` (the same moment as `instant`, for
+    /// the in-process limiter). Never fails: when the shared store does, the
+    /// in-process limiter decides and a warning is logged.
+    pub async fn check_at(
+        &self,
+        client: Option<IpAddr>,
+        instant: Instant,
+        now: DateTime<Utc>,
+    ) -> Result<(), Limited> {
+        let Some(shared) = &self.shared else {
+            return self.local.check_at(client, instant);
+        };
+        match shared.hit(ClientKey::of(client), self.limit, now).await {
+            Ok(RateDecision::Allowed) => Ok(()),
+            Ok(RateDecision::Limited { retry_after }) => Err(Limited { retry_after }),
+            Err(error) => {
+                tracing::warn!(
+                    error = %ErrorChain(&error),
+                    "the shared credential rate limit is unavailable: this instance limits alone"
+                );
+                self.local.check_at(client, instant)
+            }
+        }
+    }
+}
+
 /// Middleware for the credential routes: answers 429 `rate_limited` with
 /// `Retry-After` when the client IP (see [`RequestOrigin`]) is over
-/// `security.login_rate_per_minute` / `security.login_rate_burst`, before
-/// the body is read.
+/// `security.login_rate_per_minute` / `security.login_rate_burst` (as
+/// [`AppState::login_rate_limiter`] counts: in process or via the store),
+/// before the body is read.
 pub async fn limit_per_client_ip(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let limited = match req.app_data::<web::Data<AppState>>() {
         Some(state) => {
+            let limiter = state.login_rate_limiter.clone();
             let origin = RequestOrigin::of(req.request());
-            state.login_rate_limiter.check(origin.client_ip).err()
+            limiter.check(origin.client_ip).await.err()
         }
         None => {
             let error = ApiError::unexpected("AppState is not registered");
@@ -227,7 +313,11 @@ pub async fn limit_per_client_ip(
 
 #[cfg(test)]
 mod tests {
+    use async_trait::async_trait;
+    use orgsvc_domain::StoreError;
+
     use super::*;
+    use crate::config::Settings;
 
     fn limiter(rate_per_minute: u32, burst: u32) -> RateLimiter {
         RateLimiter::new(
@@ -340,6 +430,112 @@ mod tests {
         let at = t0 + Duration::from_millis(100);
         assert!(limiter.check_at(ip("10.0.0.99"), at).is_err());
         assert_eq!(limiter.check_at(ip("10.0.0.0"), at), Ok(()));
+    }
+
+    /// A shared store that answers every call the same, and counts them.
+    struct FixedStore {
+        answer: Option<RateDecision>,
+        calls: Mutex<Vec<(ClientKey, RateLimit, DateTime<Utc>)>>,
+    }
+
+    #[async_trait]
+    impl SharedRateLimits for FixedStore {
+        async fn hit(
+            &self,
+            client: ClientKey,
+            limit: RateLimit,
+            now: DateTime<Utc>,
+        ) -> Result<RateDecision, StoreError> {
+            self.calls.lock().unwrap().push((client, limit, now));
+            self.answer
+                .ok_or_else(|| StoreError::msg("the store is down"))
+        }
+
+        async fn purge_expired_rate_limits(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+    }
+
+    fn security(rate_per_minute: &str, burst: &str) -> SecuritySettings {
+        let env = [
+            ("ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE", rate_per_minute),
+            ("ORGSVC__SECURITY__LOGIN_RATE_BURST", burst),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        Settings::load_from(None, Some(env)).unwrap().security
+    }
+
+    fn shared(answer: Option<RateDecision>) -> (Arc<FixedStore>, LoginRateLimiter) {
+        let store = Arc::new(FixedStore {
+            answer,
+            calls: Mutex::new(Vec::new()),
+        });
+        let limiter = LoginRateLimiter::shared(&security("60", "2"), store.clone());
+        (store, limiter)
+    }
+
+    #[actix_web::test]
+    async fn a_shared_limiter_counts_every_call_in_the_store_under_the_settings() {
+        let (store, limiter) = shared(Some(RateDecision::Allowed));
+        assert!(limiter.is_shared());
+        let (t0, now) = (Instant::now(), Utc::now());
+        // More than the burst: the store decides, not the process.
+        for _ in 0..5 {
+            assert_eq!(
+                limiter.check_at(ip("2001:db8:1:2::7"), t0, now).await,
+                Ok(())
+            );
+        }
+        let calls = store.calls.lock().unwrap();
+        assert_eq!(calls.len(), 5);
+        let (client, limit, at) = calls[0];
+        assert_eq!(client, ClientKey::of(ip("2001:db8:1:2::1")));
+        assert_eq!((limit.rate_per_minute.get(), limit.burst.get()), (60, 2));
+        assert_eq!(at, now);
+    }
+
+    #[actix_web::test]
+    async fn a_shared_refusal_carries_the_time_left() {
+        let retry_after = Duration::from_millis(14_200);
+        let (_, limiter) = shared(Some(RateDecision::Limited { retry_after }));
+        let refused = limiter
+            .check_at(ip("192.0.2.1"), Instant::now(), Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.retry_after_secs(), 15);
+    }
+
+    #[actix_web::test]
+    async fn a_failing_store_leaves_the_limit_to_this_instance() {
+        let (store, limiter) = shared(None);
+        let (t0, now) = (Instant::now(), Utc::now());
+        for _ in 0..2 {
+            assert_eq!(limiter.check_at(ip("192.0.2.1"), t0, now).await, Ok(()));
+        }
+        let refused = limiter
+            .check_at(ip("192.0.2.1"), t0, now)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.retry_after, SEC);
+        assert_eq!(store.calls.lock().unwrap().len(), 3);
+    }
+
+    #[actix_web::test]
+    async fn the_in_process_limiter_is_gcra() {
+        let limiter = LoginRateLimiter::in_process(&security("60", "2"));
+        assert!(!limiter.is_shared());
+        let (t0, now) = (Instant::now(), Utc::now());
+        for _ in 0..2 {
+            assert_eq!(limiter.check_at(ip("192.0.2.1"), t0, now).await, Ok(()));
+        }
+        assert!(limiter.check_at(ip("192.0.2.1"), t0, now).await.is_err());
+        // One call a second after the burst, not a whole window later.
+        assert_eq!(
+            limiter.check_at(ip("192.0.2.1"), t0 + SEC, now).await,
+            Ok(())
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -13,6 +14,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::{self, Next};
 use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use orgsvc_domain::SharedRateLimits;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing_actix_web::{RequestId, TracingLogger};
@@ -22,6 +24,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{ConfigError, Settings};
 use crate::extractors::body::{json_config, query_config};
 use crate::openapi::ApiDoc;
+use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
 use crate::shutdown::{self, ShutdownPlan, Signals};
 use crate::state::{AppState, Credentials};
@@ -170,9 +173,20 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
     };
 
     let reconcile = store.needs_reconciliation();
-    let state = web::Data::new(AppState::new(&settings, store.into_shared(), credentials));
+    let shared_rate_limits = store.shared_rate_limits();
+    let mut state = AppState::new(&settings, store.into_shared(), credentials);
+    if let Some(shared) = shared_rate_limits.clone() {
+        state = state.with_login_rate_limiter(LoginRateLimiter::shared(&settings.security, shared));
+    }
+    let limiter = if state.login_rate_limiter.is_shared() {
+        "shared by every instance on the store"
+    } else {
+        "in process"
+    };
+    tracing::info!(limiter, "credential rate limit");
+    let state = web::Data::new(state);
     let signals = Signals::register().map_err(StartupError::Signals)?;
-    let service = Service::start(&settings, state, reconcile)?;
+    let service = Service::start(&settings, state, reconcile, shared_rate_limits)?;
     let exit_by = service.plan().exit_by;
     service.serve_until(on_signal(signals, exit_by)).await
 }
@@ -212,12 +226,14 @@ impl Service {
     /// Listens on `server.host`:`server.port`, then starts the background
     /// tasks: maintenance, and with `reconcile` the reconciliation of
     /// half-done operations (first run at once, so start-up never waits for
-    /// it). Connections are accepted once [`Service::serve_until`] runs.
-    /// Call it inside the runtime that will serve.
+    /// it). Maintenance also purges `shared_rate_limits` when given.
+    /// Connections are accepted once [`Service::serve_until`] runs. Call it
+    /// inside the runtime that will serve.
     pub fn start(
         settings: &Settings,
         state: web::Data<AppState>,
         reconcile: bool,
+        shared_rate_limits: Option<Arc<dyn SharedRateLimits>>,
     ) -> Result<Self, StartupError> {
         let plan = ShutdownPlan::from_settings(&settings.server);
         let app_state = state.clone();
@@ -231,7 +247,7 @@ impl Service {
         for address in &addrs {
             tracing::info!(%address, "listening");
         }
-        let background = Background::spawn(settings, &state, reconcile);
+        let background = Background::spawn(settings, &state, reconcile, shared_rate_limits);
         Ok(Self {
             server: server.run(),
             addrs,
@@ -304,7 +320,12 @@ struct Background {
 }
 
 impl Background {
-    fn spawn(settings: &Settings, state: &AppState, reconcile: bool) -> Self {
+    fn spawn(
+        settings: &Settings,
+        state: &AppState,
+        reconcile: bool,
+        shared_rate_limits: Option<Arc<dyn SharedRateLimits>>,
+    ) -> Self {
         let store = state.store.clone();
         let (stop_reconciler, stop) = watch::channel(false);
         let reconciler = reconcile.then(|| {
@@ -315,8 +336,8 @@ impl Background {
                 stop,
             )
         });
-        let maintenance =
-            Maintenance::from_settings(&settings.security, &settings.audit).spawn(store);
+        let maintenance = Maintenance::from_settings(&settings.security, &settings.audit)
+            .spawn(store, shared_rate_limits);
         Self {
             reconciler,
             stop_reconciler,

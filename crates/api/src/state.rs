@@ -10,7 +10,7 @@ use orgsvc_domain::TenantStore;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::config::{SecuritySettings, Settings};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::LoginRateLimiter;
 
 /// Shared application state (held in `web::Data`).
 #[derive(Clone)]
@@ -30,8 +30,9 @@ pub struct AppState {
     /// Login protection and client identification.
     pub security: SecuritySettings,
     /// Per-client-IP limit of `POST /admin/login` and `/admin/refresh`,
-    /// shared by every worker.
-    pub login_rate_limiter: Arc<RateLimiter>,
+    /// shared by every worker (and every instance, when shared via the
+    /// store).
+    pub login_rate_limiter: Arc<LoginRateLimiter>,
     /// Whether the service is shutting down (readiness then answers 503).
     pub readiness: Readiness,
 }
@@ -63,6 +64,7 @@ impl fmt::Debug for AppState {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("security", &self.security)
             .field("readiness", &self.readiness)
+            .field("login_rate_limiter", &self.login_rate_limiter)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +107,8 @@ impl Credentials {
 }
 
 impl AppState {
-    /// The state serving `store` with `credentials`.
+    /// The state serving `store` with `credentials`, limiting the credential
+    /// routes in process; see [`AppState::with_login_rate_limiter`].
     pub fn new(settings: &Settings, store: Arc<dyn TenantStore>, credentials: Credentials) -> Self {
         Self {
             store,
@@ -115,11 +118,18 @@ impl AppState {
             max_document_bytes: settings.data.max_document_bytes.get(),
             refresh_token_ttl: Duration::from_secs(settings.auth.refresh_token_ttl),
             security: settings.security.clone(),
-            login_rate_limiter: Arc::new(RateLimiter::new(
-                settings.security.login_rate_per_minute,
-                settings.security.login_rate_burst,
-            )),
+            login_rate_limiter: Arc::new(LoginRateLimiter::in_process(&settings.security)),
             readiness: Readiness::default(),
+        }
+    }
+
+    /// The same state, limiting the credential routes with `limiter` (e.g.
+    /// [`LoginRateLimiter::shared`], so that every instance on the store
+    /// enforces one budget).
+    pub fn with_login_rate_limiter(self, limiter: LoginRateLimiter) -> Self {
+        Self {
+            login_rate_limiter: Arc::new(limiter),
+            ..self
         }
     }
 }

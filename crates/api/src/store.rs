@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use orgsvc_domain::{StoreError, TenantStore};
+use orgsvc_domain::{SharedRateLimits, StoreError, TenantStore};
 use orgsvc_mongo::MongoStore;
 use orgsvc_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
@@ -84,6 +84,16 @@ impl SelectedStore {
         matches!(self, Self::Mongodb(_))
     }
 
+    /// The store's counters for rate limits that every instance shares
+    /// (MongoDB); `None` for the embedded store, which serves one process
+    /// and keeps its limits in process.
+    pub fn shared_rate_limits(&self) -> Option<Arc<dyn SharedRateLimits>> {
+        match self {
+            Self::Embedded(_) => None,
+            Self::Mongodb(store) => Some(Arc::new(store.clone())),
+        }
+    }
+
     /// The store as the handlers see it.
     pub fn into_shared(self) -> Arc<dyn TenantStore> {
         match self {
@@ -133,9 +143,12 @@ pub fn spawn_reconciler(
 }
 
 /// What the maintenance task purges and when: expired refresh tokens and
-/// idle login-throttling state ([`TenantStore::purge_sessions`]), and the
+/// idle login-throttling state ([`TenantStore::purge_sessions`]), the
 /// audit entries of organizations deleted more than `audit.retention_days`
-/// ago ([`TenantStore::purge_deleted_before`]).
+/// ago ([`TenantStore::purge_deleted_before`]), and the shared rate limit
+/// counters of ended windows
+/// ([`SharedRateLimits::purge_expired_rate_limits`]: MongoDB's TTL index
+/// deletes them too, but not every MongoDB-compatible server runs it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Maintenance {
     /// Time between runs (`security.purge_interval_secs`).
@@ -188,15 +201,36 @@ impl Maintenance {
         }
     }
 
+    /// Deletes the shared rate limit counters of windows that ended by
+    /// `now`, and logs how many went. Failures are logged, never fatal.
+    pub async fn purge_rate_limits(&self, shared: &dyn SharedRateLimits, now: DateTime<Utc>) {
+        match shared.purge_expired_rate_limits(now).await {
+            Ok(0) => tracing::debug!("no expired rate limit counters"),
+            Ok(purged) => tracing::info!(purged, "purged expired rate limit counters"),
+            Err(error) => {
+                tracing::error!(error = %ErrorChain(&error), "purging rate limit counters failed")
+            }
+        }
+    }
+
     /// Runs at once (in the background, so startup does not wait), then
-    /// every `interval`; abort the handle to stop.
-    pub fn spawn(self, store: Arc<dyn TenantStore>) -> JoinHandle<()> {
+    /// every `interval`, purging `shared` rate limits too when there are;
+    /// abort the handle to stop.
+    pub fn spawn(
+        self,
+        store: Arc<dyn TenantStore>,
+        shared: Option<Arc<dyn SharedRateLimits>>,
+    ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(self.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await; // the first tick is immediate
-                self.run_once(store.as_ref(), Utc::now()).await;
+                let now = Utc::now();
+                self.run_once(store.as_ref(), now).await;
+                if let Some(shared) = &shared {
+                    self.purge_rate_limits(shared.as_ref(), now).await;
+                }
             }
         })
     }

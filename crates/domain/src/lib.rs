@@ -1,6 +1,7 @@
 //! orgsvc's domain: what an organization and its admins are, the validated
 //! values they are made of, and the [`TenantStore`] port (with its
-//! [`SessionStore`] and [`AuditLog`] parts) every storage adapter implements.
+//! [`SessionStore`] and [`AuditLog`] parts) every storage adapter implements,
+//! and the [`SharedRateLimits`] port of stores that several instances share.
 //!
 //! This crate has no infrastructure dependency: no database driver, no web
 //! framework, no cryptography. Adapters depend on it, never the reverse.
@@ -10,6 +11,7 @@ mod documents;
 mod errors;
 mod ids;
 mod model;
+mod rate_limits;
 mod sessions;
 mod store;
 mod values;
@@ -31,6 +33,7 @@ pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
     TenantLocation,
 };
+pub use rate_limits::{ClientKey, RateDecision, RateLimit, RateWindow, SharedRateLimits};
 pub use sessions::{
     LoginAttempt, LoginThrottle, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionStore,
 };

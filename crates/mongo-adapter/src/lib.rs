@@ -22,7 +22,9 @@
 //! once their organization is known to exist (see `admin_add.rs`). Sessions
 //! live in `refresh_tokens`, `revoked_session_families` and
 //! `login_throttles` (see `refresh_tokens.rs` and `login_throttle.rs`), the
-//! audit log in `audit_events` (see `audit.rs`).
+//! audit log in `audit_events` (see `audit.rs`). The store also implements
+//! [`SharedRateLimits`](orgsvc_domain::SharedRateLimits), counting calls in
+//! `rate_limits` (see `rate_limits.rs`).
 
 mod admin_add;
 mod admin_changes;
@@ -38,6 +40,7 @@ mod lifecycle;
 mod login_throttle;
 mod migrations;
 mod names;
+mod rate_limits;
 mod reconcile;
 mod refresh_tokens;
 mod rename_sync;

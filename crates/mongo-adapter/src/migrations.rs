@@ -17,6 +17,15 @@
 //! still running during an upgrade cannot write an admin without one (the
 //! validator refuses it) instead of silently leaving, say, a demoted admin
 //! readable as an owner.
+//!
+//! 0004 (rate limits) adds `rate_limits`, the shared per-client counters,
+//! with a TTL index on `expires_at` (deleted once their window ended) and an
+//! index on `window_end_ms` for the maintenance purge.
+//!
+//! 0005 (lifecycle leases) restates the organizations validator with the
+//! lease that pending operations carry (`pending.lease: {holder, epoch,
+//! renewed_ms}`, see `lease.rs`); records without one (written before)
+//! stay valid.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -74,6 +83,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0001_collections_and_indexes"),
     migration!("0002_validators"),
     migration!("0003_admin_security"),
+    migration!("0004_rate_limits"),
+    migration!("0005_lifecycle_leases"),
 ];
 
 /// The record of an applied migration.
@@ -271,6 +282,23 @@ mod tests {
         // Enforced first, then backfilled: no writer without roles slips in
         // between.
         assert!(position("collMod", "admins") < position("update", "admins"));
+    }
+
+    #[test]
+    fn rate_limit_counters_expire_by_ttl_index() {
+        let commands = MIGRATIONS[3].commands().unwrap();
+        let indexes = commands
+            .iter()
+            .find(|c| c.get_str("createIndexes") == Ok("rate_limits"))
+            .unwrap()
+            .get_array("indexes")
+            .unwrap();
+        let ttl = indexes
+            .iter()
+            .filter_map(Bson::as_document)
+            .find(|index| index.get_document("key").unwrap() == &doc! { "expires_at": 1 })
+            .unwrap();
+        assert_eq!(ttl.get_i32("expireAfterSeconds"), Ok(0));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -13,12 +14,14 @@ use actix_web::http::header::HeaderMap;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
 use actix_web::web;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use orgsvc_api::config::Settings;
 use orgsvc_api::openapi::ApiDoc;
+use orgsvc_api::rate_limit::LoginRateLimiter;
 use orgsvc_api::startup::app;
 use orgsvc_api::state::{AppState, Credentials};
 use orgsvc_api::store::SelectedStore;
-use orgsvc_domain::TenantStore;
+use orgsvc_domain::{SharedRateLimits, TenantStore};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use utoipa::OpenApi;
@@ -51,8 +54,35 @@ pub struct TestApp {
     pub settings: Settings,
     /// The store the app serves (for checks that reach past the API).
     pub store: Arc<dyn TenantStore>,
+    /// The wall clock of the app's credential rate limit when it is shared
+    /// via the store (MongoDB); the in-process limiter keeps its own.
+    pub clock: TestClock,
     openapi: Value,
-    _dir: TempDir,
+    _dir: Arc<TempDir>,
+}
+
+/// A wall clock that stands still until a test moves it: it starts at the
+/// next whole hour (a window start of every limit the tests use, and in the
+/// future, so a TTL monitor leaves what is stored under it alone).
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    fn new() -> Self {
+        let hour = TimeDelta::hours(1);
+        let next_hour = Utc::now().duration_trunc(hour).unwrap() + hour;
+        Self(Arc::new(Mutex::new(next_hour)))
+    }
+
+    /// The time the clock shows.
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += TimeDelta::from_std(by).unwrap();
+    }
 }
 
 /// A response, read completely.
@@ -108,52 +138,70 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with extra `ORGSVC__...` variables.
     pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut env: HashMap<String, String> = [
-            ("ORGSVC__AUTH__ARGON2__MEMORY_KIB", "256"),
-            ("ORGSVC__AUTH__ARGON2__ITERATIONS", "1"),
-            ("ORGSVC__AUTH__ARGON2__PARALLELISM", "1"),
-            ("ORGSVC__AUTH__HASHING_CONCURRENCY", "2"),
-            ("ORGSVC__AUTH__JWT_SECRET", JWT_SECRET),
-            ("ORGSVC__SERVER__MAX_BODY_BYTES", "4096"),
-            // Tests log in often from one (absent) client address; the
-            // rate-limit tests set their own, tiny, limits.
-            ("ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE", "1000000"),
-            ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "1000000"),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect();
-        match backend {
-            Backend::Embedded => {
-                env.insert("ORGSVC__STORE__KIND".into(), "embedded".into());
-                let path = dir.path().join("orgsvc.db");
-                env.insert("ORGSVC__STORE__PATH".into(), path.display().to_string());
-            }
-            Backend::Mongodb => {
-                let uri = std::env::var("ORGSVC_TEST_MONGODB_URI").unwrap_or_else(|_| {
-                    panic!("ORGSVC_TEST_MONGODB_URI is not set: run the tests with scripts/test")
-                });
-                env.insert("ORGSVC__STORE__KIND".into(), "mongodb".into());
-                env.insert("ORGSVC__MONGODB__URI".into(), uri);
-                let database = format!("orgsvc_api_test_{}", uuid::Uuid::new_v4().simple());
-                env.insert("ORGSVC__MONGODB__MASTER_DB".into(), database);
-            }
-        }
-        for (key, value) in extra_env {
-            env.insert((*key).to_owned(), (*value).to_owned());
-        }
-        let settings = Settings::load_from(None, Some(env)).unwrap();
-        let store = SelectedStore::open(&settings).await.unwrap();
-        store.migrate().await.unwrap();
-        Self::with_store(settings, store.into_shared(), dir).await
+        Self::spawn_instances(backend, extra_env, 1).await.remove(0)
     }
 
-    /// An app serving `store` with `settings`.
+    /// `count` instances of the app on one store, as the binary would run
+    /// them: on MongoDB each has its own connection (like a process of its
+    /// own) to one shared database; the embedded store is opened once (one
+    /// process per file) and served by each. Their credential rate limit is
+    /// what the store selects, as in `startup::run`, on one [`TestClock`].
+    pub async fn spawn_instances(
+        backend: Backend,
+        extra_env: &[(&str, &str)],
+        count: usize,
+    ) -> Vec<Self> {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let settings = test_settings(backend, extra_env, &dir);
+        let clock = TestClock::new();
+        let mut apps = Vec::new();
+        match backend {
+            Backend::Embedded => {
+                let store = SelectedStore::open(&settings).await.unwrap();
+                store.migrate().await.unwrap();
+                let shared = store.shared_rate_limits();
+                let store = store.into_shared();
+                for _ in 0..count {
+                    let shared = shared.clone();
+                    let app = Self::build(&settings, store.clone(), shared, &clock, &dir);
+                    apps.push(app.await);
+                }
+            }
+            Backend::Mongodb => {
+                for _ in 0..count {
+                    let store = SelectedStore::open(&settings).await.unwrap();
+                    store.migrate().await.unwrap();
+                    let shared = store.shared_rate_limits();
+                    let app = Self::build(&settings, store.into_shared(), shared, &clock, &dir);
+                    apps.push(app.await);
+                }
+            }
+        }
+        apps
+    }
+
+    /// An app serving `store` with `settings` (credential rate limit in
+    /// process).
     pub async fn with_store(settings: Settings, store: Arc<dyn TenantStore>, dir: TempDir) -> Self {
-        let credentials = Credentials::from_settings(&settings).unwrap();
-        let state = web::Data::new(AppState::new(&settings, store.clone(), credentials));
-        let service = Rc::new(test::init_service(app(state)).await);
+        Self::build(&settings, store, None, &TestClock::new(), &Arc::new(dir)).await
+    }
+
+    async fn build(
+        settings: &Settings,
+        store: Arc<dyn TenantStore>,
+        shared_rate_limits: Option<Arc<dyn SharedRateLimits>>,
+        clock: &TestClock,
+        dir: &Arc<TempDir>,
+    ) -> Self {
+        let credentials = Credentials::from_settings(settings).unwrap();
+        let mut state = AppState::new(settings, store.clone(), credentials);
+        if let Some(shared) = shared_rate_limits {
+            let reading = clock.clone();
+            let limiter = LoginRateLimiter::shared(&settings.security, shared)
+                .with_clock(Arc::new(move || reading.now()));
+            state = state.with_login_rate_limiter(limiter);
+        }
+        let service = Rc::new(test::init_service(app(web::Data::new(state))).await);
         let call: Call = Rc::new(move |request: TestRequest| {
             let service = service.clone();
             Box::pin(async move {
@@ -173,10 +221,11 @@ impl TestApp {
         });
         Self {
             call,
-            settings,
+            settings: settings.clone(),
             store,
+            clock: clock.clone(),
             openapi: serde_json::to_value(ApiDoc::openapi()).unwrap(),
-            _dir: dir,
+            _dir: dir.clone(),
         }
     }
 
@@ -321,6 +370,47 @@ impl TestApp {
         let body = self.login(email, password).await.expect(200, None);
         body["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// The settings of a test app on `backend` (configured, like the binary,
+/// through `Settings::load_from`), with cheap argon2 parameters, a store in
+/// `dir` or a fresh MongoDB database, and `extra_env` on top.
+fn test_settings(backend: Backend, extra_env: &[(&str, &str)], dir: &TempDir) -> Settings {
+    let mut env: HashMap<String, String> = [
+        ("ORGSVC__AUTH__ARGON2__MEMORY_KIB", "256"),
+        ("ORGSVC__AUTH__ARGON2__ITERATIONS", "1"),
+        ("ORGSVC__AUTH__ARGON2__PARALLELISM", "1"),
+        ("ORGSVC__AUTH__HASHING_CONCURRENCY", "2"),
+        ("ORGSVC__AUTH__JWT_SECRET", JWT_SECRET),
+        ("ORGSVC__SERVER__MAX_BODY_BYTES", "4096"),
+        // Tests log in often from one (absent) client address; the
+        // rate-limit tests set their own, tiny, limits.
+        ("ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE", "1000000"),
+        ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "1000000"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+    match backend {
+        Backend::Embedded => {
+            env.insert("ORGSVC__STORE__KIND".into(), "embedded".into());
+            let path = dir.path().join("orgsvc.db");
+            env.insert("ORGSVC__STORE__PATH".into(), path.display().to_string());
+        }
+        Backend::Mongodb => {
+            let uri = std::env::var("ORGSVC_TEST_MONGODB_URI").unwrap_or_else(|_| {
+                panic!("ORGSVC_TEST_MONGODB_URI is not set: run the tests with scripts/test")
+            });
+            env.insert("ORGSVC__STORE__KIND".into(), "mongodb".into());
+            env.insert("ORGSVC__MONGODB__URI".into(), uri);
+            let database = format!("orgsvc_api_test_{}", uuid::Uuid::new_v4().simple());
+            env.insert("ORGSVC__MONGODB__MASTER_DB".into(), database);
+        }
+    }
+    for (key, value) in extra_env {
+        env.insert((*key).to_owned(), (*value).to_owned());
+    }
+    Settings::load_from(None, Some(env)).unwrap()
 }
 
 /// Percent-encodes a query value.

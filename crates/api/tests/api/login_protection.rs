@@ -27,6 +27,13 @@ const TINY_RATE: &[(&str, &str)] = &[
     ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "2"),
 ];
 
+/// One call a minute after a burst of four; shared via the store, four calls
+/// per 4-minute window.
+const FOUR_A_WINDOW: &[(&str, &str)] = &[
+    ("ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE", "1"),
+    ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "4"),
+];
+
 /// Expands `async fn name(backend: Backend)` tests (which spawn their own,
 /// specially configured apps) into `embedded::name` and `mongodb::name`.
 macro_rules! backend_suite {
@@ -250,7 +257,13 @@ async fn login_and_refresh_are_rate_limited_per_client_ip(backend: Backend) {
 
     let limited = login_from(&app, a, &[], "admin@acme.example", PASSWORD).await;
     let seconds = retry_after(&limited, "rate_limited");
-    assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
+    match backend {
+        // In process (GCRA), the next call is a minute away.
+        Backend::Embedded => assert!((1..=60).contains(&seconds), "Retry-After: {seconds}"),
+        // Shared via the store, at the end of the 2-minute window (the
+        // test clock stands at its start).
+        Backend::Mongodb => assert_eq!(seconds, 120),
+    }
     // Checked before the body is read, and shared with the refresh.
     let malformed = TestRequest::post()
         .uri("/admin/login")
@@ -368,6 +381,74 @@ async fn a_login_rehashes_the_password_after_an_argon2_parameter_change(backend:
         .login(email.as_str(), WRONG)
         .await
         .expect(401, Some("invalid_credentials"));
+}
+
+/// Logs in from `client` through each app in turn, `rounds` times; answers
+/// the successes per app and the `Retry-After` of every refusal.
+async fn logins_round_robin(
+    apps: &[TestApp],
+    client: &str,
+    rounds: usize,
+) -> (Vec<usize>, Vec<u64>) {
+    let mut allowed = vec![0; apps.len()];
+    let mut waits = Vec::new();
+    for _ in 0..rounds {
+        for (n, app) in apps.iter().enumerate() {
+            let answer = login_from(app, client, &[], "admin@acme.example", PASSWORD).await;
+            if answer.status.is_success() {
+                allowed[n] += 1;
+            } else {
+                waits.push(retry_after(&answer, "rate_limited"));
+            }
+        }
+    }
+    (allowed, waits)
+}
+
+#[actix_web::test]
+async fn three_instances_on_one_mongodb_allow_the_configured_budget_between_them() {
+    let apps = TestApp::spawn_instances(Backend::Mongodb, FOUR_A_WINDOW, 3).await;
+    create(&apps[0], "Acme", "admin@acme.example").await;
+    let client = "198.51.100.9:50000";
+
+    let (allowed, waits) = logins_round_robin(&apps, client, 4).await;
+    assert_eq!(allowed.iter().sum::<usize>(), 4, "{allowed:?}");
+    // Refused until the window ends: the whole window, as the clock stands
+    // at its start.
+    assert_eq!(waits, [240; 8]);
+    // Parallel calls through all three cannot exceed it either.
+    let other = "198.51.100.10:50000";
+    let parallel =
+        (0..12).map(|n| login_from(&apps[n % 3], other, &[], "admin@acme.example", PASSWORD));
+    let answers = join_all(parallel).await;
+    let successes = answers.iter().filter(|a| a.status.is_success()).count();
+    assert_eq!(successes, 4);
+
+    // Once the window has ended, the budget is back, once.
+    apps[0].clock.advance(Duration::from_secs(239));
+    let (allowed, _) = logins_round_robin(&apps, client, 1).await;
+    assert_eq!(allowed, [0, 0, 0]);
+    apps[0].clock.advance(Duration::from_secs(1));
+    let (allowed, waits) = logins_round_robin(&apps, client, 2).await;
+    assert_eq!(allowed.iter().sum::<usize>(), 4, "{allowed:?}");
+    assert_eq!(waits, [240; 2]);
+}
+
+#[actix_web::test]
+async fn the_embedded_store_keeps_its_limit_in_process() {
+    let apps = TestApp::spawn_instances(Backend::Embedded, FOUR_A_WINDOW, 3).await;
+    create(&apps[0], "Acme", "admin@acme.example").await;
+    // Each app counts its own calls (one process per store file in
+    // production), ...
+    let (allowed, waits) = logins_round_robin(&apps, "198.51.100.9:50000", 5).await;
+    assert_eq!(allowed, [4, 4, 4]);
+    // ... GCRA: after the burst, the next call is a minute away (less the
+    // time the calls took), not the 4 minutes of a shared window.
+    assert_eq!(waits.len(), 3);
+    assert!(
+        waits.iter().all(|wait| (50..=60).contains(wait)),
+        "{waits:?}"
+    );
 }
 
 #[actix_web::test]

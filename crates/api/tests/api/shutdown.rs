@@ -399,7 +399,7 @@ async fn the_service_listens_while_the_first_reconciliation_still_runs() {
     let settings = settings(&[("ORGSVC__SERVER__SHUTDOWN_TIMEOUT_SECS", "3")]);
     let credentials = Credentials::from_settings(&settings).unwrap();
     let state = web::Data::new(AppState::new(&settings, store, credentials));
-    let service = Service::start(&settings, state, true).unwrap();
+    let service = Service::start(&settings, state, true, None).unwrap();
     let addr = service.addrs()[0];
     let plan = service.plan();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -7,10 +7,12 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{email, new_org, TestStore};
 
-const ALL: [&str; 3] = [
+const ALL: [&str; 5] = [
     "0001_collections_and_indexes",
     "0002_validators",
     "0003_admin_security",
+    "0004_rate_limits",
+    "0005_lifecycle_leases",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +145,7 @@ async fn admins_written_before_roles_existed_are_owners_after_migrating() {
         .iter()
         .all(|a| !a.contains_key("role")));
 
-    assert_eq!(t.migrate().await.unwrap(), ["0003_admin_security"]);
+    assert_eq!(t.migrate().await.unwrap(), ALL[2..]);
     for admin in t.raw("admins").await {
         assert_eq!(admin.get_str("role").unwrap(), "owner", "{admin:?}");
     }
