@@ -237,7 +237,7 @@ class Chaos:
             eph = Ephemeral(name, email, created="acked" if a.status == 201 else "unknown" if a.outcome in ("no-answer", "5xx") else "refused")
             if a.status == 201:
                 eph.id = a.body["id"]
-            elif not a.not_applied:
+            elif eph.created == "refused" and not a.not_applied:
                 self.anomaly(f"create of a fresh organization: {a.describe()}")
             with self.lock:
                 self.ephemerals.append(eph)

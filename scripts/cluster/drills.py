@@ -53,39 +53,50 @@ class Moment:
     rule: Callable[["Drills"], HoldRule]
 
 
+def _sets(field_name: str) -> Callable[[Command], bool]:
+    return _statements_match(lambda s: field_name in ((s.get("u") or {}).get("$set") or {}))
+
+
+def _replaces_with(**fields: str) -> Callable[[Command], bool]:
+    return _statements_match(lambda s: all((s.get("u") or {}).get(k) == v for k, v in fields.items()))
+
+
 def rename_moments(docs: int) -> dict[str, Moment]:
-    x, y = collection("Drill X"), collection("Drill Y")
-    batches = math.ceil(docs / 1000)  # orgsvc copies 1,000 documents per batch
-    mid = batches // 2 + 1
+    """Where A is frozen during the rename of Drill X to Drill Y: right after
+    the step whose command is matched (the reply to it is held)."""
+    x = collection("Drill X")
+    batches = max(1, math.ceil(docs / 1000))  # orgsvc copies 1,000 documents per batch
+    mid = (batches + 1) // 2
     return {
         m.name: m
         for m in [
             Moment("rename", "start", "copy underway: every document of org_drill_x claimed (`moving`), none copied",
-                   lambda d: HoldRule(Match("find", x, d.db, lambda c: "moving" in (c.body.get("filter") or {})))),
-            Moment("rename", "mid", f"mid-copy: {mid - 1} of {batches} batches copied into org_drill_y",
-                   lambda d: HoldRule(Match("insert", y, d.db), nth=mid)),
-            Moment("rename", "end", "near the end: every document copied, org_drill_x not dropped yet",
-                   lambda d: HoldRule(Match("drop", x, d.db))),
+                   lambda d: HoldRule(Match("update", x, d.db, _sets("moving")))),
+            Moment("rename", "mid", f"mid-copy: {mid - 1} of {batches} batches copied, batch {mid} read from org_drill_x "
+                   "and not yet written to org_drill_y",
+                   lambda d: HoldRule(Match("find", x, d.db, lambda c: "moving" in (c.body.get("filter") or {})), nth=mid)),
+            Moment("rename", "end", "near the end: every document copied, indexes being copied, org_drill_x not dropped",
+                   lambda d: HoldRule(Match("listIndexes", x, d.db))),
             Moment("rename", "switched", "record switched to the new name, old name not released yet",
-                   lambda d: HoldRule(Match("delete", "organization_names", d.db))),
+                   lambda d: HoldRule(Match("update", "organizations", d.db, _replaces_with(canonical="drill_y", state="renaming")))),
         ]
     }
 
 
 def create_moments() -> dict[str, Moment]:
+    """Where A is frozen during the creation of Drill C."""
     c = canonical("Drill C")
     return {
         m.name: m
         for m in [
             Moment("create", "recorded", "record inserted (provisioning), name not claimed yet",
-                   lambda d: HoldRule(Match("update", "organization_names", d.db, _statements_match(lambda s: s.get("q", {}).get("_id") == c)))),
+                   lambda d: HoldRule(Match("insert", "organizations", d.db))),
             Moment("create", "claimed", "name claimed, admin not inserted yet",
-                   lambda d: HoldRule(Match("insert", "admins", d.db))),
+                   lambda d: HoldRule(Match("update", "organization_names", d.db, _statements_match(lambda s: s.get("q", {}).get("_id") == c)))),
             Moment("create", "admin", "admin inserted, collection not created yet",
-                   lambda d: HoldRule(Match("listCollections", None, d.db), after=Match("insert", "admins", d.db))),
-            Moment("create", "collection", "collection created, record not activated yet",
-                   lambda d: HoldRule(Match("update", "organizations", d.db, _statements_match(
-                       lambda s: (s.get("u") or {}).get("state") == "active" and (s.get("u") or {}).get("canonical") == c)))),
+                   lambda d: HoldRule(Match("insert", "admins", d.db))),
+            Moment("create", "collection", "collection created and probed, record not activated yet",
+                   lambda d: HoldRule(Match("delete", collection("Drill C"), d.db))),
         ]
     }
 
@@ -193,7 +204,7 @@ class Drills:
                     f"A never reached the moment (its request answered {request.answer.describe() if request.answer else 'nothing yet'})"
                 )
         self.cluster.instances[A].pause()
-        progress(f"{scenario}: A stopped at the moment (held: {rule.held_command.name} {rule.held_command.target})")
+        progress(f"{scenario}: A stopped at the moment (reply held: {rule.held_command.name} {rule.held_command.target})")
 
     def wake_a(self, rule: HoldRule, request: Background) -> Answer | None:
         self.cluster.instances[A].resume()

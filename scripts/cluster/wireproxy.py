@@ -1,16 +1,22 @@
-"""A MongoDB wire-protocol pass-through that can hold one chosen command.
+"""A MongoDB wire-protocol pass-through that can pause an instance right
+after one chosen step.
 
 The drills need to pause an instance *between two steps* of a lifecycle
 operation, every run at the same step. Polling the database and sending
 SIGSTOP when a step shows up is a race (a create takes milliseconds), so the
 paused instance talks to the stand-in through this proxy instead: it forwards
-every message unchanged, and when armed with a `HoldRule` it keeps the
-matching command (e.g. "the 2nd insert into org_y") from reaching the server
-until released. The drill SIGSTOPs the instance while the command is held, so
-the instance is frozen exactly after the previous step, lease renewals and
-all, and releases the command after SIGCONT.
+every message unchanged, and when armed with a `HoldRule` it lets the
+matching command (e.g. "the claim of the documents of org_x") reach the
+server and then holds the server's *reply* until released. The drill
+SIGSTOPs the instance while the reply is held, so the instance is frozen
+exactly after that step took effect and before it sends anything else
+(lease renewals included), as if the process had been stopped there; after
+SIGCONT the reply is delivered and the instance carries on.
 
-Only OP_MSG (opcode 2013) is inspected; anything else passes through.
+(Holding the *next command* instead would model a command delayed in the
+network past a takeover, which no lease can fence: not the scenario.)
+
+Only OP_MSG (opcode 2013) commands are inspected; everything passes through.
 """
 
 from __future__ import annotations
@@ -66,8 +72,8 @@ class Match:
 
 @dataclass
 class HoldRule:
-    """Hold the `nth` command matching `target` (counted once `after`, if
-    given, has been seen) until `release` is set."""
+    """Hold the reply to the `nth` command matching `target` (counted once
+    `after`, if given, has been seen) until `release` is set."""
 
     target: Match
     nth: int = 1
@@ -76,6 +82,7 @@ class HoldRule:
     seen_after: bool = False
     count: int = 0
     fired: bool = False
+    request_id: int | None = None  # of the command whose reply is held
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     held_command: Command | None = None
@@ -137,8 +144,16 @@ class WireProxy:
 
     def _server_to_client(self, upstream: socket.socket, client: socket.socket) -> None:
         try:
-            while chunk := upstream.recv(1 << 16):
-                client.sendall(chunk)
+            while True:
+                message = _recv_message(upstream)
+                if message is None:
+                    break
+                _, _, response_to, _ = struct.unpack_from("<iiii", message)
+                rule = self.rule
+                if rule is not None and rule.fired and rule.request_id == response_to and not rule.release.is_set():
+                    rule.held.set()
+                    rule.release.wait(rule.max_hold_secs)
+                client.sendall(message)
         except OSError:
             pass
         _close_both(client, upstream)
@@ -146,21 +161,19 @@ class WireProxy:
     def _client_to_server(self, client: socket.socket, upstream: socket.socket) -> None:
         try:
             while True:
-                header = _recv_exact(client, 16)
-                if header is None:
+                message = _recv_message(client)
+                if message is None:
                     break
-                length, _, _, opcode = struct.unpack("<iiii", header)
-                rest = _recv_exact(client, length - 16)
-                if rest is None:
-                    break
+                _, request_id, _, opcode = struct.unpack_from("<iiii", message)
                 if opcode == OP_MSG and self.rule is not None:
-                    self._maybe_hold(rest)
-                upstream.sendall(header + rest)
+                    self._maybe_mark(message[16:], request_id)
+                upstream.sendall(message)
         except OSError:
             pass
         _close_both(client, upstream)
 
-    def _maybe_hold(self, payload: bytes) -> None:
+    def _maybe_mark(self, payload: bytes, request_id: int) -> None:
+        """Marks the command whose reply is to be held."""
         try:
             command = decode_op_msg(payload)
         except Exception:  # noqa: BLE001 - never break the connection over parsing
@@ -178,9 +191,8 @@ class WireProxy:
             if rule.count < rule.nth:
                 return
             rule.fired = True
+            rule.request_id = request_id
             rule.held_command = command
-        rule.held.set()
-        rule.release.wait(rule.max_hold_secs)
 
 
 def decode_op_msg(payload: bytes) -> Command:
@@ -213,10 +225,20 @@ def decode_op_msg(payload: bytes) -> Command:
     return Command(name=name, target=body.get(name), db=str(body.get("$db", "")), body=body, sequences=sequences)
 
 
+def _recv_message(sock: socket.socket) -> bytes | None:
+    """One whole wire-protocol message (header included), or None at EOF."""
+    header = _recv_exact(sock, 16)
+    if header is None:
+        return None
+    (length,) = struct.unpack_from("<i", header)
+    rest = _recv_exact(sock, length - 16)
+    return None if rest is None else header + rest
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
         if not chunk:
             return None
         buf += chunk
