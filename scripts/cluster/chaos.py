@@ -411,6 +411,11 @@ class Chaos:
         duplicates = {i: cs for i, cs in located.items() if len(cs) > 1}
         if duplicates:
             f.fail("chaos", f"documents stored in several collections: {dict(list(duplicates.items())[:5])} ({len(duplicates)} in all)")
+        untagged, mistagged = self.raw.tags()
+        if mistagged:
+            f.fail("chaos", f"{len(mistagged)} documents tagged with another organization than their collection's: {mistagged[:3]}")
+        if untagged:
+            f.note(f"chaos: {untagged} documents carry no organization_id (untagged)")
         f.figure("chaos: documents verified (present with the acknowledged body)", acked)
         f.figure("chaos: documents deleted with acknowledgement", sum(d.deleted for o in self.orgs for d in o.docs.values()))
         f.figure("chaos: unanswered POSTs found applied", unknown_took_effect)

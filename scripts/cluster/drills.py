@@ -141,6 +141,15 @@ class Background:
 
 
 @dataclass
+class Template:
+    """What the rename drills start from: Drill X and its documents."""
+
+    org_id: str
+    token: str
+    docs: dict[str, dict]
+
+
+@dataclass
 class DrillResult:
     scenario: str
     a_answer: str = ""
@@ -160,24 +169,48 @@ class Drills:
         self.findings = findings
         self.db = ""
         self.raw: RawDb | None = None
+        self.template: RawDb | None = None
+        self.template_data: Template | None = None
         self.results: list[DrillResult] = []
 
     def close(self) -> None:
         self.proxy.close()
-        if self.raw:
-            self.raw.close()
+        for raw in {id(r): r for r in (self.raw, self.template) if r}.values():
+            raw.close()
 
     # -- scenario scaffolding --------------------------------------------------
 
-    def fresh(self, scenario: str) -> RawDb:
-        """A fresh master database; every instance restarted on it, A through the proxy."""
+    def fresh(self, scenario: str, clone_of: RawDb | None = None) -> RawDb:
+        """A fresh master database (a raw copy of `clone_of`, if given); every
+        instance restarted on it, A through the proxy."""
         self.proxy.disarm()
+        self.cluster.shutdown()
         self.db = f"cluster_{scenario.replace(':', '_')}_{self.stamp}"
+        if clone_of is not None:
+            copied = clone_of.clone_to(self.db)
+            progress(f"  {self.db}: a raw copy of {clone_of.name} ({copied} documents)")
         self.cluster.start(self.uri, self.db, proxied={A: self.proxy.port})
-        if self.raw:
+        if self.raw and self.raw is not self.template:
             self.raw.close()
         self.raw = RawDb(self.uri, self.db)
         return self.raw
+
+    def rename_template(self) -> "Template":
+        """Drill X with its documents, stored through the API once, in a
+        database of its own that each rename moment starts from (a raw copy:
+        storing thousands of documents through the API per moment would
+        dominate the run time)."""
+        if self.template is None:
+            raw = self.fresh("rename_template")
+            x = self.create(B, "Drill X", "x-owner@drill.example", PASSWORD)
+            token = self.login(B, "x-owner@drill.example", PASSWORD)
+            bodies = [{"drill": "rename", "seq": k, "text": f"document {k} of Drill X"} for k in range(self.args.drill_docs)]
+            docs = self.seed(token, bodies, "Drill X")
+            if raw.wait_settled(20):
+                raise RuntimeError(f"the template database did not settle: {raw.unsettled()}")
+            self.template = raw
+            self.template_data = Template(org_id=x.body["id"], token=token, docs=docs)
+        return self.template_data
 
     def run(self, moments: list[Moment]) -> None:
         for moment in moments:
@@ -281,14 +314,14 @@ class Drills:
     # -- the rename drill -------------------------------------------------------
 
     def rename_drill(self, scenario: str, moment: Moment) -> None:
-        raw = self.fresh(f"rename_{moment.name}")
+        template = self.rename_template()
+        raw = self.fresh(f"rename_{moment.name}", clone_of=self.template)
         result = DrillResult(scenario)
         self.results.append(result)
         f = self.findings
-        x = self.create(B, "Drill X", "x-owner@drill.example", PASSWORD)
-        org_id = x.body["id"]
-        token = self.login(B, "x-owner@drill.example", PASSWORD)
-        docs = self.seed(token, [{"drill": "rename", "seq": k, "text": f"document {k} of Drill X"} for k in range(self.args.drill_docs)], "Drill X")
+        org_id, token, docs = template.org_id, template.token, template.docs
+        if self.api.get_org(B, "Drill X").status != 200:
+            raise RuntimeError("Drill X is not found in the copy of the template database")
 
         rule = self.proxy.arm(moment.rule(self))
         request = Background(lambda: self.api.rename_org(A, token, "Drill Y", timeout=150)).start()
@@ -311,10 +344,11 @@ class Drills:
         progress(f"{scenario}: rename finished by another instance {result.takeover_secs:.1f} s after the stop")
 
         doomed = self.rng.sample(sorted(docs), len(docs) // 10)
-        deleted = set()
-        for doc_id in doomed:
-            if self.api.delete_doc(B, token, doc_id).status == 204:
-                deleted.add(doc_id)
+        with cf.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: (i, self.api.delete_doc(B, token, i)), doomed))
+        deleted = {i for i, a in answers if a.status == 204}
+        if len(deleted) != len(doomed):
+            raise RuntimeError(f"deleting through B: {len(doomed) - len(deleted)} deletes failed")
         new_x = self.create(B, "Drill X", "x-new@drill.example", PASSWORD)
         new_token = self.login(B, "x-new@drill.example", PASSWORD)
         new_docs = self.seed(new_token, [{"drill": "rename", "new_x": k} for k in range(100)], "new Drill X")
@@ -332,7 +366,8 @@ class Drills:
             f.fail(scenario, f"listing Drill Y: {listing.describe()}")
         else:
             self.compare("Drill Y", scenario, listing, expected, docs, deleted, set(new_docs))
-        readable = [i for i in new_docs if self.api.get_doc(B, token, i).status == 200]
+        with cf.ThreadPoolExecutor(4) as pool:
+            readable = [i for i, a in pool.map(lambda i: (i, self.api.get_doc(B, token, i)), new_docs) if a.status == 200]
         if readable:
             f.fail(scenario, f"{len(readable)} of new Drill X's documents are readable with Drill Y's token, e.g. {readable[:3]}")
         listing_new = self.api.list_docs(B, new_token, timeout=30)

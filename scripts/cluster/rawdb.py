@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 
 import pymongo
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 
 TENANT_PREFIX = "org_"
 
@@ -160,6 +162,47 @@ class RawDb:
             if r.get("state") == "active" and (r.get("canonical"), r["_id"]) not in held:
                 s.unclaimed_names.append(f"{r.get('name')} ({r['_id']})")
         return s
+
+    def tags(self) -> tuple[int, list[str]]:
+        """Documents without an `organization_id` tag, and documents whose tag
+        is not the organization whose collection holds them."""
+        owner = {r.get("collection"): r["_id"] for r in self.organizations()}
+        untagged, mistagged = 0, []
+        for c in sorted(self.tenant_collections()):
+            for doc in self.documents(c, {"_id": 1, "organization_id": 1}):
+                tag = doc.get("organization_id")
+                if tag is None:
+                    untagged += 1
+                elif tag != owner.get(c):
+                    mistagged.append(f"{c}/{doc['_id']} tagged {tag}")
+        return untagged, mistagged
+
+    def clone_to(self, target: str) -> int:
+        """Copies this database into `target` (empty) as it is: every
+        collection with its indexes and every document byte for byte, so
+        whatever fields orgsvc writes come along. Returns the documents
+        copied."""
+        raw = CodecOptions(document_class=RawBSONDocument)
+        dst = self.client[target]
+        copied = 0
+        for name in sorted(self.collections()):
+            dst.create_collection(name)
+            for index in self.db[name].list_indexes():
+                if index["name"] == "_id_":
+                    continue
+                options = {k: v for k, v in index.items() if k not in ("v", "key", "ns")}
+                dst[name].create_index(list(index["key"].items()), **options)
+            batch = []
+            for doc in self.db.get_collection(name, codec_options=raw).find({}):
+                batch.append(doc)
+                if len(batch) == 1000:
+                    dst[name].insert_many(batch, ordered=False)
+                    copied += len(batch)
+                    batch = []
+            if batch:
+                dst[name].insert_many(batch, ordered=False)
+                copied += len(batch)
+        return copied
 
     def locate(self, doc_ids: set[str]) -> dict[str, list[str]]:
         """For each id, the tenant collections holding a document with it."""
