@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .api import Answer, Api
-from .processes import TAKEOVER_SECS, Cluster
+from .processes import Cluster
 from .rawdb import RawDb
 from .report import Findings, progress
 from .wireproxy import Command, HoldRule, Match, WireProxy
