@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import defaultdict
 import time
 from dataclasses import dataclass, field
 
@@ -383,34 +384,45 @@ class Chaos:
                 continue
             record = self.raw.organization(org.id) or {}
             raw_ids = self.raw.ids(record.get("collection", "")) if record else set()
+            problems: dict[str, list[str]] = defaultdict(list)
             for doc in org.docs.values():
                 body = listing.get(doc.id)
                 if doc.deleted:
                     if body is not None:
-                        f.fail("chaos", f"{org.name}: acknowledged delete undone: {doc.id} is back with {body}")
+                        problems["acknowledged deletes undone (document back)"].append(doc.id)
                     continue
                 if body is None:
                     if not doc.maybe_deleted:
-                        f.fail("chaos", f"{org.name}: lost acknowledged write: {doc.id} (last acknowledged {doc.acked}) is missing")
+                        problems["lost acknowledged writes (document missing)"].append(f"{doc.id} last acknowledged {doc.acked}")
                     continue
                 if body != doc.acked and body not in doc.possible:
-                    f.fail("chaos", f"{org.name}: {doc.id} holds {body}, not its last acknowledged body {doc.acked} (nor an unanswered write's)")
+                    problems["documents not holding their last acknowledged body"].append(f"{doc.id} holds {body}, acknowledged {doc.acked}")
                 if doc.id not in raw_ids:
-                    f.fail("chaos", f"{org.name}: {doc.id} is listed by the API but not in {record.get('collection')}")
+                    problems[f"documents listed by the API but not in {record.get('collection')}"].append(doc.id)
                 acked += 1
             for doc_id, body in listing.items():
                 if doc_id in org.docs:
                     continue
                 if doc_id in everything:
-                    f.fail("chaos", f"{org.name}: foreign document {doc_id} of {everything[doc_id]} is listed")
+                    problems["foreign documents listed"].append(f"{doc_id} of {everything[doc_id]}")
                 elif body in org.unknown_posts:
                     unknown_took_effect += 1
                 else:
-                    f.fail("chaos", f"{org.name}: unexpected document {doc_id} {body}")
+                    problems["unexpected documents listed"].append(f"{doc_id} {body}")
+            name = record.get("name", "(record gone)")
+            for what, items in problems.items():
+                f.fail("chaos", f"{org.name} (now {name!r}, collection {record.get('collection')}): {len(items)} {what}, e.g. {items[:2]}")
         located = self.raw.locate(set(everything))
         duplicates = {i: cs for i, cs in located.items() if len(cs) > 1}
         if duplicates:
             f.fail("chaos", f"documents stored in several collections: {dict(list(duplicates.items())[:5])} ({len(duplicates)} in all)")
+        strays = {i: cs for i, cs in located.items() if cs and everything[i] and i not in duplicates}
+        misplaced = []
+        for org in self.orgs:
+            home = (self.raw.organization(org.id) or {}).get("collection")
+            misplaced += [f"{i} in {cs[0]}" for i, cs in strays.items() if everything[i] == org.key and cs[0] != home]
+        if misplaced:
+            f.fail("chaos", f"{len(misplaced)} documents lie in another collection than their organization's, e.g. {misplaced[:3]}")
         untagged, mistagged = self.raw.tags()
         if mistagged:
             f.fail("chaos", f"{len(mistagged)} documents tagged with another organization than their collection's: {mistagged[:3]}")
