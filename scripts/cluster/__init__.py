@@ -1,0 +1,1 @@
+"""Helpers of scripts/cluster-test: several orgsvc instances on one MongoDB."""
