@@ -57,6 +57,15 @@ def _sets(field_name: str) -> Callable[[Command], bool]:
     return _statements_match(lambda s: field_name in ((s.get("u") or {}).get("$set") or {}))
 
 
+def _mentions(value: object, field_name: str) -> bool:
+    """Whether a filter names `field_name` at any depth (inside `$and`/`$or` too)."""
+    if isinstance(value, dict):
+        return any(k == field_name or _mentions(v, field_name) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_mentions(v, field_name) for v in value)
+    return False
+
+
 def _replaces_with(**fields: str) -> Callable[[Command], bool]:
     return _statements_match(lambda s: all((s.get("u") or {}).get(k) == v for k, v in fields.items()))
 
@@ -74,7 +83,7 @@ def rename_moments(docs: int) -> dict[str, Moment]:
                    lambda d: HoldRule(Match("update", x, d.db, _sets("moving")))),
             Moment("rename", "mid", f"mid-copy: {mid - 1} of {batches} batches copied, batch {mid} read from org_drill_x "
                    "and not yet written to org_drill_y",
-                   lambda d: HoldRule(Match("find", x, d.db, lambda c: "moving" in (c.body.get("filter") or {})), nth=mid)),
+                   lambda d: HoldRule(Match("find", x, d.db, lambda c: _mentions(c.body.get("filter") or {}, "moving")), nth=mid)),
             Moment("rename", "end", "near the end: every document copied, indexes being copied, org_drill_x not dropped",
                    lambda d: HoldRule(Match("listIndexes", x, d.db))),
             Moment("rename", "switched", "record switched to the new name, old name not released yet",
