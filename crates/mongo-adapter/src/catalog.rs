@@ -46,7 +46,7 @@ impl MongoStore {
         name: &str,
         lease: &Lease,
     ) -> Result<(), StoreError> {
-        lease.fence()?;
+        lease.fence().await?;
         match self.db().create_collection(name).await {
             Ok(()) => Ok(()),
             Err(e) if command_code(&e) == Some(NAMESPACE_EXISTS) => Ok(()),
@@ -88,7 +88,7 @@ impl MongoStore {
         lease: &Lease,
     ) -> Result<(), StoreError> {
         let full = listing_index(doc! { "created_at": 1, "_id": 1 }, LISTING_INDEX);
-        lease.fence()?;
+        lease.fence().await?;
         let refusal = match self.tenant(name).create_index(full).await {
             Ok(_) => match self.probe_writes(name, lease).await? {
                 None => return Ok(()),
@@ -117,7 +117,7 @@ impl MongoStore {
             error = %refusal,
             "the server cannot index {{created_at: 1, _id: 1}}; indexing created_at alone"
         );
-        lease.fence()?;
+        lease.fence().await?;
         match self
             .tenant(name)
             .create_index(listing_index(doc! { "created_at": 1 }, "created_at_1"))
@@ -153,7 +153,7 @@ impl MongoStore {
             "created_at": mongodb::bson::DateTime::now(),
         };
         let id = probe.get("_id").cloned();
-        lease.fence()?;
+        lease.fence().await?;
         match self.tenant(name).insert_one(probe).await {
             Ok(_) => {}
             Err(e) if matches!(e.kind.as_ref(), ErrorKind::Write(_)) => return Ok(Some(e)),
@@ -172,7 +172,7 @@ impl MongoStore {
         name: &str,
         lease: &Lease,
     ) -> Result<(), StoreError> {
-        lease.fence()?;
+        lease.fence().await?;
         self.tenant(name)
             .drop()
             .await

@@ -21,12 +21,13 @@
 //!   keeps renewing is never taken over, however long its copy runs.
 //! - **Fencing.** Before every write of the operation (copy batches, drops,
 //!   collection and admin creation, claims, record updates) the holder
-//!   calls [`Lease::fence`], which fails once the lease may have expired in
-//!   anyone's eyes: `3/4 × timeout` after the *sending* of its last
-//!   successful renewal on its own monotonic clock (a paused process, e.g.
-//!   `kill -STOP` or a frozen VM, finds its lease expired as soon as it
-//!   resumes), when a renewal found another holder, or once the process
-//!   drains for shutdown. The quarter of the timeout that is kept back
+//!   calls [`Lease::fence`]. The holder trusts its lease for `3/4 ×
+//!   timeout` after *sending* its last successful renewal, on its own
+//!   monotonic clock; past that (its renewals were slow, or the process
+//!   was paused: `kill -STOP`, a frozen VM) the fence renews at once and
+//!   goes on only if that renewal still finds its holder id on the record,
+//!   i.e. nobody took over. It fails when a renewal found another holder,
+//!   and once the process drains for shutdown. The quarter of the timeout that is kept back
 //!   absorbs clock skew between instances (keep clocks synchronised well
 //!   within it: NTP does). Record updates are also compare-and-swaps, which
 //!   a takeover (a new `revision`) defeats on the server; copies claim
@@ -199,6 +200,7 @@ pub(crate) struct Lease {
     on_drain: OnDrain,
     state: Arc<LeaseState>,
     leases: Leases,
+    store: MongoStore,
     renewals: tokio::task::JoinHandle<()>,
 }
 
@@ -242,6 +244,7 @@ impl Lease {
             on_drain,
             state,
             leases,
+            store: store.clone(),
             renewals,
         }
     }
@@ -257,8 +260,15 @@ impl Lease {
     }
 
     /// Ok while the next write may be taken; otherwise why not, as a store
-    /// error (see [`Lease::interruption`]).
-    pub(crate) fn fence(&self) -> Result<(), StoreError> {
+    /// error (see [`Lease::interruption`]). When the holder's window of
+    /// trust has lapsed (its renewals were slow, or the process was paused)
+    /// it renews at once: that succeeds only if nobody took the operation
+    /// over meanwhile, and opens a new window, since a takeover racing the
+    /// renewal needs the renewal time it read to be unchanged.
+    pub(crate) async fn fence(&self) -> Result<(), StoreError> {
+        if self.interruption() == Some(Interruption::Expired) {
+            self.revalidate().await?;
+        }
         match self.interruption() {
             None => Ok(()),
             Some(why) => Err(StoreError::msg(format!(
@@ -268,7 +278,32 @@ impl Lease {
         }
     }
 
-    /// Why the operation must stop, if it must.
+    /// Renews now (see [`Lease::fence`]); marks the lease taken over when
+    /// another process holds it.
+    async fn revalidate(&self) -> Result<(), StoreError> {
+        if self.leases.frozen() {
+            return Ok(()); // test seam: a paused process renews nothing
+        }
+        let sent = Instant::now();
+        match renew_once(&self.store, &self.org_id, &self.holder).await {
+            Ok(true) => {
+                *self
+                    .state
+                    .valid_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = sent + self.leases.valid_for();
+                Ok(())
+            }
+            Ok(false) => {
+                self.state.taken_over.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Why the operation must stop, if it must (`Expired` may still be
+    /// cured by [`Lease::fence`]).
     pub(crate) fn interruption(&self) -> Option<Interruption> {
         if self.state.taken_over.load(Ordering::SeqCst) {
             Some(Interruption::TakenOver)
@@ -314,6 +349,20 @@ impl Lease {
     }
 }
 
+/// Renews `holder`'s lease on the record of `org_id` (its renewal time set
+/// to now); `false` when the record no longer carries it.
+async fn renew_once(store: &MongoStore, org_id: &str, holder: &str) -> Result<bool, StoreError> {
+    store
+        .organizations()
+        .update_one(
+            doc! { "_id": org_id, "pending.lease.holder": holder },
+            doc! { "$set": { "pending.lease.renewed_ms": now_ms() } },
+        )
+        .await
+        .map(|result| result.matched_count == 1)
+        .map_err(|e| StoreError::new("renewing a lifecycle lease", e))
+}
+
 /// Renews the lease until it is taken over (or the task is aborted).
 async fn renew(store: MongoStore, org_id: String, holder: String, state: Arc<LeaseState>) {
     let leases = store.leases().clone();
@@ -323,21 +372,14 @@ async fn renew(store: MongoStore, org_id: String, holder: String, state: Arc<Lea
             continue;
         }
         let sent = Instant::now();
-        let renewed = store
-            .organizations()
-            .update_one(
-                doc! { "_id": &org_id, "pending.lease.holder": &holder },
-                doc! { "$set": { "pending.lease.renewed_ms": now_ms() } },
-            )
-            .await;
-        match renewed {
-            Ok(result) if result.matched_count == 1 => {
+        match renew_once(&store, &org_id, &holder).await {
+            Ok(true) => {
                 *state
                     .valid_until
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = sent + leases.valid_for();
             }
-            Ok(_) => {
+            Ok(false) => {
                 tracing::warn!(organization = %org_id, "a lifecycle operation was taken over by another process; this one stops");
                 state.taken_over.store(true, Ordering::SeqCst);
                 return;

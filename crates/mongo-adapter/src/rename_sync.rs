@@ -5,11 +5,12 @@
 //! When the server refuses or the check fails, a batched copy that moves the
 //! documents one claimed batch at a time:
 //!
-//! 1. claim every document of the organization in the source that this run
-//!    has not claimed yet by setting [`MOVING`] to the run's lease epoch (one
-//!    `updateMany`; each document is claimed atomically; documents an
-//!    earlier, taken-over run claimed are claimed anew, so that run's late
-//!    deletes match nothing);
+//! 1. claim a batch of the organization's documents in the source that this
+//!    run has not claimed yet by setting [`MOVING`] to the run's lease epoch
+//!    (one `updateMany` on their ids, each document claimed atomically, so
+//!    that no single command outlasts a lease; documents an earlier,
+//!    taken-over run claimed are claimed anew, so that run's late deletes
+//!    match nothing);
 //! 2. copy this run's claimed documents to the target in batches (`_id`s
 //!    preserved, the marker stripped, the organization id set, duplicates
 //!    from an interrupted copy ignored), and delete each copied batch from
@@ -41,8 +42,9 @@ use crate::tenant_documents::{not_claimed_by, of_organization, MOVING, ORGANIZAT
 /// Documents copied per `insert_many` by the fallback.
 const COPY_BATCH: usize = 1_000;
 
-/// Claim rounds after which a copy gives up (each round after the first only
-/// finds documents written by requests that read the organization as active
+/// Claim rounds finding less than a batch after which a copy gives up (once
+/// the documents present at the start are claimed, each round only finds
+/// documents written by requests that read the organization as active
 /// before the rename started, so a handful of rounds is the most expected).
 const MAX_CLAIM_ROUNDS: usize = 50;
 
@@ -93,7 +95,7 @@ impl MongoStore {
             "to": format!("{db}.{to}"),
             "dropTarget": false,
         };
-        lease.fence()?;
+        lease.fence().await?;
         if let Err(e) = self.client().database("admin").run_command(command).await {
             tracing::info!(from, to, error = %e, "renameCollection refused; copying instead");
             return Ok(false);
@@ -125,32 +127,58 @@ impl MongoStore {
             return Ok(());
         }
         let epoch = lease.epoch();
-        let mut rounds = 0;
+        let mut tail_rounds = 0;
         loop {
-            lease.fence()?;
-            let claimed = self
-                .tenant(from)
+            lease.fence().await?;
+            let ids = self.unclaimed(from, org_id, epoch).await?;
+            if ids.is_empty() {
+                break;
+            }
+            let full = ids.len() == COPY_BATCH;
+            let mut claim = not_claimed_by(epoch);
+            claim.insert("_id", doc! { "$in": ids });
+            lease.fence().await?;
+            self.tenant(from)
                 .update_many(
-                    of_organization(org_id, not_claimed_by(epoch)),
+                    of_organization(org_id, claim),
                     doc! { "$set": { MOVING: epoch } },
                 )
                 .await
-                .map_err(|e| StoreError::new(format!("claiming the documents of {from}"), e))?
-                .modified_count;
+                .map_err(|e| StoreError::new(format!("claiming the documents of {from}"), e))?;
             self.copy_claimed(from, to, org_id, lease).await?;
-            if claimed == 0 {
-                break;
-            }
-            rounds += 1;
-            if rounds == MAX_CLAIM_ROUNDS {
-                return Err(StoreError::msg(format!(
-                    "{from} still receives documents after {MAX_CLAIM_ROUNDS} copy rounds"
-                )));
+            if !full {
+                tail_rounds += 1;
+                if tail_rounds == MAX_CLAIM_ROUNDS {
+                    return Err(StoreError::msg(format!(
+                        "{from} still receives documents after {MAX_CLAIM_ROUNDS} copy rounds"
+                    )));
+                }
             }
         }
         self.copy_indexes(from, to, lease).await?;
         self.failpoint(Step::RenameCollectionCopied)?;
         self.drop_collection(from, lease).await
+    }
+
+    /// The ids of up to a batch of the organization's documents in `from`
+    /// that the run of lease epoch `epoch` has not claimed yet.
+    async fn unclaimed(
+        &self,
+        from: &str,
+        org_id: &str,
+        epoch: i64,
+    ) -> Result<Vec<Bson>, StoreError> {
+        let found: Vec<Document> = self
+            .tenant(from)
+            .find(of_organization(org_id, not_claimed_by(epoch)))
+            .projection(doc! { "_id": 1 })
+            .limit(COPY_BATCH as i64)
+            .await
+            .map_err(|e| StoreError::new(format!("finding the documents of {from} to claim"), e))?
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::new(format!("finding the documents of {from} to claim"), e))?;
+        Ok(found.iter().filter_map(|d| d.get("_id").cloned()).collect())
     }
 
     /// Copies every document of `from` this run claimed to `to` and deletes
@@ -193,7 +221,7 @@ impl MongoStore {
                 continue;
             }
             self.insert_batch(to, &mut copies, lease).await?;
-            lease.fence()?;
+            lease.fence().await?;
             self.tenant(from)
                 .delete_many(doc! { "_id": { "$in": ids }, MOVING: epoch })
                 .await
@@ -211,7 +239,7 @@ impl MongoStore {
         if batch.is_empty() {
             return Ok(());
         }
-        lease.fence()?;
+        lease.fence().await?;
         match self
             .tenant(to)
             .insert_many(batch.drain(..))
@@ -240,7 +268,7 @@ impl MongoStore {
             if name == Some("_id_") {
                 continue;
             }
-            lease.fence()?;
+            lease.fence().await?;
             self.tenant(to)
                 .create_index(index)
                 .await

@@ -53,9 +53,19 @@ pub(crate) fn owned_by(org_id: &str) -> Document {
     ] }
 }
 
-/// `filter` restricted to the documents of `org_id`.
+/// `filter` restricted to the documents of `org_id`: `{$and: [owned by,
+/// one element per condition of filter]}`. One condition per element means
+/// the same as MongoDB's implicit conjunction within one element; some
+/// wire-compatible servers ignore conditions that follow an operator such
+/// as `$or` within one element.
 pub(crate) fn of_organization(org_id: &str, filter: Document) -> Document {
-    doc! { "$and": [owned_by(org_id), filter] }
+    let mut conditions = vec![Bson::Document(owned_by(org_id))];
+    conditions.extend(
+        filter
+            .into_iter()
+            .map(|(field, condition)| Bson::Document(doc! { field: condition })),
+    );
+    doc! { "$and": conditions }
 }
 
 /// The condition matching the documents a copy of lease epoch `epoch` has
@@ -335,6 +345,24 @@ mod tests {
             bad.insert(field, value);
             assert!(from_stored(&bad).is_err(), "{field}");
         }
+    }
+
+    #[test]
+    fn organization_filters_put_each_condition_in_its_own_element() {
+        let mut filter = not_claimed_by(3);
+        filter.insert("_id", "d1");
+        assert_eq!(
+            of_organization(ORG, filter),
+            doc! { "$and": [
+                owned_by(ORG),
+                { "$or": [
+                    { MOVING: { "$exists": false } },
+                    { MOVING: { "$lt": 3_i64 } },
+                    { MOVING: true },
+                ] },
+                { "_id": "d1" },
+            ] }
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl MongoStore {
             )
         };
         for _ in 0..ATTEMPTS {
-            lease.fence()?;
+            lease.fence().await?;
             let mut session = self.client().start_session().await.map_err(failed)?;
             session.start_transaction().await.map_err(failed)?;
             match self

@@ -61,7 +61,7 @@ impl MongoStore {
         new: &NewOrganization,
         lease: &Lease,
     ) -> Result<Option<OrgDoc>, CreateOrganizationError> {
-        lease.fence()?;
+        lease.fence().await?;
         if !self.claim_name(&record.canonical, &record.id).await? {
             self.delete_org(record, lease).await?;
             return Err(CreateOrganizationError::NameTaken);
@@ -90,7 +90,7 @@ impl MongoStore {
     /// the insert tried again.
     async fn insert_admin(&self, admin: &AdminDoc, lease: &Lease) -> Result<bool, StoreError> {
         for _ in 0..2 {
-            lease.fence()?;
+            lease.fence().await?;
             match self.admins().insert_one(admin).await {
                 Ok(_) => return Ok(true),
                 Err(e) if is_duplicate_key(&e) => {
@@ -164,12 +164,12 @@ impl MongoStore {
         if self.holds_name(&record.canonical, &record.id).await? {
             self.drop_collection(&record.collection, lease).await?;
         }
-        lease.fence()?;
+        lease.fence().await?;
         self.admins()
             .delete_many(doc! { "organization_id": &record.id })
             .await
             .map_err(|e| StoreError::new("deleting the admin of an unfinished organization", e))?;
-        lease.fence()?;
+        lease.fence().await?;
         self.release_name(&record.canonical, &record.id).await?;
         self.delete_org(record, lease).await
     }

@@ -68,7 +68,7 @@ impl MongoStore {
         record: &OrgDoc,
         lease: &Lease,
     ) -> Result<bool, StoreError> {
-        lease.fence()?;
+        lease.fence().await?;
         self.admins()
             .delete_many(doc! { "organization_id": &record.id })
             .await
@@ -76,7 +76,7 @@ impl MongoStore {
         self.failpoint(Step::DeleteAdminsRemoved)?;
         self.drop_collection(&record.collection, lease).await?;
         self.failpoint(Step::DeleteCollectionDropped)?;
-        lease.fence()?;
+        lease.fence().await?;
         self.release_name(&record.canonical, &record.id).await?;
         self.failpoint(Step::DeleteNameReleased)?;
         self.delete_org(record, lease).await

@@ -143,7 +143,7 @@ impl MongoStore {
         current: &OrgDoc,
         next: OrgDoc,
     ) -> Result<Option<OrgDoc>, StoreError> {
-        lease.fence()?;
+        lease.fence().await?;
         self.replace_org(current, lease.stamp(next)).await
     }
 
@@ -235,7 +235,7 @@ impl MongoStore {
         current: &OrgDoc,
         lease: &Lease,
     ) -> Result<bool, StoreError> {
-        lease.fence()?;
+        lease.fence().await?;
         let result = self
             .organizations()
             .delete_one(doc! { "_id": &current.id, "revision": current.revision })

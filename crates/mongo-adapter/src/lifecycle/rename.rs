@@ -140,7 +140,7 @@ impl MongoStore {
                 record.id
             )));
         };
-        lease.fence()?;
+        lease.fence().await?;
         match self.claim(&target.to_canonical, &record.id).await? {
             Claim::Taken => Ok(false),
             Claim::Held => Ok(true),
@@ -219,7 +219,7 @@ impl MongoStore {
             .await?;
         }
         self.checkpoint(Step::RenameStragglersSwept).await?;
-        lease.fence()?;
+        lease.fence().await?;
         self.release_name(&target.from_canonical, &record.id)
             .await?;
         self.failpoint(Step::RenameOldNameReleased)?;
