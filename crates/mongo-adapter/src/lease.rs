@@ -210,6 +210,18 @@ struct LeaseState {
     taken_over: AtomicBool,
 }
 
+impl LeaseState {
+    /// Trusts the lease until `until`, unless it already does for longer (a
+    /// late reply to an earlier renewal never shortens the window).
+    fn extend(&self, until: Instant) {
+        let mut valid_until = self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *valid_until = (*valid_until).max(until);
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         self.renewals.abort();
@@ -287,11 +299,7 @@ impl Lease {
         let sent = Instant::now();
         match renew_once(&self.store, &self.org_id, &self.holder).await {
             Ok(true) => {
-                *self
-                    .state
-                    .valid_until
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = sent + self.leases.valid_for();
+                self.state.extend(sent + self.leases.valid_for());
                 Ok(())
             }
             Ok(false) => {
@@ -374,10 +382,7 @@ async fn renew(store: MongoStore, org_id: String, holder: String, state: Arc<Lea
         let sent = Instant::now();
         match renew_once(&store, &org_id, &holder).await {
             Ok(true) => {
-                *state
-                    .valid_until
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = sent + leases.valid_for();
+                state.extend(sent + leases.valid_for());
             }
             Ok(false) => {
                 tracing::warn!(organization = %org_id, "a lifecycle operation was taken over by another process; this one stops");
