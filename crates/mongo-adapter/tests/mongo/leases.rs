@@ -7,9 +7,11 @@
 use std::time::{Duration, Instant};
 
 use orgsvc_domain::{
-    CreateOrganizationError, DocumentId, ReconcileReport, RenameOrganizationError, TenantStore,
+    CreateOrganizationError, DocumentId, Organization, ReconcileReport, RenameOrganizationError,
+    TenantStore,
 };
-use orgsvc_mongo::{MongoStore, Step};
+use orgsvc_mongo::{MongoStore, Paused, Step};
+use tokio::task::JoinHandle;
 
 use crate::support::{email, name, new_org, TestStore};
 
@@ -28,20 +30,43 @@ async fn second_process(t: &TestStore) -> MongoStore {
     t.second_process().await.with_lease_timeout(LEASE)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rename_that_keeps_renewing_its_lease_is_never_taken_over() {
-    let t = store_with_short_leases().await;
+/// Acme with [`DOCS`] documents, its rename to Acme Labs started and held
+/// right after its first copied batch.
+struct HeldRename {
+    acme: Organization,
+    seeded: Vec<String>,
+    paused: Paused,
+    rename: JoinHandle<Result<Organization, RenameOrganizationError>>,
+}
+
+async fn rename_held_mid_copy(t: &TestStore) -> HeldRename {
     let acme = t
         .create_organization(new_org("Acme", "owner@acme.example"))
         .await
         .unwrap();
     let seeded = t.seed_documents("org_acme", acme.id, DOCS).await;
-
     let mut paused = t.pause_after(Step::RenameCopyBatch);
     let store = t.store.clone();
     let rename =
         tokio::spawn(async move { store.rename_organization(acme.id, &name("Acme Labs")).await });
     paused.reached().await;
+    HeldRename {
+        acme,
+        seeded,
+        paused,
+        rename,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_that_keeps_renewing_its_lease_is_never_taken_over() {
+    let t = store_with_short_leases().await;
+    let HeldRename {
+        acme,
+        seeded,
+        paused,
+        rename,
+    } = rename_held_mid_copy(&t).await;
 
     // Held mid-copy for three lease timeouts while its renewals go on:
     // reconcilers elsewhere see a live operation and leave it alone.
@@ -68,19 +93,14 @@ async fn a_rename_that_keeps_renewing_its_lease_is_never_taken_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_rename_is_taken_over_once_and_changes_nothing_when_it_resumes() {
     let t = store_with_short_leases().await;
-    let acme = t
-        .create_organization(new_org("Acme", "owner@acme.example"))
-        .await
-        .unwrap();
-    let seeded = t.seed_documents("org_acme", acme.id, DOCS).await;
-
-    // The process freezes mid-copy (as under `kill -STOP`): no renewals,
-    // its request held after a copied batch.
-    let mut paused = t.pause_after(Step::RenameCopyBatch);
-    let store = t.store.clone();
-    let rename =
-        tokio::spawn(async move { store.rename_organization(acme.id, &name("Acme Labs")).await });
-    paused.reached().await;
+    // The process freezes mid-copy (as under `kill -STOP`): its request
+    // held after a copied batch, no renewals.
+    let HeldRename {
+        acme,
+        seeded,
+        paused,
+        rename,
+    } = rename_held_mid_copy(&t).await;
     t.freeze_lease_renewals(true);
     tokio::time::sleep(LEASE + LEASE / 2).await;
 
@@ -229,16 +249,12 @@ async fn a_draining_rename_gives_its_lease_up_and_another_process_finishes_it() 
         .await
         .with_lease_timeout(Duration::from_secs(60));
     t.force_copy_fallback();
-    let acme = t
-        .create_organization(new_org("Acme", "owner@acme.example"))
-        .await
-        .unwrap();
-    let seeded = t.seed_documents("org_acme", acme.id, DOCS).await;
-    let mut paused = t.pause_after(Step::RenameCopyBatch);
-    let store = t.store.clone();
-    let rename =
-        tokio::spawn(async move { store.rename_organization(acme.id, &name("Acme Labs")).await });
-    paused.reached().await;
+    let HeldRename {
+        acme,
+        seeded,
+        paused,
+        rename,
+    } = rename_held_mid_copy(&t).await;
 
     t.begin_drain(Instant::now());
     paused.resume();
