@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod extractors;
+pub mod head;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;

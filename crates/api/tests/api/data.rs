@@ -883,13 +883,16 @@ async fn every_data_endpoint_requires_a_token_before_looking_at_the_request(app:
 
 async fn data_resources_answer_other_methods_with_405(app: TestApp) {
     for (request, allowed) in [
-        (TestRequest::put().uri("/org/data"), "GET, POST"),
-        (TestRequest::delete().uri("/org/data"), "GET, POST"),
+        (TestRequest::put().uri("/org/data"), "GET, HEAD, POST"),
+        (TestRequest::delete().uri("/org/data"), "GET, HEAD, POST"),
         (
             TestRequest::post().uri(&format!("/org/data/{}", uuid::Uuid::now_v7())),
-            "GET, PUT, DELETE",
+            "GET, HEAD, PUT, DELETE",
         ),
-        (TestRequest::patch().uri("/org/data/x"), "GET, PUT, DELETE"),
+        (
+            TestRequest::patch().uri("/org/data/x"),
+            "GET, HEAD, PUT, DELETE",
+        ),
     ] {
         let response = app.send(request).await;
         response.expect(405, Some("method_not_allowed"));
