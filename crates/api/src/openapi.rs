@@ -246,7 +246,8 @@ pub mod responses {
         }
         /// 415.
         UnsupportedMediaType {
-            "The body is not sent as `application/json`.",
+            "The body is not sent as `application/json` or `application/<subtype>+json` (any \
+             `charset` parameter is ignored).",
             headers: [],
             examples: [ApiError::UnsupportedMediaType]
         }

@@ -257,7 +257,9 @@ impl ApiError {
                 format!("The request body is larger than the limit of {limit} bytes.")
             }
             Self::UnsupportedMediaType => {
-                "The request body must be sent as `Content-Type: application/json`.".into()
+                "The request body must be JSON sent as `Content-Type: application/json` (or \
+                 `application/<subtype>+json`), with or without a `charset` parameter."
+                    .into()
             }
             Self::OrganizationNotFound => "No organization has this name.".into(),
             Self::OrganizationNameTaken => {
