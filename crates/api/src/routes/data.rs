@@ -595,7 +595,9 @@ const WRITE_ATTEMPTS: usize = 3;
 /// write names the revision the decision was made on, so the store's
 /// compare refuses it if the document changed in between, and the decision
 /// is then made again on the new revision. Unconditional writes and `*`
-/// name none; a single `If-Match` revision is named without a read.
+/// name none; a single `If-Match` revision is named without a read. A
+/// document that changes under every one of [`WRITE_ATTEMPTS`] tries is a
+/// 412 with its latest `ETag` (nothing was written; the client re-reads).
 async fn write_if<T, W, F>(
     state: &AppState,
     organization: OrganizationId,
