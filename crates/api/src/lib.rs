@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod extractors;
+pub mod head;
 pub mod openapi;
+pub mod preconditions;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_origin;

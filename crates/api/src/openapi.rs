@@ -246,7 +246,8 @@ pub mod responses {
         }
         /// 415.
         UnsupportedMediaType {
-            "The body is not sent as `application/json`.",
+            "The body is not sent as `application/json` or `application/<subtype>+json` (any \
+             `charset` parameter is ignored).",
             headers: [],
             examples: [ApiError::UnsupportedMediaType]
         }
@@ -268,9 +269,10 @@ pub mod responses {
             headers: [],
             examples: [ApiError::DocumentNotFound]
         }
-        /// 412 of a conditional document write.
+        /// 412 of a conditional document request.
         PreconditionFailed {
-            "`If-Match` does not match the document's current revision; nothing was changed.",
+            "`If-Match` or `If-None-Match` does not hold for the document's current revision \
+             (RFC 9110 §13.2.2); nothing was changed.",
             headers: [("ETag", "The document's current revision, e.g. `\"4\"`.")],
             examples: [ApiError::PreconditionFailed { current: 4 }]
         }

@@ -133,7 +133,8 @@ pub enum ApiError {
     /// The caller's organization has no document with this id.
     #[error("document not found")]
     DocumentNotFound,
-    /// `If-Match` names a revision other than the document's current one.
+    /// `If-Match` or `If-None-Match` does not hold for the document's
+    /// current revision (RFC 9110 §13.2.2).
     #[error("precondition failed")]
     PreconditionFailed {
         /// The document's current revision (sent as its `ETag`).
@@ -256,7 +257,9 @@ impl ApiError {
                 format!("The request body is larger than the limit of {limit} bytes.")
             }
             Self::UnsupportedMediaType => {
-                "The request body must be sent as `Content-Type: application/json`.".into()
+                "The request body must be JSON sent as `Content-Type: application/json` (or \
+                 `application/<subtype>+json`), with or without a `charset` parameter."
+                    .into()
             }
             Self::OrganizationNotFound => "No organization has this name.".into(),
             Self::OrganizationNameTaken => {
@@ -287,7 +290,9 @@ impl ApiError {
             }
             Self::DocumentNotFound => "Your organization has no document with this id.".into(),
             Self::PreconditionFailed { current } => format!(
-                "The document was changed since you read it; its current ETag is \"{current}\"."
+                "The document does not meet the request's If-Match or If-None-Match condition \
+                 (it was changed since you read it, or it exists); nothing was done. Its \
+                 current ETag is \"{current}\"."
             ),
             Self::OrganizationBusy => {
                 "An operation on the organization is in progress (a rename moving its data, or an interrupted operation being finished); nothing was done, retry shortly.".into()

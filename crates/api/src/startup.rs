@@ -23,6 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{ConfigError, Settings};
 use crate::extractors::body::{json_config, query_config};
+use crate::head::head_as_get;
 use crate::openapi::ApiDoc;
 use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
@@ -76,7 +77,8 @@ impl StartupError {
     }
 }
 
-/// The application: routes, OpenAPI document and Swagger UI, problem
+/// The application: routes (and `HEAD` wherever `GET` is), OpenAPI
+/// document and Swagger UI, problem
 /// documents for unknown routes, security headers, request ids and request
 /// logging.
 pub fn app(
@@ -99,6 +101,7 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route("/docs", web::get().to(redirect_to_docs))
         .default_service(web::to(routes::route_not_found))
+        .wrap(middleware::from_fn(head_as_get))
         .wrap(
             middleware::DefaultHeaders::new()
                 .add(("X-Content-Type-Options", "nosniff"))

@@ -27,7 +27,9 @@ pub enum TokenError {
     /// The token's `exp` has passed.
     #[error("the access token has expired")]
     Expired,
-    /// Malformed, wrongly signed, another algorithm, wrong issuer or audience.
+    /// Malformed, wrongly signed, another algorithm, wrong issuer or
+    /// audience, not yet valid (`nbf`), issued in the future (`iat`) or
+    /// valid for longer than the service issues tokens for.
     #[error("the access token is invalid")]
     Invalid,
 }

@@ -19,6 +19,9 @@ const ALGORITHM: Algorithm = Algorithm::HS256;
 /// Length of a generated secret, in bytes (256 bits).
 const GENERATED_SECRET_BYTES: usize = 32;
 
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
 /// How tokens are signed and checked.
 #[derive(Debug)]
 pub struct TokenSettings {
@@ -98,7 +101,8 @@ impl TokenService {
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Ok(Self {
             encoding_key: EncodingKey::from_secret(secret),
             decoding_key: DecodingKey::from_secret(secret),
@@ -137,16 +141,36 @@ impl TokenService {
         })
     }
 
-    /// Checks signature, algorithm, expiry, issuer and audience, and returns
-    /// the claims. Whether the admin still exists with the same token version
-    /// is for the caller to check against the store.
+    /// Checks signature, algorithm, issuer, audience and the time claims
+    /// (RFC 7519 §4.1.4-4.1.6, with a few seconds of leeway for clock skew):
+    /// `exp` has not passed, `nbf` (if any) has, `iat` is not in the future,
+    /// and the lifetime `exp - iat` is at most the configured TTL, so a token
+    /// signed with the key cannot outlive what this service issues. Returns
+    /// the claims. Whether the admin still exists with the same token
+    /// version is for the caller to check against the store.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+        let claims =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
+                .map(|data| data.claims)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                })?;
+        self.check_lifetime(&claims, Utc::now().timestamp())?;
+        Ok(claims)
+    }
+
+    /// `iat` not after `now` (plus leeway) and `exp - iat` within the TTL.
+    fn check_lifetime(&self, claims: &AccessClaims, now: i64) -> Result<(), TokenError> {
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
+        let ttl_secs = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let issued_in_future = claims.iat > now.saturating_add(leeway);
+        let too_long = claims.exp.saturating_sub(claims.iat) > ttl_secs;
+        if issued_in_future || too_long {
+            Err(TokenError::Invalid)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -263,6 +287,75 @@ mod tests {
         let key = EncodingKey::from_secret(b"a-test-secret-of-at-least-32-bytes!");
         let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &key).unwrap();
         assert_eq!(service().verify(&token), Err(TokenError::Expired));
+    }
+
+    /// A token signed with the service's key whose time claims are moved
+    /// from an issued one's: `iat` and `exp` by these offsets, `nbf` set
+    /// to now plus `nbf` when given.
+    fn forged(iat: i64, exp: i64, nbf: Option<i64>) -> String {
+        let (admin, org) = fixtures();
+        let token = service().issue(&admin, &org).unwrap().access_token;
+        let mut claims = payload_of(&token);
+        let now = Utc::now().timestamp();
+        claims["iat"] = (claims["iat"].as_i64().unwrap() + iat).into();
+        claims["exp"] = (claims["exp"].as_i64().unwrap() + exp).into();
+        if let Some(nbf) = nbf {
+            claims["nbf"] = (now + nbf).into();
+        }
+        let key = EncodingKey::from_secret(b"a-test-secret-of-at-least-32-bytes!");
+        jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &key).unwrap()
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_by_nbf_is_refused() {
+        assert_eq!(
+            service().verify(&forged(0, 0, Some(3600))),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            service().verify(&forged(0, 0, Some(60))),
+            Err(TokenError::Invalid)
+        );
+        // Valid from now, or a few seconds ahead (clock skew): accepted.
+        assert!(service().verify(&forged(0, 0, Some(0))).is_ok());
+        assert!(service().verify(&forged(0, 0, Some(-60))).is_ok());
+        assert!(service().verify(&forged(0, 0, Some(3))).is_ok());
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused() {
+        assert_eq!(
+            service().verify(&forged(3600, 0, None)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            service().verify(&forged(60, 60, None)),
+            Err(TokenError::Invalid)
+        );
+        assert!(
+            service().verify(&forged(3, 3, None)).is_ok(),
+            "within the leeway"
+        );
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_ttl_is_refused() {
+        // The TTL is 900 s: exp - iat of 901 s, or a year, is too long.
+        assert_eq!(
+            service().verify(&forged(0, 1, None)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            service().verify(&forged(0, 365 * 86_400, None)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            service().verify(&forged(-100, 0, None)),
+            Err(TokenError::Invalid)
+        );
+        // Shorter lifetimes are fine.
+        assert!(service().verify(&forged(0, -100, None)).is_ok());
+        assert!(service().verify(&forged(-100, -100, None)).is_ok());
     }
 
     #[test]

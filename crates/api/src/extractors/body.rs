@@ -27,7 +27,10 @@ use crate::problem::{ApiError, FieldError};
 /// fields cannot be read at all).
 const NOT_AN_OBJECT: &str = "the body must be a JSON object";
 
-/// `web::Json` settings: body limit and problem documents for every failure.
+/// `web::Json` settings: body limit and problem documents for every
+/// failure. Its content-type check only widens on what it accepts itself
+/// (any `*/json` or `*/*+json`), so [`JsonObject`] applies the one rule,
+/// [`is_json_media_type`], before it.
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(max_body_bytes)
@@ -123,7 +126,8 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], max_body_bytes: usize) -> Result<T, 
 
 /// A JSON request body that must be a JSON object: `web::Json<T>` (same
 /// limit and problem documents, from [`json_config`]) that refuses arrays
-/// and every other non-object value with a 422.
+/// and every other non-object value with a 422, and other media types than
+/// [`is_json_media_type`]'s with a 415.
 #[derive(Debug)]
 pub struct JsonObject<T>(pub T);
 
@@ -139,6 +143,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !is_json(req) {
+            let error = ApiError::UnsupportedMediaType.into();
+            return Box::pin(async move { Err(error) });
+        }
         let json = web::Json::<ObjectOnly<T>>::from_request(req, payload);
         Box::pin(async move { Ok(Self(json.await?.into_inner().0)) })
     }
@@ -170,10 +178,21 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
     }
 }
 
-/// Whether the request says its body is JSON (`application/json` or `*/*+json`).
+/// Whether the request's `Content-Type` is a JSON media type (see
+/// [`is_json_media_type`]); a missing or unparsable one is not.
 fn is_json(req: &HttpRequest) -> bool {
-    req.mime_type().ok().flatten().is_some_and(|mime| {
-        mime.type_() == mime::APPLICATION
-            && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
-    })
+    req.mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|mime| is_json_media_type(&mime))
+}
+
+/// The one rule for every JSON request body: `application/json` or a
+/// structured syntax suffix `application/*+json` (RFC 6838 §4.2.8), in any
+/// case (RFC 9110 §8.3.1). Parameters are ignored: JSON defines no
+/// `charset`, whose value has no effect (RFC 8259 §11; the body must be
+/// UTF-8, §8.1). Anything else, `text/json` included, is a 415.
+pub fn is_json_media_type(mime: &mime::Mime) -> bool {
+    mime.type_() == mime::APPLICATION
+        && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
 }

@@ -6,18 +6,24 @@
 //! - Answers wrap the stored object in an envelope
 //!   `{id, revision, created_at, updated_at, data}`; `data` is exactly the
 //!   object that was sent.
-//! - `ETag` is the revision as a strong entity tag (`"3"`). `If-Match` on
-//!   `PUT` and `DELETE` is optional: without it the write is unconditional;
-//!   with it, a revision other than the current one is a 412 carrying the
-//!   current `ETag`. `If-Match: *` only requires the document to exist.
+//! - `ETag` is the revision as a strong entity tag (`"3"`). `GET`, `PUT`
+//!   and `DELETE` of a document honour `If-Match` and `If-None-Match`
+//!   (RFC 9110 §13, see [`crate::preconditions`]): without them a write is
+//!   unconditional; a failed condition is a 412 carrying the current `ETag`
+//!   (304 for `If-None-Match` on `GET`). `If-Match: *` only requires the
+//!   document to exist, `If-None-Match: *` fails for every document that
+//!   exists.
 //! - An id that is not a UUID is answered like an unknown id: 404, the same
 //!   as another organization's document.
 
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use std::future::Future;
+
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    DocumentBody, DocumentId, DocumentQuery, OrganizationId, PageCursor, PageSize, TenantDocument,
+    DocumentBody, DocumentError, DocumentId, DocumentQuery, OrganizationId, PageCursor, PageSize,
+    TenantDocument,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -33,6 +39,7 @@ use crate::openapi::responses::{
     BadRequestBody, DocumentNotFound, DocumentTooLarge, InternalError, InvalidDocument,
     InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized, UnsupportedMediaType,
 };
+use crate::preconditions::{Decision, Preconditions};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 use crate::validation::FieldErrors;
@@ -319,7 +326,7 @@ pub async fn list(
 ///
 /// Returns one of the caller's organization's documents. With
 /// `If-None-Match` naming its current `ETag` (or `*`), answers 304 without a
-/// body.
+/// body; with `If-Match` not naming it, 412.
 #[utoipa::path(
     get,
     path = "/org/data/{id}",
@@ -327,7 +334,8 @@ pub async fn list(
     tag = "data",
     params(
         ("id" = Uuid, Path, description = "The document's id. Anything else (not a UUID, another organization's id) is a 404."),
-        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client already has; 304 when the current one is among them.", example = "\"1\""),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Answer only if the document's current `ETag` is one of these (strong comparison: weak tags never match; `*`: any revision), else 412. Evaluated before `If-None-Match`.", example = "\"1\""),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETags the client already has; 304 when the current one is among them (weak comparison) or for `*`.", example = "\"1\""),
     ),
     security(("bearer_auth" = [])),
     responses(
@@ -339,6 +347,7 @@ pub async fn list(
         )),
         (status = 401, response = Unauthorized),
         (status = 404, response = DocumentNotFound),
+        (status = 412, response = PreconditionFailed),
         (status = 500, response = InternalError),
         (status = 503, response = OrganizationBusy),
     )
@@ -355,32 +364,28 @@ pub async fn get(
         .store
         .find_document(caller.0.organization_id, id)
         .await?;
-    let tag = etag(document.revision);
-    if let Some(tags) = entity_tags(req.headers(), header::IF_NONE_MATCH) {
-        let revision = document.revision.to_string();
-        let unchanged = match tags {
-            EntityTags::Any => true,
-            // Weak comparison (RFC 9110 13.1.2).
-            EntityTags::List(list) => list.iter().any(|tag| tag.opaque == revision),
-        };
-        if unchanged {
-            return Ok(HttpResponse::NotModified()
-                .insert_header((header::ETAG, tag))
-                .finish());
-        }
+    match Preconditions::from_headers(req.headers()).evaluate(document.revision, true) {
+        Decision::Proceed => Ok(HttpResponse::Ok()
+            .insert_header((header::ETAG, etag(document.revision)))
+            .json(StoredDocument::from(document))),
+        Decision::NotModified => Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag(document.revision)))
+            .finish()),
+        Decision::Failed => Err(ApiError::PreconditionFailed {
+            current: document.revision,
+        }),
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, tag))
-        .json(StoredDocument::from(document)))
 }
 
 /// Replace a document
 ///
 /// Replaces the whole content of one of the caller's organization's
-/// documents and increments its revision. Without `If-Match` the replacement
-/// is unconditional; with it, only the named revision is replaced (else 412,
-/// with the current `ETag`). Documents are created by `POST /org/data` only:
-/// an unknown id is a 404.
+/// documents and increments its revision. Without `If-Match` and
+/// `If-None-Match` the replacement is unconditional; with `If-Match`, only
+/// a named revision is replaced; with `If-None-Match`, only a revision not
+/// named (`*`: none, as the document exists); else 412, with the current
+/// `ETag`, and nothing changes. Documents are created by `POST /org/data`
+/// only: an unknown id is a 404.
 #[utoipa::path(
     put,
     path = "/org/data/{id}",
@@ -388,7 +393,8 @@ pub async fn get(
     tag = "data",
     params(
         ("id" = Uuid, Path, description = "The document's id. Anything else (not a UUID, another organization's id) is a 404."),
-        ("If-Match" = Option<String>, Header, nullable = false, description = "Replace only if the document's current `ETag` is one of these (`*`: any revision). Without it the replacement is unconditional.", example = "\"1\""),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Replace only if the document's current `ETag` is one of these (strong comparison: weak tags never match; `*`: any revision), else 412. Evaluated before `If-None-Match`.", example = "\"1\""),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "Replace only if the document's current `ETag` is none of these (weak comparison), else 412; `*` is always 412, as the document exists.", example = "\"1\""),
     ),
     request_body(
         content = DocumentData,
@@ -421,11 +427,13 @@ pub async fn replace(
     let organization = caller.0.organization_id;
     let id = parse_id(&path)?;
     let body = read_document(&state, &req, payload).await?;
-    let expected = expected_revision(&state, organization, id, req.headers()).await?;
-    let document = state
-        .store
-        .replace_document(organization, id, body, expected)
-        .await?;
+    let conditions = Preconditions::from_headers(req.headers());
+    let document = write_if(&state, organization, id, &conditions, |expected| {
+        state
+            .store
+            .replace_document(organization, id, body.clone(), expected)
+    })
+    .await?;
     tracing::info!(document_id = %document.id, revision = document.revision, "document replaced");
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(document.revision)))
@@ -435,8 +443,9 @@ pub async fn replace(
 /// Delete a document
 ///
 /// Deletes one of the caller's organization's documents. Without `If-Match`
-/// the deletion is unconditional; with it, only the named revision is
-/// deleted (else 412, with the current `ETag`).
+/// and `If-None-Match` the deletion is unconditional; with them, only a
+/// revision that `If-Match` names and `If-None-Match` does not (`*`: none)
+/// is deleted; else 412, with the current `ETag`, and nothing changes.
 #[utoipa::path(
     delete,
     path = "/org/data/{id}",
@@ -444,7 +453,8 @@ pub async fn replace(
     tag = "data",
     params(
         ("id" = Uuid, Path, description = "The document's id. Anything else (not a UUID, another organization's id) is a 404."),
-        ("If-Match" = Option<String>, Header, nullable = false, description = "Delete only if the document's current `ETag` is one of these (`*`: any revision). Without it the deletion is unconditional.", example = "\"2\""),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Delete only if the document's current `ETag` is one of these (strong comparison: weak tags never match; `*`: any revision), else 412. Evaluated before `If-None-Match`.", example = "\"2\""),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "Delete only if the document's current `ETag` is none of these (weak comparison), else 412; `*` is always 412, as the document exists.", example = "\"2\""),
     ),
     security(("bearer_auth" = [])),
     responses(
@@ -465,11 +475,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let organization = caller.0.organization_id;
     let id = parse_id(&path)?;
-    let expected = expected_revision(&state, organization, id, req.headers()).await?;
-    state
-        .store
-        .delete_document(organization, id, expected)
-        .await?;
+    let conditions = Preconditions::from_headers(req.headers());
+    write_if(&state, organization, id, &conditions, |expected| {
+        state.store.delete_document(organization, id, expected)
+    })
+    .await?;
     tracing::info!(document_id = %id, "document deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -576,148 +586,54 @@ fn percent_encode(value: &str) -> String {
     encoded
 }
 
-/// The revision a write must find, from `If-Match`: `None` without the
-/// header or with `*`. With several tags, the current revision is read and
-/// must be among them; it is then the expected one, so a change in between
-/// still fails the write.
-async fn expected_revision(
+/// Most times a conditional write is tried when the document keeps
+/// changing between reading its revision and writing.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Performs `write` (a replacement or deletion given its expected revision)
+/// if the document meets `conditions` (RFC 9110 §13.2.2), atomically: the
+/// write names the revision the decision was made on, so the store's
+/// compare refuses it if the document changed in between, and the decision
+/// is then made again on the new revision. Unconditional writes and `*`
+/// name none; a single `If-Match` revision is named without a read. A
+/// document that changes under every one of [`WRITE_ATTEMPTS`] tries is a
+/// 412 with its latest `ETag` (nothing was written; the client re-reads).
+async fn write_if<T, W, F>(
     state: &AppState,
     organization: OrganizationId,
     id: DocumentId,
-    headers: &HeaderMap,
-) -> Result<Option<u64>, ApiError> {
-    let tags = match entity_tags(headers, header::IF_MATCH) {
-        None | Some(EntityTags::Any) => return Ok(None),
-        Some(EntityTags::List(tags)) => tags,
-    };
-    // Strong comparison (RFC 9110 13.1.1): weak tags never match.
-    let revisions: Vec<u64> = tags
-        .iter()
-        .filter(|tag| !tag.weak)
-        .filter_map(|tag| parse_revision(&tag.opaque))
-        .collect();
-    if let [revision] = revisions[..] {
-        return Ok(Some(revision));
+    conditions: &Preconditions,
+    write: W,
+) -> Result<T, ApiError>
+where
+    W: Fn(Option<u64>) -> F,
+    F: Future<Output = Result<T, DocumentError>>,
+{
+    if conditions.hold_for_any_revision() {
+        return Ok(write(None).await?);
     }
-    let current = state.store.find_document(organization, id).await?.revision;
-    if revisions.contains(&current) {
-        Ok(Some(current))
-    } else {
-        Err(ApiError::PreconditionFailed { current })
-    }
-}
-
-/// A revision written exactly as this API writes it (no sign, no leading zero).
-fn parse_revision(opaque: &str) -> Option<u64> {
-    opaque
-        .parse::<u64>()
-        .ok()
-        .filter(|revision| revision.to_string() == opaque)
-}
-
-/// The value of `If-Match` / `If-None-Match`.
-#[derive(Debug, PartialEq, Eq)]
-enum EntityTags {
-    /// `*`.
-    Any,
-    /// The entity tags listed (malformed members are skipped).
-    List(Vec<EntityTag>),
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct EntityTag {
-    weak: bool,
-    opaque: String,
-}
-
-/// Parses every `name` header into one list; `None` without any.
-fn entity_tags(headers: &HeaderMap, name: HeaderName) -> Option<EntityTags> {
-    let mut values = headers.get_all(name).peekable();
-    values.peek()?;
-    let mut tags = Vec::new();
-    for value in values {
-        // A value that is not visible ASCII lists no usable tag.
-        let Ok(text) = value.to_str() else { continue };
-        if text.trim() == "*" {
-            return Some(EntityTags::Any);
-        }
-        parse_tag_list(text, &mut tags);
-    }
-    Some(EntityTags::List(tags))
-}
-
-fn parse_tag_list(mut rest: &str, tags: &mut Vec<EntityTag>) {
-    loop {
-        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
-        if rest.is_empty() {
-            return;
-        }
-        let (weak, tail) = match rest.strip_prefix("W/") {
-            Some(tail) => (true, tail),
-            None => (false, rest),
-        };
-        if let Some((opaque, after)) = tail
-            .strip_prefix('"')
-            .and_then(|quoted| quoted.split_once('"'))
-        {
-            tags.push(EntityTag {
-                weak,
-                opaque: opaque.to_owned(),
-            });
-            rest = after;
-        } else {
-            // Malformed member: skip to the next one.
-            match rest.split_once(',') {
-                Some((_, after)) => rest = after,
-                None => return,
-            }
+    if let Some(pinned) = conditions.pinned_revision() {
+        if conditions.evaluate(pinned, false) == Decision::Proceed {
+            // Any other revision fails `If-Match`: the store's 412 is right.
+            return Ok(write(Some(pinned)).await?);
         }
     }
+    let mut current = state.store.find_document(organization, id).await?.revision;
+    for _ in 0..WRITE_ATTEMPTS {
+        if conditions.evaluate(current, false) != Decision::Proceed {
+            break;
+        }
+        match write(Some(current)).await {
+            Err(DocumentError::RevisionMismatch { current: now }) => current = now,
+            done => return Ok(done?),
+        }
+    }
+    Err(ApiError::PreconditionFailed { current })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
-
-    fn tags(values: &[&'static str]) -> Option<EntityTags> {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(header::IF_MATCH, HeaderValue::from_static(value));
-        }
-        entity_tags(&headers, header::IF_MATCH)
-    }
-
-    fn tag(weak: bool, opaque: &str) -> EntityTag {
-        EntityTag {
-            weak,
-            opaque: opaque.into(),
-        }
-    }
-
-    #[test]
-    fn entity_tag_lists_are_parsed_and_malformed_members_skipped() {
-        assert_eq!(tags(&[]), None);
-        assert_eq!(tags(&["*"]), Some(EntityTags::Any));
-        assert_eq!(
-            tags(&[r#""1", W/"2" ,junk, "x,y""#, r#""3""#]),
-            Some(EntityTags::List(vec![
-                tag(false, "1"),
-                tag(true, "2"),
-                tag(false, "x,y"),
-                tag(false, "3"),
-            ]))
-        );
-        assert_eq!(tags(&["3"]), Some(EntityTags::List(vec![])));
-    }
-
-    #[test]
-    fn revisions_are_canonical_decimals() {
-        assert_eq!(parse_revision("12"), Some(12));
-        for bad in ["", "+1", "01", "-1", "x", "1.0"] {
-            assert_eq!(parse_revision(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn listing_queries_report_every_invalid_parameter() {

@@ -669,7 +669,7 @@ async fn admin_resources_answer_other_methods_with_405(app: TestApp) {
         .send(bearer(TestRequest::put().uri("/org/admins"), &token))
         .await;
     response.expect(405, Some("method_not_allowed"));
-    assert_eq!(response.header("allow"), Some("GET, POST"));
+    assert_eq!(response.header("allow"), Some("GET, HEAD, POST"));
     let response = app
         .send(bearer(
             TestRequest::put().uri("/org/admins/01936f3e-8a4b-7c5d-9e6f-3a4b5c6d7e8f"),
@@ -677,10 +677,10 @@ async fn admin_resources_answer_other_methods_with_405(app: TestApp) {
         ))
         .await;
     response.expect(405, Some("method_not_allowed"));
-    assert_eq!(response.header("allow"), Some("GET, PATCH, DELETE"));
+    assert_eq!(response.header("allow"), Some("GET, HEAD, PATCH, DELETE"));
     let response = app
         .send(bearer(TestRequest::post().uri("/org/audit"), &token))
         .await;
     response.expect(405, Some("method_not_allowed"));
-    assert_eq!(response.header("allow"), Some("GET"));
+    assert_eq!(response.header("allow"), Some("GET, HEAD"));
 }

@@ -18,6 +18,7 @@ store_suite!(
     an_expired_token_is_401_token_expired,
     a_token_naming_another_organization_is_refused,
     a_correctly_forged_token_is_accepted,
+    a_token_not_yet_valid_issued_in_the_future_or_outliving_the_ttl_is_refused,
 );
 
 /// Claims as the service issues them, for the admin and organization of
@@ -197,4 +198,29 @@ async fn a_correctly_forged_token_is_accepted(app: TestApp) {
     update_with(&app, &format!("Bearer {token}"))
         .await
         .expect(200, None);
+}
+
+/// Tokens signed with the service's key but with time claims it never
+/// issues: `nbf` an hour ahead, `iat` an hour ahead, or a lifetime beyond
+/// `auth.access_token_ttl` (900 s).
+async fn a_token_not_yet_valid_issued_in_the_future_or_outliving_the_ttl_is_refused(app: TestApp) {
+    let created = app
+        .create_org("Acme", "admin@acme.example")
+        .await
+        .expect(201, None);
+    let now = chrono::Utc::now().timestamp();
+    for (claim, value) in [
+        ("nbf", now + 3600),
+        ("iat", now + 3600),
+        ("exp", now + 901),
+        ("exp", now + 365 * 86_400),
+    ] {
+        let mut claims = claims(&created);
+        claims[claim] = json!(value);
+        let token = sign(&claims, JWT_SECRET);
+        assert_refused(
+            &update_with(&app, &format!("Bearer {token}")).await,
+            "invalid_token",
+        );
+    }
 }

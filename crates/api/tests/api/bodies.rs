@@ -2,11 +2,14 @@
 //! `Deserialize` accepts an array for a struct (its fields in order), so
 //! `POST /org/create` with `["Acme", "a@acme.example", "password123"]`
 //! created the organization.
+//!
+//! Every body-taking operation follows one media-type rule. Regression:
+//! `text/json` was accepted by some operations and refused by others.
 
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, PASSWORD};
+use crate::helpers::{Backend, TestApp, PASSWORD};
 
 store_suite!(
     array_bodies_are_refused_with_422_by_every_operation_and_change_nothing,
@@ -150,4 +153,96 @@ async fn other_non_object_bodies_are_refused_with_422(app: TestApp) {
         .login("admin@acme.example", PASSWORD)
         .await
         .expect(200, None);
+}
+
+/// `Content-Type`s every JSON body is accepted with (RFC 6838 §4.2.8
+/// suffixes; case-insensitive names; parameters, `charset` included, have
+/// no effect on JSON, RFC 8259 §11).
+const ACCEPTED: &[&str] = &[
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/json;charset=UTF-8",
+    "Application/JSON; Charset=\"Utf-8\"",
+    "application/json; charset=iso-8859-1",
+    "application/merge-patch+json",
+    "application/problem+json; charset=utf-8",
+];
+
+/// `Content-Type`s every JSON body is refused with (`None`: no header).
+const REFUSED: &[Option<&str>] = &[
+    None,
+    Some("text/json"),
+    Some("text/json; charset=utf-8"),
+    Some("text/plain"),
+    Some("application/x-www-form-urlencoded"),
+    Some("multipart/form-data; boundary=x"),
+    Some("application/xml"),
+    Some("application/jsonx"),
+    Some("text/vnd.api+json"),
+    Some("json"),
+    Some(""),
+];
+
+/// The same media-type rule for every operation that takes a JSON body:
+/// the accepted types never get 415, every other type (or none) gets a
+/// 415 problem naming `application/json`. Independent of the store.
+#[actix_web::test]
+async fn every_body_taking_operation_follows_one_media_type_rule() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let token = app.create_and_login("Acme", "admin@acme.example").await;
+    let document = app
+        .send(
+            TestRequest::post()
+                .uri("/org/data")
+                .insert_header(bearer(&token))
+                .set_json(json!({"a": 1})),
+        )
+        .await
+        .expect(201, None);
+    let document = format!("/org/data/{}", document["id"].as_str().unwrap());
+    let admin = format!("/org/admins/{}", uuid::Uuid::now_v7());
+    let operations = || {
+        [
+            TestRequest::post().uri("/org/create"),
+            TestRequest::put().uri("/org/update"),
+            TestRequest::delete().uri("/org/delete"),
+            TestRequest::post().uri("/admin/login"),
+            TestRequest::post().uri("/admin/refresh"),
+            TestRequest::post().uri("/admin/logout"),
+            TestRequest::post().uri("/org/admins"),
+            TestRequest::patch().uri(&admin),
+            TestRequest::post().uri("/org/data"),
+            TestRequest::put().uri(&document),
+        ]
+        .map(|request| request.insert_header(bearer(&token)))
+    };
+    // A body no operation can act on (`{}` misses required fields, or is
+    // an empty document), so accepted types change nothing that matters.
+    for content_type in ACCEPTED {
+        for request in operations() {
+            let request = request
+                .insert_header(("content-type", *content_type))
+                .set_payload("{}");
+            let response = app.send(request).await;
+            assert_ne!(response.status, 415, "{content_type}: {response:?}");
+        }
+    }
+    for content_type in REFUSED {
+        for request in operations() {
+            let mut request = request.set_payload("{}");
+            if let Some(content_type) = content_type {
+                request = request.insert_header(("content-type", *content_type));
+            }
+            let response = app.send(request).await;
+            let problem = response.expect(415, Some("unsupported_media_type"));
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{content_type:?}: {problem}"
+            );
+        }
+    }
+    app.get_org("Acme").await.expect(200, None);
 }

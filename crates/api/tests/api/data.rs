@@ -32,6 +32,8 @@ store_suite!(
     deleting_the_organization_deletes_its_documents,
     every_data_endpoint_requires_a_token_before_looking_at_the_request,
     data_resources_answer_other_methods_with_405,
+    writes_with_if_none_match_naming_the_document_answer_412_and_change_nothing,
+    if_match_is_evaluated_before_if_none_match_and_get_honours_if_match,
 );
 
 fn bearer(token: &str) -> (&'static str, String) {
@@ -883,16 +885,134 @@ async fn every_data_endpoint_requires_a_token_before_looking_at_the_request(app:
 
 async fn data_resources_answer_other_methods_with_405(app: TestApp) {
     for (request, allowed) in [
-        (TestRequest::put().uri("/org/data"), "GET, POST"),
-        (TestRequest::delete().uri("/org/data"), "GET, POST"),
+        (TestRequest::put().uri("/org/data"), "GET, HEAD, POST"),
+        (TestRequest::delete().uri("/org/data"), "GET, HEAD, POST"),
         (
             TestRequest::post().uri(&format!("/org/data/{}", uuid::Uuid::now_v7())),
-            "GET, PUT, DELETE",
+            "GET, HEAD, PUT, DELETE",
         ),
-        (TestRequest::patch().uri("/org/data/x"), "GET, PUT, DELETE"),
+        (
+            TestRequest::patch().uri("/org/data/x"),
+            "GET, HEAD, PUT, DELETE",
+        ),
     ] {
         let response = app.send(request).await;
         response.expect(405, Some("method_not_allowed"));
         assert_eq!(response.header("allow"), Some(allowed));
     }
+}
+
+/// `PUT`/`DELETE` of a document with these conditional headers.
+async fn conditional(
+    app: &TestApp,
+    token: &str,
+    request: TestRequest,
+    if_match: Option<&str>,
+    if_none_match: Option<&str>,
+) -> TestResponse {
+    let mut request = request.insert_header(bearer(token));
+    if let Some(tags) = if_match {
+        request = request.insert_header(("If-Match", tags.to_owned()));
+    }
+    if let Some(tags) = if_none_match {
+        request = request.insert_header(("If-None-Match", tags.to_owned()));
+    }
+    app.send(request).await
+}
+
+/// RFC 9110 §13.1.2: `If-None-Match` on a write fails (412, nothing
+/// changed) when the document exists (`*`) or its current tag is listed
+/// (weak comparison).
+async fn writes_with_if_none_match_naming_the_document_answer_412_and_change_nothing(app: TestApp) {
+    let token = app.create_and_login("Acme", "admin@acme.example").await;
+    let id = create_ok(&app, &token, json!({"v": 1})).await;
+    let uri = format!("/org/data/{id}");
+    for tags in ["*", "\"1\"", "W/\"1\"", "\"7\", \"1\""] {
+        let put = TestRequest::put().uri(&uri).set_json(json!({"v": "lost"}));
+        let response = conditional(&app, &token, put, None, Some(tags)).await;
+        response.expect(412, Some("precondition_failed"));
+        assert_eq!(response.header("etag"), Some("\"1\""), "{tags}");
+        let delete = TestRequest::delete().uri(&uri);
+        let response = conditional(&app, &token, delete, None, Some(tags)).await;
+        response.expect(412, Some("precondition_failed"));
+        assert_eq!(response.header("etag"), Some("\"1\""), "{tags}");
+    }
+    let found = get(&app, &token, &id).await.expect(200, None);
+    assert_eq!(
+        (found["revision"].clone(), found["data"].clone()),
+        (json!(1), json!({"v": 1}))
+    );
+
+    // Another tag: the write proceeds.
+    let put = TestRequest::put().uri(&uri).set_json(json!({"v": 2}));
+    let response = conditional(&app, &token, put, None, Some("\"7\"")).await;
+    assert_eq!(response.expect(200, None)["revision"], 2);
+    let delete = TestRequest::delete().uri(&uri);
+    let response = conditional(&app, &token, delete, None, Some("\"1\"")).await;
+    assert_eq!(response.status, 204);
+
+    // A document that does not exist is a 404 whatever the conditions.
+    let unknown = format!("/org/data/{}", uuid::Uuid::now_v7());
+    for (if_match, if_none_match) in [
+        (None, Some("*")),
+        (Some("*"), None),
+        (Some("\"1\""), Some("\"2\"")),
+    ] {
+        let put = TestRequest::put().uri(&unknown).set_json(json!({}));
+        conditional(&app, &token, put, if_match, if_none_match)
+            .await
+            .expect(404, Some("document_not_found"));
+        let delete = TestRequest::delete().uri(&unknown);
+        conditional(&app, &token, delete, if_match, if_none_match)
+            .await
+            .expect(404, Some("document_not_found"));
+    }
+}
+
+/// RFC 9110 §13.2.2: `If-Match` first (412 when it fails, also on `GET`),
+/// then `If-None-Match` (304 on `GET`, 412 on writes).
+async fn if_match_is_evaluated_before_if_none_match_and_get_honours_if_match(app: TestApp) {
+    let token = app.create_and_login("Acme", "admin@acme.example").await;
+    let id = create_ok(&app, &token, json!({"v": 1})).await;
+    let uri = format!("/org/data/{id}");
+    let read = || TestRequest::get().uri(&uri);
+    for (if_match, if_none_match, status) in [
+        (Some("\"1\""), None, 200),
+        (Some("*"), None, 200),
+        (Some("\"2\""), None, 412),
+        (Some("W/\"1\""), None, 412),
+        (Some("\"1\""), Some("\"1\""), 304),
+        (Some("\"2\""), Some("\"1\""), 412),
+        (Some("\"1\""), Some("\"2\""), 200),
+    ] {
+        let response = conditional(&app, &token, read(), if_match, if_none_match).await;
+        assert_eq!(response.status, status, "{if_match:?} {if_none_match:?}");
+        assert_eq!(response.header("etag"), Some("\"1\""));
+    }
+    for (if_match, if_none_match) in [
+        (Some("\"1\""), Some("\"1\"")),
+        (Some("*"), Some("*")),
+        (Some("\"2\""), Some("\"2\"")),
+        (Some("W/\"1\""), Some("\"2\"")),
+    ] {
+        let put = TestRequest::put().uri(&uri).set_json(json!({"v": "lost"}));
+        let response = conditional(&app, &token, put, if_match, if_none_match).await;
+        response.expect(412, Some("precondition_failed"));
+        let delete = TestRequest::delete().uri(&uri);
+        let response = conditional(&app, &token, delete, if_match, if_none_match).await;
+        response.expect(412, Some("precondition_failed"));
+    }
+    assert_eq!(
+        get(&app, &token, &id).await.expect(200, None)["data"],
+        json!({"v": 1})
+    );
+    let put = TestRequest::put().uri(&uri).set_json(json!({"v": 2}));
+    let response = conditional(&app, &token, put, Some("*"), Some("\"2\"")).await;
+    assert_eq!(response.expect(200, None)["revision"], 2);
+    let put = TestRequest::put().uri(&uri).set_json(json!({"v": 3}));
+    let response = conditional(&app, &token, put, Some("\"1\", \"2\""), Some("\"1\"")).await;
+    assert_eq!(response.expect(200, None)["revision"], 3);
+    let delete = TestRequest::delete().uri(&uri);
+    let response = conditional(&app, &token, delete, Some("\"3\""), Some("\"1\"")).await;
+    assert_eq!(response.status, 204);
 }

@@ -32,6 +32,7 @@ mod admins;
 mod audit;
 mod authentication;
 mod bodies;
+mod conditional;
 mod data;
 mod failures;
 mod helpers;

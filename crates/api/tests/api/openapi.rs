@@ -46,7 +46,7 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "/org/data/{id}",
         "get",
         "getDocument",
-        &[200, 304, 401, 404, 500, 503],
+        &[200, 304, 401, 404, 412, 500, 503],
     ),
     (
         "/org/data/{id}",

@@ -22,10 +22,10 @@ use crate::helpers::JWT_SECRET;
 
 /// A response read off a socket.
 #[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl RawResponse {
@@ -39,13 +39,13 @@ impl RawResponse {
 }
 
 /// An HTTP/1.1 client connection (keep-alive unless the server closes it).
-struct Connection {
+pub(crate) struct Connection {
     stream: TcpStream,
     buffer: Vec<u8>,
 }
 
 impl Connection {
-    fn open(addr: SocketAddr) -> Self {
+    pub(crate) fn open(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -60,14 +60,27 @@ impl Connection {
         self.stream.write_all(bytes).unwrap();
     }
 
-    fn get(&mut self, path: &str) -> RawResponse {
+    pub(crate) fn get(&mut self, path: &str) -> RawResponse {
         self.send(format!("GET {path} HTTP/1.1\r\nHost: orgsvc\r\n\r\n").as_bytes());
         self.response()
             .expect("the connection closed instead of answering")
     }
 
+    /// Sends `HEAD` and reads the answer's head only (it has no content,
+    /// whatever its `Content-Length`).
+    pub(crate) fn head(&mut self, path: &str) -> RawResponse {
+        self.send(format!("HEAD {path} HTTP/1.1\r\nHost: orgsvc\r\n\r\n").as_bytes());
+        self.read_response(false)
+            .expect("the connection closed instead of answering")
+    }
+
     /// Reads the next response; `None` when the server closed the connection.
     fn response(&mut self) -> Option<RawResponse> {
+        self.read_response(true)
+    }
+
+    /// Reads the next response, with its content when `with_content`.
+    fn read_response(&mut self, with_content: bool) -> Option<RawResponse> {
         let head_end = loop {
             if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                 break end;
@@ -94,9 +107,10 @@ impl Connection {
                 (name.to_ascii_lowercase(), value.trim().to_owned())
             })
             .collect();
-        let length: usize = headers
-            .get("content-length")
-            .map_or(0, |length| length.parse().unwrap());
+        let length: usize = match headers.get("content-length") {
+            Some(length) if with_content => length.parse().unwrap(),
+            _ => 0,
+        };
         while self.buffer.len() < length {
             assert!(self.fill(), "connection closed mid-body");
         }
@@ -373,7 +387,7 @@ fn a_login_still_hashing_does_not_hold_shutdown_past_the_timeout() {
     assert!(login.response().is_none(), "the login was answered");
 }
 
-fn settings(env: &[(&str, &str)]) -> Settings {
+pub(crate) fn settings(env: &[(&str, &str)]) -> Settings {
     let env = [
         ("ORGSVC__SERVER__PORT", "0"),
         ("ORGSVC__SERVER__WORKERS", "1"),
