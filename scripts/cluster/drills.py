@@ -79,11 +79,15 @@ def rename_moments(docs: int) -> dict[str, Moment]:
     return {
         m.name: m
         for m in [
-            Moment("rename", "start", "copy underway: every document of org_drill_x claimed (`moving`), none copied",
+            Moment("rename", "start", "copy underway: the first batch of org_drill_x claimed (`moving`), none copied",
                    lambda d: HoldRule(Match("update", x, d.db, _sets("moving")))),
             Moment("rename", "mid", f"mid-copy: {mid - 1} of {batches} batches copied, batch {mid} read from org_drill_x "
                    "and not yet written to org_drill_y",
-                   lambda d: HoldRule(Match("find", x, d.db, lambda c: _mentions(c.body.get("filter") or {}, "moving")), nth=mid)),
+                   # orgsvc reads three times per batch with a filter on `moving`: the
+                   # next documents to claim, the claimed ones, and the check that none
+                   # is left; the second read of batch `mid` is the one held.
+                   lambda d: HoldRule(Match("find", x, d.db, lambda c: _mentions(c.body.get("filter") or {}, "moving")),
+                                      nth=3 * (mid - 1) + 2)),
             Moment("rename", "end", "near the end: every document copied, indexes being copied, org_drill_x not dropped",
                    lambda d: HoldRule(Match("listIndexes", x, d.db))),
             Moment("rename", "switched", "record switched to the new name, old name not released yet",
