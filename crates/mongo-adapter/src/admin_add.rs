@@ -41,10 +41,20 @@ impl MongoStore {
         let now = documents::now();
         let mut record = AdminDoc::new(&admin, organization, admin.role, now);
         record.pending_since = Some(now);
-        match self.admins().insert_one(&record).await {
-            Ok(_) => {}
-            Err(e) if is_duplicate_key(&e) => return Err(AddAdminError::EmailTaken),
-            Err(e) => return Err(StoreError::new("inserting an admin", e).into()),
+        let mut attempts = 0;
+        loop {
+            match self.admins().insert_one(&record).await {
+                Ok(_) => break,
+                // An admin whose organization record is gone (left by a
+                // process that lost its lease) holds its email for nobody.
+                Err(e) if is_duplicate_key(&e) => {
+                    attempts += 1;
+                    if attempts > 1 || !self.free_orphaned_email(&record.email).await? {
+                        return Err(AddAdminError::EmailTaken);
+                    }
+                }
+                Err(e) => return Err(StoreError::new("inserting an admin", e).into()),
+            }
         }
         self.checkpoint(Step::AdminAddInserted).await?;
 

@@ -214,20 +214,8 @@ async fn a_paused_creation_rolled_back_elsewhere_leaves_nothing_when_it_resumes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_whose_organization_is_gone_does_not_hold_its_email() {
     let t = TestStore::new().await;
-    let ghost = orgsvc_domain::OrganizationId::new();
     t.db.collection::<mongodb::bson::Document>("admins")
-        .insert_one(mongodb::bson::doc! {
-            "_id": uuid::Uuid::now_v7().to_string(),
-            "revision": 0_i64,
-            "organization_id": ghost.to_string(),
-            "email": "owner@acme.example",
-            "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
-            "role": "owner",
-            "role_revision": 0_i64,
-            "token_version": 0_i64,
-            "created_at": mongodb::bson::DateTime::now(),
-            "updated_at": mongodb::bson::DateTime::now(),
-        })
+        .insert_one(orphan_admin("owner@acme.example"))
         .await
         .unwrap();
     let acme = t
@@ -240,7 +228,42 @@ async fn an_admin_whose_organization_is_gone_does_not_hold_its_email() {
         .unwrap()
         .unwrap();
     assert_eq!(admin.admin.organization_id, acme.id);
+
+    // The same for an admin added to an existing organization.
+    t.db.collection::<mongodb::bson::Document>("admins")
+        .insert_one(orphan_admin("second@acme.example"))
+        .await
+        .unwrap();
+    let second = t
+        .add_admin(
+            acme.id,
+            orgsvc_domain::NewAdmin::new(
+                email("second@acme.example"),
+                orgsvc_domain::AdminRole::Admin,
+                orgsvc_domain::PasswordHash::from_phc_string("$argon2id$dummy".into()),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.organization_id, acme.id);
     t.assert_consistent().await;
+}
+
+/// An admin record whose organization does not exist, as a process that
+/// lost its lease while paused could leave behind.
+fn orphan_admin(address: &str) -> mongodb::bson::Document {
+    mongodb::bson::doc! {
+        "_id": uuid::Uuid::now_v7().to_string(),
+        "revision": 0_i64,
+        "organization_id": orgsvc_domain::OrganizationId::new().to_string(),
+        "email": address,
+        "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        "role": "owner",
+        "role_revision": 0_i64,
+        "token_version": 0_i64,
+        "created_at": mongodb::bson::DateTime::now(),
+        "updated_at": mongodb::bson::DateTime::now(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
