@@ -14,7 +14,7 @@ use super::Settled;
 use crate::documents::{self, AdminDoc, OrgDoc};
 use crate::errors::is_duplicate_key;
 use crate::failpoints::Step;
-use crate::lease::{Interruption, Lease, OnDrain};
+use crate::lease::{Lease, OnDrain};
 use crate::store::MongoStore;
 
 impl MongoStore {
@@ -43,9 +43,9 @@ impl MongoStore {
             (Ok(Some(active)), _) => Ok(active.to_organization()?),
             (Err(CreateOrganizationError::Store(error)), None) => Err(error.into()),
             (Err(error), None) => Err(error),
-            (Err(error), Some(Interruption::Draining)) => Err(error),
-            // Taken over (and so rolled back), or expired while paused:
-            // answer with whatever the creation came to.
+            // Taken over (and so rolled back): answer with whatever the
+            // creation came to. (Creations run to their end when the
+            // process drains: `OnDrain::Finish`.)
             (_, _) => {
                 drop(lease);
                 self.creation_outcome(&record, &new).await
