@@ -37,6 +37,8 @@
 //! | `security.trust_forwarded_for` | `false` | take the client IP from the last `X-Forwarded-For` entry (only behind a proxy that sets it) |
 //! | `security.purge_interval_secs` | `3600` | how often expired sessions, old audit entries and ended rate limit windows are purged |
 //! | `audit.retention_days` | `90` | how long the audit entries of a deleted organization are kept |
+//! | `cors.allowed_origins` | empty (off) | origins whose browser pages may call the API (`https://app.example.com`, or `*`); env: comma-separated |
+//! | `cors.max_age_secs` | `600` | how long browsers may cache a preflight answer |
 //! | `log.level` | `info` | tracing filter; `RUST_LOG` overrides it |
 //! | `log.format` | `text` | `text` or `json` |
 //!
@@ -89,6 +91,9 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// The audit log.
     pub audit: AuditSettings,
+    /// Cross-origin requests from browsers (off unless origins are listed).
+    #[serde(default)]
+    pub cors: CorsSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -267,6 +272,47 @@ pub struct AuditSettings {
     pub retention_days: u32,
 }
 
+/// Cross-origin resource sharing (the Fetch standard's CORS protocol).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CorsSettings {
+    /// Origins whose browser pages may call the API: exact
+    /// `scheme://host[:port]` values, or `*` for any origin (the API takes
+    /// bearer tokens, never cookies, so credentials are never allowed).
+    /// Empty: CORS is off and browsers refuse cross-origin calls. A TOML
+    /// array, or a comma-separated list in `ORGSVC__CORS__ALLOWED_ORIGINS`.
+    #[serde(default, deserialize_with = "list_or_comma_separated")]
+    pub allowed_origins: Vec<String>,
+    /// Seconds a browser may cache a preflight answer (default 600).
+    #[serde(default = "default_cors_max_age")]
+    pub max_age_secs: u32,
+}
+
+fn default_cors_max_age() -> u32 {
+    600
+}
+
+/// A list given as an array, or as one comma-separated string (as
+/// environment variables give it); blank entries are dropped.
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    let entries = match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(list) => list,
+        ListOrText::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|entry| entry.trim().to_owned())
+        .filter(|entry| !entry.is_empty())
+        .collect())
+}
+
 /// Logging settings.
 #[derive(Clone, Debug, Deserialize)]
 pub struct LogSettings {
@@ -355,6 +401,13 @@ impl Settings {
             return Err(ConfigError::Invalid(format!(
                 "server.shutdown_delay_secs must be at most server.shutdown_timeout_secs - {MIN_SHUTDOWN_TIMEOUT_SECS} (the rest drains in-flight requests)"
             )));
+        }
+        for origin in &self.cors.allowed_origins {
+            if !crate::cors::is_valid_origin(origin) {
+                return Err(ConfigError::Invalid(format!(
+                    "cors.allowed_origins: {origin:?} is not an origin (scheme://host[:port], without a path) or \"*\""
+                )));
+            }
         }
         if self.mongodb.reconcile_interval_secs == 0 {
             return Err(ConfigError::Invalid(

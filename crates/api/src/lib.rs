@@ -2,6 +2,7 @@
 //! configuration and startup. The `orgsvc` binary wires it together.
 
 pub mod config;
+pub mod cors;
 pub mod extractors;
 pub mod head;
 pub mod openapi;

@@ -146,6 +146,11 @@ pub enum ApiError {
     /// The caller is an admin, not an owner, of its organization.
     #[error("owner role required")]
     OwnerRequired,
+    /// A CORS preflight from an origin, or for a method or header, that
+    /// `cors.allowed_origins` does not allow (the reason as `actix-cors`
+    /// gives it).
+    #[error("cross-origin request refused: {0}")]
+    CorsRefused(String),
     /// The caller's organization has no admin with this id.
     #[error("admin not found")]
     AdminNotFound,
@@ -203,6 +208,7 @@ impl ApiError {
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::OrganizationBusy => "organization_busy",
             Self::OwnerRequired => "owner_required",
+            Self::CorsRefused(_) => "cors_refused",
             Self::AdminNotFound => "admin_not_found",
             Self::LastOwner => "last_owner",
             Self::InvalidRefreshToken => "invalid_refresh_token",
@@ -236,6 +242,7 @@ impl ApiError {
             Self::PreconditionFailed { .. } => "Precondition failed",
             Self::OrganizationBusy => "Organization busy",
             Self::OwnerRequired => "Owner role required",
+            Self::CorsRefused(_) => "Cross-origin request refused",
             Self::AdminNotFound => "Admin not found",
             Self::LastOwner => "Last owner",
             Self::InvalidRefreshToken => "Invalid refresh token",
@@ -300,6 +307,9 @@ impl ApiError {
             Self::OwnerRequired => {
                 "Only an owner of the organization may do this; your role is `admin`.".into()
             }
+            Self::CorsRefused(reason) => format!(
+                "{reason}: this origin, method or header is not allowed for cross-origin calls (cors.allowed_origins)."
+            ),
             Self::AdminNotFound => "Your organization has no admin with this id.".into(),
             Self::LastOwner => {
                 "The organization's last owner cannot be removed or demoted; make another admin an owner first."
@@ -357,7 +367,7 @@ impl ResponseError for ApiError {
             | Self::TokenExpired
             | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Self::LoginLocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Forbidden | Self::OwnerRequired => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::OwnerRequired | Self::CorsRefused(_) => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::StoreUnavailable | Self::ShuttingDown | Self::OrganizationBusy => {

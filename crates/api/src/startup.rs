@@ -22,6 +22,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{ConfigError, Settings};
+use crate::cors;
 use crate::extractors::body::{json_config, query_config};
 use crate::head::head_as_get;
 use crate::openapi::ApiDoc;
@@ -93,6 +94,7 @@ pub fn app(
     >,
 > {
     let max_body_bytes = state.max_body_bytes;
+    let cors = cors::middleware(&state.cors);
     App::new()
         .app_data(state)
         .app_data(json_config(max_body_bytes))
@@ -102,6 +104,11 @@ pub fn app(
         .route("/docs", web::get().to(redirect_to_docs))
         .default_service(web::to(routes::route_not_found))
         .wrap(middleware::from_fn(head_as_get))
+        .wrap(middleware::Condition::new(
+            cors.is_some(),
+            cors.unwrap_or_default(),
+        ))
+        .wrap(middleware::from_fn(cors::problem_for_refused_preflight))
         .wrap(
             middleware::DefaultHeaders::new()
                 .add(("X-Content-Type-Options", "nosniff"))

@@ -9,7 +9,7 @@ use orgsvc_auth::{PasswordHasher, TokenService, TokenSettings};
 use orgsvc_domain::TenantStore;
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::config::{SecuritySettings, Settings};
+use crate::config::{CorsSettings, SecuritySettings, Settings};
 use crate::rate_limit::LoginRateLimiter;
 
 /// Shared application state (held in `web::Data`).
@@ -35,6 +35,8 @@ pub struct AppState {
     pub login_rate_limiter: Arc<LoginRateLimiter>,
     /// Whether the service is shutting down (readiness then answers 503).
     pub readiness: Readiness,
+    /// Cross-origin requests from browsers.
+    pub cors: CorsSettings,
 }
 
 /// Whether the service still takes new work: it stops at the shutdown
@@ -120,6 +122,7 @@ impl AppState {
             security: settings.security.clone(),
             login_rate_limiter: Arc::new(LoginRateLimiter::in_process(&settings.security)),
             readiness: Readiness::default(),
+            cors: settings.cors.clone(),
         }
     }
 

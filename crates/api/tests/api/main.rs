@@ -33,6 +33,7 @@ mod audit;
 mod authentication;
 mod bodies;
 mod conditional;
+mod cors;
 mod data;
 mod failures;
 mod helpers;
