@@ -34,7 +34,8 @@
 //! | `security.login_max_lock_secs` | `3600` | longest lock |
 //! | `security.login_rate_per_minute` | `30` | `POST /admin/login` and `/admin/refresh` calls per client IP and minute; more get 429 (on MongoDB: for all instances together) |
 //! | `security.login_rate_burst` | `10` | calls a client IP may make at once before the rate applies (on MongoDB: per window of `burst × 60 s / rate`) |
-//! | `security.trust_forwarded_for` | `false` | take the client IP from the last `X-Forwarded-For` entry (only behind a proxy that sets it) |
+//! | `security.trusted_proxies` | empty | addresses and CIDR networks (`10.0.0.0/8`, `::1`) of the proxies whose `X-Forwarded-For`/`Forwarded` is believed; a TOML array, or in the environment a comma-separated list (`ORGSVC__SECURITY__TRUSTED_PROXIES=127.0.0.1/32,10.0.0.0/8`); empty: the connection's peer is the client |
+//! | `security.trust_forwarded_for` | `false` | deprecated: `true` trusts any peer as a proxy (the client is the last `X-Forwarded-For` entry); use `security.trusted_proxies` |
 //! | `security.purge_interval_secs` | `3600` | how often expired sessions, old audit entries and ended rate limit windows are purged |
 //! | `audit.retention_days` | `90` | how long the audit entries of a deleted organization are kept |
 //! | `cors.allowed_origins` | empty (off) | origins whose browser pages may call the API (`https://app.example.com`, or `*`); env: comma-separated |
@@ -53,6 +54,8 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::proxies::TrustedProxies;
 
 /// Prefix of the environment variables read as settings.
 pub const ENV_PREFIX: &str = "ORGSVC";
@@ -234,8 +237,12 @@ pub struct SecuritySettings {
     pub login_rate_per_minute: NonZeroU32,
     /// Calls a client IP may make at once before the rate applies.
     pub login_rate_burst: NonZeroU32,
-    /// Whether the client IP is the last `X-Forwarded-For` entry rather than
-    /// the connection's peer address.
+    /// Proxies whose forwarding headers name the client (see
+    /// [`crate::proxies::resolve_client_ip`]).
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
+    /// Deprecated: trust the connection's peer, whatever it is, as a proxy
+    /// (the client is then the last `X-Forwarded-For` entry).
     pub trust_forwarded_for: bool,
     /// Seconds between purges of expired sessions and old audit entries.
     pub purge_interval_secs: u64,
@@ -626,6 +633,7 @@ mod tests {
         assert_eq!(security.login_rate_per_minute.get(), 30);
         assert_eq!(security.login_rate_burst.get(), 10);
         assert!(!security.trust_forwarded_for);
+        assert!(security.trusted_proxies.is_empty());
         assert_eq!(security.purge_interval(), Duration::from_secs(3600));
         assert_eq!(settings.audit.retention_days, 90);
         assert_eq!(
@@ -696,6 +704,75 @@ mod tests {
             let load = matches!(error, ConfigError::Load(_));
             assert!(load, "{key}={value}: {error}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_from_a_toml_array() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orgsvc.toml");
+        std::fs::write(
+            &path,
+            "[security]\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"fd00::/8\"]\n",
+        )
+        .unwrap();
+        let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+        let proxies = &settings.security.trusted_proxies;
+        assert_eq!(
+            proxies,
+            &TrustedProxies::parse("127.0.0.1/32,10.0.0.0/8,fd00::/8").unwrap()
+        );
+        assert!(proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(proxies.contains("fd00::1".parse().unwrap()));
+        assert!(!proxies.contains("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_from_a_comma_separated_environment_variable() {
+        let settings = Settings::load_from(
+            None,
+            env(&[(
+                "ORGSVC__SECURITY__TRUSTED_PROXIES",
+                "127.0.0.1/32, 10.0.0.0/8,::1",
+            )]),
+        )
+        .unwrap();
+        let proxies = &settings.security.trusted_proxies;
+        assert_eq!(
+            proxies,
+            &TrustedProxies::parse("127.0.0.1/32,10.0.0.0/8,::1").unwrap()
+        );
+        assert!(proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(proxies.contains("10.0.0.1".parse().unwrap()));
+        assert!(proxies.contains("::1".parse().unwrap()));
+        let single = Settings::load_from(
+            None,
+            env(&[("ORGSVC__SECURITY__TRUSTED_PROXIES", "10.0.0.1")]),
+        )
+        .unwrap();
+        assert!(single
+            .security
+            .trusted_proxies
+            .contains("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_invalid_trusted_proxy_is_refused_naming_it() {
+        let error = Settings::load_from(
+            None,
+            env(&[(
+                "ORGSVC__SECURITY__TRUSTED_PROXIES",
+                "10.0.0.0/8,proxy.internal",
+            )]),
+        )
+        .unwrap_err();
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        assert!(message.contains("`proxy.internal`"), "{message}");
+        assert!(message.contains("security.trusted_proxies"), "{message}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod head;
 pub mod openapi;
 pub mod preconditions;
 pub mod problem;
+pub mod proxies;
 pub mod rate_limit;
 pub mod request_origin;
 pub mod routes;

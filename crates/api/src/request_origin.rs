@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use orgsvc_domain::{Admin, AdminId, AuditAction, AuditEvent, AuditEventId, OrganizationId};
 use tracing_actix_web::RequestId;
 
+use crate::config::SecuritySettings;
 use crate::problem::ApiError;
+use crate::proxies::resolve_client_ip;
 use crate::state::AppState;
 
 /// The request's id (as answered in `x-request-id`) and its client's IP.
@@ -26,12 +28,12 @@ pub struct RequestOrigin {
 impl RequestOrigin {
     /// The origin of `req`.
     pub fn of(req: &HttpRequest) -> Self {
-        let trust_forwarded_for = req
+        let security = req
             .app_data::<web::Data<AppState>>()
-            .is_some_and(|state| state.security.trust_forwarded_for);
+            .map(|state| &state.security);
         Self {
             request_id: req.extensions().get::<RequestId>().map(|id| id.to_string()),
-            client_ip: client_ip(req, trust_forwarded_for),
+            client_ip: client_ip(req, security),
         }
     }
 }
@@ -45,24 +47,20 @@ impl FromRequest for RequestOrigin {
     }
 }
 
-/// The client's IP address: the connection's peer or, when
-/// `trust_forwarded_for` (the service runs behind a proxy that appends the
-/// address it saw), the last entry of the last `X-Forwarded-For` header.
-/// Earlier entries are client-supplied and never trusted.
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .last()
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.rsplit(',').next())
-            .and_then(|last| last.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
+/// The client's IP address: the connection's peer or, when it is a trusted
+/// proxy (`security.trusted_proxies`), the address its forwarding headers
+/// name; see [`resolve_client_ip`]. Without settings, the peer.
+pub fn client_ip(req: &HttpRequest, security: Option<&SecuritySettings>) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|addr| addr.ip());
+    match security {
+        Some(security) => resolve_client_ip(
+            peer,
+            req.headers(),
+            &security.trusted_proxies,
+            security.trust_forwarded_for,
+        ),
+        None => peer,
     }
-    req.peer_addr().map(|addr| addr.ip())
 }
 
 /// One thing to record in the audit log.

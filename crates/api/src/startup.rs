@@ -166,6 +166,9 @@ async fn expose_request_id(
 /// MongoDB operations are reconciled in the background, the first time as
 /// soon as the service listens.
 pub async fn run(settings: Settings, command: Command) -> Result<(), StartupError> {
+    if settings.security.trust_forwarded_for {
+        tracing::warn!("security.trust_forwarded_for is deprecated: it trusts any peer as a proxy; list the proxies in security.trusted_proxies instead");
+    }
     let credentials = match command {
         Command::Serve => Some(Credentials::from_settings(&settings)?),
         Command::Migrate => None,

@@ -65,6 +65,7 @@ backend_suite!(
     logins_are_audited_with_request_id_and_client_ip,
     login_and_refresh_are_rate_limited_per_client_ip,
     forwarded_for_names_the_client_only_when_trusted,
+    clients_behind_trusted_proxies_are_limited_and_audited_apart,
     a_login_rehashes_the_password_after_an_argon2_parameter_change,
 );
 
@@ -317,6 +318,70 @@ async fn forwarded_for_names_the_client_only_when_trusted(backend: Backend) {
     let spoofed = from("203.0.113.9, 203.0.113.1");
     let limited = login_from(&trusting, proxy, &spoofed, email, WRONG).await;
     retry_after(&limited, "rate_limited");
+}
+
+async fn clients_behind_trusted_proxies_are_limited_and_audited_apart(backend: Backend) {
+    let env = [
+        ("ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE", "1"),
+        ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "1"),
+        (
+            "ORGSVC__SECURITY__TRUSTED_PROXIES",
+            "127.0.0.1/32,10.0.0.0/8",
+        ),
+    ];
+    let app = TestApp::spawn_with(backend, &env).await;
+    let (org, _) = create(&app, "Acme", "admin@acme.example").await;
+    let email = "admin@acme.example";
+    let proxy = "10.0.0.1:443";
+    // Through two trusted proxies, the first writing `IP:port`.
+    let a = [(
+        "x-forwarded-for",
+        "198.51.100.9, 203.0.113.1:5000, 10.0.0.2",
+    )];
+    // RFC 7239, quoted `[IPv6]:port`.
+    let b = [("forwarded", "for=\"[2001:db8::1]:4711\";proto=https")];
+    login_from(&app, proxy, &a, email, WRONG)
+        .await
+        .expect(401, None);
+    login_from(&app, proxy, &b, email, WRONG)
+        .await
+        .expect(401, None);
+    // An untrusted peer's headers are its own word: it is the client.
+    let direct = "192.0.2.50:40000";
+    login_from(
+        &app,
+        direct,
+        &[("x-forwarded-for", "203.0.113.1")],
+        email,
+        WRONG,
+    )
+    .await
+    .expect(401, None);
+    // Each client has its own budget, used up now.
+    retry_after(
+        &login_from(&app, proxy, &a, email, WRONG).await,
+        "rate_limited",
+    );
+    retry_after(
+        &login_from(&app, proxy, &b, email, WRONG).await,
+        "rate_limited",
+    );
+
+    let events = audited(&app, org, |events| {
+        count(events, AuditAction::LoginFailed) == 3
+    })
+    .await;
+    let mut ips: Vec<_> = events
+        .iter()
+        .filter(|event| event.action == AuditAction::LoginFailed)
+        .filter_map(|event| event.client_ip.clone())
+        .collect();
+    ips.sort();
+    assert_eq!(
+        ips,
+        ["192.0.2.50", "2001:db8::1", "203.0.113.1"],
+        "{events:?}"
+    );
 }
 
 async fn a_login_rehashes_the_password_after_an_argon2_parameter_change(backend: Backend) {
