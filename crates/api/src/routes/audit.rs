@@ -83,8 +83,9 @@ pub struct AuditEventView {
     /// The request's id: the `x-request-id` header of the response to the
     /// call that did it.
     request_id: Option<String>,
-    /// The client's IP address (the connection's peer, or the last
-    /// `X-Forwarded-For` entry when `security.trust_forwarded_for` is set).
+    /// The client's IP address: the connection's peer or, when that peer is
+    /// one of `security.trusted_proxies`, the first untrusted hop of
+    /// `X-Forwarded-For` (or `Forwarded`) counted from the right.
     client_ip: Option<String>,
 }
 
