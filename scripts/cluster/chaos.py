@@ -359,6 +359,7 @@ class Chaos:
         f = self.findings
         left = self.raw.wait_settled(30)
         time.sleep(settle_secs)
+        self.raw.wait_swept(4 * TAKEOVER_SECS * 3)
         if left:
             f.fail("chaos", f"records still unsettled 30 s after the chaos: {left}")
         self.check_documents()

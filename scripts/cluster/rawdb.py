@@ -127,6 +127,18 @@ class RawDb:
                 return left
             time.sleep(0.5)
 
+    def wait_swept(self, timeout: float) -> None:
+        """Waits until no tenant collection lacks an owner and no name is
+        reserved by an orphan sweep, or `timeout` passes: writes that raced a
+        rename may leave an old name's collection behind, which the
+        reconcilers' orphan sweep (every fourth lease timeout) drops."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reserved = any("reserved_ms" in c for c in self.claims())
+            if not reserved and not self.structure().orphan_collections:
+                return
+            time.sleep(0.5)
+
     def structure(self) -> Structure:
         records = self.organizations()
         admins = self.admins()

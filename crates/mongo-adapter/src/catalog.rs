@@ -173,6 +173,12 @@ impl MongoStore {
         lease: &Lease,
     ) -> Result<(), StoreError> {
         lease.fence().await?;
+        self.drop_verified(name).await
+    }
+
+    /// Drops the collection and checks that it is gone (unfenced: for the
+    /// orphan sweep, which holds the name instead of a lease).
+    pub(crate) async fn drop_verified(&self, name: &str) -> Result<(), StoreError> {
         self.tenant(name)
             .drop()
             .await

@@ -370,8 +370,13 @@ pub(crate) struct NameClaim {
     /// The canonical name.
     #[serde(rename = "_id")]
     pub canonical: String,
-    /// The organization holding it.
+    /// The organization holding it, or for a reservation of the orphan
+    /// sweep (see `orphans.rs`) `sweep:<uuid>`.
     pub organization_id: String,
+    /// When the orphan sweep reserved the name (ms since the epoch); absent
+    /// on organizations' claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_ms: Option<i64>,
 }
 
 /// The current time at the precision MongoDB stores (milliseconds).

@@ -70,7 +70,10 @@
 //! Whatever a straggler insert leaves in `C` (the writer died before taking
 //! it back) is swept into `T` before the old name is released, and an
 //! organization that claims a name anew drops whatever a collection of that
-//! name still holds before using it. What remains is one window no check can
+//! name still holds before using it. A straggler arriving after the old name
+//! was released recreates `C` with nobody holding it; its writer takes the
+//! document back, and the orphan sweep of reconciliation drops the
+//! collection (see `orphans.rs`). What remains is one window no check can
 //! close without multi-document transactions: an insert delayed between its
 //! record read and its arrival at the server for longer than a whole rename
 //! plus the creation of a new organization under the old name lands in that

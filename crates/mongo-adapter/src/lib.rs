@@ -19,7 +19,9 @@
 //! Admins have roles; removals and role changes commit on the organization
 //! record by compare-and-swap, so every organization keeps an owner even
 //! when they race (see `admin_changes.rs`), and additions are confirmed only
-//! once their organization is known to exist (see `admin_add.rs`). Sessions
+//! once their organization is known to exist (see `admin_add.rs`).
+//! Reconciliation also drops tenant collections that nobody holds, which
+//! writes racing a rename can leave behind (see `orphans.rs`). Sessions
 //! live in `refresh_tokens`, `revoked_session_families` and
 //! `login_throttles` (see `refresh_tokens.rs` and `login_throttle.rs`), the
 //! audit log in `audit_events` (see `audit.rs`). The store also implements
@@ -40,6 +42,7 @@ mod lifecycle;
 mod login_throttle;
 mod migrations;
 mod names;
+mod orphans;
 mod rate_limits;
 mod reconcile;
 mod refresh_tokens;

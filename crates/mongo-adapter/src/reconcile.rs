@@ -19,7 +19,8 @@ impl MongoStore {
     /// been renewed for `lease_timeout` (see `lease.rs`; operations that keep
     /// renewing are left to the process running them, however long they
     /// take), and finishes admin changes and additions left since
-    /// `lease_timeout` ago. A record that cannot be repaired is logged and
+    /// `lease_timeout` ago, and every fourth lease timeout drops orphan
+    /// tenant collections (see `orphans.rs`). A record that cannot be repaired is logged and
     /// the others are still processed; the run then fails with the first
     /// error.
     pub(crate) async fn reconcile_stale(
@@ -56,6 +57,14 @@ impl MongoStore {
         }
         if let Err(e) = self.reconcile_admin_additions(cutoff, &mut report).await {
             first_error.get_or_insert(e);
+        }
+        match self.sweep_orphans_when_due().await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "dropped orphan tenant collections"),
+            Err(e) => {
+                tracing::warn!(error = ?e, "could not sweep orphan tenant collections");
+                first_error.get_or_insert(e);
+            }
         }
         match first_error {
             Some(e) => Err(e),

@@ -35,6 +35,8 @@ pub struct MongoStore {
     leases: Leases,
     /// Whether the deployment runs transactions, once asked.
     transactions: Arc<OnceCell<bool>>,
+    /// When this store last swept orphan collections (see `orphans.rs`).
+    orphan_sweep: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl MongoStore {
@@ -59,6 +61,7 @@ impl MongoStore {
             failpoints: Failpoints::new(),
             leases: Leases::new(DEFAULT_LEASE_TIMEOUT),
             transactions: Arc::default(),
+            orphan_sweep: Arc::default(),
         })
     }
 
@@ -103,6 +106,10 @@ impl MongoStore {
 
     pub(crate) fn name_claims(&self) -> Collection<NameClaim> {
         self.db.collection(ORGANIZATION_NAMES)
+    }
+
+    pub(crate) fn orphan_sweep_clock(&self) -> &std::sync::Mutex<Option<std::time::Instant>> {
+        &self.orphan_sweep
     }
 
     pub(crate) fn leases(&self) -> &Leases {

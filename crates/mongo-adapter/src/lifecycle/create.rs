@@ -15,6 +15,7 @@ use crate::documents::{self, AdminDoc, OrgDoc};
 use crate::errors::is_duplicate_key;
 use crate::failpoints::Step;
 use crate::lease::{Lease, OnDrain};
+use crate::names::Claim;
 use crate::store::MongoStore;
 
 impl MongoStore {
@@ -62,9 +63,16 @@ impl MongoStore {
         lease: &Lease,
     ) -> Result<Option<OrgDoc>, CreateOrganizationError> {
         lease.fence().await?;
-        if !self.claim_name(&record.canonical, &record.id).await? {
-            self.delete_org(record, lease).await?;
-            return Err(CreateOrganizationError::NameTaken);
+        match self.claim(&record.canonical, &record.id).await? {
+            Claim::New | Claim::Held => {}
+            Claim::Taken => {
+                self.delete_org(record, lease).await?;
+                return Err(CreateOrganizationError::NameTaken);
+            }
+            Claim::Reserved => {
+                self.delete_org(record, lease).await?;
+                return Err(CreateOrganizationError::Busy);
+            }
         }
         self.checkpoint(Step::CreateNameClaimed).await?;
 

@@ -41,6 +41,7 @@ use orgsvc_domain::StoreError;
 
 use crate::documents::{OrgDoc, OrgState};
 use crate::lease::{Interruption, Lease};
+use crate::names::Claim;
 use crate::store::MongoStore;
 
 /// How often a request waiting for an interrupted operation to settle looks
@@ -185,13 +186,18 @@ impl MongoStore {
             }
             OrgState::Deleting => self.finish_deletion(&record, lease).await?,
             OrgState::Renaming => {
-                let claimed = match record.pending_rename() {
+                let claim = match record.pending_rename() {
                     Some(t) if record.canonical == t.from_canonical => {
                         self.claim_rename_target(&record, lease).await?
                     }
-                    _ => true,
+                    _ => Claim::Held,
                 };
-                if !claimed {
+                if claim == Claim::Reserved {
+                    // The orphan sweep drops a collection of the target's
+                    // name: the next pass tries again.
+                    return Ok(Outcome::Nothing);
+                }
+                if claim == Claim::Taken {
                     return Ok(done_as(
                         self.abandon_rename(&record, lease).await?,
                         Outcome::RolledBack,

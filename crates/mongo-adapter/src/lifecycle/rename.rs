@@ -95,11 +95,18 @@ impl MongoStore {
         renaming: OrgDoc,
         lease: &Lease,
     ) -> Result<Option<OrgDoc>, RenameOrganizationError> {
-        if !self.claim_rename_target(&renaming, lease).await? {
-            if self.abandon_rename(&renaming, lease).await? {
-                return Err(RenameOrganizationError::NameTaken);
+        match self.claim_rename_target(&renaming, lease).await? {
+            Claim::New | Claim::Held => {}
+            refused @ (Claim::Taken | Claim::Reserved) => {
+                if !self.abandon_rename(&renaming, lease).await? {
+                    return Ok(None);
+                }
+                return Err(if refused == Claim::Taken {
+                    RenameOrganizationError::NameTaken
+                } else {
+                    RenameOrganizationError::Busy
+                });
             }
-            return Ok(None);
         }
         self.checkpoint(Step::RenameNameClaimed).await?;
         Ok(self.finish_rename(renaming, lease).await?)
@@ -125,15 +132,16 @@ impl MongoStore {
         }
     }
 
-    /// Claims the target name of a rename; `false` when another organization
-    /// holds it. When this call claims it anew, whatever a collection of that
-    /// name holds predates the claim (no copy into it can have started: that
-    /// needs the claim), so it is dropped.
+    /// Claims the target name of a rename: `Taken` when another organization
+    /// holds it, `Reserved` when the orphan sweep still does (see
+    /// `names.rs`). When this call claims it anew, whatever a collection of
+    /// that name holds predates the claim (no copy into it can have started:
+    /// that needs the claim), so it is dropped.
     pub(crate) async fn claim_rename_target(
         &self,
         record: &OrgDoc,
         lease: &Lease,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let Some(target) = record.pending_rename() else {
             return Err(StoreError::msg(format!(
                 "organization {} is renaming but its record has no target",
@@ -142,8 +150,7 @@ impl MongoStore {
         };
         lease.fence().await?;
         match self.claim(&target.to_canonical, &record.id).await? {
-            Claim::Taken => Ok(false),
-            Claim::Held => Ok(true),
+            claim @ (Claim::Taken | Claim::Held | Claim::Reserved) => Ok(claim),
             Claim::New => {
                 if self.collection_exists(&target.to_collection).await? {
                     tracing::warn!(
@@ -152,7 +159,7 @@ impl MongoStore {
                     );
                     self.drop_collection(&target.to_collection, lease).await?;
                 }
-                Ok(true)
+                Ok(Claim::New)
             }
         }
     }

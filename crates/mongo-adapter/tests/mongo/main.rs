@@ -10,6 +10,7 @@ mod documents;
 mod leases;
 mod lifecycle;
 mod migrations;
+mod orphans;
 mod rate_limits;
 mod rename;
 mod sessions;
