@@ -183,4 +183,3 @@ fn canonical_of(collection: &str) -> &str {
         .strip_prefix(COLLECTION_PREFIX)
         .unwrap_or(collection)
 }
-

@@ -81,7 +81,9 @@ async fn a_reservation_whose_sweep_died_is_taken_over() {
         .with_lease_timeout(Duration::from_millis(100));
     let long_ago = chrono::Utc::now().timestamp_millis() - 60_000;
     t.db.collection::<Document>("organization_names")
-        .insert_one(doc! { "_id": "acme", "organization_id": "sweep:dead", "reserved_ms": long_ago })
+        .insert_one(
+            doc! { "_id": "acme", "organization_id": "sweep:dead", "reserved_ms": long_ago },
+        )
         .await
         .unwrap();
 
