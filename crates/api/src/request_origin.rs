@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use chrono::{DateTime, Utc};
 use orgsvc_domain::{Admin, AdminId, AuditAction, AuditEvent, AuditEventId, OrganizationId};
 use tracing_actix_web::RequestId;
 
@@ -117,8 +116,4 @@ impl AppState {
     }
 }
 
-/// The current time at millisecond precision, as the stores keep it.
-pub fn now_millis() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
+pub use orgsvc_domain::clock::now_millis;

@@ -7,6 +7,7 @@
 //! framework, no cryptography. Adapters depend on it, never the reverse.
 
 mod audit;
+pub mod clock;
 mod documents;
 mod errors;
 mod ids;
@@ -36,6 +37,7 @@ pub use model::{
 pub use rate_limits::{ClientKey, RateDecision, RateLimit, RateWindow, SharedRateLimits};
 pub use sessions::{
     LoginAttempt, LoginThrottle, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionStore,
+    ThrottleState,
 };
 pub use store::{ReconcileReport, TenantStore};
 pub use values::{

@@ -85,6 +85,62 @@ impl LoginThrottle {
     }
 }
 
+/// An email's login-throttling state, as the stores keep it (whether or not
+/// an admin has the email).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Attempts counted since the last success or lock.
+    pub failures: u32,
+    /// Locks since the last success.
+    pub lockouts: u32,
+    /// When the latest lock ends (millisecond precision).
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl ThrottleState {
+    /// The rule of [`SessionStore::begin_login_attempt`], for the stores to
+    /// apply atomically: while a lock runs at `now`, the attempt is
+    /// `Locked` and nothing changes (`None`). Otherwise the attempt counts as
+    /// a failure in advance; once that makes more than
+    /// `throttle.max_failures`, the failures restart at zero and the email
+    /// locks from `now` for [`LoginThrottle::lock_duration`] of the locks
+    /// since the last success. Returns the answer and the state to store.
+    pub fn count_attempt(
+        &self,
+        now: DateTime<Utc>,
+        throttle: &LoginThrottle,
+    ) -> (LoginAttempt, Option<ThrottleState>) {
+        if let Some(until) = self.locked_until.filter(|&until| until > now) {
+            let answer = LoginAttempt::Locked {
+                until,
+                just_locked: false,
+            };
+            return (answer, None);
+        }
+        let mut next = Self {
+            failures: self.failures.saturating_add(1),
+            ..*self
+        };
+        if next.failures <= throttle.max_failures {
+            return (LoginAttempt::Allowed, Some(next));
+        }
+        next.failures = 0;
+        next.lockouts = next.lockouts.saturating_add(1);
+        let length = chrono::TimeDelta::from_std(throttle.lock_duration(next.lockouts))
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let until = crate::clock::to_millis(
+            now.checked_add_signed(length)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
+        next.locked_until = Some(until);
+        let answer = LoginAttempt::Locked {
+            until,
+            just_locked: true,
+        };
+        (answer, Some(next))
+    }
+}
+
 /// Whether a login attempt may check the password.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoginAttempt {
@@ -154,4 +210,76 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         idle_since: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle() -> LoginThrottle {
+        LoginThrottle {
+            max_failures: 2,
+            base_lock: Duration::from_millis(1_500),
+            max_lock: Duration::from_secs(4),
+        }
+    }
+
+    fn at(millis: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(millis).unwrap()
+    }
+
+    #[test]
+    fn attempts_lock_after_max_failures_for_doubling_lengths_up_to_the_longest() {
+        let mut state = ThrottleState::default();
+        let mut locks = Vec::new();
+        let mut now = 10_000;
+        for _ in 0..9 {
+            let (answer, next) = state.count_attempt(at(now), &throttle());
+            state = next.expect("an attempt outside a lock is stored");
+            if let LoginAttempt::Locked { until, just_locked } = answer {
+                assert!(just_locked);
+                assert_eq!(state.failures, 0);
+                locks.push(until.timestamp_millis() - now);
+                now = until.timestamp_millis(); // the next attempt after the lock
+            }
+        }
+        assert_eq!(locks, [1_500, 3_000, 4_000]);
+        assert_eq!(state.lockouts, 3);
+    }
+
+    #[test]
+    fn an_attempt_during_a_lock_is_refused_and_changes_nothing() {
+        let locked = ThrottleState {
+            failures: 0,
+            lockouts: 1,
+            locked_until: Some(at(5_000)),
+        };
+        let (answer, next) = locked.count_attempt(at(4_999), &throttle());
+        assert_eq!(
+            answer,
+            LoginAttempt::Locked {
+                until: at(5_000),
+                just_locked: false
+            }
+        );
+        assert_eq!(next, None);
+        // Once the lock has ended, attempts count again.
+        let (answer, next) = locked.count_attempt(at(5_000), &throttle());
+        assert_eq!(answer, LoginAttempt::Allowed);
+        assert_eq!(next.map(|s| (s.failures, s.lockouts)), Some((1, 1)));
+    }
+
+    #[test]
+    fn a_lock_ends_on_a_whole_millisecond() {
+        let state = ThrottleState {
+            failures: 2,
+            ..ThrottleState::default()
+        };
+        let now = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        let (answer, _) = state.count_attempt(now, &throttle());
+        let LoginAttempt::Locked { until, .. } = answer else {
+            panic!("the third failure locks: {answer:?}");
+        };
+        assert_eq!(until.timestamp_subsec_nanos() % 1_000_000, 0);
+    }
 }

@@ -5,8 +5,9 @@
 //! `failures` counts attempts since the last success or lock, `lockouts` the
 //! locks since the last success.
 //!
-//! An attempt reads the record; while `locked_until` is after `now` it is
-//! refused without writing. Otherwise it writes the counted record by
+//! An attempt reads the record and applies the domain's rule
+//! ([`ThrottleState::count_attempt`]): while a lock runs it is refused
+//! without writing. Otherwise it writes the counted record by
 //! compare-and-swap on `version` (an insert for a new email, which the
 //! unique `_id` arbitrates), and reads again whenever another attempt won:
 //! every allowed attempt and every lock is thus one successful swap from
@@ -16,7 +17,7 @@
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc};
 use mongodb::Collection;
-use orgsvc_domain::{AdminEmail, LoginAttempt, LoginThrottle, StoreError};
+use orgsvc_domain::{AdminEmail, LoginAttempt, LoginThrottle, StoreError, ThrottleState};
 use serde::{Deserialize, Serialize};
 
 use crate::documents::{to_bson_time, to_chrono};
@@ -62,32 +63,30 @@ impl ThrottleDoc {
         }
     }
 
-    /// The record after counting one more attempt at `now`, and the answer.
-    fn count(&self, now: bson::DateTime, throttle: &LoginThrottle) -> (Self, LockDecision) {
-        let mut next = Self {
+    /// The domain view of the record.
+    fn state(&self) -> Result<ThrottleState, StoreError> {
+        let count = |n: i64| {
+            u32::try_from(n).map_err(|_| StoreError::msg("a login throttle count is out of range"))
+        };
+        Ok(ThrottleState {
+            failures: count(self.failures)?,
+            lockouts: count(self.lockouts)?,
+            locked_until: self.locked_until.map(to_chrono).transpose()?,
+        })
+    }
+
+    /// The record after an attempt at `now` that left `next`: one version
+    /// later, and its latest attempt never earlier than before.
+    fn counted(&self, next: ThrottleState, now: bson::DateTime) -> Self {
+        Self {
             version: self.version + 1,
-            failures: self.failures + 1,
+            failures: i64::from(next.failures),
+            lockouts: i64::from(next.lockouts),
+            locked_until: next.locked_until.map(to_bson_time),
             last_attempt_at: self.last_attempt_at.max(now),
             ..self.clone()
-        };
-        if next.failures <= i64::from(throttle.max_failures) {
-            return (next, LockDecision::Allowed);
         }
-        next.failures = 0;
-        next.lockouts += 1;
-        let lockouts = u32::try_from(next.lockouts).unwrap_or(u32::MAX);
-        let length =
-            i64::try_from(throttle.lock_duration(lockouts).as_millis()).unwrap_or(i64::MAX);
-        let until = bson::DateTime::from_millis(now.timestamp_millis().saturating_add(length));
-        next.locked_until = Some(until);
-        (next, LockDecision::Locked(until))
     }
-}
-
-/// What counting an attempt decided.
-enum LockDecision {
-    Allowed,
-    Locked(bson::DateTime),
 }
 
 impl MongoStore {
@@ -102,25 +101,21 @@ impl MongoStore {
         now: DateTime<Utc>,
         throttle: &LoginThrottle,
     ) -> Result<LoginAttempt, StoreError> {
-        let now = to_bson_time(now);
+        let bson_now = to_bson_time(now);
         for _ in 0..COUNT_ATTEMPTS {
             let current = self
                 .login_throttles()
                 .find_one(doc! { "_id": email.as_str() })
                 .await
                 .map_err(|e| StoreError::new("reading a login throttle", e))?;
-            if let Some(until) = current.as_ref().and_then(|c| c.locked_until) {
-                if until > now {
-                    return Ok(LoginAttempt::Locked {
-                        until: to_chrono(until)?,
-                        just_locked: false,
-                    });
-                }
-            }
             let base = current
                 .clone()
-                .unwrap_or_else(|| ThrottleDoc::fresh(email, now));
-            let (next, decision) = base.count(now, throttle);
+                .unwrap_or_else(|| ThrottleDoc::fresh(email, bson_now));
+            let (answer, next) = base.state()?.count_attempt(now, throttle);
+            let Some(next) = next else {
+                return Ok(answer); // locked: nothing to write
+            };
+            let next = base.counted(next, bson_now);
             let written = match &current {
                 None => match self.login_throttles().insert_one(&next).await {
                     Ok(_) => true,
@@ -140,13 +135,7 @@ impl MongoStore {
                 }
             };
             if written {
-                return Ok(match decision {
-                    LockDecision::Allowed => LoginAttempt::Allowed,
-                    LockDecision::Locked(until) => LoginAttempt::Locked {
-                        until: to_chrono(until)?,
-                        just_locked: true,
-                    },
-                });
+                return Ok(answer);
             }
         }
         Err(StoreError::msg(
@@ -187,42 +176,14 @@ impl MongoStore {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    fn throttle() -> LoginThrottle {
-        LoginThrottle {
-            max_failures: 2,
-            base_lock: Duration::from_millis(1_500),
-            max_lock: Duration::from_secs(4),
-        }
-    }
-
-    #[test]
-    fn counting_locks_after_max_failures_for_doubling_lengths() {
-        let email = AdminEmail::parse("a@b.example").unwrap();
-        let at = bson::DateTime::from_millis(10_000);
-        let mut record = ThrottleDoc::fresh(&email, at);
-        let mut locks = Vec::new();
-        for _ in 0..9 {
-            let (next, decision) = record.count(at, &throttle());
-            if let LockDecision::Locked(until) = decision {
-                locks.push(until.timestamp_millis() - 10_000);
-                assert_eq!(next.failures, 0);
-            }
-            assert_eq!(next.version, record.version + 1);
-            record = next;
-        }
-        assert_eq!(locks, [1_500, 3_000, 4_000]);
-        assert_eq!(record.lockouts, 3);
-    }
 
     #[test]
     fn the_latest_attempt_time_never_goes_back() {
         let email = AdminEmail::parse("a@b.example").unwrap();
         let record = ThrottleDoc::fresh(&email, bson::DateTime::from_millis(5_000));
-        let (next, _) = record.count(bson::DateTime::from_millis(4_000), &throttle());
+        let next = record.counted(ThrottleState::default(), bson::DateTime::from_millis(4_000));
         assert_eq!(next.last_attempt_at.timestamp_millis(), 5_000);
+        assert_eq!(next.version, record.version + 1);
     }
 }

@@ -6,27 +6,15 @@
 //! and cannot exceed the limit between them.
 
 use chrono::{DateTime, Utc};
-use orgsvc_domain::{AdminEmail, LoginAttempt, LoginThrottle, StoreError};
+use orgsvc_domain::{AdminEmail, LoginAttempt, LoginThrottle, StoreError, ThrottleState};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::connection::{begin, commit};
 use crate::records::corrupt;
 use crate::rows;
 
-/// An email's throttling state, as stored.
-#[derive(Default)]
-struct State {
-    /// Attempts counted since the last success or lock.
-    failures: u32,
-    /// Locks since the last success.
-    lockouts: u32,
-    /// End of the current or last lock (milliseconds).
-    locked_until: Option<i64>,
-}
-
-/// `Locked` while the email is locked at `now`; otherwise counts a failure
-/// in advance and locks the email once that makes more than
-/// `throttle.max_failures` (see [`orgsvc_domain::SessionStore`]).
+/// Applies [`ThrottleState::count_attempt`] to the email's stored state in
+/// one transaction.
 pub(crate) fn begin_attempt(
     connection: &mut Connection,
     email: &AdminEmail,
@@ -35,28 +23,10 @@ pub(crate) fn begin_attempt(
 ) -> Result<LoginAttempt, StoreError> {
     const WHAT: &str = "counting a login attempt";
     let transaction = begin(connection, WHAT)?;
-    let mut state = read(&transaction, email)?.unwrap_or_default();
-    let now_ms = rows::millis(now);
-    let outcome = match state.locked_until.filter(|&until| until > now_ms) {
-        Some(until) => LoginAttempt::Locked {
-            until: rows::timestamp(until)?,
-            just_locked: false,
-        },
-        None => {
-            state.failures = state.failures.saturating_add(1);
-            if state.failures > throttle.max_failures {
-                state.failures = 0;
-                state.lockouts = state.lockouts.saturating_add(1);
-                let until = lock_end(now_ms, throttle, state.lockouts)?;
-                state.locked_until = Some(rows::millis(until));
-                LoginAttempt::Locked {
-                    until,
-                    just_locked: true,
-                }
-            } else {
-                LoginAttempt::Allowed
-            }
-        }
+    let state = read(&transaction, email)?.unwrap_or_default();
+    let (outcome, next) = state.count_attempt(now, throttle);
+    let Some(next) = next else {
+        return Ok(outcome); // locked: nothing to store
     };
     transaction
         .execute(
@@ -67,10 +37,10 @@ pub(crate) fn begin_attempt(
              last_attempt_at = max(last_attempt_at, excluded.last_attempt_at)",
             params![
                 email.as_str(),
-                state.failures,
-                state.lockouts,
-                state.locked_until,
-                now_ms
+                next.failures,
+                next.lockouts,
+                next.locked_until.map(rows::millis),
+                rows::millis(now)
             ],
         )
         .map_err(|e| StoreError::new("storing a login attempt", e))?;
@@ -106,7 +76,7 @@ pub(crate) fn purge(
     Ok(u64::try_from(purged).unwrap_or(u64::MAX))
 }
 
-fn read(connection: &Connection, email: &AdminEmail) -> Result<Option<State>, StoreError> {
+fn read(connection: &Connection, email: &AdminEmail) -> Result<Option<ThrottleState>, StoreError> {
     let stored: Option<(i64, i64, Option<i64>)> = connection
         .query_row(
             "SELECT failures, lockouts, locked_until FROM login_throttles WHERE email = ?1",
@@ -117,25 +87,11 @@ fn read(connection: &Connection, email: &AdminEmail) -> Result<Option<State>, St
         .map_err(|e| StoreError::new("reading login throttling state", e))?;
     stored
         .map(|(failures, lockouts, locked_until)| {
-            Ok(State {
+            Ok(ThrottleState {
                 failures: u32::try_from(failures).map_err(|e| corrupt("login failures", e))?,
                 lockouts: u32::try_from(lockouts).map_err(|e| corrupt("login lockouts", e))?,
-                locked_until,
+                locked_until: locked_until.map(rows::timestamp).transpose()?,
             })
         })
         .transpose()
-}
-
-/// When the `lockouts`-th lock since the last success, starting at
-/// `now_ms`, ends (millisecond precision).
-fn lock_end(
-    now_ms: i64,
-    throttle: &LoginThrottle,
-    lockouts: u32,
-) -> Result<DateTime<Utc>, StoreError> {
-    let length = i64::try_from(throttle.lock_duration(lockouts).as_millis()).unwrap_or(i64::MAX);
-    now_ms
-        .checked_add(length)
-        .and_then(DateTime::from_timestamp_millis)
-        .ok_or_else(|| StoreError::msg("a login lock would end beyond the representable time"))
 }

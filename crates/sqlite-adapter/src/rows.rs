@@ -22,8 +22,7 @@ pub(crate) const ADMIN_COLUMNS: &str =
 
 /// The current time, truncated to what the store keeps (milliseconds).
 pub(crate) fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    orgsvc_domain::clock::now_millis()
 }
 
 /// A timestamp as stored.

@@ -13,9 +13,8 @@ use crate::{
     RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionFamilyId,
 };
 
-/// The current time at millisecond precision, as stores keep it.
 fn now_ms() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
+    crate::clock::now_millis()
 }
 
 fn new_admin(address: &str, role: AdminRole) -> NewAdmin {

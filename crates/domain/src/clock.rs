@@ -1,0 +1,29 @@
+//! The service's clock: times are kept at millisecond precision, the finest
+//! that both stores keep (MongoDB's BSON date is milliseconds since the
+//! Unix epoch), so a time read back equals the time written.
+
+use chrono::{DateTime, Utc};
+
+/// The current time, truncated to the millisecond.
+pub fn now_millis() -> DateTime<Utc> {
+    to_millis(Utc::now())
+}
+
+/// `time` truncated to the millisecond.
+pub fn to_millis(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_keep_whole_milliseconds_only() {
+        let time = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        let kept = to_millis(time);
+        assert_eq!(kept.timestamp_subsec_nanos(), 123_000_000);
+        assert_eq!(kept.timestamp(), 1_700_000_000);
+        assert_eq!(now_millis().timestamp_subsec_nanos() % 1_000_000, 0);
+    }
+}
