@@ -15,6 +15,7 @@ mod model;
 mod rate_limits;
 mod sessions;
 mod store;
+mod succession;
 mod values;
 
 #[cfg(feature = "testing")]
@@ -40,6 +41,7 @@ pub use sessions::{
     ThrottleState,
 };
 pub use store::{ReconcileReport, TenantStore};
+pub use succession::{plan_admin_change, AdminChange, AdminChangePlan, AdminStanding};
 pub use values::{
     AdminEmail, CollectionName, OrganizationName, Password, PasswordHash, ValueError,
     COLLECTION_PREFIX,

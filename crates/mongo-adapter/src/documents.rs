@@ -334,11 +334,6 @@ impl AdminDoc {
         }
     }
 
-    /// Whether the admin is an owner.
-    pub(crate) fn is_owner(&self) -> bool {
-        self.role == StoredRole::Owner
-    }
-
     /// The domain view of the record, without the password hash.
     pub(crate) fn to_admin(&self) -> Result<Admin, StoreError> {
         Ok(Admin {

@@ -9,14 +9,15 @@
 //! deferred foreign key: checked at commit, after the handover).
 
 use orgsvc_domain::{
-    AddAdminError, Admin, AdminId, AdminRole, ChangeAdminError, NewAdmin, OrganizationId,
-    StoreError,
+    plan_admin_change, AddAdminError, Admin, AdminChange, AdminChangePlan, AdminId, AdminRole,
+    AdminStanding, ChangeAdminError, NewAdmin, OrganizationId, StoreError,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::admins;
 use crate::connection::{begin, commit};
 use crate::constraints::{self, Unique};
+use crate::records::corrupt;
 use crate::rows;
 
 /// Adds `admin` with its role to an existing organization.
@@ -58,7 +59,8 @@ pub(crate) fn add(
 }
 
 /// Removes the admin from its organization, unless it is the only owner;
-/// hands the primary admin over if it was the primary one.
+/// hands the primary admin over if it was the primary one (the rule:
+/// [`plan_admin_change`]).
 pub(crate) fn remove(
     connection: &mut Connection,
     organization: OrganizationId,
@@ -66,20 +68,26 @@ pub(crate) fn remove(
 ) -> Result<(), ChangeAdminError> {
     const WHAT: &str = "removing an admin";
     let transaction = begin(connection, WHAT)?;
-    if role_of(&transaction, organization, admin)? == AdminRole::Owner {
-        refuse_last_owner(&transaction, organization)?;
+    let primary = primary_of(&transaction, organization)?;
+    let plan = plan_admin_change(
+        &standings(&transaction, organization)?,
+        primary,
+        admin,
+        AdminChange::Remove,
+    )?;
+    if let AdminChangePlan::Apply { primary: next } = plan {
+        transaction
+            .execute("DELETE FROM admins WHERE id = ?1", [admin.to_string()])
+            .map_err(|e| StoreError::new("deleting admin", e))?;
+        set_primary(&transaction, organization, primary, next)?;
     }
-    transaction
-        .execute("DELETE FROM admins WHERE id = ?1", [admin.to_string()])
-        .map_err(|e| StoreError::new("deleting admin", e))?;
-    hand_over_primary(&transaction, organization, admin)?;
     commit(transaction, WHAT)?;
     Ok(())
 }
 
 /// Gives the admin `role`, unless that demotes the only owner; demoting the
-/// primary admin hands it over. `updated_at` (email and password changes
-/// only) stays.
+/// primary admin hands it over (the rule: [`plan_admin_change`]).
+/// `updated_at` (email and password changes only) stays.
 pub(crate) fn set_role(
     connection: &mut Connection,
     organization: OrganizationId,
@@ -88,20 +96,21 @@ pub(crate) fn set_role(
 ) -> Result<Admin, ChangeAdminError> {
     const WHAT: &str = "changing an admin's role";
     let transaction = begin(connection, WHAT)?;
-    let current = role_of(&transaction, organization, admin)?;
-    if current != role {
-        if current == AdminRole::Owner {
-            refuse_last_owner(&transaction, organization)?;
-        }
+    let primary = primary_of(&transaction, organization)?;
+    let plan = plan_admin_change(
+        &standings(&transaction, organization)?,
+        primary,
+        admin,
+        AdminChange::SetRole(role),
+    )?;
+    if let AdminChangePlan::Apply { primary: next } = plan {
         transaction
             .execute(
                 "UPDATE admins SET role = ?2 WHERE id = ?1",
                 params![admin.to_string(), role.as_str()],
             )
             .map_err(|e| StoreError::new("updating admin role", e))?;
-        if role != AdminRole::Owner {
-            hand_over_primary(&transaction, organization, admin)?;
-        }
+        set_primary(&transaction, organization, primary, next)?;
     }
     let changed = admins::by_id(&transaction, admin)?
         .ok_or_else(|| StoreError::msg("an admin vanished while its role changed"))?;
@@ -109,69 +118,70 @@ pub(crate) fn set_role(
     Ok(changed)
 }
 
-/// The role of the organization's admin with this id.
-fn role_of(
+/// The organization's primary admin; `NotFound` when the organization does
+/// not exist (so neither does the admin in it).
+fn primary_of(
     transaction: &Transaction<'_>,
     organization: OrganizationId,
-    admin: AdminId,
-) -> Result<AdminRole, ChangeAdminError> {
+) -> Result<AdminId, ChangeAdminError> {
     let stored: String = transaction
         .query_row(
-            "SELECT role FROM admins WHERE id = ?1 AND organization_id = ?2",
-            [admin.to_string(), organization.to_string()],
+            "SELECT admin_id FROM organizations WHERE id = ?1",
+            [organization.to_string()],
             |row| row.get(0),
         )
         .optional()
-        .map_err(|e| StoreError::new("reading admin role", e))?
+        .map_err(|e| StoreError::new("reading the primary admin", e))?
         .ok_or(ChangeAdminError::NotFound)?;
-    AdminRole::parse(&stored).ok_or_else(|| {
-        StoreError::msg(format!(
-            "corrupt record: invalid stored admin role {stored:?}"
-        ))
-        .into()
-    })
+    stored
+        .parse()
+        .map_err(|e| corrupt("primary admin id", e).into())
 }
 
-/// `LastOwner` unless the organization has another owner besides the one
-/// about to be removed or demoted.
-fn refuse_last_owner(
+/// The organization's admins and their roles, longest-standing first.
+fn standings(
     transaction: &Transaction<'_>,
     organization: OrganizationId,
-) -> Result<(), ChangeAdminError> {
-    let owners: i64 = transaction
-        .query_row(
-            "SELECT count(*) FROM admins WHERE organization_id = ?1 AND role = ?2",
-            [
-                organization.to_string(),
-                AdminRole::Owner.as_str().to_owned(),
-            ],
-            |row| row.get(0),
-        )
-        .map_err(|e| StoreError::new("counting an organization's owners", e))?;
-    if owners <= 1 {
-        return Err(ChangeAdminError::LastOwner);
+) -> Result<Vec<AdminStanding>, StoreError> {
+    const WHAT: &str = "reading an organization's admins";
+    let mut statement = transaction
+        .prepare("SELECT id, role FROM admins WHERE organization_id = ?1 ORDER BY created_at, id")
+        .map_err(|e| StoreError::new(WHAT, e))?;
+    let rows = statement
+        .query_map([organization.to_string()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(|e| StoreError::new(WHAT, e))?;
+    let mut standings = Vec::new();
+    for row in rows {
+        let (id, role) = row.map_err(|e| StoreError::new(WHAT, e))?;
+        standings.push(AdminStanding {
+            id: id.parse().map_err(|e| corrupt("admin id", e))?,
+            role: AdminRole::parse(&role).ok_or_else(|| {
+                StoreError::msg(format!(
+                    "corrupt record: invalid stored admin role {role:?}"
+                ))
+            })?,
+        });
     }
-    Ok(())
+    Ok(standings)
 }
 
-/// If `former` is the organization's primary admin, makes the
-/// longest-standing remaining owner primary instead.
-fn hand_over_primary(
+/// Records `next` as the organization's primary admin when it is not
+/// `current` already.
+fn set_primary(
     transaction: &Transaction<'_>,
     organization: OrganizationId,
-    former: AdminId,
+    current: AdminId,
+    next: AdminId,
 ) -> Result<(), StoreError> {
+    if next == current {
+        return Ok(());
+    }
     transaction
         .execute(
-            "UPDATE organizations SET admin_id = (\
-                 SELECT id FROM admins WHERE organization_id = ?1 AND role = ?3 \
-                 ORDER BY created_at, id LIMIT 1) \
-             WHERE id = ?1 AND admin_id = ?2",
-            params![
-                organization.to_string(),
-                former.to_string(),
-                AdminRole::Owner.as_str()
-            ],
+            "UPDATE organizations SET admin_id = ?2 WHERE id = ?1",
+            params![organization.to_string(), next.to_string()],
         )
         .map_err(|e| StoreError::new("handing over the primary admin", e))?;
     Ok(())
