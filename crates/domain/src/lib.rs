@@ -32,8 +32,8 @@ pub use errors::{
 };
 pub use ids::{AdminId, AuditEventId, DocumentId, OrganizationId, SessionFamilyId};
 pub use model::{
-    Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
-    TenantLocation,
+    Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,
+    Organization, TenantLocation,
 };
 pub use rate_limits::{ClientKey, RateDecision, RateLimit, RateWindow, SharedRateLimits};
 pub use sessions::{

@@ -70,35 +70,59 @@ pub struct NewOrganization {
     pub id: OrganizationId,
     /// Its name.
     pub name: OrganizationName,
-    /// Its first admin.
-    pub admin: NewAdmin,
+    /// Its first admin, an owner.
+    pub owner: NewOwner,
 }
 
 impl NewOrganization {
-    /// A new organization with fresh ids; its first admin is an owner.
+    /// A new organization with fresh ids.
     pub fn new(name: OrganizationName, email: AdminEmail, password_hash: PasswordHash) -> Self {
         Self {
             id: OrganizationId::new(),
             name,
-            admin: NewAdmin {
+            owner: NewOwner {
                 id: AdminId::new(),
                 email,
-                role: AdminRole::Owner,
                 password_hash,
             },
         }
     }
 }
 
-/// An admin to register: the first one of a new organization, or one added
-/// to an existing organization by an owner.
+/// The first admin of a new organization. It has no role to choose: the
+/// first admin of an organization is always an owner (so every organization
+/// starts with the owner that the last-owner rule then keeps).
+#[derive(Clone, Debug)]
+pub struct NewOwner {
+    /// The new admin's id.
+    pub id: AdminId,
+    /// Login email.
+    pub email: AdminEmail,
+    /// Hash of the chosen password.
+    pub password_hash: PasswordHash,
+}
+
+impl NewOwner {
+    /// The admin to store: this one, as an owner.
+    pub fn as_admin(&self) -> NewAdmin {
+        NewAdmin {
+            id: self.id,
+            email: self.email.clone(),
+            role: AdminRole::Owner,
+            password_hash: self.password_hash.clone(),
+        }
+    }
+}
+
+/// An admin to register: one added to an existing organization by an owner
+/// (or a [`NewOwner`] as it is stored).
 #[derive(Clone, Debug)]
 pub struct NewAdmin {
     /// The new admin's id.
     pub id: AdminId,
     /// Login email.
     pub email: AdminEmail,
-    /// Its role (the first admin of an organization is always an owner).
+    /// Its role.
     pub role: AdminRole,
     /// Hash of the chosen password.
     pub password_hash: PasswordHash,

@@ -69,9 +69,8 @@ impl ReconcileReport {
 ///   when they race each other.
 #[async_trait]
 pub trait TenantStore: SessionStore + AuditLog + Send + Sync + 'static {
-    /// Registers an organization, its first admin and its (empty) tenant
-    /// collection. The first admin is stored as an owner whatever
-    /// `new.admin.role` says.
+    /// Registers an organization, its first admin (an owner) and its
+    /// (empty) tenant collection.
     ///
     /// MUST return [`CreateOrganizationError::NameTaken`] when any organization
     /// (including one being created or renamed to that name) has the same

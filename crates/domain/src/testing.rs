@@ -138,7 +138,7 @@ fn email(raw: &str) -> AdminEmail {
 /// Create returns the stored organization, found again by name and by id.
 pub async fn create_then_find_by_name_and_id(store: Store) {
     let new = new_org("Acme Corp", "owner@acme.example");
-    let (org_id, admin_id) = (new.id, new.admin.id);
+    let (org_id, admin_id) = (new.id, new.owner.id);
     let created = store.create_organization(new).await.unwrap();
 
     assert_eq!(created.id, org_id);
@@ -246,7 +246,7 @@ pub async fn concurrent_creates_of_one_name_have_one_winner(store: Store) {
 /// Credentials are found by (case-insensitive) email, with the stored hash.
 pub async fn credentials_are_found_by_email(store: Store) {
     let new = new_org("Acme", "owner@acme.example");
-    let expected_hash = new.admin.password_hash.clone();
+    let expected_hash = new.owner.password_hash.clone();
     let created = store.create_organization(new).await.unwrap();
 
     let credentials = store

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, CreateOrganizationError,
-    NewAdmin, OrganizationId, PasswordHash, StoreError, UpdateAdminError,
+    NewAdmin, NewOwner, OrganizationId, PasswordHash, StoreError, UpdateAdminError,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -13,14 +13,15 @@ use crate::constraints::{self, Unique};
 use crate::rows::{self, AdminRow, ADMIN_COLUMNS};
 
 /// Inserts the first admin of organization `organization` (inside the
-/// transaction creating it), always as an owner.
+/// transaction creating it), an owner.
 pub(crate) fn insert(
     connection: &Connection,
     organization: OrganizationId,
-    admin: &NewAdmin,
+    owner: &NewOwner,
     now: DateTime<Utc>,
 ) -> Result<(), CreateOrganizationError> {
-    insert_row(connection, organization, admin, AdminRole::Owner, now).map_err(|e| {
+    let admin = owner.as_admin();
+    insert_row(connection, organization, &admin, admin.role, now).map_err(|e| {
         match constraints::violated(&e) {
             Some(Unique::AdminEmail) => CreateOrganizationError::EmailTaken,
             _ => StoreError::new("inserting admin", e).into(),

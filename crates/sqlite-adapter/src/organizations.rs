@@ -37,7 +37,7 @@ pub(crate) fn create(
                 new.name.canonical(),
                 DATABASE,
                 collection.as_str(),
-                new.admin.id.to_string(),
+                new.owner.id.to_string(),
                 rows::millis(now),
             ],
         )
@@ -45,7 +45,7 @@ pub(crate) fn create(
             Some(Unique::OrganizationName) => CreateOrganizationError::NameTaken,
             _ => StoreError::new("inserting organization", e).into(),
         })?;
-    admins::insert(&transaction, new.id, &new.admin, now)?;
+    admins::insert(&transaction, new.id, &new.owner, now)?;
     tenant_tables::create(&transaction, new.id, &collection)?;
     commit(transaction, WHAT)?;
     Ok(Organization {
@@ -55,7 +55,7 @@ pub(crate) fn create(
             database: DATABASE.to_owned(),
             collection,
         },
-        admin_id: new.admin.id,
+        admin_id: new.owner.id,
         created_at: now,
         updated_at: now,
     })

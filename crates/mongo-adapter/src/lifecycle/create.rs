@@ -6,9 +6,7 @@
 use std::time::Instant;
 
 use mongodb::bson::doc;
-use orgsvc_domain::{
-    AdminRole, CreateOrganizationError, NewOrganization, Organization, StoreError,
-};
+use orgsvc_domain::{CreateOrganizationError, NewOrganization, Organization, StoreError};
 
 use super::Settled;
 use crate::documents::{self, AdminDoc, OrgDoc};
@@ -24,7 +22,7 @@ impl MongoStore {
         new: NewOrganization,
     ) -> Result<Organization, CreateOrganizationError> {
         let now = documents::now();
-        let record = OrgDoc::provisioning(new.id, &new.name, self.db().name(), new.admin.id, now);
+        let record = OrgDoc::provisioning(new.id, &new.name, self.db().name(), new.owner.id, now);
         let sent = Instant::now();
         self.organizations()
             .insert_one(&record)
@@ -76,8 +74,8 @@ impl MongoStore {
         }
         self.checkpoint(Step::CreateNameClaimed).await?;
 
-        // The first admin is an owner, whatever `new.admin.role` says.
-        let admin = AdminDoc::new(&new.admin, new.id, AdminRole::Owner, documents::now());
+        let owner = new.owner.as_admin();
+        let admin = AdminDoc::new(&owner, new.id, owner.role, documents::now());
         if !self.insert_admin(&admin, lease).await? {
             self.roll_back_creation(record, lease).await?;
             return Err(CreateOrganizationError::EmailTaken);
