@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Number, Value};
 
+use crate::errors::DocumentError;
 use crate::ids::DocumentId;
 use crate::values::ValueError;
 
@@ -174,6 +175,20 @@ pub struct TenantDocument {
     pub created_at: DateTime<Utc>,
     /// Last replacement (millisecond precision).
     pub updated_at: DateTime<Utc>,
+}
+
+/// The optimistic-concurrency rule of conditional writes (`If-Match`
+/// carries a revision): a write expecting `expected` may go ahead on a
+/// document at revision `current` only when nothing is expected or the two
+/// are equal.
+///
+/// # Errors
+/// [`DocumentError::RevisionMismatch`] with the current revision otherwise.
+pub fn check_revision(expected: Option<u64>, current: u64) -> Result<(), DocumentError> {
+    match expected {
+        Some(expected) if expected != current => Err(DocumentError::RevisionMismatch { current }),
+        _ => Ok(()),
+    }
 }
 
 /// A value a top-level field must equal in a listing filter.
@@ -349,6 +364,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_conditional_write_goes_ahead_only_on_the_expected_revision() {
+        assert!(check_revision(None, 7).is_ok());
+        assert!(check_revision(Some(7), 7).is_ok());
+        assert!(matches!(
+            check_revision(Some(6), 7),
+            Err(DocumentError::RevisionMismatch { current: 7 })
+        ));
+    }
 
     #[test]
     fn nested_documents_with_any_json_values_are_accepted_unchanged() {

@@ -23,8 +23,8 @@ pub mod testing;
 
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditPage, AuditQuery};
 pub use documents::{
-    check_field_name, DocumentBody, DocumentPage, DocumentQuery, FieldFilter, FilterValue,
-    InvalidDocument, PageCursor, PageSize, TenantDocument,
+    check_field_name, check_revision, DocumentBody, DocumentPage, DocumentQuery, FieldFilter,
+    FilterValue, InvalidDocument, PageCursor, PageSize, TenantDocument,
 };
 pub use errors::{
     AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,

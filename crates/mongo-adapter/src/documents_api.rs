@@ -88,8 +88,8 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use orgsvc_domain::{
-    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, OrganizationId,
-    PageCursor, StoreError, TenantDocument,
+    check_revision, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    OrganizationId, PageCursor, StoreError, TenantDocument,
 };
 
 use crate::documents::{self, to_chrono, OrgDoc, OrgState};
@@ -219,9 +219,7 @@ impl MongoStore {
                 continue;
             };
             let revision = stored_revision(&current)?;
-            if expected_revision.is_some_and(|expected| expected != revision) {
-                return Err(DocumentError::RevisionMismatch { current: revision });
-            }
+            check_revision(expected_revision, revision)?;
             let current = from_stored(&current)?;
             let replacement = TenantDocument {
                 id,
@@ -265,9 +263,7 @@ impl MongoStore {
                 continue;
             };
             let revision = stored_revision(&current)?;
-            if expected_revision.is_some_and(|expected| expected != revision) {
-                return Err(DocumentError::RevisionMismatch { current: revision });
-            }
+            check_revision(expected_revision, revision)?;
             self.checkpoint(Step::DocumentTargetRead).await?;
             let collection = &record.collection;
             let result = self

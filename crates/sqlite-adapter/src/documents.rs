@@ -20,8 +20,9 @@
 //! `preserve_order`): field order and number formatting come back exactly.
 
 use orgsvc_domain::{
-    CollectionName, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    FieldFilter, FilterValue, OrganizationId, PageCursor, StoreError, TenantDocument,
+    check_revision, CollectionName, DocumentBody, DocumentError, DocumentId, DocumentPage,
+    DocumentQuery, FieldFilter, FilterValue, OrganizationId, PageCursor, StoreError,
+    TenantDocument,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -217,14 +218,9 @@ struct CurrentState {
 }
 
 impl CurrentState {
-    /// `RevisionMismatch` unless `expected` is absent or the stored revision.
+    /// The domain's [`check_revision`] on the stored revision.
     fn check(&self, expected: Option<u64>) -> Result<(), DocumentError> {
-        match expected {
-            Some(expected) if expected != self.revision => Err(DocumentError::RevisionMismatch {
-                current: self.revision,
-            }),
-            _ => Ok(()),
-        }
+        check_revision(expected, self.revision)
     }
 }
 
