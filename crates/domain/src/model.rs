@@ -53,6 +53,16 @@ pub struct Admin {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Admin {
+    /// Whether a credential issued to this admin (an access or a refresh
+    /// token) for `organization` under `token_version` still holds: the
+    /// admin is still in that organization and has not changed its password
+    /// since (no removal, deletion or password change in between).
+    pub fn accepts_credential(&self, organization: OrganizationId, token_version: u32) -> bool {
+        self.organization_id == organization && self.token_version == token_version
+    }
+}
+
 /// An admin together with its password hash, returned only for verifying a
 /// login.
 #[derive(Clone, Debug)]
@@ -183,5 +193,29 @@ impl AdminUpdate {
     /// Whether the update changes nothing.
     pub fn is_empty(&self) -> bool {
         self.email.is_none() && self.password_hash.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_holds_only_in_its_organization_under_its_token_version() {
+        let admin = Admin {
+            id: AdminId::new(),
+            organization_id: OrganizationId::new(),
+            email: AdminEmail::parse("a@b.example").unwrap(),
+            role: AdminRole::Admin,
+            token_version: 2,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        assert!(admin.accepts_credential(admin.organization_id, 2));
+        // Issued before a password change.
+        assert!(!admin.accepts_credential(admin.organization_id, 1));
+        // Issued for another organization (the admin was removed and its
+        // email registered elsewhere).
+        assert!(!admin.accepts_credential(OrganizationId::new(), 2));
     }
 }

@@ -66,7 +66,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Admin, ApiError> 
         .store
         .admin_by_id(claims.sub)
         .await?
-        .filter(|admin| admin.organization_id == claims.org_id && admin.token_version == claims.ver)
+        .filter(|admin| admin.accepts_credential(claims.org_id, claims.ver))
         .ok_or(ApiError::InvalidToken)?;
     Ok(admin)
 }

@@ -335,10 +335,7 @@ async fn still_valid(
         .store
         .admin_by_id(token.admin_id)
         .await?
-        .filter(|admin| {
-            admin.organization_id == token.organization_id
-                && admin.token_version == token.token_version
-        });
+        .filter(|admin| admin.accepts_credential(token.organization_id, token.token_version));
     let Some(admin) = admin else {
         return Ok(None);
     };
