@@ -39,10 +39,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use orgsvc_domain::{Admin, AdminId, Organization, OrganizationId, OrganizationName, StoreError};
-
-use crate::connection::Connections;
-use crate::{admins, organizations};
+use orgsvc_domain::{Admin, AdminId, Organization, OrganizationId};
 
 /// The tables the cached lookups read: a write touching a row of one of them
 /// drops the cache. `_migrations` stands for any schema change.
@@ -285,64 +282,16 @@ impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
     }
 }
 
-/// [`organizations::by_id`], answered from the cache when it can be.
-pub(crate) async fn organization_by_id(
-    connections: &Connections,
-    id: OrganizationId,
-) -> Result<Option<Organization>, StoreError> {
-    let cache = connections.cache();
-    let ticket = match cache.organization_by_id(id) {
-        Lookup::Hit(found) => return Ok(found),
-        Lookup::Miss(ticket) => ticket,
-    };
-    let found = connections
-        .read(move |connection| organizations::by_id(connection, id))
-        .await?;
-    cache.remember_organization_by_id(ticket, id, found.as_ref());
-    Ok(found)
-}
-
-/// [`organizations::by_name`], answered from the cache when it can be.
-pub(crate) async fn organization_by_name(
-    connections: &Connections,
-    name: &OrganizationName,
-) -> Result<Option<Organization>, StoreError> {
-    let cache = connections.cache();
-    let ticket = match cache.organization_by_name(name.canonical()) {
-        Lookup::Hit(found) => return Ok(found),
-        Lookup::Miss(ticket) => ticket,
-    };
-    let owned = name.clone();
-    let found = connections
-        .read(move |connection| organizations::by_name(connection, &owned))
-        .await?;
-    cache.remember_organization_by_name(ticket, name.canonical(), found.as_ref());
-    Ok(found)
-}
-
-/// [`admins::by_id`], answered from the cache when it can be.
-pub(crate) async fn admin_by_id(
-    connections: &Connections,
-    id: AdminId,
-) -> Result<Option<Admin>, StoreError> {
-    let cache = connections.cache();
-    let ticket = match cache.admin_by_id(id) {
-        Lookup::Hit(found) => return Ok(found),
-        Lookup::Miss(ticket) => ticket,
-    };
-    let found = connections
-        .read(move |connection| admins::by_id(connection, id))
-        .await?;
-    cache.remember_admin(ticket, id, found.as_ref());
-    Ok(found)
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use orgsvc_domain::{AdminEmail, AdminRole, CollectionName, TenantLocation};
+    use orgsvc_domain::{
+        AdminEmail, AdminRole, CollectionName, OrganizationName, StoreError, TenantLocation,
+    };
 
     use super::*;
+    use crate::connection::Connections;
+    use crate::organizations;
 
     fn organization(name: &str) -> Organization {
         let name = OrganizationName::parse(name).unwrap();
@@ -502,7 +451,9 @@ mod tests {
 
         miss(connections.cache().organization_by_name("acme"));
         assert_eq!(
-            organization_by_name(&connections, &acme).await.unwrap(),
+            crate::lookups::organization_by_name(&connections, &acme)
+                .await
+                .unwrap(),
             None
         );
     }

@@ -15,7 +15,7 @@
 //! concurrently with it, which WAL mode allows. Each connection has a thread
 //! of its own, and every SQLite call runs there (`connection.rs`). Lookups
 //! of organizations and admins are cached in the process, coherent with every
-//! write (`cache.rs`); for that the store takes `<file>.lock`: one process
+//! write (`cache.rs`, read through by `lookups.rs`); for that the store takes `<file>.lock`: one process
 //! per file.
 //!
 //! ```no_run
@@ -34,6 +34,7 @@ mod connection;
 mod constraints;
 mod documents;
 mod login_throttles;
+mod lookups;
 mod migrations;
 mod organizations;
 mod records;

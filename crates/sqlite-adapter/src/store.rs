@@ -15,7 +15,7 @@ use orgsvc_domain::{
 
 use crate::connection::Connections;
 use crate::migrations::{self, MigrationError, MIGRATIONS};
-use crate::{admin_roles, admins, cache, documents, organizations};
+use crate::{admin_roles, admins, documents, lookups, organizations};
 
 /// The embedded [`TenantStore`]: organizations, admins and one table of JSON
 /// documents per organization (`org_<canonical name>`), all in one SQLite
@@ -139,14 +139,14 @@ impl TenantStore for SqliteStore {
         &self,
         name: &OrganizationName,
     ) -> Result<Option<Organization>, StoreError> {
-        cache::organization_by_name(&self.connections, name).await
+        lookups::organization_by_name(&self.connections, name).await
     }
 
     async fn organization_by_id(
         &self,
         id: OrganizationId,
     ) -> Result<Option<Organization>, StoreError> {
-        cache::organization_by_id(&self.connections, id).await
+        lookups::organization_by_id(&self.connections, id).await
     }
 
     async fn rename_organization(
@@ -167,7 +167,7 @@ impl TenantStore for SqliteStore {
     }
 
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
-        cache::admin_by_id(&self.connections, id).await
+        lookups::admin_by_id(&self.connections, id).await
     }
 
     async fn admin_credentials_by_email(
