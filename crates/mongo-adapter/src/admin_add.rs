@@ -23,13 +23,13 @@
 use mongodb::bson::doc;
 use orgsvc_domain::{AddAdminError, Admin, NewAdmin, OrganizationId, StoreError};
 
-use crate::documents::{self, AdminDoc};
 use crate::errors::is_duplicate_key;
 use crate::failpoints::Step;
+use crate::records::{self, AdminDoc};
 use crate::store::MongoStore;
 
 impl MongoStore {
-    pub(crate) async fn add_admin_to(
+    pub(crate) async fn add_admin(
         &self,
         organization: OrganizationId,
         admin: NewAdmin,
@@ -38,7 +38,7 @@ impl MongoStore {
         if !self.organization_is_visible(&org_id).await? {
             return Err(AddAdminError::OrganizationNotFound);
         }
-        let now = documents::now();
+        let now = records::now();
         let mut record = AdminDoc::new(&admin, organization, admin.role, now);
         record.pending_since = Some(now);
         let mut attempts = 0;

@@ -58,8 +58,8 @@ use orgsvc_domain::{
     OrganizationId, StoreError,
 };
 
-use crate::documents::{self, AdminChange, AdminDoc, OrgDoc, StoredRole};
 use crate::failpoints::Step;
+use crate::records::{self, AdminChange, AdminDoc, OrgDoc, StoredRole};
 use crate::store::MongoStore;
 
 /// How often a change starts over after losing its compare-and-swap (to
@@ -242,7 +242,7 @@ fn decide(
         admin_id: admin_id.to_owned(),
         role: kind.new_role().map(StoredRole::from),
         revision: record.revision + 1,
-        started_at: documents::now(),
+        started_at: records::now(),
     };
     let result = change.overlay(target.clone());
     Ok(Decision::Commit(Box::new(Commit {
@@ -276,12 +276,12 @@ mod tests {
                     *role,
                     PasswordHash::from_phc_string("x".into()),
                 );
-                AdminDoc::new(&new, org_id, *role, documents::now())
+                AdminDoc::new(&new, org_id, *role, records::now())
             })
             .collect();
         let name = OrganizationName::parse("Acme").unwrap();
         let primary: AdminId = docs[0].id.parse().unwrap();
-        let record = OrgDoc::provisioning(org_id, &name, "m", primary, documents::now()).settled();
+        let record = OrgDoc::provisioning(org_id, &name, "m", primary, records::now()).settled();
         (record, docs)
     }
 

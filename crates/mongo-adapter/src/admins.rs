@@ -12,8 +12,8 @@ use orgsvc_domain::{
     Admin, AdminId, AdminUpdate, OrganizationId, PasswordHash, StoreError, UpdateAdminError,
 };
 
-use crate::documents::{self, AdminDoc, OrgState};
 use crate::errors::is_duplicate_key;
+use crate::records::{self, AdminDoc, OrgState};
 use crate::store::MongoStore;
 
 /// How often an update is retried when the admin changed concurrently.
@@ -62,7 +62,7 @@ impl MongoStore {
     }
 
     /// The admins of a visible organization, oldest first; empty otherwise.
-    pub(crate) async fn list_admins(
+    pub(crate) async fn admins_of(
         &self,
         organization: OrganizationId,
     ) -> Result<Vec<Admin>, StoreError> {
@@ -81,7 +81,7 @@ impl MongoStore {
     }
 
     /// Applies `update` by compare-and-swap on the admin's revision.
-    pub(crate) async fn change_admin(
+    pub(crate) async fn update_admin(
         &self,
         id: AdminId,
         update: AdminUpdate,
@@ -103,7 +103,7 @@ impl MongoStore {
                 next.token_version += 1;
             }
             next.revision += 1;
-            next.updated_at = documents::now();
+            next.updated_at = records::now();
             // `current` carries the role of a pending admin change (the
             // committed one); writing it here applies that change early,
             // which its own application then finds done.
@@ -128,7 +128,7 @@ impl MongoStore {
     /// conditional update that leaves `token_version` and `updated_at`
     /// alone. It bumps the record's revision, so a credential change that
     /// read the record before does not write the old hash back.
-    pub(crate) async fn replace_password_hash(
+    pub(crate) async fn rehash_password(
         &self,
         id: AdminId,
         current: &PasswordHash,

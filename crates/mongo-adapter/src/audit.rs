@@ -23,8 +23,8 @@ use orgsvc_domain::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::documents::{parse_id, to_bson_time, to_chrono};
 use crate::errors::is_duplicate_key;
+use crate::records::{parse_id, to_bson_time, to_chrono};
 use crate::store::MongoStore;
 
 /// Audit log entries.

@@ -10,11 +10,9 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 use orgsvc_domain::StoreError;
 
+use crate::errors::{command_code, NAMESPACE_EXISTS};
 use crate::lease::Lease;
 use crate::store::MongoStore;
-
-/// MongoDB's "namespace exists" error code.
-pub(crate) const NAMESPACE_EXISTS: i32 = 48;
 
 /// MongoDB's codes for "an equivalent index exists under another name or
 /// with other options".
@@ -197,12 +195,4 @@ fn listing_index(keys: mongodb::bson::Document, name: &str) -> IndexModel {
         .keys(keys)
         .options(IndexOptions::builder().name(name.to_owned()).build())
         .build()
-}
-
-/// The server's error code when a command was refused.
-pub(crate) fn command_code(err: &mongodb::error::Error) -> Option<i32> {
-    match err.kind.as_ref() {
-        mongodb::error::ErrorKind::Command(e) => Some(e.code),
-        _ => None,
-    }
 }

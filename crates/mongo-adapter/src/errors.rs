@@ -36,6 +36,17 @@ pub(crate) fn only_duplicate_keys(err: &Error) -> bool {
     }
 }
 
+/// MongoDB's "namespace exists" error code.
+pub(crate) const NAMESPACE_EXISTS: i32 = 48;
+
+/// The server's error code when a command was refused.
+pub(crate) fn command_code(err: &mongodb::error::Error) -> Option<i32> {
+    match err.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@
 //! Tenant documents live in their organization's collection as `{_id,
 //! organization_id, body, revision, created_at, updated_at}`, and every
 //! access filters on the organization id; writes that race a rename are either
-//! carried to the new collection or refused as busy (see `documents_api.rs`).
+//! carried to the new collection or refused as busy (see `tenant_document_ops.rs`).
 //!
 //! Admins have roles; removals and role changes commit on the organization
 //! record by compare-and-swap, so every organization keeps an owner even
@@ -33,11 +33,11 @@ mod admin_changes;
 mod admins;
 mod audit;
 mod catalog;
-mod documents;
-mod documents_api;
+mod collection_moves;
 mod errors;
 mod failpoints;
 mod lease;
+mod lease_timing;
 mod lifecycle;
 mod login_throttle;
 mod migrations;
@@ -45,15 +45,16 @@ mod names;
 mod orphans;
 mod rate_limits;
 mod reconcile;
+mod records;
 mod refresh_tokens;
-mod rename_sync;
 mod sessions;
 mod store;
+mod tenant_document_ops;
 mod tenant_documents;
 mod transactions;
 
 #[cfg(feature = "failpoints")]
 pub use failpoints::{Paused, Step};
-pub use lease::DEFAULT_LEASE_TIMEOUT;
+pub use lease_timing::DEFAULT_LEASE_TIMEOUT;
 pub use migrations::MigrationError;
 pub use store::MongoStore;

@@ -20,8 +20,8 @@ use mongodb::Collection;
 use orgsvc_domain::{AdminEmail, LoginAttempt, LoginThrottle, StoreError, ThrottleState};
 use serde::{Deserialize, Serialize};
 
-use crate::documents::{to_bson_time, to_chrono};
 use crate::errors::is_duplicate_key;
+use crate::records::{to_bson_time, to_chrono};
 use crate::store::MongoStore;
 
 /// Login throttling state, one record per email.
@@ -95,7 +95,7 @@ impl MongoStore {
     }
 
     /// Counts an attempt (see the module documentation).
-    pub(crate) async fn count_login_attempt(
+    pub(crate) async fn begin_login_attempt(
         &self,
         email: &AdminEmail,
         now: DateTime<Utc>,
@@ -144,7 +144,7 @@ impl MongoStore {
     }
 
     /// Forgets the email's failures and locks.
-    pub(crate) async fn clear_login_throttle(&self, email: &AdminEmail) -> Result<(), StoreError> {
+    pub(crate) async fn login_succeeded(&self, email: &AdminEmail) -> Result<(), StoreError> {
         self.login_throttles()
             .delete_one(doc! { "_id": email.as_str() })
             .await

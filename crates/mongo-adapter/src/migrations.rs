@@ -33,8 +33,8 @@ use orgsvc_domain::StoreError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{command_code, NAMESPACE_EXISTS};
 use crate::errors::is_duplicate_key;
+use crate::errors::{command_code, NAMESPACE_EXISTS};
 
 /// Where applied migrations are recorded.
 const MIGRATIONS_COLLECTION: &str = "_migrations";

@@ -18,7 +18,7 @@ use mongodb::bson::doc;
 use orgsvc_domain::StoreError;
 
 use crate::errors::is_duplicate_key;
-use crate::lease::now_ms;
+use crate::records::now_ms;
 use crate::store::MongoStore;
 
 /// How long a claim waits for a reservation of the orphan sweep to go

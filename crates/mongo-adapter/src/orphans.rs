@@ -9,7 +9,7 @@
 //! collection implicitly on any insert, so a document write that read the
 //! record before a rename and reaches the server after the rename released
 //! the old name recreates the old collection (its writer then takes the
-//! document back, see `documents_api.rs`, leaving it empty, or dies
+//! document back, see `tenant_document_ops.rs`, leaving it empty, or dies
 //! first); and a catalog operation of a process paused past its lease
 //! (`lease.rs` fences catalog operations by a check before them, which a
 //! pause right after the check defeats) may create one late.
@@ -31,9 +31,9 @@ use futures_util::TryStreamExt;
 use mongodb::bson::doc;
 use orgsvc_domain::{StoreError, COLLECTION_PREFIX};
 
-use crate::documents::NameClaim;
 use crate::errors::is_duplicate_key;
-use crate::lease::now_ms;
+use crate::records::now_ms;
+use crate::records::NameClaim;
 use crate::store::MongoStore;
 
 /// How many names one claim lookup asks for.

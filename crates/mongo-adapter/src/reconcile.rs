@@ -10,8 +10,8 @@ use futures_util::TryStreamExt;
 use mongodb::bson::doc;
 use orgsvc_domain::{ReconcileReport, StoreError};
 
-use crate::documents::{self, AdminDoc, OrgDoc};
 use crate::lifecycle::Outcome;
+use crate::records::{self, AdminDoc, OrgDoc};
 use crate::store::MongoStore;
 
 impl MongoStore {
@@ -23,11 +23,11 @@ impl MongoStore {
     /// tenant collections (see `orphans.rs`). A record that cannot be repaired is logged and
     /// the others are still processed; the run then fails with the first
     /// error.
-    pub(crate) async fn reconcile_stale(
+    pub(crate) async fn reconcile(
         &self,
         lease_timeout: Duration,
     ) -> Result<ReconcileReport, StoreError> {
-        let cutoff = documents::now()
+        let cutoff = records::now()
             .timestamp_millis()
             .saturating_sub(i64::try_from(lease_timeout.as_millis()).unwrap_or(i64::MAX));
         let unsettled: Vec<OrgDoc> = self

@@ -21,8 +21,8 @@ use mongodb::Collection;
 use orgsvc_domain::{RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionFamilyId, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::documents::{parse_id, to_bson_time, to_chrono};
 use crate::errors::is_duplicate_key;
+use crate::records::{parse_id, to_bson_time, to_chrono};
 use crate::store::MongoStore;
 
 /// Refresh tokens, one record each, keyed by hash.
@@ -94,7 +94,7 @@ impl MongoStore {
     }
 
     /// Stores a new token; saving the same token again changes nothing.
-    pub(crate) async fn insert_refresh_token(&self, token: RefreshToken) -> Result<(), StoreError> {
+    pub(crate) async fn save_refresh_token(&self, token: RefreshToken) -> Result<(), StoreError> {
         match self
             .refresh_tokens()
             .insert_one(TokenDoc::new(&token))
@@ -109,7 +109,7 @@ impl MongoStore {
     }
 
     /// Uses the token up (see the module documentation).
-    pub(crate) async fn take_refresh_token(
+    pub(crate) async fn use_refresh_token(
         &self,
         hash: &RefreshTokenHash,
         now: DateTime<Utc>,
@@ -147,10 +147,7 @@ impl MongoStore {
     }
 
     /// Revokes the family, present and future tokens; idempotent.
-    pub(crate) async fn insert_revoked_family(
-        &self,
-        family: SessionFamilyId,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn revoke_family(&self, family: SessionFamilyId) -> Result<(), StoreError> {
         let record = RevokedFamilyDoc {
             family: family.to_string(),
             revoked_at: bson::DateTime::now(),

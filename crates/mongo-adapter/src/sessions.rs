@@ -13,7 +13,7 @@ use crate::store::MongoStore;
 #[async_trait]
 impl SessionStore for MongoStore {
     async fn save_refresh_token(&self, token: RefreshToken) -> Result<(), StoreError> {
-        self.insert_refresh_token(token).await
+        self.save_refresh_token(token).await
     }
 
     async fn use_refresh_token(
@@ -21,11 +21,11 @@ impl SessionStore for MongoStore {
         hash: &RefreshTokenHash,
         now: DateTime<Utc>,
     ) -> Result<RefreshTokenUse, StoreError> {
-        self.take_refresh_token(hash, now).await
+        self.use_refresh_token(hash, now).await
     }
 
     async fn revoke_family(&self, family: SessionFamilyId) -> Result<(), StoreError> {
-        self.insert_revoked_family(family).await
+        self.revoke_family(family).await
     }
 
     async fn begin_login_attempt(
@@ -34,11 +34,11 @@ impl SessionStore for MongoStore {
         now: DateTime<Utc>,
         throttle: &LoginThrottle,
     ) -> Result<LoginAttempt, StoreError> {
-        self.count_login_attempt(email, now, throttle).await
+        self.begin_login_attempt(email, now, throttle).await
     }
 
     async fn login_succeeded(&self, email: &AdminEmail) -> Result<(), StoreError> {
-        self.clear_login_throttle(email).await
+        self.login_succeeded(email).await
     }
 
     async fn purge_sessions(

@@ -1,4 +1,23 @@
 //! [`MongoStore`]: connection, collections and the [`TenantStore`] entry points.
+//!
+//! Each trait method forwards to the store's own method of the same name,
+//! which lives in the file that explains how it stays correct:
+//!
+//! | methods | file |
+//! |---|---|
+//! | `create_organization`, `rename_organization`, `delete_organization` | `lifecycle/create.rs`, `lifecycle/rename.rs`, `lifecycle/delete.rs` (leases: `lease.rs`; collection moves: `collection_moves.rs`) |
+//! | `organization_by_name`, `organization_by_id` | here (`visible_organization`) |
+//! | `admin_by_id`, `admin_credentials_by_email`, `update_admin`, `admins_of`, `rehash_password` | `admins.rs` (the lookups through `visible_admin`) |
+//! | `add_admin` | `admin_add.rs` |
+//! | `remove_admin`, `set_admin_role` | `admin_changes.rs` (`change_admin_role`) |
+//! | `insert_document`, `find_document`, `list_documents`, `replace_document`, `delete_document` | `tenant_document_ops.rs` (stored shape: `tenant_documents.rs`) |
+//! | `reconcile` | `reconcile.rs` (orphan collections: `orphans.rs`) |
+//! | `save_refresh_token`, `use_refresh_token`, `revoke_family` | `refresh_tokens.rs` (trait impl: `sessions.rs`) |
+//! | `begin_login_attempt`, `login_succeeded` | `login_throttle.rs` |
+//! | audit log | `audit.rs`; shared rate limits: `rate_limits.rs` |
+//!
+//! Master records (organizations, admins, name claims) and their conversion
+//! to domain values: `records.rs`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,21 +28,20 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use orgsvc_domain::{
-    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
-    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    AddAdminError, Admin, AdminChange, AdminCredentials, AdminEmail, AdminId, AdminRole,
+    AdminUpdate, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
     DocumentError, DocumentId, DocumentPage, DocumentQuery, NewAdmin, NewOrganization,
     Organization, OrganizationId, OrganizationName, PasswordHash, ReconcileReport,
     RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 use tokio::sync::OnceCell;
 
-use crate::admin_changes::AdminChangeKind;
-use crate::documents::{
+use crate::failpoints::{Failpoints, Step};
+use crate::lease_timing::{Leases, DEFAULT_LEASE_TIMEOUT};
+use crate::migrations::{self, MigrationError};
+use crate::records::{
     AdminDoc, NameClaim, OrgDoc, OrgState, ADMINS, ORGANIZATIONS, ORGANIZATION_NAMES,
 };
-use crate::failpoints::{Failpoints, Step};
-use crate::lease::{Leases, DEFAULT_LEASE_TIMEOUT};
-use crate::migrations::{self, MigrationError};
 
 /// The MongoDB tenant store. Cheap to clone: clones share the connection pool.
 #[derive(Clone)]
@@ -212,7 +230,7 @@ impl TenantStore for MongoStore {
         &self,
         new: NewOrganization,
     ) -> Result<Organization, CreateOrganizationError> {
-        self.create(new).await
+        self.create_organization(new).await
     }
 
     async fn organization_by_name(
@@ -236,11 +254,11 @@ impl TenantStore for MongoStore {
         id: OrganizationId,
         new_name: &OrganizationName,
     ) -> Result<Organization, RenameOrganizationError> {
-        self.rename(id, new_name).await
+        self.rename_organization(id, new_name).await
     }
 
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
-        self.delete(id).await
+        self.delete_organization(id).await
     }
 
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
@@ -265,7 +283,7 @@ impl TenantStore for MongoStore {
         id: AdminId,
         update: AdminUpdate,
     ) -> Result<Admin, UpdateAdminError> {
-        self.change_admin(id, update).await
+        self.update_admin(id, update).await
     }
 
     async fn add_admin(
@@ -273,11 +291,11 @@ impl TenantStore for MongoStore {
         organization: OrganizationId,
         admin: NewAdmin,
     ) -> Result<Admin, AddAdminError> {
-        self.add_admin_to(organization, admin).await
+        self.add_admin(organization, admin).await
     }
 
     async fn admins_of(&self, organization: OrganizationId) -> Result<Vec<Admin>, StoreError> {
-        self.list_admins(organization).await
+        self.admins_of(organization).await
     }
 
     async fn remove_admin(
@@ -285,7 +303,7 @@ impl TenantStore for MongoStore {
         organization: OrganizationId,
         admin: AdminId,
     ) -> Result<(), ChangeAdminError> {
-        self.change_admin_role(organization, admin, AdminChangeKind::Remove)
+        self.change_admin_role(organization, admin, AdminChange::Remove)
             .await
             .map(drop)
     }
@@ -296,7 +314,7 @@ impl TenantStore for MongoStore {
         admin: AdminId,
         role: AdminRole,
     ) -> Result<Admin, ChangeAdminError> {
-        self.change_admin_role(organization, admin, AdminChangeKind::SetRole(role))
+        self.change_admin_role(organization, admin, AdminChange::SetRole(role))
             .await?
             .ok_or_else(|| {
                 StoreError::msg(format!("admin {admin} vanished while its role changed")).into()
@@ -309,7 +327,7 @@ impl TenantStore for MongoStore {
         current: &PasswordHash,
         rehashed: PasswordHash,
     ) -> Result<bool, StoreError> {
-        self.replace_password_hash(admin, current, rehashed).await
+        self.rehash_password(admin, current, rehashed).await
     }
 
     async fn insert_document(
@@ -317,7 +335,7 @@ impl TenantStore for MongoStore {
         organization: OrganizationId,
         body: DocumentBody,
     ) -> Result<TenantDocument, DocumentError> {
-        self.insert_tenant_document(organization, body).await
+        self.insert_document(organization, body).await
     }
 
     async fn find_document(
@@ -325,7 +343,7 @@ impl TenantStore for MongoStore {
         organization: OrganizationId,
         id: DocumentId,
     ) -> Result<TenantDocument, DocumentError> {
-        self.find_tenant_document(organization, id).await
+        self.find_document(organization, id).await
     }
 
     async fn list_documents(
@@ -333,7 +351,7 @@ impl TenantStore for MongoStore {
         organization: OrganizationId,
         query: DocumentQuery,
     ) -> Result<DocumentPage, DocumentError> {
-        self.list_tenant_documents(organization, query).await
+        self.list_documents(organization, query).await
     }
 
     async fn replace_document(
@@ -343,7 +361,7 @@ impl TenantStore for MongoStore {
         body: DocumentBody,
         expected_revision: Option<u64>,
     ) -> Result<TenantDocument, DocumentError> {
-        self.replace_tenant_document(organization, id, body, expected_revision)
+        self.replace_document(organization, id, body, expected_revision)
             .await
     }
 
@@ -353,12 +371,12 @@ impl TenantStore for MongoStore {
         id: DocumentId,
         expected_revision: Option<u64>,
     ) -> Result<(), DocumentError> {
-        self.delete_tenant_document(organization, id, expected_revision)
+        self.delete_document(organization, id, expected_revision)
             .await
     }
 
     async fn reconcile(&self, stale_after: Duration) -> Result<ReconcileReport, StoreError> {
-        self.reconcile_stale(stale_after).await
+        self.reconcile(stale_after).await
     }
 
     fn begin_drain(&self, deadline: std::time::Instant) {

@@ -5,7 +5,7 @@
 //! revision: <int64>, created_at: Date, updated_at: Date}`. The client's
 //! fields live under `body`, so a client field named `_id` or `revision` is
 //! just data. While a rename copies the collection, a document also carries
-//! [`MOVING`] (see `rename_sync.rs`); the copy strips it.
+//! [`MOVING`] (see `collection_moves.rs`); the copy strips it.
 //!
 //! Every document carries its organization's id, and every read, write and
 //! copy filters on it ([`owned_by`]): whatever collection a process finds
@@ -25,7 +25,7 @@ use orgsvc_domain::{
 };
 use serde_json::{Map, Number, Value};
 
-use crate::documents::to_chrono;
+use crate::records::to_chrono;
 
 /// The top-level field marking a document that a rename has claimed for
 /// copying (its value: the epoch of the rename's lease): writers leave such

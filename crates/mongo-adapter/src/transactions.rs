@@ -6,7 +6,7 @@
 //! source. A takeover writes the same record, so the two conflict and at
 //! most one commits: a process that lost its lease cannot copy a batch even
 //! if it was paused right after its last check. On a standalone server the
-//! copy runs the same steps without a transaction (see `rename_sync.rs`),
+//! copy runs the same steps without a transaction (see `collection_moves.rs`),
 //! fenced by the holder's own check of its lease.
 
 use futures_util::TryStreamExt;
@@ -15,7 +15,8 @@ use mongodb::error::{Error, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COM
 use mongodb::ClientSession;
 use orgsvc_domain::StoreError;
 
-use crate::lease::{now_ms, Lease};
+use crate::lease::Lease;
+use crate::records::now_ms;
 use crate::store::MongoStore;
 use crate::tenant_documents::MOVING;
 

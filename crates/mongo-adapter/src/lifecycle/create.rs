@@ -9,19 +9,19 @@ use mongodb::bson::doc;
 use orgsvc_domain::{CreateOrganizationError, NewOrganization, Organization, StoreError};
 
 use super::Settled;
-use crate::documents::{self, AdminDoc, OrgDoc};
 use crate::errors::is_duplicate_key;
 use crate::failpoints::Step;
 use crate::lease::{Lease, OnDrain};
 use crate::names::Claim;
+use crate::records::{self, AdminDoc, OrgDoc};
 use crate::store::MongoStore;
 
 impl MongoStore {
-    pub(crate) async fn create(
+    pub(crate) async fn create_organization(
         &self,
         new: NewOrganization,
     ) -> Result<Organization, CreateOrganizationError> {
-        let now = documents::now();
+        let now = records::now();
         let record = OrgDoc::provisioning(new.id, &new.name, self.db().name(), new.owner.id, now);
         let sent = Instant::now();
         self.organizations()
@@ -75,7 +75,7 @@ impl MongoStore {
         self.checkpoint(Step::CreateNameClaimed).await?;
 
         let owner = new.owner.as_admin();
-        let admin = AdminDoc::new(&owner, new.id, owner.role, documents::now());
+        let admin = AdminDoc::new(&owner, new.id, owner.role, records::now());
         if !self.insert_admin(&admin, lease).await? {
             self.roll_back_creation(record, lease).await?;
             return Err(CreateOrganizationError::EmailTaken);

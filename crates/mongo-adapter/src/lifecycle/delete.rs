@@ -8,13 +8,16 @@ use mongodb::bson::doc;
 use orgsvc_domain::{DeleteOrganizationError, OrganizationId, StoreError};
 
 use super::Settled;
-use crate::documents::{OrgDoc, OrgState, PendingOp};
 use crate::failpoints::Step;
 use crate::lease::{Interruption, Lease, OnDrain};
+use crate::records::{OrgDoc, OrgState, PendingOp};
 use crate::store::MongoStore;
 
 impl MongoStore {
-    pub(crate) async fn delete(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
+    pub(crate) async fn delete_organization(
+        &self,
+        id: OrganizationId,
+    ) -> Result<(), DeleteOrganizationError> {
         let current = self
             .org_record(&id.to_string())
             .await?

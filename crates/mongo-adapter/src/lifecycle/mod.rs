@@ -11,7 +11,7 @@
 //! name while provisioning and its target name when a rename starts; the old
 //! name stays claimed until the collection has moved and the documents that
 //! racing writes left in the old collection are swept after it (see
-//! `documents_api.rs`). Whoever claims a name anew drops whatever a
+//! `tenant_document_ops.rs`). Whoever claims a name anew drops whatever a
 //! collection of that name still holds before using it.
 //!
 //! Each operation holds a lease on its record while it works (see
@@ -39,9 +39,9 @@ use std::time::{Duration, Instant};
 use mongodb::bson::doc;
 use orgsvc_domain::StoreError;
 
-use crate::documents::{OrgDoc, OrgState};
 use crate::lease::{Interruption, Lease};
 use crate::names::Claim;
+use crate::records::{OrgDoc, OrgState};
 use crate::store::MongoStore;
 
 /// How often a request waiting for an interrupted operation to settle looks

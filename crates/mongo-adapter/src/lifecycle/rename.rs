@@ -12,14 +12,14 @@ use orgsvc_domain::{
 };
 
 use super::Settled;
-use crate::documents::{self, OrgDoc, OrgState, PendingOp, PendingRename};
 use crate::failpoints::Step;
 use crate::lease::{Interruption, Lease, OnDrain};
 use crate::names::Claim;
+use crate::records::{self, OrgDoc, OrgState, PendingOp, PendingRename};
 use crate::store::MongoStore;
 
 impl MongoStore {
-    pub(crate) async fn rename(
+    pub(crate) async fn rename_organization(
         &self,
         id: OrganizationId,
         new_name: &OrganizationName,
@@ -37,7 +37,7 @@ impl MongoStore {
         if new_name.canonical() == current.canonical {
             let respelled = OrgDoc {
                 name: new_name.as_str().to_owned(),
-                updated_at: documents::now(),
+                updated_at: records::now(),
                 ..current.clone()
             };
             let stored = self
@@ -203,7 +203,7 @@ impl MongoStore {
                 name: target.to_name.clone(),
                 canonical: target.to_canonical.clone(),
                 collection: target.to_collection.clone(),
-                updated_at: documents::now(),
+                updated_at: records::now(),
                 ..record.clone()
             };
             let Some(switched) = self.step(lease, &record, switched).await? else {

@@ -19,7 +19,7 @@
 //!    source's indexes on the target, and drop the source.
 //!
 //! The claim is what makes the copy safe against document writes racing it
-//! (see `documents_api.rs`): writers never change or delete a claimed
+//! (see `tenant_document_ops.rs`): writers never change or delete a claimed
 //! document, and a claimed document is never lost (a resumed copy copies
 //! whatever is claimed), so each document has exactly one fate, decided
 //! atomically on the document itself. Safe to run again after a crash at any

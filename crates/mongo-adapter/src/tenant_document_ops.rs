@@ -11,7 +11,7 @@
 //!
 //! A request may read the record as active (collection `C`) just before a
 //! rename starts, and write to `C` while or after the rename moves it to `T`.
-//! The rename (see `lifecycle/rename.rs` and `rename_sync.rs`) first changes
+//! The rename (see `lifecycle/rename.rs` and `collection_moves.rs`) first changes
 //! the record (state `renaming`, new `revision`), claims the new name, moves
 //! `C` to `T` either natively (`renameCollection`, atomic) or by the claiming
 //! copy (each document of `C` is first *claimed*, i.e. marked [`MOVING`],
@@ -92,8 +92,8 @@ use orgsvc_domain::{
     OrganizationId, PageCursor, StoreError, TenantDocument,
 };
 
-use crate::documents::{self, to_chrono, OrgDoc, OrgState};
 use crate::failpoints::Step;
+use crate::records::{self, to_chrono, OrgDoc, OrgState};
 use crate::store::MongoStore;
 use crate::tenant_documents::{
     from_stored, listing_filter, listing_sort, not_moving, of_organization, revision_to_bson,
@@ -111,14 +111,14 @@ const SETTLE_POLL: Duration = Duration::from_millis(20);
 const SETTLE_ROUNDS: usize = 500;
 
 impl MongoStore {
-    pub(crate) async fn insert_tenant_document(
+    pub(crate) async fn insert_document(
         &self,
         organization: OrganizationId,
         body: DocumentBody,
     ) -> Result<TenantDocument, DocumentError> {
         let record = self.document_target(organization).await?;
         self.checkpoint(Step::DocumentTargetRead).await?;
-        let now = to_chrono(documents::now())?;
+        let now = to_chrono(records::now())?;
         let document = TenantDocument {
             id: DocumentId::new(),
             body,
@@ -140,7 +140,7 @@ impl MongoStore {
         Ok(document)
     }
 
-    pub(crate) async fn find_tenant_document(
+    pub(crate) async fn find_document(
         &self,
         organization: OrganizationId,
         id: DocumentId,
@@ -160,7 +160,7 @@ impl MongoStore {
         Err(too_many_attempts("reading a document"))
     }
 
-    pub(crate) async fn list_tenant_documents(
+    pub(crate) async fn list_documents(
         &self,
         organization: OrganizationId,
         query: DocumentQuery,
@@ -206,7 +206,7 @@ impl MongoStore {
         Err(too_many_attempts("listing documents"))
     }
 
-    pub(crate) async fn replace_tenant_document(
+    pub(crate) async fn replace_document(
         &self,
         organization: OrganizationId,
         id: DocumentId,
@@ -226,7 +226,7 @@ impl MongoStore {
                 body: body.clone(),
                 revision: revision + 1,
                 created_at: current.created_at,
-                updated_at: to_chrono(documents::now())?,
+                updated_at: to_chrono(records::now())?,
             };
             self.checkpoint(Step::DocumentTargetRead).await?;
             let collection = &record.collection;
@@ -251,7 +251,7 @@ impl MongoStore {
         Err(too_many_attempts("replacing a document"))
     }
 
-    pub(crate) async fn delete_tenant_document(
+    pub(crate) async fn delete_document(
         &self,
         organization: OrganizationId,
         id: DocumentId,

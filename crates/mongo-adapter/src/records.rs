@@ -9,6 +9,7 @@
 //! other.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, Document};
@@ -17,8 +18,6 @@ use orgsvc_domain::{
     Organization, OrganizationId, OrganizationName, PasswordHash, StoreError, TenantLocation,
 };
 use serde::{Deserialize, Serialize};
-
-use crate::lease::LeaseDoc;
 
 /// Organizations, one document each.
 pub(crate) const ORGANIZATIONS: &str = "organizations";
@@ -407,6 +406,43 @@ fn corrupt(
     source: impl std::error::Error + Send + Sync + 'static,
 ) -> StoreError {
     StoreError::new(format!("{what} {id} has an invalid {field}"), source)
+}
+
+/// The lease of an operation as stored in `pending.lease`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LeaseDoc {
+    /// This run of the operation (a UUID).
+    pub holder: String,
+    /// Runs of the operation so far: 1, +1 per takeover.
+    pub epoch: i64,
+    /// The holder's wall clock at its last renewal (ms since the Unix epoch).
+    pub renewed_ms: i64,
+}
+
+impl LeaseDoc {
+    /// A new lease of the given epoch, renewed now.
+    pub(crate) fn new(epoch: i64) -> Self {
+        Self {
+            holder: uuid::Uuid::new_v4().to_string(),
+            epoch,
+            renewed_ms: now_ms(),
+        }
+    }
+
+    /// Whether nobody renewed it for `timeout` as of `now_ms`.
+    pub(crate) fn expired(&self, timeout: Duration, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.renewed_ms) >= millis(timeout)
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `duration` in whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
