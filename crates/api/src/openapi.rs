@@ -79,7 +79,7 @@ use crate::routes::{admin, admins, audit, data, health, organizations};
             responses::InvalidAuditListing,
         )
     ),
-    modifiers(&BearerSecurity),
+    modifiers(&BearerSecurity, &OrganizationNamePattern),
     tags(
         (name = "organizations", description = "Organizations (tenants) and their collections."),
         (name = "data", description = "The caller's organization's own documents (its tenant collection)."),
@@ -111,6 +111,68 @@ impl Modify for BearerSecurity {
                     .build(),
             ),
         );
+    }
+}
+
+/// The `pattern` of every `organization_name` input: `OrganizationName::parse`'s
+/// rule on the value with its surrounding whitespace (what `str::trim`
+/// removes: Unicode White_Space) allowed, so the document accepts exactly
+/// what the server does (`tests/api/openapi.rs` checks it against the
+/// parser).
+pub const ORGANIZATION_NAME_PATTERN: &str = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$";
+
+/// The input field or query parameter that carries an organization name.
+const ORGANIZATION_NAME_FIELD: &str = "organization_name";
+
+/// Sets [`ORGANIZATION_NAME_PATTERN`] on every `organization_name` property
+/// of a request body schema (`*Request`) and every `organization_name`
+/// parameter, so the
+/// rule is written once instead of in each route's attributes.
+struct OrganizationNamePattern;
+
+impl Modify for OrganizationNamePattern {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+
+        fn set_pattern(schema: &mut RefOr<Schema>) {
+            if let RefOr::T(Schema::Object(object)) = schema {
+                object.pattern = Some(ORGANIZATION_NAME_PATTERN.to_owned());
+            }
+        }
+
+        if let Some(components) = openapi.components.as_mut() {
+            // Request bodies only: answers echo names as they are stored.
+            let requests = components
+                .schemas
+                .iter_mut()
+                .filter(|(name, _)| name.ends_with("Request"))
+                .map(|(_, schema)| schema);
+            for schema in requests {
+                if let RefOr::T(Schema::Object(object)) = schema {
+                    if let Some(property) = object.properties.get_mut(ORGANIZATION_NAME_FIELD) {
+                        set_pattern(property);
+                    }
+                }
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let parameters = operation.parameters.iter_mut().flatten();
+                for parameter in parameters.filter(|p| p.name == ORGANIZATION_NAME_FIELD) {
+                    if let Some(schema) = parameter.schema.as_mut() {
+                        set_pattern(schema);
+                    }
+                }
+            }
+        }
     }
 }
 

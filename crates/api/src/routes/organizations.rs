@@ -28,10 +28,8 @@ use crate::routes::admins::{require_owner, Owner};
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
-// The `pattern` of every `organization_name` input is `OrganizationName::parse`'s
-// rule on the value with its surrounding whitespace (what `str::trim` removes:
-// Unicode White_Space) allowed, so the document accepts exactly what the
-// server does. `tests/api/openapi.rs` checks that they all agree.
+// The `pattern` of every `organization_name` input is set once, by
+// `openapi::OrganizationNamePattern` (see `ORGANIZATION_NAME_PATTERN`).
 
 /// Body of `POST /org/create`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,7 +42,7 @@ pub struct CreateOrganizationRequest {
     /// 2 to 64 ASCII letters, digits, spaces, hyphens and underscores, starting
     /// and ending with a letter or digit (surrounding whitespace is trimmed).
     /// Unique ignoring case and separators.
-    #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$")]
+    #[schema(value_type = String, required = true)]
     organization_name: Option<Value>,
     /// The first admin's login email (unique across organizations, compared
     /// ignoring case).
@@ -217,11 +215,7 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct OrganizationNameQuery {
     /// The organization's name (case, spaces, hyphens and underscores do not matter).
-    #[param(
-        required = true,
-        example = "Acme Corp",
-        pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-    )]
+    #[param(required = true, example = "Acme Corp")]
     organization_name: Option<String>,
 }
 
@@ -274,7 +268,7 @@ pub struct UpdateOrganizationRequest {
     /// The new name of the caller's organization (may be a respelling of the
     /// current one); same rules as at creation. Only an owner may change it:
     /// an `admin` must send the current name, spelled as it is.
-    #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$")]
+    #[schema(value_type = String, required = true)]
     organization_name: Option<Value>,
     /// A new login email for the caller; `null` or absent keeps the current one.
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
@@ -439,7 +433,7 @@ pub async fn update(
 #[schema(example = json!({"organization_name": "Acme Corp"}))]
 pub struct DeleteOrganizationRequest {
     /// The caller's organization name (alternative to the query parameter).
-    #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$")]
+    #[schema(value_type = String, required = true)]
     organization_name: Option<Value>,
 }
 
@@ -472,8 +466,7 @@ pub struct DeletedOrganization {
         "organization_name" = Option<String>,
         Query,
         description = "The caller's organization name (case, spaces, hyphens and underscores do not matter); required unless given in the body.",
-        example = "Acme Corp",
-        pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9][A-Za-z0-9 _-]{0,62}[A-Za-z0-9][\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        example = "Acme Corp"
     )),
     // A plain reference, not `Option<..>`: the body is optional (no `required`)
     // but, when sent, an object; a nullable schema would make generated
