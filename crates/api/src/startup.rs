@@ -104,6 +104,7 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route("/docs", web::get().to(redirect_to_docs))
         .default_service(web::to(routes::route_not_found))
+        .wrap(middleware::from_fn(routes::problem_for_empty_404))
         .wrap(middleware::from_fn(head_as_get))
         .wrap(middleware::Condition::new(
             cors.is_some(),
