@@ -12,6 +12,10 @@
 //! | `server.workers` | number of CPUs | HTTP worker threads |
 //! | `server.max_body_bytes` | `65536` | largest accepted request body; larger ones get 413 |
 //! | `server.shutdown_timeout_secs` | `25` | on SIGTERM/SIGINT, the process exits within this many seconds (at least 2; keep it below the orchestrator's grace period, 30 s on Kubernetes) |
+//! | `server.header_read_timeout_secs` | `20` | a request's header fields must arrive within this many seconds (the first request's from the connection's start, later ones' from their first byte); else 408 and the connection is closed (1 to 3600) |
+//! | `server.body_read_timeout_secs` | `30` | a request body must arrive completely within this many seconds of the handler starting to read it; else 408 and the connection is closed (1 to 3600) |
+//! | `server.keep_alive_secs` | `30` | an idle keep-alive connection is closed after this many seconds without a request (0: no keep-alive, one request per connection; at most 3600) |
+//! | `server.max_connections_per_ip` | `64` | open connections per client IP; more are answered 429 `too_many_connections` and closed (0: no limit; never applied to `security.trusted_proxies`) |
 //! | `server.shutdown_delay_secs` | `0` | seconds the listener keeps accepting after the signal while `/health/ready` answers 503 (for load balancers that poll it); part of the timeout, at most `shutdown_timeout_secs - 2` |
 //! | `data.max_document_bytes` | `262144` | largest accepted tenant document body (`/org/data`); larger ones get 413 |
 //! | `store.kind` | `embedded` | `embedded` (SQLite file) or `mongodb` |
@@ -127,7 +131,20 @@ pub struct ServerSettings {
     /// Seconds the listener keeps accepting after the signal (readiness
     /// answers 503 meanwhile); part of the timeout.
     pub shutdown_delay_secs: u64,
+    /// Seconds a request's header fields may take to arrive (the first
+    /// request's from the connection's start, later ones' from their first
+    /// byte).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may take to arrive, from the first read.
+    pub body_read_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open (0: no keep-alive).
+    pub keep_alive_secs: u64,
+    /// Open connections per client IP (0: no limit).
+    pub max_connections_per_ip: usize,
 }
+
+/// Longest accepted `server.*_timeout_secs` and `server.keep_alive_secs`.
+pub const MAX_TRANSPORT_TIMEOUT_SECS: u64 = 3600;
 
 /// Shortest `server.shutdown_timeout_secs`: one second to drain, one to exit.
 pub const MIN_SHUTDOWN_TIMEOUT_SECS: u64 = 2;
@@ -141,6 +158,22 @@ impl ServerSettings {
     /// Time the listener keeps accepting after the shutdown signal.
     pub fn shutdown_delay(&self) -> Duration {
         Duration::from_secs(self.shutdown_delay_secs)
+    }
+
+    /// Longest time from a request's first byte to the end of its head.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    /// Longest time a request body may take to arrive.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs)
+    }
+
+    /// How long an idle keep-alive connection stays open (zero: keep-alive
+    /// is off).
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs)
     }
 }
 
@@ -409,6 +442,25 @@ impl Settings {
                 "server.shutdown_delay_secs must be at most server.shutdown_timeout_secs - {MIN_SHUTDOWN_TIMEOUT_SECS} (the rest drains in-flight requests)"
             )));
         }
+        for (key, secs, min) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+                1,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+                1,
+            ),
+            ("server.keep_alive_secs", self.server.keep_alive_secs, 0),
+        ] {
+            if !(min..=MAX_TRANSPORT_TIMEOUT_SECS).contains(&secs) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be between {min} and {MAX_TRANSPORT_TIMEOUT_SECS}"
+                )));
+            }
+        }
         for origin in &self.cors.allowed_origins {
             if !crate::cors::is_valid_origin(origin) {
                 return Err(ConfigError::Invalid(format!(
@@ -481,6 +533,10 @@ fn with_defaults(
         .set_default("server.max_body_bytes", 65_536)?
         .set_default("server.shutdown_timeout_secs", 25)?
         .set_default("server.shutdown_delay_secs", 0)?
+        .set_default("server.header_read_timeout_secs", 20)?
+        .set_default("server.body_read_timeout_secs", 30)?
+        .set_default("server.keep_alive_secs", 30)?
+        .set_default("server.max_connections_per_ip", 64)?
         .set_default("store.kind", "embedded")?
         .set_default("store.path", "./data/orgsvc.db")?
         .set_default("mongodb.uri", "mongodb://127.0.0.1:27017")?
@@ -529,6 +585,13 @@ mod tests {
         assert!(settings.server.workers.is_none());
         assert_eq!(settings.server.shutdown_timeout(), Duration::from_secs(25));
         assert_eq!(settings.server.shutdown_delay(), Duration::ZERO);
+        assert_eq!(
+            settings.server.header_read_timeout(),
+            Duration::from_secs(20)
+        );
+        assert_eq!(settings.server.body_read_timeout(), Duration::from_secs(30));
+        assert_eq!(settings.server.keep_alive(), Duration::from_secs(30));
+        assert_eq!(settings.server.max_connections_per_ip, 64);
         assert_eq!(settings.store.kind, StoreKind::Embedded);
         assert_eq!(settings.store.path, PathBuf::from("./data/orgsvc.db"));
         assert_eq!(
@@ -691,6 +754,10 @@ mod tests {
             ("security.purge_interval_secs", "0"),
             ("server.shutdown_timeout_secs", "1"),
             ("server.shutdown_delay_secs", "24"),
+            ("server.header_read_timeout_secs", "0"),
+            ("server.body_read_timeout_secs", "0"),
+            ("server.body_read_timeout_secs", "3601"),
+            ("server.keep_alive_secs", "3601"),
         ] {
             let error = Settings::load_from(None, env(&[(&var(key), value)])).unwrap_err();
             assert!(error.to_string().contains(key), "{key}={value}: {error}");

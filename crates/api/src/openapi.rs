@@ -14,7 +14,10 @@ use crate::routes::{admin, admins, audit, data, health, organizations};
         description = "Multi-tenant organization management: each organization gets its own \
             tenant collection and an admin who authenticates with a bearer access token.\n\n\
             Every error is an RFC 9457 `application/problem+json` document with a stable \
-            machine-readable `code`."
+            machine-readable `code`, the HTTP layer's own refusals included: every \
+            operation may answer 400 `malformed_request`, 408 `request_timeout` (header fields \
+            or body too slow), 429 `too_many_connections` (`server.max_connections_per_ip`) \
+            and 431 `header_fields_too_large`; each closes the connection."
     ),
     paths(
         organizations::create,
@@ -77,9 +80,13 @@ use crate::routes::{admin, admins, audit, data, health, organizations};
             responses::AddAdminConflict,
             responses::LastOwner,
             responses::InvalidAuditListing,
+            responses::MalformedRequest,
+            responses::RequestTimeout,
+            responses::TooManyConnections,
+            responses::HeaderFieldsTooLarge,
         )
     ),
-    modifiers(&BearerSecurity, &OrganizationNamePattern),
+    modifiers(&BearerSecurity, &TransportResponses, &OrganizationNamePattern),
     tags(
         (name = "organizations", description = "Organizations (tenants) and their collections."),
         (name = "data", description = "The caller's organization's own documents (its tenant collection)."),
@@ -126,8 +133,8 @@ const ORGANIZATION_NAME_FIELD: &str = "organization_name";
 
 /// Sets [`ORGANIZATION_NAME_PATTERN`] on every `organization_name` property
 /// of a request body schema (`*Request`) and every `organization_name`
-/// parameter, so the
-/// rule is written once instead of in each route's attributes.
+/// parameter, so the rule is written once instead of in each route's
+/// attributes.
 struct OrganizationNamePattern;
 
 impl Modify for OrganizationNamePattern {
@@ -169,6 +176,45 @@ impl Modify for OrganizationNamePattern {
                 for parameter in parameters.filter(|p| p.name == ORGANIZATION_NAME_FIELD) {
                     if let Some(schema) = parameter.schema.as_mut() {
                         set_pattern(schema);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Documents on every operation the answers of the HTTP layer (see
+/// [`crate::transport`]), where the operation has none of its own for the
+/// status: 400, 408, 429 and 431.
+struct TransportResponses;
+
+impl Modify for TransportResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Ref;
+        let shared = [
+            ("400", "MalformedRequest"),
+            ("408", "RequestTimeout"),
+            ("429", "TooManyConnections"),
+            ("431", "HeaderFieldsTooLarge"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, name) in shared {
+                    if !operation.responses.responses.contains_key(status) {
+                        operation
+                            .responses
+                            .responses
+                            .insert(status.into(), Ref::from_response_name(name).into());
                     }
                 }
             }
@@ -251,12 +297,50 @@ pub mod responses {
     problem_responses! {
         /// 400.
         BadRequestBody {
-            "The body is not valid JSON or could not be read.",
+            "The body is not valid JSON (`errors` names the member or element the error is in \
+             as a JSON Pointer, when it is inside one) or could not be read; or the request line \
+             or a header field is malformed (`malformed_request`, the connection is closed).",
             headers: [],
             examples: [
-                ApiError::MalformedJson("EOF while parsing an object at line 1 column 24".into()),
+                ApiError::MalformedJson {
+                    reason: "EOF while parsing an object at line 1 column 24".into(),
+                    pointer: None,
+                },
+                ApiError::MalformedJson {
+                    reason: "expected value at line 1 column 48".into(),
+                    pointer: Some("/email/1".into()),
+                },
                 ApiError::UnreadableBody,
+                ApiError::MalformedRequest,
             ]
+        }
+        /// 400 of the HTTP layer.
+        MalformedRequest {
+            "The request line or a header field is not valid HTTP/1.1; the connection is closed.",
+            headers: [],
+            examples: [ApiError::MalformedRequest]
+        }
+        /// 408.
+        RequestTimeout {
+            "The request's header fields did not arrive within \
+             `server.header_read_timeout_secs` (default 20), or its body within \
+             `server.body_read_timeout_secs` (default 30) of the service starting to read it; \
+             the connection is closed.",
+            headers: [],
+            examples: [ApiError::RequestTimeout]
+        }
+        /// 429 of the HTTP layer.
+        TooManyConnections {
+            "The client IP holds `server.max_connections_per_ip` (default 64) open connections \
+             already; this one is answered before its request is read, and closed.",
+            headers: [],
+            examples: [ApiError::TooManyConnections { limit: 64 }]
+        }
+        /// 431.
+        HeaderFieldsTooLarge {
+            "The request head exceeds 96 header fields or 128 KiB; the connection is closed.",
+            headers: [],
+            examples: [ApiError::HeaderFieldsTooLarge]
         }
         /// 401 of protected operations.
         Unauthorized {
@@ -316,7 +400,9 @@ pub mod responses {
         /// 422.
         ValidationFailed {
             "The body is not a JSON object (`field` is `\"\"`, the whole body), or fields are \
-             missing, of the wrong JSON type or invalid; `errors` lists every one.",
+             missing, of the wrong JSON type or invalid; `errors` lists every one. A key that \
+             occurs twice in one object, or a number beyond about ±1.8e308, is named by a JSON \
+             Pointer (`/email`).",
             headers: [],
             examples: [ApiError::Validation(vec![
                 FieldError::new("organization_name", "must be 2 to 64 characters long"),
@@ -347,7 +433,8 @@ pub mod responses {
         /// 422 of a tenant document.
         InvalidDocument {
             "The body is not a JSON object, or a field name starts with `$` or contains `.` or \
-             NUL, or a number is outside the signed 64-bit range (-2^63 to 2^63-1), or nesting exceeds 100 levels. `field` \
+             NUL, or a number is outside the signed 64-bit range (-2^63 to 2^63-1), or nesting exceeds 100 levels, \
+             or a key occurs twice in one object. `field` \
              is a JSON Pointer (RFC 6901) to the offending place (empty: the whole body).",
             headers: [],
             examples: [ApiError::Validation(vec![FieldError::new(
@@ -427,7 +514,9 @@ pub mod responses {
         }
         /// 429 of the login.
         LoginThrottled {
-            "Too many login or refresh calls from the client IP (`rate_limited`: \
+            "Too many connections from the client IP (`too_many_connections`: \
+             `server.max_connections_per_ip`, the connection is closed), or too many login or \
+             refresh calls from it (`rate_limited`: \
              `security.login_rate_per_minute` after a burst of `security.login_rate_burst`), or \
              too many failed logins for the email (`login_locked`: the password was not \
              checked; the lock starts at `security.login_lock_secs` and doubles with each \
@@ -441,9 +530,14 @@ pub mod responses {
         /// 429 of the refresh.
         RateLimited {
             "Too many login or refresh calls from the client IP \
-             (`security.login_rate_per_minute` after a burst of `security.login_rate_burst`).",
+             (`security.login_rate_per_minute` after a burst of `security.login_rate_burst`), or \
+             too many connections from it (`too_many_connections`: \
+             `server.max_connections_per_ip`, the connection is closed).",
             headers: [RETRY_AFTER_THROTTLED],
-            examples: [ApiError::RateLimited { retry_after_secs: 2 }]
+            examples: [
+                ApiError::RateLimited { retry_after_secs: 2 },
+                ApiError::TooManyConnections { limit: 64 },
+            ]
         }
         /// 500.
         InternalError {

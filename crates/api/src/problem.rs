@@ -25,7 +25,10 @@ pub const WWW_AUTHENTICATE_INVALID: &str = r#"Bearer realm="orgsvc", error="inva
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(example = json!({"field": "email", "message": "must be an address like name@example.com"}))]
 pub struct FieldError {
-    /// The field's name in the request.
+    /// The field's name in the request; for what is found while parsing a
+    /// body (a duplicated key, a number out of range, a syntax error, a body
+    /// that is not an object) and inside tenant documents, a JSON Pointer
+    /// (RFC 6901) to the place, e.g. `/admin/email` (`""`: the whole body).
     pub field: String,
     /// What is wrong with it; never repeats the value.
     pub message: String,
@@ -62,7 +65,8 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable error code.
     pub code: String,
-    /// Every offending field (validation errors only).
+    /// Every offending field (validation errors; a malformed JSON body's
+    /// place when it is inside a member or element).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
@@ -75,7 +79,32 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// The body is not syntactically valid JSON.
     #[error("malformed JSON body")]
-    MalformedJson(String),
+    MalformedJson {
+        /// What the parser found, with line and column.
+        reason: String,
+        /// Where, as a JSON Pointer, when the error is inside a member or
+        /// element (listed in `errors`).
+        pointer: Option<String>,
+    },
+    /// The request line or a header field is malformed (answered by the
+    /// HTTP layer, see [`crate::transport`]).
+    #[error("malformed request")]
+    MalformedRequest,
+    /// The request head or body did not arrive in time
+    /// (`server.header_read_timeout_secs`, `server.body_read_timeout_secs`);
+    /// the connection is closed.
+    #[error("request timeout")]
+    RequestTimeout,
+    /// The request head is larger than the HTTP layer accepts.
+    #[error("request header fields too large")]
+    HeaderFieldsTooLarge,
+    /// The client IP holds `server.max_connections_per_ip` connections
+    /// already; the new one is closed.
+    #[error("too many connections")]
+    TooManyConnections {
+        /// The limit.
+        limit: usize,
+    },
     /// The request body could not be read.
     #[error("unreadable request body")]
     UnreadableBody,
@@ -187,7 +216,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation(_) => "validation_failed",
-            Self::MalformedJson(_) => "malformed_json",
+            Self::MalformedJson { .. } => "malformed_json",
+            Self::MalformedRequest => "malformed_request",
+            Self::RequestTimeout => "request_timeout",
+            Self::HeaderFieldsTooLarge => "header_fields_too_large",
+            Self::TooManyConnections { .. } => "too_many_connections",
             Self::UnreadableBody => "unreadable_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -221,7 +254,11 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             Self::Validation(_) => "Invalid request",
-            Self::MalformedJson(_) => "Malformed JSON",
+            Self::MalformedJson { .. } => "Malformed JSON",
+            Self::MalformedRequest => "Malformed request",
+            Self::RequestTimeout => "Request timeout",
+            Self::HeaderFieldsTooLarge => "Request header fields too large",
+            Self::TooManyConnections { .. } => "Too many connections",
             Self::UnreadableBody => "Unreadable request body",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -258,7 +295,27 @@ impl ApiError {
                 "{} field(s) of the request are missing or invalid; see `errors`.",
                 errors.len()
             ),
-            Self::MalformedJson(reason) => format!("The request body is not valid JSON: {reason}."),
+            Self::MalformedJson { reason, pointer } => match pointer {
+                Some(pointer) if !pointer.is_empty() => format!(
+                    "The request body is not valid JSON: {reason} (in `{pointer}`; see `errors`)."
+                ),
+                _ => format!("The request body is not valid JSON: {reason}."),
+            },
+            Self::MalformedRequest => {
+                "The request line or a header field is not valid HTTP/1.1; the connection is closed."
+                    .into()
+            }
+            Self::RequestTimeout => {
+                "The request's header fields or body did not arrive in time; the connection is closed."
+                    .into()
+            }
+            Self::HeaderFieldsTooLarge => {
+                "The request's header fields are too large (at most 96 fields and 128 KiB); the connection is closed."
+                    .into()
+            }
+            Self::TooManyConnections { limit } => format!(
+                "Your address holds {limit} connections already (server.max_connections_per_ip); close some or reuse them (keep-alive). This connection is closed."
+            ),
             Self::UnreadableBody => "The request body could not be read completely.".into(),
             Self::PayloadTooLarge { limit } => {
                 format!("The request body is larger than the limit of {limit} bytes.")
@@ -340,6 +397,10 @@ impl ApiError {
             code: code.into(),
             errors: match self {
                 Self::Validation(errors) => errors.clone(),
+                Self::MalformedJson {
+                    reason,
+                    pointer: Some(pointer),
+                } if !pointer.is_empty() => vec![FieldError::new(pointer.clone(), reason.clone())],
                 _ => Vec::new(),
             },
         }
@@ -350,7 +411,12 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MalformedJson(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::MalformedJson { .. } | Self::UnreadableBody | Self::MalformedRequest => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::OrganizationNotFound
@@ -401,6 +467,14 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed { allowed } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allowed)));
+            }
+            // The rest of the request may still be on its way: the
+            // connection cannot carry another request.
+            Self::RequestTimeout
+            | Self::MalformedRequest
+            | Self::HeaderFieldsTooLarge
+            | Self::TooManyConnections { .. } => {
+                response.force_close();
             }
             _ => {}
         }

@@ -13,7 +13,7 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::{self, Next};
-use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpResponse};
 use orgsvc_domain::SharedRateLimits;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -32,6 +32,7 @@ use crate::shutdown::{self, ShutdownPlan, Signals};
 use crate::state::{AppState, Credentials};
 use crate::store::{spawn_reconciler, Maintenance, MigrationFailed, SelectedStore};
 use crate::telemetry::InvalidLogFilter;
+use crate::transport;
 
 /// What the binary does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +104,7 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route("/docs", web::get().to(redirect_to_docs))
         .default_service(web::to(routes::route_not_found))
+        .wrap(middleware::from_fn(routes::problem_for_empty_404))
         .wrap(middleware::from_fn(head_as_get))
         .wrap(middleware::Condition::new(
             cors.is_some(),
@@ -118,6 +120,7 @@ pub fn app(
         .wrap(middleware::from_fn(expose_request_id))
         .wrap(middleware::from_fn(close_connections_when_shutting_down))
         .wrap(TracingLogger::default())
+        .wrap(middleware::from_fn(transport::note_request))
 }
 
 async fn redirect_to_docs() -> HttpResponse {
@@ -250,19 +253,16 @@ impl Service {
     ) -> Result<Self, StartupError> {
         let plan = ShutdownPlan::from_settings(&settings.server);
         let app_state = state.clone();
-        let server = HttpServer::new(move || app(app_state.clone()))
-            .workers(settings.workers())
-            .disable_signals()
-            .shutdown_timeout(plan.drain_secs())
-            .bind((settings.server.host, settings.server.port))
-            .map_err(StartupError::Server)?;
-        let addrs = server.addrs();
+        let (server, addr) =
+            transport::serve(settings, plan.drain_secs(), move || app(app_state.clone()))
+                .map_err(StartupError::Server)?;
+        let addrs = vec![addr];
         for address in &addrs {
             tracing::info!(%address, "listening");
         }
         let background = Background::spawn(settings, &state, reconcile, shared_rate_limits);
         Ok(Self {
-            server: server.run(),
+            server,
             addrs,
             state,
             plan,

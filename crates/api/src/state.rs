@@ -25,6 +25,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Largest accepted tenant document body (`/org/data`), in bytes.
     pub max_document_bytes: usize,
+    /// Longest a request body may take to arrive, from the first read.
+    pub body_read_timeout: Duration,
     /// Refresh token lifetime.
     pub refresh_token_ttl: Duration,
     /// Login protection and client identification.
@@ -63,6 +65,7 @@ impl fmt::Debug for AppState {
             .field("tokens", &self.tokens)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_document_bytes", &self.max_document_bytes)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("security", &self.security)
             .field("readiness", &self.readiness)
@@ -118,6 +121,7 @@ impl AppState {
             tokens: credentials.tokens,
             max_body_bytes: settings.server.max_body_bytes.get(),
             max_document_bytes: settings.data.max_document_bytes.get(),
+            body_read_timeout: settings.server.body_read_timeout(),
             refresh_token_ttl: Duration::from_secs(settings.auth.refresh_token_ttl),
             security: settings.security.clone(),
             login_rate_limiter: Arc::new(LoginRateLimiter::in_process(&settings.security)),

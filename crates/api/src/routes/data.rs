@@ -34,7 +34,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use crate::extractors::auth::AuthenticatedAdmin;
-use crate::extractors::body::{json_body, query_of};
+use crate::extractors::body::{json_body, query_of, NUMBER_OUT_OF_RANGE};
 use crate::openapi::responses::{
     BadRequestBody, DocumentNotFound, DocumentTooLarge, InternalError, InvalidDocument,
     InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized, UnsupportedMediaType,
@@ -46,6 +46,10 @@ use crate::validation::FieldErrors;
 
 /// The path of the collection resource.
 const COLLECTION_PATH: &str = "/org/data";
+
+/// The documents' number rule, as `DocumentBody::parse` states it.
+const DOCUMENT_NUMBER_RANGE: &str =
+    "numbers must be between -2^63 and 2^63-1 (integers fit in 64 bits, signed)";
 
 /// Field names of documents, at every depth: not starting with `$`, without
 /// `.` or NUL (what `orgsvc_domain::check_field_name` accepts).
@@ -494,11 +498,26 @@ async fn read_document(
     let value = match json_body::<Value>(req, payload, state.max_document_bytes).await {
         Ok(value) => value,
         // serde_json stops at 128 levels, beyond the documents' limit of 100.
-        Err(ApiError::MalformedJson(reason)) if reason.starts_with("recursion limit exceeded") => {
+        Err(ApiError::MalformedJson { reason, .. })
+            if reason.starts_with("recursion limit exceeded") =>
+        {
             return Err(ApiError::Validation(vec![FieldError::new(
                 "",
                 "documents may nest objects and arrays at most 100 levels deep",
             )]))
+        }
+        // A number beyond a double is beyond the documents' range too.
+        Err(ApiError::Validation(mut errors))
+            if errors
+                .iter()
+                .any(|error| error.message == NUMBER_OUT_OF_RANGE) =>
+        {
+            for error in &mut errors {
+                if error.message == NUMBER_OUT_OF_RANGE {
+                    error.message = DOCUMENT_NUMBER_RANGE.into();
+                }
+            }
+            return Err(ApiError::Validation(errors));
         }
         Err(error) => return Err(error),
     };

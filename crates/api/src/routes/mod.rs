@@ -2,8 +2,11 @@
 //! whose `Allow` lists `HEAD` wherever `GET` is (answered by
 //! [`crate::head`]); the app answers unknown paths with a 404 problem.
 
-use actix_web::middleware::from_fn;
-use actix_web::{web, HttpResponse, Resource};
+use actix_web::body::{BodySize, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpResponse, Resource, ResponseError};
 
 use crate::problem::ApiError;
 use crate::rate_limit::limit_per_client_ip;
@@ -73,4 +76,23 @@ fn resource(path: &'static str, allowed: &'static str) -> Resource {
 /// Answers paths no route matches.
 pub async fn route_not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
+}
+
+/// Gives the 404 problem to a 404 without content: Swagger UI's answer for
+/// an unknown file under `/docs/` (every other error is a problem already).
+pub async fn problem_for_empty_404<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let empty = matches!(
+        response.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    );
+    if response.status() == StatusCode::NOT_FOUND && empty {
+        let (req, _) = response.into_parts();
+        let problem = ApiError::RouteNotFound.error_response();
+        return Ok(ServiceResponse::new(req, problem).map_into_right_body());
+    }
+    Ok(response.map_into_left_body())
 }

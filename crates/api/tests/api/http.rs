@@ -77,6 +77,13 @@ async fn swagger_ui_is_served_at_docs(app: TestApp) {
     let page = app.send(TestRequest::get().uri("/docs/")).await;
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("swagger"));
+    // An unknown file under /docs/ is a problem like any unknown path.
+    let missing = app.send(TestRequest::get().uri("/docs/missing.js")).await;
+    missing.expect(404, Some("not_found"));
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
 }
 
 /// `HEAD` answers every `GET` resource with `GET`'s status and headers and

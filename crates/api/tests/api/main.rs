@@ -43,3 +43,4 @@ mod openapi;
 mod organizations;
 mod sessions;
 mod shutdown;
+mod transport;

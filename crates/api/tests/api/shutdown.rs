@@ -29,11 +29,11 @@ pub(crate) struct RawResponse {
 }
 
 impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 }
@@ -56,7 +56,7 @@ impl Connection {
         }
     }
 
-    fn send(&mut self, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
 
@@ -75,7 +75,7 @@ impl Connection {
     }
 
     /// Reads the next response; `None` when the server closed the connection.
-    fn response(&mut self) -> Option<RawResponse> {
+    pub(crate) fn response(&mut self) -> Option<RawResponse> {
         self.read_response(true)
     }
 
