@@ -83,10 +83,16 @@ use crate::routes::{admin, admins, audit, data, health, organizations};
             responses::MalformedRequest,
             responses::RequestTimeout,
             responses::TooManyConnections,
+            responses::StoreUnavailable,
             responses::HeaderFieldsTooLarge,
         )
     ),
-    modifiers(&BearerSecurity, &TransportResponses, &OrganizationNamePattern),
+    modifiers(
+        &BearerSecurity,
+        &TransportResponses,
+        &StoreResponses,
+        &OrganizationNamePattern
+    ),
     tags(
         (name = "organizations", description = "Organizations (tenants) and their collections."),
         (name = "data", description = "The caller's organization's own documents (its tenant collection)."),
@@ -216,6 +222,35 @@ impl Modify for TransportResponses {
                             .responses
                             .insert(status.into(), Ref::from_response_name(name).into());
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Documents 503 `store_unavailable` on every operation that uses the store
+/// (all but the health probes, whose readiness documents its own 503),
+/// where the operation has no 503 of its own (those mention it).
+struct StoreResponses;
+
+impl Modify for StoreResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Ref;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let probe = operation.tags.iter().flatten().any(|tag| tag == "health");
+                if !probe && !operation.responses.responses.contains_key("503") {
+                    operation.responses.responses.insert(
+                        "503".into(),
+                        Ref::from_response_name("StoreUnavailable").into(),
+                    );
                 }
             }
         }
@@ -456,11 +491,20 @@ pub mod responses {
         /// 503 while a rename moves the organization's collection, or an
         /// interrupted operation is being finished.
         OrganizationBusy {
-            "An operation on the organization is in progress: a rename moving its collection, \
-             or an operation that an instance could not finish (it was stopped or paused) being \
-             finished or undone by another; nothing was done. Retry after `Retry-After` seconds.",
+            "An operation on the organization is in progress (`organization_busy`): a rename \
+             moving its collection, or an operation that an instance could not finish (it was \
+             stopped or paused) being finished or undone by another; or the store does not \
+             answer (`store_unavailable`). Nothing was done. Retry after `Retry-After` seconds.",
             headers: [("Retry-After", "Seconds to wait before retrying.")],
-            examples: [ApiError::OrganizationBusy]
+            examples: [ApiError::OrganizationBusy, ApiError::StoreUnavailable]
+        }
+        /// 503 of operations that use the store.
+        StoreUnavailable {
+            "The store does not answer (`store_unavailable`: MongoDB unreachable within its \
+             server selection timeout); nothing is known to have changed. Retry after \
+             `Retry-After` seconds.",
+            headers: [("Retry-After", "Seconds to wait before retrying.")],
+            examples: [ApiError::StoreUnavailable]
         }
         /// 403 of owner-only operations.
         OwnerRequired {

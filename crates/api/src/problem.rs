@@ -462,6 +462,9 @@ impl ResponseError for ApiError {
             Self::OperationInProgress | Self::OrganizationBusy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
+            Self::StoreUnavailable => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
             Self::PreconditionFailed { current } => {
                 response.insert_header((header::ETAG, format!("\"{current}\"")));
             }
@@ -505,7 +508,13 @@ impl fmt::Display for ErrorChain<'_> {
 }
 
 impl From<StoreError> for ApiError {
+    /// A store that did not answer is 503 `store_unavailable` (retry later);
+    /// any other failure is a 500 that shows nothing of it.
     fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(error = %ErrorChain(&error), "the store did not answer");
+            return Self::StoreUnavailable;
+        }
         Self::unexpected(error)
     }
 }
@@ -598,6 +607,28 @@ impl From<ChangeAdminError> for ApiError {
 mod tests {
     use super::*;
     use actix_web::body::MessageBody;
+
+    #[test]
+    fn a_store_that_did_not_answer_is_a_503_to_retry_that_leaks_nothing() {
+        let cause = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "mongodb://user:pw@db refused",
+        );
+        let error = ApiError::from(StoreError::unavailable("reading an admin", cause));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        let body = response.into_body().try_into_bytes().unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!text.contains("mongodb"), "{text}");
+        assert!(text.contains("\"code\":\"store_unavailable\""), "{text}");
+    }
 
     #[test]
     fn unexpected_errors_answer_a_generic_500_that_leaks_nothing() {

@@ -3,15 +3,17 @@
 
 use std::error::Error as StdError;
 
-/// An unexpected storage failure (connection lost, server error, corrupt
-/// record). Carries context and the underlying cause for the logs; its text
-/// is never shown to clients.
+/// A storage failure (store unreachable, server error, corrupt record).
+/// Carries context and the underlying cause for the logs; its text is never
+/// shown to clients. [`StoreError::is_unavailable`] tells a store that did
+/// not answer (worth retrying later) from everything else.
 #[derive(Debug, thiserror::Error)]
 #[error("{context}")]
 pub struct StoreError {
     context: String,
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
+    unavailable: bool,
 }
 
 impl StoreError {
@@ -23,6 +25,7 @@ impl StoreError {
         Self {
             context: context.into(),
             source: Some(source.into()),
+            unavailable: false,
         }
     }
 
@@ -31,7 +34,26 @@ impl StoreError {
         Self {
             context: context.into(),
             source: None,
+            unavailable: false,
         }
+    }
+
+    /// The store did not answer (unreachable, no server selectable within
+    /// its timeout, connection lost): nothing is known to have changed, and
+    /// the same call may succeed later.
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Self {
+            unavailable: true,
+            ..Self::new(context, source)
+        }
+    }
+
+    /// Whether the store did not answer (see [`StoreError::unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 }
 

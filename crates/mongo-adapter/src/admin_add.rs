@@ -24,6 +24,7 @@ use mongodb::bson::doc;
 use orgsvc_domain::{AddAdminError, Admin, NewAdmin, OrganizationId, StoreError};
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::records::{self, AdminDoc};
 use crate::store::MongoStore;
@@ -53,7 +54,7 @@ impl MongoStore {
                         return Err(AddAdminError::EmailTaken);
                     }
                 }
-                Err(e) => return Err(StoreError::new("inserting an admin", e).into()),
+                Err(e) => return Err(store_error("inserting an admin", e).into()),
             }
         }
         self.checkpoint(Step::AdminAddInserted).await?;
@@ -69,7 +70,7 @@ impl MongoStore {
                 doc! { "$unset": { "pending_since": "" } },
             )
             .await
-            .map_err(|e| StoreError::new("confirming an added admin", e))?;
+            .map_err(|e| store_error("confirming an added admin", e))?;
         if confirmed.matched_count == 1 {
             record.pending_since = None;
             return Ok(record.to_admin()?);
@@ -93,7 +94,7 @@ impl MongoStore {
             .admins()
             .delete_one(doc! { "_id": id, "pending_since": { "$exists": true } })
             .await
-            .map_err(|e| StoreError::new("withdrawing a pending admin", e))?;
+            .map_err(|e| store_error("withdrawing a pending admin", e))?;
         Ok(result.deleted_count == 1)
     }
 

@@ -58,6 +58,7 @@ use orgsvc_domain::{
     OrganizationId, StoreError,
 };
 
+use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::records::{self, AdminChange, AdminDoc, OrgDoc, StoredRole};
 use crate::store::MongoStore;
@@ -167,7 +168,7 @@ impl MongoStore {
             self.admins()
                 .delete_one(doc! { "_id": &change.admin_id, "organization_id": org_id })
                 .await
-                .map_err(|e| StoreError::new("deleting a removed admin", e))?;
+                .map_err(|e| store_error("deleting a removed admin", e))?;
             return Ok(());
         };
         self.admins()
@@ -186,7 +187,7 @@ impl MongoStore {
                 },
             )
             .await
-            .map_err(|e| StoreError::new("changing an admin's role", e))?;
+            .map_err(|e| store_error("changing an admin's role", e))?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use orgsvc_domain::{
 };
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::records::{self, AdminDoc, OrgState};
 use crate::store::MongoStore;
 
@@ -30,7 +31,7 @@ impl MongoStore {
             .admins()
             .find_one(filter)
             .await
-            .map_err(|e| StoreError::new("reading an admin", e))?
+            .map_err(|e| store_error("reading an admin", e))?
         else {
             return Ok(None);
         };
@@ -41,7 +42,7 @@ impl MongoStore {
             .organizations()
             .find_one(doc! { "_id": &admin.organization_id, "state": OrgState::visible_filter() })
             .await
-            .map_err(|e| StoreError::new("reading an admin's organization", e))?;
+            .map_err(|e| store_error("reading an admin's organization", e))?;
         Ok(organization.and_then(|organization| organization.overlay(admin)))
     }
 
@@ -55,10 +56,10 @@ impl MongoStore {
             .find(doc! { "organization_id": organization, "pending_since": { "$exists": false } })
             .sort(doc! { "created_at": 1, "_id": 1 })
             .await
-            .map_err(|e| StoreError::new("listing the admins of an organization", e))?
+            .map_err(|e| store_error("listing the admins of an organization", e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new("listing the admins of an organization", e))
+            .map_err(|e| store_error("listing the admins of an organization", e))
     }
 
     /// The admins of a visible organization, oldest first; empty otherwise.
@@ -118,7 +119,7 @@ impl MongoStore {
                 Ok(result) if result.matched_count == 1 => return Ok(next.to_admin()?),
                 Ok(_) => continue, // changed meanwhile: read it again
                 Err(e) if is_duplicate_key(&e) => return Err(UpdateAdminError::EmailTaken),
-                Err(e) => return Err(StoreError::new("updating an admin", e).into()),
+                Err(e) => return Err(store_error("updating an admin", e).into()),
             }
         }
         Err(StoreError::msg(format!("admin {id} kept changing while being updated")).into())
@@ -144,7 +145,7 @@ impl MongoStore {
                 },
             )
             .await
-            .map_err(|e| StoreError::new("replacing a password hash", e))?;
+            .map_err(|e| store_error("replacing a password hash", e))?;
         Ok(result.matched_count == 1)
     }
 }

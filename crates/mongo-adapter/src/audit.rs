@@ -24,6 +24,7 @@ use orgsvc_domain::{
 use serde::{Deserialize, Serialize};
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::records::{parse_id, to_bson_time, to_chrono};
 use crate::store::MongoStore;
 
@@ -93,7 +94,7 @@ impl MongoStore {
         match self.audit_log().insert_one(AuditDoc::new(&event)).await {
             Ok(_) => Ok(()),
             Err(e) if is_duplicate_key(&e) => Ok(()),
-            Err(e) => Err(StoreError::new("recording an audit event", e)),
+            Err(e) => Err(store_error("recording an audit event", e)),
         }
     }
 
@@ -109,17 +110,17 @@ impl MongoStore {
         }
         let limit = query.limit.get();
         let fetch = i64::try_from(limit + 1)
-            .map_err(|e| StoreError::new("a page size does not fit in 64 bits", e))?;
+            .map_err(|e| store_error("a page size does not fit in 64 bits", e))?;
         let stored: Vec<AuditDoc> = self
             .audit_log()
             .find(filter)
             .sort(doc! { "id": -1 })
             .limit(fetch)
             .await
-            .map_err(|e| StoreError::new("listing audit events", e))?
+            .map_err(|e| store_error("listing audit events", e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new("listing audit events", e))?;
+            .map_err(|e| store_error("listing audit events", e))?;
         let mut events = stored
             .iter()
             .map(AuditDoc::to_event)
@@ -147,10 +148,10 @@ impl MongoStore {
                 "at": { "$lt": to_bson_time(cutoff) },
             })
             .await
-            .map_err(|e| StoreError::new("listing deleted organizations' audit events", e))?
+            .map_err(|e| store_error("listing deleted organizations' audit events", e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new("listing deleted organizations' audit events", e))?;
+            .map_err(|e| store_error("listing deleted organizations' audit events", e))?;
         let organizations: BTreeSet<String> =
             deletions.into_iter().map(|d| d.organization_id).collect();
         let mut purged = 0;
@@ -164,7 +165,7 @@ impl MongoStore {
                 .audit_log()
                 .delete_many(doc! { "organization_id": &organization })
                 .await
-                .map_err(|e| StoreError::new("purging audit events", e))?
+                .map_err(|e| store_error("purging audit events", e))?
                 .deleted_count;
         }
         Ok(purged)

@@ -10,6 +10,7 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 use orgsvc_domain::StoreError;
 
+use crate::errors::store_error;
 use crate::errors::{command_code, NAMESPACE_EXISTS};
 use crate::lease::Lease;
 use crate::store::MongoStore;
@@ -28,7 +29,7 @@ impl MongoStore {
             .db()
             .list_collection_names()
             .await
-            .map_err(|e| StoreError::new("listing collections", e))?;
+            .map_err(|e| store_error("listing collections", e))?;
         Ok(names.into_iter().collect())
     }
 
@@ -48,7 +49,7 @@ impl MongoStore {
         match self.db().create_collection(name).await {
             Ok(()) => Ok(()),
             Err(e) if command_code(&e) == Some(NAMESPACE_EXISTS) => Ok(()),
-            Err(e) => Err(StoreError::new(format!("creating collection {name}"), e)),
+            Err(e) => Err(store_error(format!("creating collection {name}"), e)),
         }
     }
 
@@ -104,7 +105,7 @@ impl MongoStore {
             }
             Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(_)) => e,
             Err(e) => {
-                return Err(StoreError::new(
+                return Err(store_error(
                     format!("creating the listing index of {name}"),
                     e,
                 ))
@@ -124,7 +125,7 @@ impl MongoStore {
             Ok(_) => {}
             Err(e) if command_code(&e).is_some_and(|c| INDEX_CONFLICTS.contains(&c)) => {}
             Err(e) => {
-                return Err(StoreError::new(
+                return Err(store_error(
                     format!("creating the listing index of {name}"),
                     e,
                 ))
@@ -132,7 +133,7 @@ impl MongoStore {
         }
         match self.probe_writes(name, lease).await? {
             None => Ok(()),
-            Some(e) => Err(StoreError::new(
+            Some(e) => Err(store_error(
                 format!("{name} refuses documents once indexed on created_at"),
                 e,
             )),
@@ -155,12 +156,12 @@ impl MongoStore {
         match self.tenant(name).insert_one(probe).await {
             Ok(_) => {}
             Err(e) if matches!(e.kind.as_ref(), ErrorKind::Write(_)) => return Ok(Some(e)),
-            Err(e) => return Err(StoreError::new(format!("probing writes to {name}"), e)),
+            Err(e) => return Err(store_error(format!("probing writes to {name}"), e)),
         }
         self.tenant(name)
             .delete_one(doc! { "_id": id })
             .await
-            .map_err(|e| StoreError::new(format!("deleting the probe document of {name}"), e))?;
+            .map_err(|e| store_error(format!("deleting the probe document of {name}"), e))?;
         Ok(None)
     }
 
@@ -180,7 +181,7 @@ impl MongoStore {
         self.tenant(name)
             .drop()
             .await
-            .map_err(|e| StoreError::new(format!("dropping collection {name}"), e))?;
+            .map_err(|e| store_error(format!("dropping collection {name}"), e))?;
         if self.collection_exists(name).await? {
             return Err(StoreError::msg(format!(
                 "collection {name} still exists after being dropped"

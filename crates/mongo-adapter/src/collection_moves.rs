@@ -34,6 +34,7 @@ use mongodb::bson::{doc, Bson, Document};
 use orgsvc_domain::StoreError;
 
 use crate::errors::only_duplicate_keys;
+use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::lease::Lease;
 use crate::store::MongoStore;
@@ -144,7 +145,7 @@ impl MongoStore {
                     doc! { "$set": { MOVING: epoch } },
                 )
                 .await
-                .map_err(|e| StoreError::new(format!("claiming the documents of {from}"), e))?;
+                .map_err(|e| store_error(format!("claiming the documents of {from}"), e))?;
             self.copy_claimed(from, to, org_id, lease).await?;
             if !full {
                 tail_rounds += 1;
@@ -174,10 +175,10 @@ impl MongoStore {
             .projection(doc! { "_id": 1 })
             .limit(COPY_BATCH as i64)
             .await
-            .map_err(|e| StoreError::new(format!("finding the documents of {from} to claim"), e))?
+            .map_err(|e| store_error(format!("finding the documents of {from} to claim"), e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new(format!("finding the documents of {from} to claim"), e))?;
+            .map_err(|e| store_error(format!("finding the documents of {from} to claim"), e))?;
         Ok(found.iter().filter_map(|d| d.get("_id").cloned()).collect())
     }
 
@@ -198,10 +199,10 @@ impl MongoStore {
                 .find(claimed.clone())
                 .limit(COPY_BATCH as i64)
                 .await
-                .map_err(|e| StoreError::new(format!("reading {from} to copy it"), e))?
+                .map_err(|e| store_error(format!("reading {from} to copy it"), e))?
                 .try_collect()
                 .await
-                .map_err(|e| StoreError::new(format!("reading {from} to copy it"), e))?;
+                .map_err(|e| store_error(format!("reading {from} to copy it"), e))?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -225,7 +226,7 @@ impl MongoStore {
             self.tenant(from)
                 .delete_many(doc! { "_id": { "$in": ids }, MOVING: epoch })
                 .await
-                .map_err(|e| StoreError::new(format!("deleting copied documents of {from}"), e))?;
+                .map_err(|e| store_error(format!("deleting copied documents of {from}"), e))?;
         }
     }
 
@@ -248,7 +249,7 @@ impl MongoStore {
         {
             Ok(_) => {}
             Err(e) if only_duplicate_keys(&e) => {}
-            Err(e) => return Err(StoreError::new(format!("copying documents into {to}"), e)),
+            Err(e) => return Err(store_error(format!("copying documents into {to}"), e)),
         }
         self.checkpoint(Step::RenameCopyBatch).await
     }
@@ -259,10 +260,10 @@ impl MongoStore {
             .tenant(from)
             .list_indexes()
             .await
-            .map_err(|e| StoreError::new(format!("listing the indexes of {from}"), e))?
+            .map_err(|e| store_error(format!("listing the indexes of {from}"), e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new(format!("listing the indexes of {from}"), e))?;
+            .map_err(|e| store_error(format!("listing the indexes of {from}"), e))?;
         for index in indexes {
             let name = index.options.as_ref().and_then(|o| o.name.as_deref());
             if name == Some("_id_") {
@@ -272,7 +273,7 @@ impl MongoStore {
             self.tenant(to)
                 .create_index(index)
                 .await
-                .map_err(|e| StoreError::new(format!("recreating an index on {to}"), e))?;
+                .map_err(|e| store_error(format!("recreating an index on {to}"), e))?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Recognising the driver errors the store gives a meaning to.
 
 use mongodb::error::{Error, ErrorKind, WriteFailure};
+use orgsvc_domain::StoreError;
 
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -45,6 +46,34 @@ pub(crate) fn command_code(err: &mongodb::error::Error) -> Option<i32> {
         mongodb::error::ErrorKind::Command(e) => Some(e.code),
         _ => None,
     }
+}
+
+/// A storage failure caused by `source`: [`StoreError::unavailable`] when
+/// it is a driver error saying no server could be reached (no server
+/// selectable within `serverSelectionTimeoutMS`, a connection error, DNS),
+/// so clients are told to retry later instead of seeing an internal error.
+pub(crate) fn store_error<E>(context: impl Into<String>, source: E) -> StoreError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let any: &dyn std::any::Any = &source;
+    let unreachable = any.downcast_ref::<Error>().is_some_and(is_unreachable);
+    if unreachable {
+        StoreError::unavailable(context, source)
+    } else {
+        StoreError::new(context, source)
+    }
+}
+
+/// Whether the driver could not reach a server at all.
+fn is_unreachable(err: &Error) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. }
+    )
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::doc;
 use orgsvc_domain::StoreError;
 
+use crate::errors::store_error;
 use crate::lease_timing::Leases;
 use crate::records::{millis, now_ms, LeaseDoc, OrgDoc, OrgState};
 use crate::store::MongoStore;
@@ -235,7 +236,7 @@ impl Lease {
             )
             .await
             .map(drop)
-            .map_err(|e| StoreError::new("releasing a lifecycle lease", e))
+            .map_err(|e| store_error("releasing a lifecycle lease", e))
     }
 }
 
@@ -250,7 +251,7 @@ async fn renew_once(store: &MongoStore, org_id: &str, holder: &str) -> Result<bo
         )
         .await
         .map(|result| result.matched_count == 1)
-        .map_err(|e| StoreError::new("renewing a lifecycle lease", e))
+        .map_err(|e| store_error("renewing a lifecycle lease", e))
 }
 
 /// Renews the lease until it is taken over (or the task is aborted).
@@ -323,7 +324,7 @@ impl MongoStore {
             .organizations()
             .replace_one(filter, &next)
             .await
-            .map_err(|e| StoreError::new("taking over a lifecycle operation", e))?;
+            .map_err(|e| store_error("taking over a lifecycle operation", e))?;
         if result.matched_count != 1 {
             return Ok(None);
         }

@@ -57,4 +57,4 @@ mod transactions;
 pub use failpoints::{Paused, Step};
 pub use lease_timing::DEFAULT_LEASE_TIMEOUT;
 pub use migrations::MigrationError;
-pub use store::MongoStore;
+pub use store::{MongoStore, DEFAULT_SERVER_SELECTION_TIMEOUT};

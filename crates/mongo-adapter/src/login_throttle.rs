@@ -21,6 +21,7 @@ use orgsvc_domain::{AdminEmail, LoginAttempt, LoginThrottle, StoreError, Throttl
 use serde::{Deserialize, Serialize};
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::records::{to_bson_time, to_chrono};
 use crate::store::MongoStore;
 
@@ -107,7 +108,7 @@ impl MongoStore {
                 .login_throttles()
                 .find_one(doc! { "_id": email.as_str() })
                 .await
-                .map_err(|e| StoreError::new("reading a login throttle", e))?;
+                .map_err(|e| store_error("reading a login throttle", e))?;
             let base = current
                 .clone()
                 .unwrap_or_else(|| ThrottleDoc::fresh(email, bson_now));
@@ -120,7 +121,7 @@ impl MongoStore {
                 None => match self.login_throttles().insert_one(&next).await {
                     Ok(_) => true,
                     Err(e) if is_duplicate_key(&e) => false,
-                    Err(e) => return Err(StoreError::new("counting a login attempt", e)),
+                    Err(e) => return Err(store_error("counting a login attempt", e)),
                 },
                 Some(current) => {
                     self.login_throttles()
@@ -129,7 +130,7 @@ impl MongoStore {
                             &next,
                         )
                         .await
-                        .map_err(|e| StoreError::new("counting a login attempt", e))?
+                        .map_err(|e| store_error("counting a login attempt", e))?
                         .matched_count
                         == 1
                 }
@@ -149,7 +150,7 @@ impl MongoStore {
             .delete_one(doc! { "_id": email.as_str() })
             .await
             .map(drop)
-            .map_err(|e| StoreError::new("clearing a login throttle", e))
+            .map_err(|e| store_error("clearing a login throttle", e))
     }
 
     /// Deletes the records of emails with no attempt since `idle_since` and
@@ -170,7 +171,7 @@ impl MongoStore {
             .delete_many(filter)
             .await
             .map(|result| result.deleted_count)
-            .map_err(|e| StoreError::new("purging idle login throttles", e))
+            .map_err(|e| store_error("purging idle login throttles", e))
     }
 }
 

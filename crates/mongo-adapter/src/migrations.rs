@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::errors::{command_code, NAMESPACE_EXISTS};
 
 /// Where applied migrations are recorded.
@@ -110,7 +111,7 @@ impl Migration {
             source,
         };
         let json: serde_json::Value = serde_json::from_str(self.json)
-            .map_err(|e| failed(StoreError::new("the file is not valid JSON", e)))?;
+            .map_err(|e| failed(store_error("the file is not valid JSON", e)))?;
         let serde_json::Value::Array(commands) = json else {
             return Err(failed(StoreError::msg(
                 "the file is not a JSON list of commands",
@@ -121,7 +122,7 @@ impl Migration {
             .map(|command| match Bson::try_from(command) {
                 Ok(Bson::Document(command)) if !command.is_empty() => Ok(command),
                 Ok(_) => Err(failed(StoreError::msg("a command is not a JSON object"))),
-                Err(e) => Err(failed(StoreError::new(
+                Err(e) => Err(failed(store_error(
                     "a command is not valid extended JSON",
                     e,
                 ))),
@@ -148,7 +149,7 @@ impl Migration {
                 Err(e) => {
                     return Err(MigrationError::Failed {
                         name: self.name.to_owned(),
-                        source: StoreError::new(
+                        source: store_error(
                             format!("command {} ({verb}) was refused", index + 1),
                             e,
                         ),
@@ -185,7 +186,7 @@ pub(crate) async fn apply(db: &Database) -> Result<Vec<String>, MigrationError> 
         let recorded = records
             .find_one(doc! { "_id": migration.name })
             .await
-            .map_err(|e| StoreError::new("reading the migration records", e))?;
+            .map_err(|e| store_error("reading the migration records", e))?;
         if let Some(record) = recorded {
             verify(migration, &record, &checksum)?;
             continue;
@@ -206,11 +207,11 @@ pub(crate) async fn apply(db: &Database) -> Result<Vec<String>, MigrationError> 
                 let record = records
                     .find_one(doc! { "_id": migration.name })
                     .await
-                    .map_err(|e| StoreError::new("reading the migration records", e))?
+                    .map_err(|e| store_error("reading the migration records", e))?
                     .ok_or_else(|| StoreError::msg("a migration record vanished"))?;
                 verify(migration, &record, &checksum)?;
             }
-            Err(e) => return Err(StoreError::new("recording an applied migration", e).into()),
+            Err(e) => return Err(store_error("recording an applied migration", e).into()),
         }
     }
     Ok(applied)

@@ -18,6 +18,7 @@ use mongodb::bson::doc;
 use orgsvc_domain::StoreError;
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::records::now_ms;
 use crate::store::MongoStore;
 
@@ -72,7 +73,7 @@ impl MongoStore {
             Ok(result) if result.upserted_id.is_some() => Ok(Claim::New),
             Ok(_) => Ok(Claim::Held),
             Err(e) if is_duplicate_key(&e) => self.reservation_in_the_way(canonical).await,
-            Err(e) => Err(StoreError::new("claiming an organization name", e)),
+            Err(e) => Err(store_error("claiming an organization name", e)),
         }
     }
 
@@ -85,7 +86,7 @@ impl MongoStore {
             .name_claims()
             .find_one(doc! { "_id": canonical })
             .await
-            .map_err(|e| StoreError::new("reading an organization name claim", e))?;
+            .map_err(|e| store_error("reading an organization name claim", e))?;
         let Some(holder) = holder else {
             return Ok(Claim::Reserved); // released meanwhile: try again
         };
@@ -105,7 +106,7 @@ impl MongoStore {
                     "reserved_ms": reserved_ms,
                 })
                 .await
-                .map_err(|e| StoreError::new("releasing an expired name reservation", e))?;
+                .map_err(|e| store_error("releasing an expired name reservation", e))?;
         }
         Ok(Claim::Reserved)
     }
@@ -120,7 +121,7 @@ impl MongoStore {
             .find_one(doc! { "_id": canonical, "organization_id": org_id })
             .await
             .map(|claim| claim.is_some())
-            .map_err(|e| StoreError::new("reading an organization name claim", e))
+            .map_err(|e| store_error("reading an organization name claim", e))
     }
 
     /// Releases the organization's claim on `canonical`, if it holds it.
@@ -133,6 +134,6 @@ impl MongoStore {
             .delete_one(doc! { "_id": canonical, "organization_id": org_id })
             .await
             .map(drop)
-            .map_err(|e| StoreError::new("releasing an organization name", e))
+            .map_err(|e| store_error("releasing an organization name", e))
     }
 }

@@ -32,6 +32,7 @@ use mongodb::bson::doc;
 use orgsvc_domain::{StoreError, COLLECTION_PREFIX};
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::records::now_ms;
 use crate::records::NameClaim;
 use crate::store::MongoStore;
@@ -78,7 +79,7 @@ impl MongoStore {
         self.name_claims()
             .delete_many(doc! { "reserved_ms": { "$lt": now_ms().saturating_sub(ttl) } })
             .await
-            .map_err(|e| StoreError::new("removing expired name reservations", e))?;
+            .map_err(|e| store_error("removing expired name reservations", e))?;
 
         let mut tenants: Vec<String> = self
             .collection_names()
@@ -94,10 +95,10 @@ impl MongoStore {
                 .name_claims()
                 .find(doc! { "_id": { "$in": canonicals } })
                 .await
-                .map_err(|e| StoreError::new("looking up organization name claims", e))?
+                .map_err(|e| store_error("looking up organization name claims", e))?
                 .try_collect()
                 .await
-                .map_err(|e| StoreError::new("looking up organization name claims", e))?;
+                .map_err(|e| store_error("looking up organization name claims", e))?;
             claimed.extend(claims.into_iter().map(|c| c.canonical));
         }
 
@@ -128,7 +129,7 @@ impl MongoStore {
                 .organizations()
                 .find_one(doc! { field: collection })
                 .await
-                .map_err(|e| StoreError::new("looking up organization records", e))?;
+                .map_err(|e| store_error("looking up organization records", e))?;
             if let Some(record) = found {
                 tracing::warn!(
                     collection,
@@ -153,7 +154,7 @@ impl MongoStore {
         match self.name_claims().insert_one(&reservation).await {
             Ok(_) => {}
             Err(e) if is_duplicate_key(&e) => return Ok(false),
-            Err(e) => return Err(StoreError::new("reserving an organization name", e)),
+            Err(e) => return Err(store_error("reserving an organization name", e)),
         }
         let documents = self
             .tenant(collection)
@@ -170,7 +171,7 @@ impl MongoStore {
             .name_claims()
             .delete_one(doc! { "_id": canonical, "organization_id": &holder })
             .await
-            .map_err(|e| StoreError::new("releasing a name reservation", e));
+            .map_err(|e| store_error("releasing a name reservation", e));
         dropped?;
         released?;
         Ok(true)

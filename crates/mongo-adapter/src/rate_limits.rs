@@ -27,6 +27,7 @@ use mongodb::Collection;
 use orgsvc_domain::{ClientKey, RateDecision, RateLimit, SharedRateLimits, StoreError};
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::store::MongoStore;
 
 /// The rate limit counters, one per client and window.
@@ -71,7 +72,7 @@ impl MongoStore {
             // compatible servers answer no document instead.
             Ok(None) => Ok(None),
             Err(e) if is_duplicate_key(&e) => Ok(None),
-            Err(e) => Err(StoreError::new("counting a rate-limited call", e)),
+            Err(e) => Err(store_error("counting a rate-limited call", e)),
         }
     }
 }
@@ -102,6 +103,6 @@ impl SharedRateLimits for MongoStore {
             .delete_many(doc! { "window_end_ms": { "$lte": now.timestamp_millis() } })
             .await
             .map(|result| result.deleted_count)
-            .map_err(|e| StoreError::new("purging expired rate limit counters", e))
+            .map_err(|e| store_error("purging expired rate limit counters", e))
     }
 }

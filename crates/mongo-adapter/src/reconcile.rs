@@ -10,6 +10,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::doc;
 use orgsvc_domain::{ReconcileReport, StoreError};
 
+use crate::errors::store_error;
 use crate::lifecycle::Outcome;
 use crate::records::{self, AdminDoc, OrgDoc};
 use crate::store::MongoStore;
@@ -34,10 +35,10 @@ impl MongoStore {
             .organizations()
             .find(doc! { "state": { "$in": ["provisioning", "renaming", "deleting"] } })
             .await
-            .map_err(|e| StoreError::new("listing unfinished organizations", e))?
+            .map_err(|e| store_error("listing unfinished organizations", e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new("listing unfinished organizations", e))?;
+            .map_err(|e| store_error("listing unfinished organizations", e))?;
 
         let mut report = ReconcileReport::default();
         let mut first_error = None;
@@ -84,10 +85,10 @@ impl MongoStore {
             .organizations()
             .find(doc! { "admin_change": { "$exists": true } })
             .await
-            .map_err(|e| StoreError::new("listing unfinished admin changes", e))?
+            .map_err(|e| store_error("listing unfinished admin changes", e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new("listing unfinished admin changes", e))?;
+            .map_err(|e| store_error("listing unfinished admin changes", e))?;
         let mut first_error = None;
         for record in pending {
             let stale = record
@@ -120,10 +121,10 @@ impl MongoStore {
             .admins()
             .find(doc! { "pending_since": { "$exists": true } })
             .await
-            .map_err(|e| StoreError::new("listing unconfirmed admins", e))?
+            .map_err(|e| store_error("listing unconfirmed admins", e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new("listing unconfirmed admins", e))?;
+            .map_err(|e| store_error("listing unconfirmed admins", e))?;
         for admin in pending {
             let stale = admin
                 .pending_since

@@ -11,6 +11,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::errors::store_error;
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, Document};
 use orgsvc_domain::{
@@ -396,7 +397,7 @@ pub(crate) fn parse_id<T: FromStr<Err = uuid::Error>>(
     what: &str,
 ) -> Result<T, StoreError> {
     raw.parse()
-        .map_err(|e| StoreError::new(format!("a stored {what} id is not a UUID"), e))
+        .map_err(|e| store_error(format!("a stored {what} id is not a UUID"), e))
 }
 
 fn corrupt(
@@ -405,7 +406,7 @@ fn corrupt(
     field: &str,
     source: impl std::error::Error + Send + Sync + 'static,
 ) -> StoreError {
-    StoreError::new(format!("{what} {id} has an invalid {field}"), source)
+    store_error(format!("{what} {id} has an invalid {field}"), source)
 }
 
 /// The lease of an operation as stored in `pending.lease`.

@@ -22,6 +22,7 @@ use orgsvc_domain::{RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionFami
 use serde::{Deserialize, Serialize};
 
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::records::{parse_id, to_bson_time, to_chrono};
 use crate::store::MongoStore;
 
@@ -68,7 +69,7 @@ impl TokenDoc {
             admin_id: parse_id(&self.admin_id, "admin")?,
             organization_id: parse_id(&self.organization_id, "organization")?,
             token_version: u32::try_from(self.token_version).map_err(|e| {
-                StoreError::new("a stored refresh token has an invalid token_version", e)
+                store_error("a stored refresh token has an invalid token_version", e)
             })?,
             issued_at: to_chrono(self.issued_at)?,
             expires_at: to_chrono(self.expires_at)?,
@@ -104,7 +105,7 @@ impl MongoStore {
             // Same hash: the same token (SHA-256 of random tokens), saved
             // by a retry.
             Err(e) if is_duplicate_key(&e) => Ok(()),
-            Err(e) => Err(StoreError::new("saving a refresh token", e)),
+            Err(e) => Err(store_error("saving a refresh token", e)),
         }
     }
 
@@ -118,7 +119,7 @@ impl MongoStore {
             .refresh_tokens()
             .find_one(doc! { "_id": hash.as_str() })
             .await
-            .map_err(|e| StoreError::new("reading a refresh token", e))?
+            .map_err(|e| store_error("reading a refresh token", e))?
         else {
             return Ok(RefreshTokenUse::Invalid);
         };
@@ -136,7 +137,7 @@ impl MongoStore {
                 doc! { "$set": { "used": 1 } },
             )
             .await
-            .map_err(|e| StoreError::new("using up a refresh token", e))?;
+            .map_err(|e| store_error("using up a refresh token", e))?;
         if taken.modified_count != 1 {
             return Ok(RefreshTokenUse::Reused(token));
         }
@@ -155,7 +156,7 @@ impl MongoStore {
         match self.revoked_families().insert_one(record).await {
             Ok(_) => Ok(()),
             Err(e) if is_duplicate_key(&e) => Ok(()),
-            Err(e) => Err(StoreError::new("revoking a session family", e)),
+            Err(e) => Err(store_error("revoking a session family", e)),
         }
     }
 
@@ -164,7 +165,7 @@ impl MongoStore {
             .revoked_families()
             .find_one(doc! { "_id": family })
             .await
-            .map_err(|e| StoreError::new("reading a session family's revocation", e))?
+            .map_err(|e| store_error("reading a session family's revocation", e))?
             .is_some())
     }
 
@@ -179,7 +180,7 @@ impl MongoStore {
             .refresh_tokens()
             .delete_many(doc! { "expires_at": { "$lt": to_bson_time(now) } })
             .await
-            .map_err(|e| StoreError::new("purging expired refresh tokens", e))?
+            .map_err(|e| store_error("purging expired refresh tokens", e))?
             .deleted_count;
         let revoked: Vec<Document> = self
             .db()
@@ -187,10 +188,10 @@ impl MongoStore {
             .find(doc! {})
             .projection(doc! { "_id": 1 })
             .await
-            .map_err(|e| StoreError::new("listing revoked session families", e))?
+            .map_err(|e| store_error("listing revoked session families", e))?
             .try_collect()
             .await
-            .map_err(|e| StoreError::new("listing revoked session families", e))?;
+            .map_err(|e| store_error("listing revoked session families", e))?;
         let mut families = 0;
         for record in revoked {
             let Ok(family) = record.get_str("_id") else {
@@ -201,13 +202,13 @@ impl MongoStore {
                 .count_documents(doc! { "family": family })
                 .limit(1)
                 .await
-                .map_err(|e| StoreError::new("counting a session family's tokens", e))?;
+                .map_err(|e| store_error("counting a session family's tokens", e))?;
             if left == 0 {
                 families += self
                     .revoked_families()
                     .delete_one(doc! { "_id": family })
                     .await
-                    .map_err(|e| StoreError::new("purging a session family's revocation", e))?
+                    .map_err(|e| store_error("purging a session family's revocation", e))?
                     .deleted_count;
             }
         }

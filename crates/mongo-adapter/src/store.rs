@@ -36,12 +36,19 @@ use orgsvc_domain::{
 };
 use tokio::sync::OnceCell;
 
+use crate::errors::store_error;
 use crate::failpoints::{Failpoints, Step};
 use crate::lease_timing::{Leases, DEFAULT_LEASE_TIMEOUT};
 use crate::migrations::{self, MigrationError};
 use crate::records::{
     AdminDoc, NameClaim, OrgDoc, OrgState, ADMINS, ORGANIZATIONS, ORGANIZATION_NAMES,
 };
+
+/// How long an operation waits for a reachable server before failing with
+/// an unavailable [`StoreError`] (503 `store_unavailable` to clients), unless
+/// the connection string sets `serverSelectionTimeoutMS`. The driver's own
+/// default is 30 s.
+pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The MongoDB tenant store. Cheap to clone: clones share the connection pool.
 #[derive(Clone)]
@@ -58,7 +65,8 @@ pub struct MongoStore {
 }
 
 impl MongoStore {
-    /// Connects (parses the URI, sets app name "orgsvc", validates `master_db`
+    /// Connects (parses the URI, sets app name "orgsvc" and, unless the URI
+    /// sets one, [`DEFAULT_SERVER_SELECTION_TIMEOUT`], validates `master_db`
     /// as a MongoDB database name) without running migrations. The driver
     /// opens connections lazily, so an unreachable server shows up on first
     /// use (e.g. [`TenantStore::ping`]).
@@ -66,12 +74,18 @@ impl MongoStore {
         validate_database_name(master_db)?;
         let mut options = ClientOptions::parse(uri)
             .await
-            .map_err(|e| StoreError::new("parsing the MongoDB connection string", e))?;
+            .map_err(|e| store_error("parsing the MongoDB connection string", e))?;
         options.app_name = Some("orgsvc".to_owned());
+        // The driver waits 30 s for a server by default: a request would
+        // hang that long before failing. A URI's `serverSelectionTimeoutMS`
+        // still wins.
+        options
+            .server_selection_timeout
+            .get_or_insert(DEFAULT_SERVER_SELECTION_TIMEOUT);
         let hosts: Vec<String> = options.hosts.iter().map(ToString::to_string).collect();
         let description = format!("mongodb://{}/{master_db}", hosts.join(","));
         let client = Client::with_options(options)
-            .map_err(|e| StoreError::new("configuring the MongoDB client", e))?;
+            .map_err(|e| store_error("configuring the MongoDB client", e))?;
         Ok(Self {
             db: client.database(master_db),
             client,
@@ -173,7 +187,7 @@ impl MongoStore {
         self.organizations()
             .find_one(filter)
             .await
-            .map_err(|e| StoreError::new("reading an organization", e))?
+            .map_err(|e| store_error("reading an organization", e))?
             .map(|doc| doc.to_organization())
             .transpose()
     }
@@ -388,7 +402,7 @@ impl TenantStore for MongoStore {
             .run_command(doc! { "ping": 1 })
             .await
             .map(drop)
-            .map_err(|e| StoreError::new("pinging MongoDB", e))
+            .map_err(|e| store_error("pinging MongoDB", e))
     }
 }
 

@@ -92,6 +92,7 @@ use orgsvc_domain::{
     OrganizationId, PageCursor, StoreError, TenantDocument,
 };
 
+use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::records::{self, to_chrono, OrgDoc, OrgState};
 use crate::store::MongoStore;
@@ -130,7 +131,7 @@ impl MongoStore {
         self.tenant(collection)
             .insert_one(to_stored(&document, &record.id)?)
             .await
-            .map_err(|e| StoreError::new(format!("inserting a document into {collection}"), e))?;
+            .map_err(|e| store_error(format!("inserting a document into {collection}"), e))?;
         self.checkpoint(Step::DocumentWritten).await?;
         if self.unchanged(&record).await? {
             return Ok(document);
@@ -172,7 +173,7 @@ impl MongoStore {
         )?;
         let limit = query.limit.get();
         let fetch = i64::try_from(limit + 1)
-            .map_err(|e| StoreError::new("a page size does not fit in 64 bits", e))?;
+            .map_err(|e| store_error("a page size does not fit in 64 bits", e))?;
         for _ in 0..ATTEMPTS {
             let record = self.document_target(organization).await?;
             let collection = &record.collection;
@@ -182,12 +183,10 @@ impl MongoStore {
                 .sort(listing_sort())
                 .limit(fetch)
                 .await
-                .map_err(|e| StoreError::new(format!("listing the documents of {collection}"), e))?
+                .map_err(|e| store_error(format!("listing the documents of {collection}"), e))?
                 .try_collect()
                 .await
-                .map_err(|e| {
-                    StoreError::new(format!("listing the documents of {collection}"), e)
-                })?;
+                .map_err(|e| store_error(format!("listing the documents of {collection}"), e))?;
             if !self.unchanged(&record).await? {
                 continue;
             }
@@ -240,7 +239,7 @@ impl MongoStore {
                     to_stored(&replacement, &record.id)?,
                 )
                 .await
-                .map_err(|e| StoreError::new(format!("replacing a document in {collection}"), e))?;
+                .map_err(|e| store_error(format!("replacing a document in {collection}"), e))?;
             if result.matched_count == 1 {
                 // Applied: an unclaimed document changed in place is carried
                 // by any move (see the module documentation).
@@ -273,7 +272,7 @@ impl MongoStore {
                     doc! { "_id": &key, "revision": revision_to_bson(revision)?, MOVING: not_moving() },
                 ))
                 .await
-                .map_err(|e| StoreError::new(format!("deleting a document of {collection}"), e))?;
+                .map_err(|e| store_error(format!("deleting a document of {collection}"), e))?;
             if result.deleted_count == 1 {
                 // Applied: an unclaimed document was never copied, and a
                 // native rename after this moves a collection without it.
@@ -344,7 +343,7 @@ impl MongoStore {
         self.tenant(collection)
             .find_one(of_organization(org_id, doc! { "_id": key }))
             .await
-            .map_err(|e| StoreError::new(format!("reading a document of {collection}"), e))
+            .map_err(|e| store_error(format!("reading a document of {collection}"), e))
     }
 
     /// Whether `collection` exists and holds the document `key` of
@@ -380,7 +379,7 @@ impl MongoStore {
                     doc! { "_id": key, MOVING: not_moving() },
                 ))
                 .await
-                .map_err(|e| StoreError::new(format!("withdrawing a document from {old}"), e))?
+                .map_err(|e| store_error(format!("withdrawing a document from {old}"), e))?
                 .deleted_count
                 == 1;
             if taken_back {
@@ -403,7 +402,7 @@ impl MongoStore {
                         doc! { "_id": key, MOVING: { "$exists": true } },
                     ))
                     .await
-                    .map_err(|e| StoreError::new(format!("reading a document of {old}"), e))?
+                    .map_err(|e| store_error(format!("reading a document of {old}"), e))?
                     .is_some();
             if in_transit {
                 tokio::time::sleep(SETTLE_POLL).await;

@@ -25,6 +25,7 @@ use orgsvc_domain::{
 };
 use serde_json::{Map, Number, Value};
 
+use crate::errors::store_error;
 use crate::records::to_chrono;
 
 /// The top-level field marking a document that a rename has claimed for
@@ -96,18 +97,18 @@ pub(crate) fn to_stored(document: &TenantDocument, org_id: &str) -> Result<Docum
 pub(crate) fn from_stored(stored: &Document) -> Result<TenantDocument, StoreError> {
     let raw_id = stored
         .get_str("_id")
-        .map_err(|e| StoreError::new("a tenant document has no string _id", e))?;
+        .map_err(|e| store_error("a tenant document has no string _id", e))?;
     let corrupt = |field: &str, e: bson::document::ValueAccessError| {
-        StoreError::new(format!("tenant document {raw_id} has no valid {field}"), e)
+        store_error(format!("tenant document {raw_id} has no valid {field}"), e)
     };
     let id: DocumentId = raw_id
         .parse()
-        .map_err(|e| StoreError::new(format!("tenant document id {raw_id:?} is not a UUID"), e))?;
+        .map_err(|e| store_error(format!("tenant document id {raw_id:?} is not a UUID"), e))?;
     let body = stored
         .get_document("body")
         .map_err(|e| corrupt("body", e))?;
     let body = DocumentBody::parse(Value::Object(bson_to_map(body)?)).map_err(|e| {
-        StoreError::new(
+        store_error(
             format!("tenant document {raw_id} has a body the API would refuse"),
             e,
         )
@@ -149,7 +150,7 @@ pub(crate) fn stored_revision(stored: &Document) -> Result<u64, StoreError> {
 pub(crate) fn revision_to_bson(revision: u64) -> Result<Bson, StoreError> {
     i64::try_from(revision)
         .map(Bson::Int64)
-        .map_err(|e| StoreError::new("a document revision exceeds 64 bits", e))
+        .map_err(|e| store_error("a document revision exceeds 64 bits", e))
 }
 
 /// The listing filter: the documents of `org_id`, every field filter on

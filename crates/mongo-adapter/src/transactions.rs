@@ -15,6 +15,7 @@ use mongodb::error::{Error, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COM
 use mongodb::ClientSession;
 use orgsvc_domain::StoreError;
 
+use crate::errors::store_error;
 use crate::lease::Lease;
 use crate::records::now_ms;
 use crate::store::MongoStore;
@@ -76,7 +77,7 @@ impl MongoStore {
     ) -> Result<(), StoreError> {
         let ids: Vec<Bson> = batch.iter().filter_map(|d| d.get("_id").cloned()).collect();
         let failed = |e| {
-            StoreError::new(
+            store_error(
                 format!("copying a batch of {from} to {to} in a transaction"),
                 e,
             )

@@ -255,3 +255,35 @@ async fn readiness_is_503_when_the_store_does_not_answer() {
         .await
         .expect(200, None);
 }
+
+/// A MongoDB that cannot be reached (nothing listens on the port) answers
+/// every store-backed call with 503 `store_unavailable` and `Retry-After`
+/// once the server selection timeout has passed, not with a 500.
+#[actix_web::test]
+async fn an_unreachable_mongodb_is_a_503_to_retry_not_a_500() {
+    let env = [
+        ("ORGSVC__AUTH__ARGON2__MEMORY_KIB", "256"),
+        ("ORGSVC__AUTH__ARGON2__ITERATIONS", "1"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+    let settings = Settings::load_from(None, Some(env)).unwrap();
+    let store = orgsvc_mongo::MongoStore::connect(
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300",
+        "orgsvc_unreachable",
+    )
+    .await
+    .unwrap();
+    let app = TestApp::with_store(settings, Arc::new(store), tempfile::tempdir().unwrap()).await;
+    for request in [
+        TestRequest::get().uri("/org/get?organization_name=Acme"),
+        TestRequest::post()
+            .uri("/admin/login")
+            .set_json(json!({"email": "a@acme.example", "password": "long enough"})),
+    ] {
+        let response = app.send_unchecked(request).await;
+        assert_eq!(response.header("retry-after"), Some("5"), "{response:?}");
+        response.expect(503, Some("store_unavailable"));
+    }
+}

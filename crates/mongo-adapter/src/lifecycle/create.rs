@@ -10,6 +10,7 @@ use orgsvc_domain::{CreateOrganizationError, NewOrganization, Organization, Stor
 
 use super::Settled;
 use crate::errors::is_duplicate_key;
+use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::lease::{Lease, OnDrain};
 use crate::names::Claim;
@@ -27,7 +28,7 @@ impl MongoStore {
         self.organizations()
             .insert_one(&record)
             .await
-            .map_err(|e| StoreError::new("recording a new organization", e))?;
+            .map_err(|e| store_error("recording a new organization", e))?;
         let Some(lease) = record
             .lease()
             .map(|l| Lease::hold(self, &record.id, l, sent, OnDrain::Finish))
@@ -104,7 +105,7 @@ impl MongoStore {
                         return Ok(false);
                     }
                 }
-                Err(e) => return Err(StoreError::new("inserting an admin", e)),
+                Err(e) => return Err(store_error("inserting an admin", e)),
             }
         }
         Ok(false)
@@ -118,7 +119,7 @@ impl MongoStore {
             .admins()
             .find_one(doc! { "email": email })
             .await
-            .map_err(|e| StoreError::new("reading the admin holding an email", e))?
+            .map_err(|e| store_error("reading the admin holding an email", e))?
         else {
             return Ok(false);
         };
@@ -130,7 +131,7 @@ impl MongoStore {
             .admins()
             .delete_one(doc! { "_id": &holder.id, "organization_id": &holder.organization_id })
             .await
-            .map_err(|e| StoreError::new("deleting an orphaned admin", e))?;
+            .map_err(|e| store_error("deleting an orphaned admin", e))?;
         Ok(deleted.deleted_count == 1)
     }
 
@@ -174,7 +175,7 @@ impl MongoStore {
         self.admins()
             .delete_many(doc! { "organization_id": &record.id })
             .await
-            .map_err(|e| StoreError::new("deleting the admin of an unfinished organization", e))?;
+            .map_err(|e| store_error("deleting the admin of an unfinished organization", e))?;
         lease.fence().await?;
         self.release_name(&record.canonical, &record.id).await?;
         self.delete_org(record, lease).await
@@ -189,7 +190,7 @@ impl MongoStore {
             .name_claims()
             .find_one(doc! { "_id": canonical })
             .await
-            .map_err(|e| StoreError::new("reading an organization name claim", e))?
+            .map_err(|e| store_error("reading an organization name claim", e))?
             .map(|claim| claim.organization_id))
     }
 }

@@ -8,6 +8,7 @@ use mongodb::bson::doc;
 use orgsvc_domain::{DeleteOrganizationError, OrganizationId, StoreError};
 
 use super::Settled;
+use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::lease::{Interruption, Lease, OnDrain};
 use crate::records::{OrgDoc, OrgState, PendingOp};
@@ -75,7 +76,7 @@ impl MongoStore {
         self.admins()
             .delete_many(doc! { "organization_id": &record.id })
             .await
-            .map_err(|e| StoreError::new("deleting the admins of an organization", e))?;
+            .map_err(|e| store_error("deleting the admins of an organization", e))?;
         self.failpoint(Step::DeleteAdminsRemoved)?;
         self.drop_collection(&record.collection, lease).await?;
         self.failpoint(Step::DeleteCollectionDropped)?;

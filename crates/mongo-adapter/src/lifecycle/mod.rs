@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::doc;
 use orgsvc_domain::StoreError;
 
+use crate::errors::store_error;
 use crate::lease::{Interruption, Lease};
 use crate::names::Claim;
 use crate::records::{OrgDoc, OrgState};
@@ -78,7 +79,7 @@ impl MongoStore {
         self.organizations()
             .find_one(doc! { "_id": id })
             .await
-            .map_err(|e| StoreError::new("reading an organization record", e))
+            .map_err(|e| store_error("reading an organization record", e))
     }
 
     /// Takes a lifecycle step: replaces `current` by `next` (built from
@@ -132,7 +133,7 @@ impl MongoStore {
                 &next,
             )
             .await
-            .map_err(|e| StoreError::new("updating an organization record", e))?;
+            .map_err(|e| store_error("updating an organization record", e))?;
         Ok((result.matched_count == 1).then_some(next))
     }
 
@@ -246,7 +247,7 @@ impl MongoStore {
             .organizations()
             .delete_one(doc! { "_id": &current.id, "revision": current.revision })
             .await
-            .map_err(|e| StoreError::new("deleting an organization record", e))?;
+            .map_err(|e| store_error("deleting an organization record", e))?;
         Ok(result.deleted_count == 1)
     }
 }
