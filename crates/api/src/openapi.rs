@@ -428,9 +428,10 @@ pub mod responses {
         /// 415.
         UnsupportedMediaType {
             "The body is not sent as `application/json` or `application/<subtype>+json` (any \
-             `charset` parameter is ignored).",
-            headers: [],
-            examples: [ApiError::UnsupportedMediaType]
+             `charset` parameter is ignored), or is sent with a `Content-Encoding` other than \
+             `identity` (`unsupported_content_encoding`, with `Accept-Encoding: identity`).",
+            headers: [("Accept-Encoding", "`identity`, on `unsupported_content_encoding`.")],
+            examples: [ApiError::UnsupportedMediaType, ApiError::UnsupportedContentEncoding]
         }
         /// 422.
         ValidationFailed {

@@ -117,6 +117,10 @@ pub enum ApiError {
     /// The body is not `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// The body is sent with a content coding other than `identity`
+    /// (RFC 9110 §8.4.1: the server decodes none).
+    #[error("unsupported content coding")]
+    UnsupportedContentEncoding,
     /// No organization has the name.
     #[error("organization not found")]
     OrganizationNotFound,
@@ -224,6 +228,7 @@ impl ApiError {
             Self::UnreadableBody => "unreadable_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedContentEncoding => "unsupported_content_encoding",
             Self::OrganizationNotFound => "organization_not_found",
             Self::OrganizationNameTaken => "organization_name_taken",
             Self::EmailTaken => "email_taken",
@@ -262,6 +267,7 @@ impl ApiError {
             Self::UnreadableBody => "Unreadable request body",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::UnsupportedContentEncoding => "Unsupported content coding",
             Self::OrganizationNotFound => "Organization not found",
             Self::OrganizationNameTaken => "Organization name taken",
             Self::EmailTaken => "Email taken",
@@ -319,6 +325,11 @@ impl ApiError {
             Self::UnreadableBody => "The request body could not be read completely.".into(),
             Self::PayloadTooLarge { limit } => {
                 format!("The request body is larger than the limit of {limit} bytes.")
+            }
+            Self::UnsupportedContentEncoding => {
+                "The request body must be sent without a `Content-Encoding` (or as `identity`): \
+                 the service decodes no content coding."
+                    .into()
             }
             Self::UnsupportedMediaType => {
                 "The request body must be JSON sent as `Content-Type: application/json` (or \
@@ -418,7 +429,9 @@ impl ResponseError for ApiError {
             Self::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::OrganizationNotFound
             | Self::RouteNotFound
             | Self::DocumentNotFound
@@ -461,6 +474,13 @@ impl ResponseError for ApiError {
             }
             Self::OperationInProgress | Self::OrganizationBusy => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            // RFC 9110 §12.5.3: what the server accepts instead.
+            Self::UnsupportedContentEncoding => {
+                response.insert_header((
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                ));
             }
             Self::StoreUnavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));

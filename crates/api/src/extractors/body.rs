@@ -154,6 +154,7 @@ async fn read_limited(
             limit: max_body_bytes,
         });
     }
+    refuse_content_codings(req)?;
     let timeout = req
         .app_data::<web::Data<AppState>>()
         .map_or(DEFAULT_BODY_READ_TIMEOUT, |state| state.body_read_timeout);
@@ -168,6 +169,23 @@ async fn read_limited(
             Err(ApiError::RequestTimeout)
         }
     }
+}
+
+/// 415 `unsupported_content_encoding` for a body sent with any content
+/// coding but `identity` (every `Content-Encoding` field line, comma-separated
+/// codings, case-insensitive): the service decodes none, and reading a
+/// compressed body as JSON would only fail later with a misleading error.
+fn refuse_content_codings(req: &HttpRequest) -> Result<(), ApiError> {
+    let coded = req
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .flat_map(|value| value.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+    if coded {
+        return Err(ApiError::UnsupportedContentEncoding);
+    }
+    Ok(())
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8], max_body_bytes: usize) -> Result<T, ApiError> {

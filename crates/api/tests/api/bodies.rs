@@ -185,7 +185,8 @@ const REFUSED: &[Option<&str>] = &[
 
 /// The same media-type rule for every operation that takes a JSON body:
 /// the accepted types never get 415, every other type (or none) gets a
-/// 415 problem naming `application/json`. Independent of the store.
+/// 415 problem naming `application/json`, and so does a body sent with a
+/// content coding. Independent of the store.
 #[actix_web::test]
 async fn every_body_taking_operation_follows_one_media_type_rule() {
     let app = TestApp::spawn(Backend::Embedded).await;
@@ -218,6 +219,31 @@ async fn every_body_taking_operation_follows_one_media_type_rule() {
     };
     // A body no operation can act on (`{}` misses required fields, or is
     // an empty document), so accepted types change nothing that matters.
+    // No content coding is decoded (RFC 9110 §8.4.1): a coded body is 415
+    // with `Accept-Encoding: identity`; `identity` itself is no coding.
+    for coding in ["gzip", "x-unknown", "identity, gzip"] {
+        for request in operations() {
+            let request = request
+                .insert_header(("content-type", "application/json"))
+                .insert_header(("content-encoding", coding))
+                .set_payload("{}");
+            let response = app.send(request).await;
+            assert_eq!(
+                response.header("accept-encoding"),
+                Some("identity"),
+                "{coding}: {response:?}"
+            );
+            response.expect(415, Some("unsupported_content_encoding"));
+        }
+    }
+    for request in operations() {
+        let request = request
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("content-encoding", "Identity"))
+            .set_payload("{}");
+        let response = app.send(request).await;
+        assert_ne!(response.status, 415, "identity: {response:?}");
+    }
     for content_type in ACCEPTED {
         for request in operations() {
             let request = request
