@@ -66,6 +66,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/health/ready", "GET, HEAD").route(web::get().to(health::ready)));
 }
 
+/// Answers every method but `allowed` on `path` with a 405 problem, for
+/// paths whose `GET` another service registered before it serves (the
+/// OpenAPI document and Swagger UI: `crate::startup::app`).
+pub fn other_methods(path: &'static str, allowed: &'static str) -> Resource {
+    resource(path, allowed)
+}
+
 /// A resource that answers methods other than `allowed` with 405.
 fn resource(path: &'static str, allowed: &'static str) -> Resource {
     web::resource(path).default_service(web::to(move || async move {

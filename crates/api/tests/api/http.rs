@@ -37,6 +37,10 @@ async fn a_wrong_method_is_a_405_problem_listing_the_allowed_one(app: TestApp) {
         (TestRequest::post().uri("/org/delete"), "DELETE"),
         (TestRequest::delete().uri("/health/live"), "GET, HEAD"),
         (TestRequest::put().uri("/health/ready"), "GET, HEAD"),
+        (TestRequest::post().uri("/openapi.json"), "GET, HEAD"),
+        (TestRequest::put().uri("/docs"), "GET, HEAD"),
+        (TestRequest::delete().uri("/docs/"), "GET, HEAD"),
+        (TestRequest::post().uri("/docs/index.css"), "GET, HEAD"),
     ] {
         let response = app.send(request).await;
         response.expect(405, Some("method_not_allowed"));
