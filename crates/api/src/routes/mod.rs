@@ -64,7 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A resource that answers methods other than `allowed` with 405.
-fn resource(path: &'static str, allowed: &'static str) -> Resource {
+pub(crate) fn resource(path: &'static str, allowed: &'static str) -> Resource {
     web::resource(path).default_service(web::to(move || async move {
         Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allowed })
     }))
