@@ -44,13 +44,15 @@
 //! | `audit.retention_days` | `90` | how long the audit entries of a deleted organization are kept |
 //! | `cors.allowed_origins` | empty (off) | origins whose browser pages may call the API (`https://app.example.com`, or `*`); env: comma-separated |
 //! | `cors.max_age_secs` | `600` | how long browsers may cache a preflight answer |
+//! | `metrics.enabled` | `false` | serve Prometheus metrics at `GET /metrics` (see `docs/operations.md`); off: `/metrics` answers 404 like any unknown path |
+//! | `metrics.listen` | unset | with `metrics.enabled`, serve `/metrics` on this address instead (e.g. `127.0.0.1:9100`), not on the main port |
 //! | `log.level` | `info` | tracing filter; `RUST_LOG` overrides it |
 //! | `log.format` | `text` | `text` or `json` |
 //!
 //! The file is named by `--config FILE` or `ORGSVC_CONFIG`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,6 +103,9 @@ pub struct Settings {
     /// Cross-origin requests from browsers (off unless origins are listed).
     #[serde(default)]
     pub cors: CorsSettings,
+    /// Prometheus metrics (off by default).
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -353,6 +358,28 @@ fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
         .collect())
 }
 
+/// Prometheus metrics (`GET /metrics`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Whether metrics are recorded and served.
+    pub enabled: bool,
+    /// Serve `/metrics` on this address (`host:port`) instead of the main
+    /// port; `None`: on the main port.
+    pub listen: Option<SocketAddr>,
+}
+
+impl MetricsSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match self.listen {
+            Some(listen) if !self.enabled => Err(ConfigError::Invalid(format!(
+                "metrics.listen ({listen}) requires metrics.enabled = true"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Clone, Debug, Deserialize)]
 pub struct LogSettings {
@@ -468,6 +495,7 @@ impl Settings {
                 )));
             }
         }
+        self.metrics.validate()?;
         if self.mongodb.reconcile_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "mongodb.reconcile_interval_secs must be at least 1".into(),
@@ -820,6 +848,33 @@ mod tests {
             .security
             .trusted_proxies
             .contains("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_read_from_the_environment() {
+        let defaults = Settings::load_from(None, env(&[])).unwrap();
+        assert!(!defaults.metrics.enabled);
+        assert_eq!(defaults.metrics.listen, None);
+        let on = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__METRICS__ENABLED", "true"),
+                ("ORGSVC__METRICS__LISTEN", "127.0.0.1:9100"),
+            ]),
+        )
+        .unwrap();
+        assert!(on.metrics.enabled);
+        assert_eq!(on.metrics.listen, Some("127.0.0.1:9100".parse().unwrap()));
+        let listen_only =
+            Settings::load_from(None, env(&[("ORGSVC__METRICS__LISTEN", "127.0.0.1:9100")]));
+        let error = listen_only.unwrap_err().to_string();
+        assert!(error.contains("metrics.enabled"), "{error}");
+        let Err(ConfigError::Load(error)) =
+            Settings::load_from(None, env(&[("ORGSVC__METRICS__LISTEN", "nowhere")]))
+        else {
+            panic!("accepted an address without a port");
+        };
+        assert!(format!("{error}").contains("metrics.listen"), "{error}");
     }
 
     #[test]

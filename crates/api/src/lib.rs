@@ -5,6 +5,7 @@ pub mod config;
 pub mod cors;
 pub mod extractors;
 pub mod head;
+pub mod metrics;
 pub mod openapi;
 pub mod preconditions;
 pub mod problem;

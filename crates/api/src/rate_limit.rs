@@ -300,6 +300,14 @@ pub async fn limit_per_client_ip(
             let error = ApiError::RateLimited {
                 retry_after_secs: limited.retry_after_secs(),
             };
+            if req.path() == "/admin/login" {
+                if let Some(metrics) = req
+                    .app_data::<web::Data<AppState>>()
+                    .and_then(|state| state.metrics.as_ref())
+                {
+                    metrics.record_login_rate_limited();
+                }
+            }
             Ok(req
                 .into_response(error.error_response())
                 .map_into_right_body())

@@ -25,6 +25,7 @@ use crate::config::{ConfigError, Settings};
 use crate::cors;
 use crate::extractors::body::{json_config, query_config};
 use crate::head::head_as_get;
+use crate::metrics::{self, Metrics, MetricsError, MetricsListener};
 use crate::openapi::ApiDoc;
 use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
@@ -67,6 +68,9 @@ pub enum StartupError {
     /// The SIGTERM/SIGINT handlers could not be registered.
     #[error("could not listen for shutdown signals")]
     Signals(#[source] io::Error),
+    /// Metrics could not be set up (`metrics.*`).
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 impl StartupError {
@@ -74,7 +78,11 @@ impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::LogFilter(_) | Self::Auth(_) => 2,
-            Self::Store(_) | Self::Migration(_) | Self::Server(_) | Self::Signals(_) => 1,
+            Self::Store(_)
+            | Self::Migration(_)
+            | Self::Server(_)
+            | Self::Signals(_)
+            | Self::Metrics(_) => 1,
         }
     }
 }
@@ -96,11 +104,13 @@ pub fn app(
 > {
     let max_body_bytes = state.max_body_bytes;
     let cors = cors::middleware(&state.cors);
+    let metrics = state.metrics.clone();
     App::new()
         .app_data(state)
         .app_data(json_config(max_body_bytes))
         .app_data(query_config())
         .configure(routes::configure)
+        .configure(|cfg| metrics::configure(cfg, metrics.as_ref()))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
         .route("/docs", web::get().to(redirect_to_docs))
         .service(routes::other_methods("/openapi.json", "GET, HEAD"))
@@ -122,6 +132,10 @@ pub fn app(
         )
         .wrap(middleware::from_fn(expose_request_id))
         .wrap(middleware::from_fn(close_connections_when_shutting_down))
+        .wrap(middleware::Condition::new(
+            metrics.is_some(),
+            middleware::from_fn(metrics::track_requests),
+        ))
         .wrap(TracingLogger::default())
         .wrap(middleware::from_fn(transport::note_request))
 }
@@ -194,6 +208,9 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
     let reconcile = store.needs_reconciliation();
     let shared_rate_limits = store.shared_rate_limits();
     let mut state = AppState::new(&settings, store.into_shared(), credentials);
+    if let Some(metrics) = Metrics::from_settings(&settings.metrics)? {
+        state = state.with_metrics(metrics);
+    }
     if let Some(shared) = shared_rate_limits.clone() {
         state = state.with_login_rate_limiter(LoginRateLimiter::shared(&settings.security, shared));
     }
@@ -230,12 +247,14 @@ pub struct Service {
     state: web::Data<AppState>,
     plan: ShutdownPlan,
     background: Background,
+    metrics: Option<MetricsListener>,
 }
 
 impl fmt::Debug for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Service")
             .field("addrs", &self.addrs)
+            .field("metrics", &self.metrics)
             .field("plan", &self.plan)
             .finish_non_exhaustive()
     }
@@ -263,6 +282,7 @@ impl Service {
         for address in &addrs {
             tracing::info!(%address, "listening");
         }
+        let metrics = MetricsListener::start(&state).map_err(StartupError::Server)?;
         let background = Background::spawn(settings, &state, reconcile, shared_rate_limits);
         Ok(Self {
             server,
@@ -270,7 +290,14 @@ impl Service {
             state,
             plan,
             background,
+            metrics,
         })
+    }
+
+    /// The addresses of the separate metrics listener (`metrics.listen`);
+    /// empty without one.
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        self.metrics.as_ref().map_or(&[], MetricsListener::addrs)
     }
 
     /// The addresses the service listens on.
@@ -291,6 +318,7 @@ impl Service {
             state,
             plan,
             background,
+            metrics,
             ..
         } = self;
         let handle = server.handle();
@@ -298,6 +326,9 @@ impl Service {
         tokio::select! {
             served = &mut server => {
                 background.abort();
+                if let Some(metrics) = metrics {
+                    metrics.stop().await;
+                }
                 return served.map_err(StartupError::Server);
             }
             () = shutdown => {}
@@ -323,6 +354,9 @@ impl Service {
         background
             .finish(signalled + plan.close_connections_after)
             .await;
+        if let Some(metrics) = metrics {
+            metrics.stop().await;
+        }
         tracing::info!(elapsed = ?signalled.elapsed(), "stopped");
         served.map_err(StartupError::Server)
     }

@@ -10,6 +10,7 @@ use orgsvc_domain::TenantStore;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::config::{CorsSettings, SecuritySettings, Settings};
+use crate::metrics::{Metrics, TimedStore};
 use crate::rate_limit::LoginRateLimiter;
 
 /// Shared application state (held in `web::Data`).
@@ -39,6 +40,9 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Cross-origin requests from browsers.
     pub cors: CorsSettings,
+    /// Prometheus metrics, when `metrics.enabled` (see
+    /// [`AppState::with_metrics`]).
+    pub metrics: Option<Metrics>,
 }
 
 /// Whether the service still takes new work: it stops at the shutdown
@@ -70,6 +74,7 @@ impl fmt::Debug for AppState {
             .field("security", &self.security)
             .field("readiness", &self.readiness)
             .field("login_rate_limiter", &self.login_rate_limiter)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +132,18 @@ impl AppState {
             login_rate_limiter: Arc::new(LoginRateLimiter::in_process(&settings.security)),
             readiness: Readiness::default(),
             cors: settings.cors.clone(),
+            metrics: None,
+        }
+    }
+
+    /// The same state, recording `metrics`: store calls are timed (through
+    /// [`TimedStore`]) and the hashing pool reports its queue waits.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self {
+            store: Arc::new(TimedStore::new(self.store)),
+            hasher: metrics.observe_hasher(self.hasher),
+            metrics: Some(metrics),
+            ..self
         }
     }
 

@@ -10,6 +10,6 @@ mod refresh;
 mod token;
 
 pub use error::{AuthError, TokenError};
-pub use password::{Argon2Params, PasswordHasher};
+pub use password::{Argon2Params, HashingPoolUsage, PasswordHasher, QueueWaitObserver};
 pub use refresh::{hash_refresh_token, OpaqueRefreshToken};
 pub use token::{generate_secret, AccessClaims, IssuedToken, TokenService, TokenSettings};

@@ -7,7 +7,9 @@
 //! most `max_concurrent` buffers ever exist, and hashing memory is bounded by
 //! `max_concurrent × memory_kib`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, ParamsString, PasswordHash as PhcHash, Salt, SaltString};
@@ -40,6 +42,21 @@ impl Default for Argon2Params {
     }
 }
 
+/// Told how long each hash waited for a permit (the crate records no
+/// metrics itself; the caller decides what to do with the figure).
+pub type QueueWaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// How busy the hashing pool is at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashingPoolUsage {
+    /// Hashes running now (holding a permit), `0..=capacity`.
+    pub in_use: usize,
+    /// Hashes allowed at once (`max_concurrent`).
+    pub capacity: usize,
+    /// Hashes waiting for a permit.
+    pub waiting: usize,
+}
+
 /// Hashes and verifies passwords off the async workers, with bounded
 /// concurrency and bounded memory, so a burst of logins can exhaust neither
 /// threads nor memory.
@@ -51,6 +68,10 @@ pub struct PasswordHasher {
     /// succeeds, so unknown emails cost the same time as known ones.
     dummy_hash: Arc<str>,
     permits: Arc<Semaphore>,
+    capacity: usize,
+    /// Hashes waiting for a permit now.
+    waiting: Arc<AtomicUsize>,
+    on_queue_wait: Option<QueueWaitObserver>,
     memory: Arc<MemoryPool>,
 }
 
@@ -58,7 +79,7 @@ impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("params", &self.params)
-            .field("max_concurrent", &self.permits.available_permits())
+            .field("max_concurrent", &self.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -75,12 +96,36 @@ impl PasswordHasher {
         )
         .map_err(|e| AuthError::InvalidParams(e.to_string()))?;
         let dummy_hash = dummy_phc(&params)?;
+        let capacity = max_concurrent.max(1);
         Ok(Self {
             params,
             dummy_hash: dummy_hash.into(),
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            waiting: Arc::default(),
+            on_queue_wait: None,
             memory: Arc::new(MemoryPool::default()),
         })
+    }
+
+    /// The same hasher, calling `observer` with each hash's wait for a
+    /// permit (zero when one was free) before the hash runs.
+    pub fn with_queue_wait_observer(self, observer: QueueWaitObserver) -> Self {
+        Self {
+            on_queue_wait: Some(observer),
+            ..self
+        }
+    }
+
+    /// The pool's usage now (clones share the pool).
+    pub fn pool_usage(&self) -> HashingPoolUsage {
+        HashingPoolUsage {
+            in_use: self
+                .capacity
+                .saturating_sub(self.permits.available_permits()),
+            capacity: self.capacity,
+            waiting: self.waiting.load(Ordering::Relaxed),
+        }
     }
 
     /// Hashes a password into a PHC string with a fresh random salt.
@@ -153,12 +198,18 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
+        let queued = Instant::now();
+        let waiting = Waiting::enter(&self.waiting);
         // The semaphore is never closed, so acquiring only waits.
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| AuthError::Hashing("hashing pool closed".into()))?;
+        drop(waiting);
+        if let Some(observe) = &self.on_queue_wait {
+            observe(queued.elapsed());
+        }
         let pool = self.memory.clone();
         Ok(tokio::task::spawn_blocking(move || {
             let mut memory = pool.take();
@@ -167,6 +218,23 @@ impl PasswordHasher {
             result
         })
         .await?)
+    }
+}
+
+/// Counts a hash as waiting for a permit until dropped (also when the
+/// waiting future is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -303,6 +371,51 @@ mod tests {
         let b = hasher.hash(&password("same password")).await.unwrap();
         assert!(a.as_phc_str().starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
         assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn queue_waits_are_observed_and_the_pool_reports_its_usage() {
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let seen = waits.clone();
+        let hasher = PasswordHasher::new(
+            Argon2Params {
+                memory_kib: 256,
+                iterations: 1,
+                parallelism: 1,
+            },
+            1,
+        )
+        .unwrap()
+        .with_queue_wait_observer(Arc::new(move |wait| seen.lock().unwrap().push(wait)));
+        let idle = HashingPoolUsage {
+            in_use: 0,
+            capacity: 1,
+            waiting: 0,
+        };
+        assert_eq!(hasher.pool_usage(), idle);
+        let permit = hasher.permits.clone().acquire_owned().await.unwrap();
+        let queued = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.verify("anything", None).await }
+        });
+        while hasher.pool_usage().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            hasher.pool_usage(),
+            HashingPoolUsage {
+                in_use: 1,
+                capacity: 1,
+                waiting: 1,
+            }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(permit);
+        assert!(!queued.await.unwrap().unwrap());
+        assert_eq!(hasher.pool_usage(), idle);
+        let waits = waits.lock().unwrap();
+        assert_eq!(waits.len(), 1);
+        assert!(waits[0] >= Duration::from_millis(20), "{waits:?}");
     }
 
     #[tokio::test]

@@ -166,10 +166,23 @@ pub async fn login(
     origin: RequestOrigin,
     body: JsonObject<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let result = attempt_login(&state, &origin, body).await;
+    if let Some(metrics) = &state.metrics {
+        metrics.record_login(&result);
+    }
+    result
+}
+
+/// [`login`], before its outcome is counted.
+async fn attempt_login(
+    state: &web::Data<AppState>,
+    origin: &RequestOrigin,
+    body: JsonObject<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
     let fields = LoginFields::try_from(body.into_inner())?;
     let email = AdminEmail::parse(&fields.email).ok();
     if let Some(email) = &email {
-        check_not_locked(&state, &origin, email).await?;
+        check_not_locked(state, origin, email).await?;
     }
     let credentials = match &email {
         Some(email) => state.store.admin_credentials_by_email(email).await?,
@@ -189,12 +202,7 @@ pub async fn login(
         if let Some(credentials) = credentials {
             // In the background, so a known email answers as fast as an
             // unknown one.
-            audit_in_background(
-                &state,
-                &origin,
-                AuditAction::LoginFailed,
-                &credentials.admin,
-            );
+            audit_in_background(state, origin, AuditAction::LoginFailed, &credentials.admin);
         }
         return Err(ApiError::InvalidCredentials);
     };
@@ -209,11 +217,11 @@ pub async fn login(
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
     if state.hasher.needs_rehash(&password_hash) {
-        rehash_in_background(&state, admin.id, password_hash, password);
+        rehash_in_background(state, admin.id, password_hash, password);
     }
-    let response = issue_tokens(&state, &admin, &organization, SessionFamilyId::new()).await?;
+    let response = issue_tokens(state, &admin, &organization, SessionFamilyId::new()).await?;
     state
-        .audit(&origin, entry(AuditAction::LoginSucceeded, &admin, true))
+        .audit(origin, entry(AuditAction::LoginSucceeded, &admin, true))
         .await;
     tracing::info!(admin_id = %admin.id, "admin logged in");
     Ok(response)
@@ -300,6 +308,9 @@ pub async fn refresh(
     let token = match state.store.use_refresh_token(&hash, now_millis()).await? {
         RefreshTokenUse::Fresh(token) => token,
         RefreshTokenUse::Reused(token) => {
+            if let Some(metrics) = &state.metrics {
+                metrics.record_refresh_token_reuse();
+            }
             state.store.revoke_family(token.family).await?;
             tracing::warn!(
                 admin_id = %token.admin_id,

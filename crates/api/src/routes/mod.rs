@@ -74,7 +74,7 @@ pub fn other_methods(path: &'static str, allowed: &'static str) -> Resource {
 }
 
 /// A resource that answers methods other than `allowed` with 405.
-fn resource(path: &'static str, allowed: &'static str) -> Resource {
+pub(crate) fn resource(path: &'static str, allowed: &'static str) -> Resource {
     web::resource(path).default_service(web::to(move || async move {
         Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allowed })
     }))

@@ -32,6 +32,9 @@ pub struct BrokenStore {
     pub hanging_reconcile: Option<Arc<AtomicUsize>>,
     /// The deadlines passed to `begin_drain`.
     pub drains: Arc<Mutex<Vec<Instant>>>,
+    /// When set (and `hanging_reconcile` is not): what reconciliation
+    /// reports having repaired, instead of failing.
+    pub reconciled: Option<ReconcileReport>,
 }
 
 fn broken() -> StoreError {
@@ -149,7 +152,7 @@ impl TenantStore for BrokenStore {
                 calls.fetch_add(1, Ordering::SeqCst);
                 std::future::pending().await
             }
-            None => Err(broken()),
+            None => self.reconciled.ok_or_else(broken),
         }
     }
     async fn ping(&self) -> Result<(), StoreError> {

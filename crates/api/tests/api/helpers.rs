@@ -16,6 +16,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::web;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use orgsvc_api::config::Settings;
+use orgsvc_api::metrics::Metrics;
 use orgsvc_api::openapi::ApiDoc;
 use orgsvc_api::rate_limit::LoginRateLimiter;
 use orgsvc_api::startup::app;
@@ -198,6 +199,9 @@ impl TestApp {
     ) -> Self {
         let credentials = Credentials::from_settings(settings).unwrap();
         let mut state = AppState::new(settings, store.clone(), credentials);
+        if let Some(metrics) = Metrics::from_settings(&settings.metrics).unwrap() {
+            state = state.with_metrics(metrics);
+        }
         if let Some(shared) = shared_rate_limits {
             let reading = clock.clone();
             let limiter = LoginRateLimiter::shared(&settings.security, shared)

@@ -34,29 +34,6 @@ const FOUR_A_WINDOW: &[(&str, &str)] = &[
     ("ORGSVC__SECURITY__LOGIN_RATE_BURST", "4"),
 ];
 
-/// Expands `async fn name(backend: Backend)` tests (which spawn their own,
-/// specially configured apps) into `embedded::name` and `mongodb::name`.
-macro_rules! backend_suite {
-    ($($test:ident),+ $(,)?) => {
-        mod embedded {
-            $(
-                #[actix_web::test]
-                async fn $test() {
-                    super::$test($crate::helpers::Backend::Embedded).await;
-                }
-            )+
-        }
-        mod mongodb {
-            $(
-                #[actix_web::test]
-                async fn $test() {
-                    super::$test($crate::helpers::Backend::Mongodb).await;
-                }
-            )+
-        }
-    };
-}
-
 backend_suite!(
     failed_logins_lock_the_email_even_for_the_right_password,
     parallel_wrong_logins_cannot_exceed_the_limit,

@@ -27,6 +27,29 @@ macro_rules! store_suite {
     };
 }
 
+/// Expands `async fn name(backend: Backend)` tests (which spawn their own,
+/// specially configured apps) into `embedded::name` and `mongodb::name`.
+macro_rules! backend_suite {
+    ($($test:ident),+ $(,)?) => {
+        mod embedded {
+            $(
+                #[actix_web::test]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Embedded).await;
+                }
+            )+
+        }
+        mod mongodb {
+            $(
+                #[actix_web::test]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Mongodb).await;
+                }
+            )+
+        }
+    };
+}
+
 mod admin_login;
 mod admins;
 mod audit;
@@ -39,6 +62,7 @@ mod failures;
 mod helpers;
 mod http;
 mod login_protection;
+mod metrics;
 mod openapi;
 mod organizations;
 mod sessions;
