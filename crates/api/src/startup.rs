@@ -78,11 +78,8 @@ impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::LogFilter(_) | Self::Auth(_) => 2,
-            Self::Store(_)
-            | Self::Migration(_)
-            | Self::Server(_)
-            | Self::Signals(_)
-            | Self::Metrics(_) => 1,
+            Self::Store(_) | Self::Migration(_) | Self::Server(_) | Self::Signals(_) => 1,
+            Self::Metrics(_) => 1,
         }
     }
 }
