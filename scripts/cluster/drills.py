@@ -395,6 +395,17 @@ class Drills:
         self.check_raw_ownership(scenario, "org_drill_x", new_x.body["id"], set(new_docs))
         self.check_structure(scenario)
 
+    def raw_whereabouts(self, doc_id: str) -> str:
+        """Where a document the API does not list is in the raw database
+        (every tenant collection, its stored fields but the body), for the
+        report of a failed drill."""
+        found = []
+        for coll in sorted(self.raw.tenant_collections()):
+            for doc in self.raw.documents(coll, {"body": 0}):
+                if doc.get("_id") == doc_id:
+                    found.append(f"{coll}: {doc}")
+        return "; ".join(found) or "in no tenant collection"
+
     def compare(self, label: str, scenario: str, listing: dict, expected: set[str], bodies: dict, deleted: set[str], foreign: set[str]) -> None:
         f = self.findings
         listed = set(listing)
@@ -404,6 +415,8 @@ class Drills:
         unknown = listed - expected - deleted - foreign
         if lost:
             f.fail(scenario, f"{label}: {len(lost)} of its {len(expected)} documents are missing (e.g. {sorted(lost)[:2]})")
+            for doc_id in sorted(lost)[:5]:
+                f.note(f"{scenario}: missing {doc_id}: {self.raw_whereabouts(doc_id)}")
         if back:
             f.fail(scenario, f"{label}: {len(back)} deleted documents came back (e.g. {sorted(back)[:2]})")
         if alien:
