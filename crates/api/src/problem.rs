@@ -561,7 +561,9 @@ impl From<RenameOrganizationError> for ApiError {
         match error {
             RenameOrganizationError::NotFound => Self::OrganizationNotFound,
             RenameOrganizationError::NameTaken => Self::OrganizationNameTaken,
-            RenameOrganizationError::Busy => Self::OperationInProgress,
+            RenameOrganizationError::Busy | RenameOrganizationError::NameChanged => {
+                Self::OperationInProgress
+            }
             RenameOrganizationError::Store(error) => error.into(),
         }
     }

@@ -87,6 +87,10 @@ pub enum RenameOrganizationError {
     /// Another lifecycle operation on this organization is in progress.
     #[error("another change to this organization is in progress")]
     Busy,
+    /// The organization's name is no longer the one the rename was decided
+    /// on (another rename finished meanwhile); nothing changed.
+    #[error("the organization was renamed meanwhile")]
+    NameChanged,
     /// Unexpected storage failure.
     #[error(transparent)]
     Store(#[from] StoreError),

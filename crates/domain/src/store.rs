@@ -110,6 +110,19 @@ pub trait TenantStore: SessionStore + AuditLog + Send + Sync + 'static {
         new_name: &OrganizationName,
     ) -> Result<Organization, RenameOrganizationError>;
 
+    /// [`rename_organization`](Self::rename_organization) on the condition
+    /// that the organization's canonical name is still `expected`'s, checked
+    /// atomically with the rename (compare-and-swap): a caller that decided
+    /// on a name it read earlier never renames what another rename made of
+    /// the organization since. MUST return `NameChanged`, changing nothing,
+    /// when the current canonical name differs.
+    async fn rename_organization_from(
+        &self,
+        id: OrganizationId,
+        expected: &OrganizationName,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError>;
+
     /// Deletes an organization, its admins and its tenant collection (its
     /// audit entries stay: see [`AuditLog`]).
     ///

@@ -41,6 +41,7 @@ macro_rules! tenant_store_contract_tests {
             rename_to_a_respelling_keeps_the_collection,
             rename_rejects_a_taken_name,
             rename_of_unknown_organization_is_not_found,
+            rename_from_a_name_that_changed_meanwhile_changes_nothing,
             concurrent_renames_to_one_name_have_one_winner,
             delete_removes_organization_and_admin_and_frees_names,
             delete_of_unknown_organization_is_not_found,
@@ -343,6 +344,37 @@ pub async fn rename_rejects_a_taken_name(store: Store) {
 }
 
 /// Renaming an unknown organization reports it.
+/// A rename decided on a name read earlier is refused once another rename
+/// changed the name (the racing pair of renames from one name has one
+/// winner), and goes ahead from the current name.
+pub async fn rename_from_a_name_that_changed_meanwhile_changes_nothing(store: Store) {
+    let org = create(&store, "Acme").await;
+    store
+        .rename_organization_from(org.id, &name("Acme"), &name("Beta"))
+        .await
+        .unwrap();
+    let stale = store
+        .rename_organization_from(org.id, &name("Acme"), &name("Gamma"))
+        .await;
+    assert!(
+        matches!(stale, Err(RenameOrganizationError::NameChanged)),
+        "{stale:?}"
+    );
+    let found = store.organization_by_id(org.id).await.unwrap().unwrap();
+    assert_eq!(found.name.as_str(), "Beta");
+    assert!(store
+        .organization_by_name(&name("Gamma"))
+        .await
+        .unwrap()
+        .is_none());
+    // The expected name compares like names do: ignoring case and separators.
+    let renamed = store
+        .rename_organization_from(org.id, &name("BETA"), &name("Gamma"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_str(), "Gamma");
+}
+
 pub async fn rename_of_unknown_organization_is_not_found(store: Store) {
     let err = store
         .rename_organization(OrganizationId::new(), &name("Anything"))

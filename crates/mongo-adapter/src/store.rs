@@ -268,7 +268,17 @@ impl TenantStore for MongoStore {
         id: OrganizationId,
         new_name: &OrganizationName,
     ) -> Result<Organization, RenameOrganizationError> {
-        self.rename_organization(id, new_name).await
+        self.rename_organization(id, None, new_name).await
+    }
+
+    async fn rename_organization_from(
+        &self,
+        id: OrganizationId,
+        expected: &OrganizationName,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        self.rename_organization(id, Some(expected.canonical()), new_name)
+            .await
     }
 
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {

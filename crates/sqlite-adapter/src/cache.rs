@@ -438,7 +438,7 @@ mod tests {
             .unwrap();
         let labs = OrganizationName::parse("Acme Labs").unwrap();
         connections
-            .write(move |c| organizations::rename(c, created.id, &labs))
+            .write(move |c| organizations::rename(c, created.id, None, &labs))
             .await
             .unwrap();
         renamed.send(()).unwrap();

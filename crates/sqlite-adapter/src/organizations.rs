@@ -78,15 +78,20 @@ pub(crate) fn by_name(
 }
 
 /// Renames the organization and, when the canonical name changes, its tenant
-/// table with all its rows.
+/// table with all its rows; with `expected`, only while its canonical name is
+/// that one (`NameChanged` otherwise, checked in the same transaction).
 pub(crate) fn rename(
     connection: &mut Connection,
     id: OrganizationId,
+    expected: Option<&str>,
     new_name: &OrganizationName,
 ) -> Result<Organization, RenameOrganizationError> {
     const WHAT: &str = "renaming an organization";
     let transaction = begin(connection, WHAT)?;
     let current = by_id(&transaction, id)?.ok_or(RenameOrganizationError::NotFound)?;
+    if expected.is_some_and(|expected| expected != current.name.canonical()) {
+        return Err(RenameOrganizationError::NameChanged);
+    }
     let now = rows::now();
     let renamed = if current.name.canonical() == new_name.canonical() {
         transaction

@@ -156,7 +156,21 @@ impl TenantStore for SqliteStore {
     ) -> Result<Organization, RenameOrganizationError> {
         let new_name = new_name.clone();
         self.connections
-            .write(move |connection| organizations::rename(connection, id, &new_name))
+            .write(move |connection| organizations::rename(connection, id, None, &new_name))
+            .await
+    }
+
+    async fn rename_organization_from(
+        &self,
+        id: OrganizationId,
+        expected: &OrganizationName,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        let (expected, new_name) = (expected.canonical().to_owned(), new_name.clone());
+        self.connections
+            .write(move |connection| {
+                organizations::rename(connection, id, Some(&expected), &new_name)
+            })
             .await
     }
 

@@ -94,6 +94,18 @@ impl TenantStore for TimedStore {
         )
     }
 
+    async fn rename_organization_from(
+        &self,
+        id: OrganizationId,
+        expected: &OrganizationName,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        timed!(
+            "rename_organization",
+            self.inner.rename_organization_from(id, expected, new_name)
+        )
+    }
+
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
         timed!("delete_organization", self.inner.delete_organization(id))
     }

@@ -378,19 +378,12 @@ pub async fn update(
         // The rename was decided on `current`, read before the checks and
         // the hashing above: if another rename finished meanwhile (e.g. one
         // that another instance took over and completed), this one is no
-        // longer the change the caller asked for, and the audit entry's
-        // "from" would be wrong. Answer 409 `operation_in_progress` instead.
-        let fresh = state
-            .store
-            .organization_by_id(admin.organization_id)
-            .await?
-            .ok_or(ApiError::InvalidToken)?;
-        if fresh.name.canonical() != current.name.canonical() {
-            return Err(ApiError::OperationInProgress);
-        }
+        // longer the change the caller asked for (and the audit entry's
+        // "from" would be wrong), so the store renames only from `current`'s
+        // name, atomically: otherwise 409 `operation_in_progress`.
         let renamed = state
             .store
-            .rename_organization(admin.organization_id, &command.name)
+            .rename_organization_from(admin.organization_id, &current.name, &command.name)
             .await?;
         state
             .audit(

@@ -74,6 +74,14 @@ impl TenantStore for RacingStore {
     ) -> Result<Organization, RenameOrganizationError> {
         self.inner.rename_organization(a0, a1).await
     }
+    async fn rename_organization_from(
+        &self,
+        a0: OrganizationId,
+        a1: &OrganizationName,
+        a2: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        self.inner.rename_organization_from(a0, a1, a2).await
+    }
     async fn delete_organization(&self, a0: OrganizationId) -> Result<(), DeleteOrganizationError> {
         self.inner.delete_organization(a0).await
     }

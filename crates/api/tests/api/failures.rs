@@ -68,6 +68,14 @@ impl TenantStore for BrokenStore {
     ) -> Result<Organization, RenameOrganizationError> {
         Err(broken().into())
     }
+    async fn rename_organization_from(
+        &self,
+        _: OrganizationId,
+        _: &OrganizationName,
+        _: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        Err(broken().into())
+    }
     async fn delete_organization(&self, _: OrganizationId) -> Result<(), DeleteOrganizationError> {
         Err(broken().into())
     }

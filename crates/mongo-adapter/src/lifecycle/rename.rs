@@ -19,9 +19,14 @@ use crate::records::{self, OrgDoc, OrgState, PendingOp, PendingRename};
 use crate::store::MongoStore;
 
 impl MongoStore {
+    /// Renames the organization; with `expected`, only while its canonical
+    /// name is that one (`NameChanged` otherwise): the check is on the record
+    /// read here, and every change below is a compare-and-swap on that
+    /// record's revision, so no other rename can slip in between.
     pub(crate) async fn rename_organization(
         &self,
         id: OrganizationId,
+        expected: Option<&str>,
         new_name: &OrganizationName,
     ) -> Result<Organization, RenameOrganizationError> {
         let current = self
@@ -32,6 +37,9 @@ impl MongoStore {
             OrgState::Active => {}
             OrgState::Provisioning => return Err(RenameOrganizationError::NotFound),
             OrgState::Renaming | OrgState::Deleting => return Err(RenameOrganizationError::Busy),
+        }
+        if expected.is_some_and(|expected| expected != current.canonical) {
+            return Err(RenameOrganizationError::NameChanged);
         }
 
         if new_name.canonical() == current.canonical {
