@@ -22,7 +22,11 @@
 //! drops the collection (verified), and releases the reservation. Claims
 //! meeting a reservation wait for it (see `names.rs`). A reservation left by
 //! a sweep that died expires after [`MongoStore::reservation_ttl`] and is
-//! then taken over by the next claim or removed by the next sweep.
+//! then taken over by the next claim or removed by the next sweep. The
+//! sweep checks that it still holds its reservation right before the drop;
+//! like the lease fence of catalog operations (see `lease.rs`), that check
+//! cannot cover a pause between itself and the drop, which would take
+//! longer than the reservation's time-to-live.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -161,6 +165,11 @@ impl MongoStore {
             .estimated_document_count()
             .await
             .unwrap_or(0);
+        // Still ours? A sweep paused past the reservation's time-to-live may
+        // have lost it to a creation that now uses the collection.
+        if !self.holds_name(canonical, &holder).await? {
+            return Ok(false);
+        }
         tracing::info!(
             collection,
             documents,
