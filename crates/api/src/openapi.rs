@@ -168,25 +168,35 @@ impl Modify for OrganizationNamePattern {
                 }
             }
         }
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let parameters = operation.parameters.iter_mut().flatten();
-                for parameter in parameters.filter(|p| p.name == ORGANIZATION_NAME_FIELD) {
-                    if let Some(schema) = parameter.schema.as_mut() {
-                        set_pattern(schema);
-                    }
+        for operation in operations_mut(openapi) {
+            let parameters = operation.parameters.iter_mut().flatten();
+            for parameter in parameters.filter(|p| p.name == ORGANIZATION_NAME_FIELD) {
+                if let Some(schema) = parameter.schema.as_mut() {
+                    set_pattern(schema);
                 }
             }
         }
     }
+}
+
+/// Every operation of the document, whatever its method.
+fn operations_mut(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }
 
 /// Documents on every operation the answers of the HTTP layer (see
@@ -203,25 +213,13 @@ impl Modify for TransportResponses {
             ("429", "TooManyConnections"),
             ("431", "HeaderFieldsTooLarge"),
         ];
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ];
-            for operation in operations.into_iter().flatten() {
-                for (status, name) in shared {
-                    if !operation.responses.responses.contains_key(status) {
-                        operation
-                            .responses
-                            .responses
-                            .insert(status.into(), Ref::from_response_name(name).into());
-                    }
+        for operation in operations_mut(openapi) {
+            for (status, name) in shared {
+                if !operation.responses.responses.contains_key(status) {
+                    operation
+                        .responses
+                        .responses
+                        .insert(status.into(), Ref::from_response_name(name).into());
                 }
             }
         }
@@ -236,22 +234,13 @@ struct StoreResponses;
 impl Modify for StoreResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::Ref;
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let probe = operation.tags.iter().flatten().any(|tag| tag == "health");
-                if !probe && !operation.responses.responses.contains_key("503") {
-                    operation.responses.responses.insert(
-                        "503".into(),
-                        Ref::from_response_name("StoreUnavailable").into(),
-                    );
-                }
+        for operation in operations_mut(openapi) {
+            let probe = operation.tags.iter().flatten().any(|tag| tag == "health");
+            if !probe && !operation.responses.responses.contains_key("503") {
+                operation.responses.responses.insert(
+                    "503".into(),
+                    Ref::from_response_name("StoreUnavailable").into(),
+                );
             }
         }
     }
