@@ -1,17 +1,12 @@
 //! Behaviour shared by every route: unknown routes and methods, headers,
 //! health probes and the documentation.
 
-use std::sync::Arc;
-
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
-use actix_web::web;
-use orgsvc_api::startup::Service;
-use orgsvc_api::state::{AppState, Credentials};
 use serde_json::json;
 
-use crate::failures::BrokenStore;
-use crate::shutdown::{settings, Connection};
+use crate::shutdown::Connection;
+use crate::transport::with_service;
 
 use crate::helpers::{Backend, TestApp, TestResponse};
 
@@ -165,30 +160,14 @@ fn headers(response: &TestResponse) -> Vec<(String, String)> {
 /// next response on the connection follows the head at once.
 #[actix_web::test]
 async fn head_on_the_wire_declares_gets_content_length_and_sends_no_content() {
-    let settings = settings(&[]);
-    let credentials = Credentials::from_settings(&settings).unwrap();
-    let state = web::Data::new(AppState::new(
-        &settings,
-        Arc::new(BrokenStore::default()),
-        credentials,
-    ));
-    let service = Service::start(&settings, state, false, None).unwrap();
-    let addr = service.addrs()[0];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = actix_web::rt::spawn(service.serve_until(async {
-        let _ = stopped.await;
-    }));
-    let (get, head, after) = actix_web::rt::task::spawn_blocking(move || {
+    let (get, head, after) = with_service(&[], |addr| {
         let mut connection = Connection::open(addr);
         let get = connection.get("/openapi.json");
         let head = connection.head("/openapi.json");
         let after = connection.get("/health/live");
         (get, head, after)
     })
-    .await
-    .unwrap();
-    stop.send(()).unwrap();
-    serving.await.unwrap().unwrap();
+    .await;
     assert_eq!((get.status, head.status), (200, 200));
     assert!(get.body.len() > 1000);
     assert_eq!(

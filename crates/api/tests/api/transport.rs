@@ -22,7 +22,7 @@ use crate::shutdown::{settings, Connection, RawResponse};
 
 /// Runs `client` (blocking socket code) against a service started with
 /// `env` on top of the test settings, then stops the service.
-async fn with_service<T: Send + 'static>(
+pub(crate) async fn with_service<T: Send + 'static>(
     env: &[(&str, &str)],
     client: impl FnOnce(SocketAddr) -> T + Send + 'static,
 ) -> T {
