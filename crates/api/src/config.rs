@@ -58,6 +58,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+use orgsvc_app::maintenance::Maintenance;
+use orgsvc_app::AppSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -400,6 +402,25 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// What the use cases need from these settings.
+    pub fn app_settings(&self) -> AppSettings {
+        AppSettings {
+            refresh_token_ttl: Duration::from_secs(self.auth.refresh_token_ttl),
+            login_throttle: self.security.login_throttle(),
+        }
+    }
+
+    /// The background maintenance these settings ask for
+    /// (`security.purge_interval_secs`, `security.login_max_lock_secs`,
+    /// `audit.retention_days`).
+    pub fn maintenance(&self) -> Maintenance {
+        Maintenance::new(
+            self.security.purge_interval(),
+            &self.security.login_throttle(),
+            Duration::from_secs(u64::from(self.audit.retention_days) * 24 * 60 * 60),
+        )
+    }
+
     /// Loads the settings from the defaults, `file` (if any) and the process
     /// environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -735,6 +756,32 @@ mod tests {
                 max_lock: Duration::from_secs(3600),
             }
         );
+    }
+
+    #[test]
+    fn maintenance_follows_the_settings() {
+        let defaults = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(
+            defaults.maintenance(),
+            Maintenance {
+                interval: Duration::from_secs(3600),
+                throttle_memory: Duration::from_secs(86_400),
+                audit_retention: Duration::from_secs(90 * 86_400),
+            }
+        );
+        let custom = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__SECURITY__PURGE_INTERVAL_SECS", "60"),
+                ("ORGSVC__SECURITY__LOGIN_MAX_LOCK_SECS", "172800"),
+                ("ORGSVC__AUDIT__RETENTION_DAYS", "7"),
+            ]),
+        )
+        .unwrap();
+        let maintenance = custom.maintenance();
+        assert_eq!(maintenance.interval, Duration::from_secs(60));
+        assert_eq!(maintenance.throttle_memory, Duration::from_secs(172_800));
+        assert_eq!(maintenance.audit_retention, Duration::from_secs(7 * 86_400));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::problem::{FieldError, Problem};
-use crate::routes::{admin, admins, audit, data, health, organizations};
+use crate::routes::{admins, audit, data, health, organizations, sessions};
 
 /// The API's OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -35,9 +35,9 @@ use crate::routes::{admin, admins, audit, data, health, organizations};
         admins::change_role,
         admins::remove,
         audit::list,
-        admin::login,
-        admin::refresh,
-        admin::logout,
+        sessions::login,
+        sessions::refresh,
+        sessions::logout,
         health::live,
         health::ready,
     ),

@@ -1,16 +1,15 @@
 //! Every error the API answers with, as an RFC 9457 `application/problem+json`
 //! document with a stable machine-readable `code`.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
-use std::fmt;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use orgsvc_domain::{
-    AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
-};
+use orgsvc_app::AppError;
+pub use orgsvc_domain::ErrorChain;
+use orgsvc_domain::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -42,6 +41,13 @@ impl FieldError {
             message: message.into(),
         }
     }
+}
+
+/// `duration` in whole seconds, rounded up, at least 1: a `Retry-After`
+/// value (RFC 9110 §10.2.3) that never invites a retry too early.
+pub fn whole_seconds_up(duration: std::time::Duration) -> u64 {
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// An RFC 9457 problem document.
@@ -216,195 +222,258 @@ impl ApiError {
         Self::Unexpected(error.into())
     }
 
-    /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    /// The one table of problem types: each variant's stable `code`, HTTP
+    /// status, `title` and `detail` (Meilisearch keeps its error codes the
+    /// same way). Codes never change: clients match on them.
+    fn problem_type(&self) -> (&'static str, StatusCode, &'static str, Cow<'static, str>) {
+        use StatusCode as S;
         match self {
-            Self::Validation(_) => "validation_failed",
-            Self::MalformedJson { .. } => "malformed_json",
-            Self::MalformedRequest => "malformed_request",
-            Self::RequestTimeout => "request_timeout",
-            Self::HeaderFieldsTooLarge => "header_fields_too_large",
-            Self::TooManyConnections { .. } => "too_many_connections",
-            Self::UnreadableBody => "unreadable_body",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::UnsupportedContentEncoding => "unsupported_content_encoding",
-            Self::OrganizationNotFound => "organization_not_found",
-            Self::OrganizationNameTaken => "organization_name_taken",
-            Self::EmailTaken => "email_taken",
-            Self::OperationInProgress => "operation_in_progress",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::MissingToken => "missing_token",
-            Self::InvalidToken => "invalid_token",
-            Self::TokenExpired => "token_expired",
-            Self::Forbidden => "forbidden",
-            Self::RouteNotFound => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::StoreUnavailable => "store_unavailable",
-            Self::ShuttingDown => "shutting_down",
-            Self::DocumentNotFound => "document_not_found",
-            Self::PreconditionFailed { .. } => "precondition_failed",
-            Self::OrganizationBusy => "organization_busy",
-            Self::OwnerRequired => "owner_required",
-            Self::CorsRefused(_) => "cors_refused",
-            Self::AdminNotFound => "admin_not_found",
-            Self::LastOwner => "last_owner",
-            Self::InvalidRefreshToken => "invalid_refresh_token",
-            Self::LoginLocked { .. } => "login_locked",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unexpected(_) => "internal_error",
-        }
-    }
-
-    fn title(&self) -> &'static str {
-        match self {
-            Self::Validation(_) => "Invalid request",
-            Self::MalformedJson { .. } => "Malformed JSON",
-            Self::MalformedRequest => "Malformed request",
-            Self::RequestTimeout => "Request timeout",
-            Self::HeaderFieldsTooLarge => "Request header fields too large",
-            Self::TooManyConnections { .. } => "Too many connections",
-            Self::UnreadableBody => "Unreadable request body",
-            Self::PayloadTooLarge { .. } => "Payload too large",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::UnsupportedContentEncoding => "Unsupported content coding",
-            Self::OrganizationNotFound => "Organization not found",
-            Self::OrganizationNameTaken => "Organization name taken",
-            Self::EmailTaken => "Email taken",
-            Self::OperationInProgress => "Operation in progress",
-            Self::InvalidCredentials => "Invalid credentials",
-            Self::MissingToken => "Authentication required",
-            Self::InvalidToken => "Invalid token",
-            Self::TokenExpired => "Token expired",
-            Self::Forbidden => "Forbidden",
-            Self::RouteNotFound => "Not found",
-            Self::MethodNotAllowed { .. } => "Method not allowed",
-            Self::StoreUnavailable => "Service unavailable",
-            Self::ShuttingDown => "Shutting down",
-            Self::DocumentNotFound => "Document not found",
-            Self::PreconditionFailed { .. } => "Precondition failed",
-            Self::OrganizationBusy => "Organization busy",
-            Self::OwnerRequired => "Owner role required",
-            Self::CorsRefused(_) => "Cross-origin request refused",
-            Self::AdminNotFound => "Admin not found",
-            Self::LastOwner => "Last owner",
-            Self::InvalidRefreshToken => "Invalid refresh token",
-            Self::LoginLocked { .. } => "Login locked",
-            Self::RateLimited { .. } => "Too many requests",
-            Self::Unexpected(_) => "Internal server error",
-        }
-    }
-
-    fn detail(&self) -> String {
-        match self {
-            Self::Validation(errors) => format!(
+            Self::Validation(errors) => (
+                "validation_failed",
+                S::UNPROCESSABLE_ENTITY,
+                "Invalid request",
+                Cow::from(format!(
                 "{} field(s) of the request are missing or invalid; see `errors`.",
                 errors.len()
+            )),
             ),
-            Self::MalformedJson { reason, pointer } => match pointer {
+            Self::MalformedJson { reason, pointer } => (
+                "malformed_json",
+                S::BAD_REQUEST,
+                "Malformed JSON",
+                Cow::from(match pointer {
                 Some(pointer) if !pointer.is_empty() => format!(
                     "The request body is not valid JSON: {reason} (in `{pointer}`; see `errors`)."
                 ),
                 _ => format!("The request body is not valid JSON: {reason}."),
-            },
-            Self::MalformedRequest => {
-                "The request line or a header field is not valid HTTP/1.1; the connection is closed."
-                    .into()
-            }
-            Self::RequestTimeout => {
-                "The request's header fields or body did not arrive in time; the connection is closed."
-                    .into()
-            }
-            Self::HeaderFieldsTooLarge => {
-                "The request's header fields are too large (at most 96 fields and 128 KiB); the connection is closed."
-                    .into()
-            }
-            Self::TooManyConnections { limit } => format!(
-                "Your address holds {limit} connections already (server.max_connections_per_ip); close some or reuse them (keep-alive). This connection is closed."
+            }),
             ),
-            Self::UnreadableBody => "The request body could not be read completely.".into(),
-            Self::PayloadTooLarge { limit } => {
+            Self::MalformedRequest => (
+                "malformed_request",
+                S::BAD_REQUEST,
+                "Malformed request",
+                Cow::from("The request line or a header field is not valid HTTP/1.1; the connection is closed."),
+            ),
+            Self::RequestTimeout => (
+                "request_timeout",
+                S::REQUEST_TIMEOUT,
+                "Request timeout",
+                Cow::from("The request's header fields or body did not arrive in time; the connection is closed."),
+            ),
+            Self::HeaderFieldsTooLarge => (
+                "header_fields_too_large",
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request header fields too large",
+                Cow::from("The request's header fields are too large (at most 96 fields and 128 KiB); the connection is closed."),
+            ),
+            Self::TooManyConnections { limit } => (
+                "too_many_connections",
+                S::TOO_MANY_REQUESTS,
+                "Too many connections",
+                Cow::from(format!(
+                "Your address holds {limit} connections already (server.max_connections_per_ip); close some or reuse them (keep-alive). This connection is closed."
+            )),
+            ),
+            Self::UnreadableBody => (
+                "unreadable_body",
+                S::BAD_REQUEST,
+                "Unreadable request body",
+                Cow::from("The request body could not be read completely."),
+            ),
+            Self::PayloadTooLarge { limit } => (
+                "payload_too_large",
+                S::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                Cow::from({
                 format!("The request body is larger than the limit of {limit} bytes.")
-            }
-            Self::UnsupportedContentEncoding => {
-                "The request body must be sent without a `Content-Encoding` (or as `identity`): \
-                 the service decodes no content coding."
-                    .into()
-            }
-            Self::UnsupportedMediaType => {
-                "The request body must be JSON sent as `Content-Type: application/json` (or \
-                 `application/<subtype>+json`), with or without a `charset` parameter."
-                    .into()
-            }
-            Self::OrganizationNotFound => "No organization has this name.".into(),
-            Self::OrganizationNameTaken => {
-                "An organization with this name (ignoring case, spaces, hyphens and underscores) already exists."
-                    .into()
-            }
-            Self::EmailTaken => "An admin with this email already exists.".into(),
-            Self::OperationInProgress => {
-                "Another change to this organization is in progress; retry shortly.".into()
-            }
-            Self::InvalidCredentials => "The email or the password is wrong.".into(),
-            Self::MissingToken => {
-                "This operation requires `Authorization: Bearer <access token>`.".into()
-            }
-            Self::InvalidToken => {
-                "The access token is invalid or no longer valid; log in again.".into()
-            }
-            Self::TokenExpired => "The access token has expired; log in again.".into(),
-            Self::Forbidden => "You may only act on your own organization.".into(),
-            Self::RouteNotFound => "No resource exists at this path.".into(),
-            Self::MethodNotAllowed { allowed } => {
+            }),
+            ),
+            Self::UnsupportedMediaType => (
+                "unsupported_media_type",
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                Cow::from("The request body must be JSON sent as `Content-Type: application/json` (or \
+                 `application/<subtype>+json`), with or without a `charset` parameter."),
+            ),
+            Self::UnsupportedContentEncoding => (
+                "unsupported_content_encoding",
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported content coding",
+                Cow::from("The request body must be sent without a `Content-Encoding` (or as `identity`): \
+                 the service decodes no content coding."),
+            ),
+            Self::OrganizationNotFound => (
+                "organization_not_found",
+                S::NOT_FOUND,
+                "Organization not found",
+                Cow::from("No organization has this name."),
+            ),
+            Self::OrganizationNameTaken => (
+                "organization_name_taken",
+                S::CONFLICT,
+                "Organization name taken",
+                Cow::from("An organization with this name (ignoring case, spaces, hyphens and underscores) already exists."),
+            ),
+            Self::EmailTaken => (
+                "email_taken",
+                S::CONFLICT,
+                "Email taken",
+                Cow::from("An admin with this email already exists."),
+            ),
+            Self::OperationInProgress => (
+                "operation_in_progress",
+                S::CONFLICT,
+                "Operation in progress",
+                Cow::from("Another change to this organization is in progress; retry shortly."),
+            ),
+            Self::InvalidCredentials => (
+                "invalid_credentials",
+                S::UNAUTHORIZED,
+                "Invalid credentials",
+                Cow::from("The email or the password is wrong."),
+            ),
+            Self::MissingToken => (
+                "missing_token",
+                S::UNAUTHORIZED,
+                "Authentication required",
+                Cow::from("This operation requires `Authorization: Bearer <access token>`."),
+            ),
+            Self::InvalidToken => (
+                "invalid_token",
+                S::UNAUTHORIZED,
+                "Invalid token",
+                Cow::from("The access token is invalid or no longer valid; log in again."),
+            ),
+            Self::TokenExpired => (
+                "token_expired",
+                S::UNAUTHORIZED,
+                "Token expired",
+                Cow::from("The access token has expired; log in again."),
+            ),
+            Self::Forbidden => (
+                "forbidden",
+                S::FORBIDDEN,
+                "Forbidden",
+                Cow::from("You may only act on your own organization."),
+            ),
+            Self::RouteNotFound => (
+                "not_found",
+                S::NOT_FOUND,
+                "Not found",
+                Cow::from("No resource exists at this path."),
+            ),
+            Self::MethodNotAllowed { allowed } => (
+                "method_not_allowed",
+                S::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                Cow::from({
                 format!("This resource accepts only: {allowed}.")
-            }
-            Self::StoreUnavailable => "The store does not answer.".into(),
-            Self::ShuttingDown => {
-                "This instance is shutting down and takes no new work; use another instance."
-                    .into()
-            }
-            Self::DocumentNotFound => "Your organization has no document with this id.".into(),
-            Self::PreconditionFailed { current } => format!(
+            }),
+            ),
+            Self::StoreUnavailable => (
+                "store_unavailable",
+                S::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                Cow::from("The store does not answer."),
+            ),
+            Self::ShuttingDown => (
+                "shutting_down",
+                S::SERVICE_UNAVAILABLE,
+                "Shutting down",
+                Cow::from("This instance is shutting down and takes no new work; use another instance."),
+            ),
+            Self::DocumentNotFound => (
+                "document_not_found",
+                S::NOT_FOUND,
+                "Document not found",
+                Cow::from("Your organization has no document with this id."),
+            ),
+            Self::PreconditionFailed { current } => (
+                "precondition_failed",
+                S::PRECONDITION_FAILED,
+                "Precondition failed",
+                Cow::from(format!(
                 "The document does not meet the request's If-Match or If-None-Match condition \
                  (it was changed since you read it, or it exists); nothing was done. Its \
                  current ETag is \"{current}\"."
+            )),
             ),
-            Self::OrganizationBusy => {
-                "An operation on the organization is in progress (a rename moving its data, or an interrupted operation being finished); nothing was done, retry shortly.".into()
-            }
-            Self::OwnerRequired => {
-                "Only an owner of the organization may do this; your role is `admin`.".into()
-            }
-            Self::CorsRefused(reason) => format!(
+            Self::OrganizationBusy => (
+                "organization_busy",
+                S::SERVICE_UNAVAILABLE,
+                "Organization busy",
+                Cow::from("An operation on the organization is in progress (a rename moving its data, or an interrupted operation being finished); nothing was done, retry shortly."),
+            ),
+            Self::OwnerRequired => (
+                "owner_required",
+                S::FORBIDDEN,
+                "Owner role required",
+                Cow::from("Only an owner of the organization may do this; your role is `admin`."),
+            ),
+            Self::CorsRefused(reason) => (
+                "cors_refused",
+                S::FORBIDDEN,
+                "Cross-origin request refused",
+                Cow::from(format!(
                 "{reason}: this origin, method or header is not allowed for cross-origin calls (cors.allowed_origins)."
+            )),
             ),
-            Self::AdminNotFound => "Your organization has no admin with this id.".into(),
-            Self::LastOwner => {
-                "The organization's last owner cannot be removed or demoted; make another admin an owner first."
-                    .into()
-            }
-            Self::InvalidRefreshToken => {
-                "The refresh token is invalid, expired, already used or revoked; log in again."
-                    .into()
-            }
-            Self::LoginLocked { retry_after_secs } => format!(
+            Self::AdminNotFound => (
+                "admin_not_found",
+                S::NOT_FOUND,
+                "Admin not found",
+                Cow::from("Your organization has no admin with this id."),
+            ),
+            Self::LastOwner => (
+                "last_owner",
+                S::CONFLICT,
+                "Last owner",
+                Cow::from("The organization's last owner cannot be removed or demoted; make another admin an owner first."),
+            ),
+            Self::InvalidRefreshToken => (
+                "invalid_refresh_token",
+                S::UNAUTHORIZED,
+                "Invalid refresh token",
+                Cow::from("The refresh token is invalid, expired, already used or revoked; log in again."),
+            ),
+            Self::LoginLocked { retry_after_secs } => (
+                "login_locked",
+                S::TOO_MANY_REQUESTS,
+                "Login locked",
+                Cow::from(format!(
                 "Too many failed logins for this email; it is locked for {retry_after_secs} more second(s)."
+            )),
             ),
-            Self::RateLimited { retry_after_secs } => format!(
+            Self::RateLimited { retry_after_secs } => (
+                "rate_limited",
+                S::TOO_MANY_REQUESTS,
+                "Too many requests",
+                Cow::from(format!(
                 "Too many login or refresh calls from your address; retry in {retry_after_secs} second(s)."
+            )),
             ),
-            Self::Unexpected(_) => "An unexpected error occurred.".into(),
+            Self::Unexpected(_) => (
+                "internal_error",
+                S::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                Cow::from("An unexpected error occurred."),
+            ),
         }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.problem_type().0
     }
 
     /// The problem document answered for this error.
     pub fn problem(&self) -> Problem {
-        let code = self.code();
+        let (code, status, title, detail) = self.problem_type();
         Problem {
             problem_type: format!("urn:orgsvc:problem:{code}"),
-            title: self.title().into(),
-            status: self.status_code().as_u16(),
-            detail: self.detail(),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: detail.into_owned(),
             code: code.into(),
             errors: match self {
                 Self::Validation(errors) => errors.clone(),
@@ -420,40 +489,7 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MalformedJson { .. } | Self::UnreadableBody | Self::MalformedRequest => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType | Self::UnsupportedContentEncoding => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
-            Self::OrganizationNotFound
-            | Self::RouteNotFound
-            | Self::DocumentNotFound
-            | Self::AdminNotFound => StatusCode::NOT_FOUND,
-            Self::OrganizationNameTaken
-            | Self::EmailTaken
-            | Self::OperationInProgress
-            | Self::LastOwner => StatusCode::CONFLICT,
-            Self::InvalidCredentials
-            | Self::MissingToken
-            | Self::InvalidToken
-            | Self::TokenExpired
-            | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
-            Self::LoginLocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Forbidden | Self::OwnerRequired | Self::CorsRefused(_) => StatusCode::FORBIDDEN,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::StoreUnavailable | Self::ShuttingDown | Self::OrganizationBusy => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.problem_type().1
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -511,117 +547,51 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Displays an error with its whole source chain: `outer: cause: root cause`.
-#[derive(Debug)]
-pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
+impl From<AppError> for ApiError {
+    /// Each use-case failure as the problem clients see. A store that did
+    /// not answer is 503 `store_unavailable` (retry later); anything
+    /// unexpected is a 500 that shows nothing of it; a reused refresh token
+    /// answers like any invalid one.
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::InvalidCredentials => Self::InvalidCredentials,
+            AppError::LoginLocked { retry_after } => Self::LoginLocked {
+                retry_after_secs: whole_seconds_up(retry_after),
+            },
+            AppError::InvalidRefreshToken | AppError::RefreshTokenReused => {
+                Self::InvalidRefreshToken
+            }
+            AppError::InvalidToken => Self::InvalidToken,
+            AppError::TokenExpired => Self::TokenExpired,
+            AppError::OwnerRequired => Self::OwnerRequired,
+            AppError::Forbidden => Self::Forbidden,
+            AppError::OrganizationNotFound => Self::OrganizationNotFound,
+            AppError::OrganizationNameTaken => Self::OrganizationNameTaken,
+            AppError::EmailTaken => Self::EmailTaken,
+            AppError::OperationInProgress => Self::OperationInProgress,
+            AppError::OrganizationBusy => Self::OrganizationBusy,
+            AppError::AdminNotFound => Self::AdminNotFound,
+            AppError::LastOwner => Self::LastOwner,
+            AppError::DocumentNotFound => Self::DocumentNotFound,
+            AppError::PreconditionFailed { current } => Self::PreconditionFailed { current },
+            AppError::StoreUnavailable(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "the store did not answer");
+                Self::StoreUnavailable
+            }
+            AppError::Unexpected(error) => Self::Unexpected(error),
         }
-        Ok(())
     }
 }
 
 impl From<StoreError> for ApiError {
-    /// A store that did not answer is 503 `store_unavailable` (retry later);
-    /// any other failure is a 500 that shows nothing of it.
     fn from(error: StoreError) -> Self {
-        if error.is_unavailable() {
-            tracing::warn!(error = %ErrorChain(&error), "the store did not answer");
-            return Self::StoreUnavailable;
-        }
-        Self::unexpected(error)
+        AppError::from(error).into()
     }
 }
 
 impl From<orgsvc_auth::AuthError> for ApiError {
     fn from(error: orgsvc_auth::AuthError) -> Self {
-        Self::unexpected(error)
-    }
-}
-
-impl From<CreateOrganizationError> for ApiError {
-    fn from(error: CreateOrganizationError) -> Self {
-        match error {
-            CreateOrganizationError::NameTaken => Self::OrganizationNameTaken,
-            CreateOrganizationError::EmailTaken => Self::EmailTaken,
-            CreateOrganizationError::Busy => Self::OrganizationBusy,
-            CreateOrganizationError::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<RenameOrganizationError> for ApiError {
-    fn from(error: RenameOrganizationError) -> Self {
-        match error {
-            RenameOrganizationError::NotFound => Self::OrganizationNotFound,
-            RenameOrganizationError::NameTaken => Self::OrganizationNameTaken,
-            RenameOrganizationError::Busy | RenameOrganizationError::NameChanged => {
-                Self::OperationInProgress
-            }
-            RenameOrganizationError::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<DeleteOrganizationError> for ApiError {
-    fn from(error: DeleteOrganizationError) -> Self {
-        match error {
-            DeleteOrganizationError::NotFound => Self::OrganizationNotFound,
-            DeleteOrganizationError::Busy => Self::OperationInProgress,
-            DeleteOrganizationError::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<DocumentError> for ApiError {
-    fn from(error: DocumentError) -> Self {
-        match error {
-            // The organization was deleted since the token was checked: the
-            // token is no longer valid, as the next request would find.
-            DocumentError::OrganizationNotFound => Self::InvalidToken,
-            DocumentError::NotFound => Self::DocumentNotFound,
-            DocumentError::RevisionMismatch { current } => Self::PreconditionFailed { current },
-            DocumentError::Busy => Self::OrganizationBusy,
-            DocumentError::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<UpdateAdminError> for ApiError {
-    fn from(error: UpdateAdminError) -> Self {
-        match error {
-            // The admin vanished since authentication: its organization was deleted.
-            UpdateAdminError::NotFound => Self::InvalidToken,
-            UpdateAdminError::EmailTaken => Self::EmailTaken,
-            UpdateAdminError::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<AddAdminError> for ApiError {
-    fn from(error: AddAdminError) -> Self {
-        match error {
-            // The organization was deleted since the token was checked.
-            AddAdminError::OrganizationNotFound => Self::InvalidToken,
-            AddAdminError::EmailTaken => Self::EmailTaken,
-            AddAdminError::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<ChangeAdminError> for ApiError {
-    fn from(error: ChangeAdminError) -> Self {
-        match error {
-            ChangeAdminError::NotFound => Self::AdminNotFound,
-            ChangeAdminError::LastOwner => Self::LastOwner,
-            ChangeAdminError::Store(error) => error.into(),
-        }
+        AppError::from(error).into()
     }
 }
 
@@ -629,6 +599,7 @@ impl From<ChangeAdminError> for ApiError {
 mod tests {
     use super::*;
     use actix_web::body::MessageBody;
+    use orgsvc_domain::DocumentError;
 
     #[test]
     fn a_store_that_did_not_answer_is_a_503_to_retry_that_leaks_nothing() {
@@ -674,18 +645,19 @@ mod tests {
 
     #[test]
     fn document_errors_map_to_their_statuses_and_headers() {
-        let busy = ApiError::from(DocumentError::Busy).error_response();
+        let document = |error: DocumentError| ApiError::from(AppError::from(error));
+        let busy = document(DocumentError::Busy).error_response();
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(busy.headers().get(header::RETRY_AFTER).unwrap(), "1");
-        let stale = ApiError::from(DocumentError::RevisionMismatch { current: 7 });
+        let stale = document(DocumentError::RevisionMismatch { current: 7 });
         assert_eq!(stale.code(), "precondition_failed");
         let stale = stale.error_response();
         assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
         assert_eq!(stale.headers().get(header::ETAG).unwrap(), "\"7\"");
-        let gone = ApiError::from(DocumentError::NotFound);
+        let gone = document(DocumentError::NotFound);
         assert_eq!(gone.status_code(), StatusCode::NOT_FOUND);
         assert_eq!(gone.code(), "document_not_found");
-        let deleted = ApiError::from(DocumentError::OrganizationNotFound).error_response();
+        let deleted = document(DocumentError::OrganizationNotFound).error_response();
         assert_eq!(deleted.status(), StatusCode::UNAUTHORIZED);
         assert!(deleted.headers().contains_key(header::WWW_AUTHENTICATE));
     }

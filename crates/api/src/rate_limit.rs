@@ -41,8 +41,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 
 use crate::config::SecuritySettings;
-use crate::problem::{ApiError, ErrorChain};
-use crate::request_origin::RequestOrigin;
+use crate::problem::{whole_seconds_up, ApiError, ErrorChain};
+use crate::request_origin::Origin;
 use crate::state::AppState;
 
 /// Most clients the limiter keeps state for.
@@ -61,12 +61,6 @@ impl Limited {
     pub fn retry_after_secs(&self) -> u64 {
         whole_seconds_up(self.retry_after)
     }
-}
-
-/// `duration` in whole seconds, rounded up, at least 1.
-pub fn whole_seconds_up(duration: Duration) -> u64 {
-    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-    secs.max(1)
 }
 
 /// The in-process GCRA rate limiter keyed by client IP (see the module's
@@ -268,7 +262,7 @@ impl LoginRateLimiter {
 }
 
 /// Middleware for the credential routes: answers 429 `rate_limited` with
-/// `Retry-After` when the client IP (see [`RequestOrigin`]) is over
+/// `Retry-After` when the client IP (see [`Origin`]) is over
 /// `security.login_rate_per_minute` / `security.login_rate_burst` (as
 /// [`AppState::login_rate_limiter`] counts: in process or via the store),
 /// before the body is read.
@@ -279,7 +273,7 @@ pub async fn limit_per_client_ip(
     let limited = match req.app_data::<web::Data<AppState>>() {
         Some(state) => {
             let limiter = state.login_rate_limiter.clone();
-            let origin = RequestOrigin::of(req.request());
+            let Origin(origin) = Origin::of(req.request());
             limiter.check(origin.client_ip).await.err()
         }
         None => {

@@ -31,9 +31,10 @@ use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
 use crate::shutdown::{self, ShutdownPlan, Signals};
 use crate::state::{AppState, Credentials};
-use crate::store::{spawn_reconciler, Maintenance, MigrationFailed, SelectedStore};
+use crate::store_selection::{MigrationFailed, SelectedStore};
 use crate::telemetry::InvalidLogFilter;
 use crate::transport;
+use orgsvc_app::maintenance::spawn_reconciler;
 
 /// What the binary does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,7 +334,8 @@ impl Service {
         let signalled = Instant::now();
         state.readiness.shut_down();
         state
-            .store
+            .app
+            .store()
             .begin_drain(signalled + plan.operations_deadline);
         background.stop_starting();
         tracing::info!(
@@ -373,7 +375,7 @@ impl Background {
         reconcile: bool,
         shared_rate_limits: Option<Arc<dyn SharedRateLimits>>,
     ) -> Self {
-        let store = state.store.clone();
+        let store = state.app.store().clone();
         let (stop_reconciler, stop) = watch::channel(false);
         let reconciler = reconcile.then(|| {
             spawn_reconciler(
@@ -383,8 +385,7 @@ impl Background {
                 stop,
             )
         });
-        let maintenance = Maintenance::from_settings(&settings.security, &settings.audit)
-            .spawn(store, shared_rate_limits);
+        let maintenance = settings.maintenance().spawn(store, shared_rate_limits);
         Self {
             reconciler,
             stop_reconciler,

@@ -1,10 +1,12 @@
-//! What every handler shares: the store and the credential services.
+//! What every handler shares: the application (the use cases) and the
+//! HTTP layer's own settings.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use orgsvc_app::Application;
 use orgsvc_auth::{PasswordHasher, TokenService, TokenSettings};
 use orgsvc_domain::TenantStore;
 use secrecy::{ExposeSecret, SecretSlice};
@@ -16,20 +18,14 @@ use crate::rate_limit::LoginRateLimiter;
 /// Shared application state (held in `web::Data`).
 #[derive(Clone)]
 pub struct AppState {
-    /// The tenant store selected by configuration.
-    pub store: Arc<dyn TenantStore>,
-    /// Argon2id hashing, off the async workers.
-    pub hasher: PasswordHasher,
-    /// Access token issuing and verification.
-    pub tokens: TokenService,
+    /// The use cases, over the store selected by configuration.
+    pub app: Application,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Largest accepted tenant document body (`/org/data`), in bytes.
     pub max_document_bytes: usize,
     /// Longest a request body may take to arrive, from the first read.
     pub body_read_timeout: Duration,
-    /// Refresh token lifetime.
-    pub refresh_token_ttl: Duration,
     /// Login protection and client identification.
     pub security: SecuritySettings,
     /// Per-client-IP limit of `POST /admin/login` and `/admin/refresh`,
@@ -65,12 +61,10 @@ impl Readiness {
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppState")
-            .field("hasher", &self.hasher)
-            .field("tokens", &self.tokens)
+            .field("app", &self.app)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_document_bytes", &self.max_document_bytes)
             .field("body_read_timeout", &self.body_read_timeout)
-            .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("security", &self.security)
             .field("readiness", &self.readiness)
             .field("login_rate_limiter", &self.login_rate_limiter)
@@ -121,13 +115,15 @@ impl AppState {
     /// routes in process; see [`AppState::with_login_rate_limiter`].
     pub fn new(settings: &Settings, store: Arc<dyn TenantStore>, credentials: Credentials) -> Self {
         Self {
-            store,
-            hasher: credentials.hasher,
-            tokens: credentials.tokens,
+            app: Application::new(
+                store,
+                credentials.hasher,
+                credentials.tokens,
+                settings.app_settings(),
+            ),
             max_body_bytes: settings.server.max_body_bytes.get(),
             max_document_bytes: settings.data.max_document_bytes.get(),
             body_read_timeout: settings.server.body_read_timeout(),
-            refresh_token_ttl: Duration::from_secs(settings.auth.refresh_token_ttl),
             security: settings.security.clone(),
             login_rate_limiter: Arc::new(LoginRateLimiter::in_process(&settings.security)),
             readiness: Readiness::default(),
@@ -140,8 +136,10 @@ impl AppState {
     /// [`TimedStore`]) and the hashing pool reports its queue waits.
     pub fn with_metrics(self, metrics: Metrics) -> Self {
         Self {
-            store: Arc::new(TimedStore::new(self.store)),
-            hasher: metrics.observe_hasher(self.hasher),
+            app: self
+                .app
+                .map_store(|store| Arc::new(TimedStore::new(store)))
+                .map_hasher(|hasher| metrics.observe_hasher(hasher)),
             metrics: Some(metrics),
             ..self
         }

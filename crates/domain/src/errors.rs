@@ -176,3 +176,19 @@ pub enum ChangeAdminError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Displays an error with its whole source chain: `outer: cause: root cause`.
+#[derive(Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -12,6 +12,7 @@ mod documents;
 mod errors;
 mod ids;
 mod model;
+pub mod preconditions;
 mod rate_limits;
 mod sessions;
 mod store;
@@ -28,7 +29,7 @@ pub use documents::{
 };
 pub use errors::{
     AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
+    DocumentError, ErrorChain, RenameOrganizationError, StoreError, UpdateAdminError,
 };
 pub use ids::{AdminId, AuditEventId, DocumentId, OrganizationId, SessionFamilyId};
 pub use model::{

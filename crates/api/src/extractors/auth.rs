@@ -1,4 +1,5 @@
-//! The authenticated admin behind a request's bearer token.
+//! The authenticated admin behind a request's bearer token, and the owner
+//! the owner-only routes require.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,7 +7,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use orgsvc_auth::TokenError;
+use orgsvc_app::Owner;
 use orgsvc_domain::Admin;
 
 use crate::problem::ApiError;
@@ -17,8 +18,9 @@ use crate::state::AppState;
 /// Extraction verifies the token, then requires, on every request, that the
 /// admin still exists (a removed admin, or one of a deleted organization, is
 /// not found), still belongs to the token's organization and that its token
-/// version has not moved on (a password change revokes earlier tokens).
-/// Anything else is a 401 `invalid_token`, at once: nothing is cached.
+/// version has not moved on (a password change revokes earlier tokens); see
+/// [`orgsvc_app::Application::authenticate`]. Anything else is a 401
+/// `invalid_token`, at once: nothing is cached.
 #[derive(Clone, Debug)]
 pub struct AuthenticatedAdmin(pub Admin);
 
@@ -31,7 +33,27 @@ impl FromRequest for AuthenticatedAdmin {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::unexpected("AppState is not registered"))?;
-            authenticate(&state, token?.as_str()).await.map(Self)
+            let admin = state.app.authenticate(token?.as_str()).await?;
+            Ok(Self(admin))
+        })
+    }
+}
+
+/// An authenticated admin who is an owner of its organization: what
+/// [`AuthenticatedAdmin`] checks, then 403 `owner_required` for an `admin`
+/// (before the body or the path is looked at).
+#[derive(Clone, Debug)]
+pub struct OwnerCaller(pub Owner);
+
+impl FromRequest for OwnerCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let authenticated = AuthenticatedAdmin::from_request(req, payload);
+        Box::pin(async move {
+            let AuthenticatedAdmin(admin) = authenticated.await?;
+            Ok(Self(Owner::try_from(admin)?))
         })
     }
 }
@@ -53,20 +75,4 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         return Err(ApiError::InvalidToken);
     }
     Ok(token)
-}
-
-/// The admin a valid `token` names, if it still holds: see
-/// [`AuthenticatedAdmin`].
-async fn authenticate(state: &AppState, token: &str) -> Result<Admin, ApiError> {
-    let claims = state.tokens.verify(token).map_err(|error| match error {
-        TokenError::Expired => ApiError::TokenExpired,
-        TokenError::Invalid => ApiError::InvalidToken,
-    })?;
-    let admin = state
-        .store
-        .admin_by_id(claims.sub)
-        .await?
-        .filter(|admin| admin.accepts_credential(claims.org_id, claims.ver))
-        .ok_or(ApiError::InvalidToken)?;
-    Ok(admin)
 }

@@ -28,7 +28,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use orgsvc_auth::PasswordHasher;
+use orgsvc_app::{AppError, TokenPair};
+use orgsvc_auth::{HashingPoolUsage, PasswordHasher};
 use tokio::task::JoinHandle;
 
 use crate::config::MetricsSettings;
@@ -142,11 +143,11 @@ impl Metrics {
     /// Counts a login attempt's outcome from the login handler's result:
     /// success, 401 or 429 `login_locked`; other errors (malformed requests,
     /// store failures) are not attempts that reached a decision.
-    pub fn record_login(&self, result: &Result<HttpResponse, ApiError>) {
+    pub fn record_login(&self, result: &Result<TokenPair, AppError>) {
         let outcome = match result {
             Ok(_) => "succeeded",
-            Err(ApiError::InvalidCredentials) => "failed",
-            Err(ApiError::LoginLocked { .. }) => "locked",
+            Err(AppError::InvalidCredentials) => "failed",
+            Err(AppError::LoginLocked { .. }) => "locked",
             Err(_) => return,
         };
         counter!(LOGIN_ATTEMPTS, "outcome" => outcome).increment(1);
@@ -162,10 +163,9 @@ impl Metrics {
         counter!(REFRESH_TOKEN_REUSE).increment(1);
     }
 
-    /// The exposition of every metric, with the hashing pool's gauges taken
-    /// from `hasher` now.
-    pub fn render(&self, hasher: &PasswordHasher) -> String {
-        let usage = hasher.pool_usage();
+    /// The exposition of every metric, with the hashing pool's gauges set
+    /// to `usage` (taken now).
+    pub fn render(&self, usage: HashingPoolUsage) -> String {
         set(gauge!(HASH_IN_USE), usage.in_use);
         set(gauge!(HASH_CAPACITY), usage.capacity);
         set(gauge!(HASH_WAITING), usage.waiting);
@@ -289,7 +289,7 @@ async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(metrics.render(&state.hasher)))
+        .body(metrics.render(state.app.hashing_pool_usage())))
 }
 
 /// Registers `GET /metrics` when the main port serves it (metrics enabled,

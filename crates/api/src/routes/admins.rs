@@ -1,5 +1,5 @@
-//! The caller's organization's admins: add, list, get, change the role of,
-//! remove. Owners only.
+//! The caller's organization's admins over HTTP: add, list, get, change the
+//! role of, remove (the use cases are [`orgsvc_app::admins`]). Owners only.
 //!
 //! Decisions, as documented in OpenAPI:
 //! - Every operation requires a bearer token of an **owner** of the
@@ -12,28 +12,25 @@
 //!   (nothing changes). Removing an admin revokes its tokens at once: every
 //!   authenticated request looks the admin up.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use orgsvc_app::admins::AddAdmin;
 use orgsvc_domain as domain;
-use orgsvc_domain::{Admin, AdminEmail, AdminId, AuditAction, NewAdmin, Password, ValueError};
+use orgsvc_domain::{Admin, AdminEmail, AdminId, Password, ValueError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::extractors::auth::AuthenticatedAdmin;
+use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::json_body;
 use crate::openapi::responses::{
     AddAdminConflict, AdminNotFound, BadRequestBody, InternalError, LastOwner, OwnerRequired,
     PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed,
 };
 use crate::problem::ApiError;
-use crate::request_origin::{AuditEntry, RequestOrigin};
+use crate::request_origin::Origin;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -42,33 +39,6 @@ const COLLECTION_PATH: &str = "/org/admins";
 
 /// The error of a `role` that is not one of the roles.
 const INVALID_ROLE: ValueError = ValueError::Format("must be \"owner\" or \"admin\"");
-
-/// Fails with 403 `owner_required` unless `admin` is an owner.
-pub fn require_owner(admin: &Admin) -> Result<(), ApiError> {
-    match admin.role {
-        domain::AdminRole::Owner => Ok(()),
-        domain::AdminRole::Admin => Err(ApiError::OwnerRequired),
-    }
-}
-
-/// An authenticated admin who is an owner of its organization: what
-/// [`AuthenticatedAdmin`] checks, then 403 `owner_required` for an `admin`.
-#[derive(Clone, Debug)]
-pub struct Owner(pub Admin);
-
-impl FromRequest for Owner {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let authenticated = AuthenticatedAdmin::from_request(req, payload);
-        Box::pin(async move {
-            let AuthenticatedAdmin(admin) = authenticated.await?;
-            require_owner(&admin)?;
-            Ok(Self(admin))
-        })
-    }
-}
 
 /// What an admin may do in its organization.
 ///
@@ -180,30 +150,20 @@ pub struct AddAdminRequest {
     role: Option<Value>,
 }
 
-/// A validated `POST /org/admins`.
-#[derive(Debug)]
-struct AddAdmin {
-    email: AdminEmail,
-    password: Password,
-    role: domain::AdminRole,
-}
-
-impl TryFrom<AddAdminRequest> for AddAdmin {
-    type Error = ApiError;
-
-    fn try_from(request: AddAdminRequest) -> Result<Self, ApiError> {
-        let mut errors = FieldErrors::default();
-        let email = errors.required("email", request.email.as_ref(), AdminEmail::parse);
-        let password = errors.required("password", request.password.as_ref(), Password::parse);
-        let role = errors.optional("role", request.role.as_ref(), parse_role);
-        match (email, password, role) {
-            (Some(email), Some(password), Some(role)) => Ok(Self {
-                email,
-                password,
-                role: role.unwrap_or(domain::AdminRole::Admin),
-            }),
-            _ => Err(errors.into_error()),
-        }
+/// A `POST /org/admins` body as the use case's command; every offending
+/// field is reported. The role defaults to `admin` (least privilege).
+fn add_command(request: AddAdminRequest) -> Result<AddAdmin, ApiError> {
+    let mut errors = FieldErrors::default();
+    let email = errors.required("email", request.email.as_ref(), AdminEmail::parse);
+    let password = errors.required("password", request.password.as_ref(), Password::parse);
+    let role = errors.optional("role", request.role.as_ref(), parse_role);
+    match (email, password, role) {
+        (Some(email), Some(password), Some(role)) => Ok(AddAdmin {
+            email,
+            password,
+            role: role.unwrap_or(domain::AdminRole::Admin),
+        }),
+        _ => Err(errors.into_error()),
     }
 }
 
@@ -242,32 +202,17 @@ pub struct ChangeAdminRequest {
         (status = 500, response = InternalError),
     )
 )]
-#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
 pub async fn add(
     state: web::Data<AppState>,
-    caller: Owner,
-    origin: RequestOrigin,
+    caller: OwnerCaller,
+    Origin(origin): Origin,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Owner(owner) = caller;
     let body: AddAdminRequest = json_body(&req, payload, state.max_body_bytes).await?;
-    let command = AddAdmin::try_from(body)?;
-    let password_hash = state.hasher.hash(&command.password).await?;
-    let admin = state
-        .store
-        .add_admin(
-            owner.organization_id,
-            NewAdmin::new(command.email, command.role, password_hash),
-        )
-        .await?;
-    tracing::info!(admin_id = %admin.id, role = admin.role.as_str(), "admin added");
-    state
-        .audit(
-            &origin,
-            AuditEntry::by(&owner, AuditAction::AdminAdded, admin.id.to_string()),
-        )
-        .await;
+    let command = add_command(body)?;
+    let admin = state.app.add_admin(&origin, &caller.0, command).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, admin_path(admin.id)))
         .json(AdminView::from(admin)))
@@ -290,9 +235,12 @@ pub async fn add(
         (status = 500, response = InternalError),
     )
 )]
-#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
-pub async fn list(state: web::Data<AppState>, caller: Owner) -> Result<HttpResponse, ApiError> {
-    let admins = state.store.admins_of(caller.0.organization_id).await?;
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: OwnerCaller,
+) -> Result<HttpResponse, ApiError> {
+    let admins = state.app.admins(&caller.0).await?;
     Ok(HttpResponse::Ok().json(AdminList {
         admins: admins.into_iter().map(Into::into).collect(),
     }))
@@ -318,14 +266,14 @@ pub async fn list(state: web::Data<AppState>, caller: Owner) -> Result<HttpRespo
         (status = 500, response = InternalError),
     )
 )]
-#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
 pub async fn get(
     state: web::Data<AppState>,
-    caller: Owner,
+    caller: OwnerCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let admin = admin_of(&state, &caller.0, id).await?;
+    let admin = state.app.admin(&caller.0, id).await?;
     Ok(HttpResponse::Ok().json(AdminView::from(admin)))
 }
 
@@ -358,37 +306,25 @@ pub async fn get(
         (status = 500, response = InternalError),
     )
 )]
-#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
 pub async fn change_role(
     state: web::Data<AppState>,
-    caller: Owner,
-    origin: RequestOrigin,
+    caller: OwnerCaller,
+    Origin(origin): Origin,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Owner(owner) = caller;
     let id = parse_id(&path)?;
     let body: ChangeAdminRequest = json_body(&req, payload, state.max_body_bytes).await?;
     let mut errors = FieldErrors::default();
     let role = errors
         .required("role", body.role.as_ref(), parse_role)
         .ok_or_else(|| errors.into_error())?;
-    let current = admin_of(&state, &owner, id).await?;
-    if current.role == role {
-        return Ok(HttpResponse::Ok().json(AdminView::from(current)));
-    }
     let admin = state
-        .store
-        .set_admin_role(owner.organization_id, id, role)
+        .app
+        .change_admin_role(&origin, &caller.0, id, role)
         .await?;
-    tracing::info!(admin_id = %admin.id, role = admin.role.as_str(), "admin role changed");
-    state
-        .audit(
-            &origin,
-            AuditEntry::by(&owner, AuditAction::AdminRoleChanged, admin.id.to_string()),
-        )
-        .await;
     Ok(HttpResponse::Ok().json(AdminView::from(admin)))
 }
 
@@ -416,35 +352,16 @@ pub async fn change_role(
         (status = 500, response = InternalError),
     )
 )]
-#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
 pub async fn remove(
     state: web::Data<AppState>,
-    caller: Owner,
-    origin: RequestOrigin,
+    caller: OwnerCaller,
+    Origin(origin): Origin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let Owner(owner) = caller;
     let id = parse_id(&path)?;
-    state.store.remove_admin(owner.organization_id, id).await?;
-    tracing::info!(admin_id = %id, "admin removed");
-    state
-        .audit(
-            &origin,
-            AuditEntry::by(&owner, AuditAction::AdminRemoved, id.to_string()),
-        )
-        .await;
+    state.app.remove_admin(&origin, &caller.0, id).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// The admin with this id if it belongs to the caller's organization;
-/// 404 `admin_not_found` otherwise (never revealing another organization's).
-async fn admin_of(state: &AppState, caller: &Admin, id: AdminId) -> Result<Admin, ApiError> {
-    state
-        .store
-        .admin_by_id(id)
-        .await?
-        .filter(|admin| admin.organization_id == caller.organization_id)
-        .ok_or(ApiError::AdminNotFound)
 }
 
 /// Admin ids are UUIDs; anything else names no admin.

@@ -17,10 +17,10 @@ use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
+use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::query_of;
 use crate::openapi::responses::{InternalError, InvalidAuditListing, OwnerRequired, Unauthorized};
 use crate::problem::ApiError;
-use crate::routes::admins::Owner;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -168,10 +168,10 @@ pub struct ListAuditQuery {
         (status = 500, response = InternalError),
     )
 )]
-#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Owner,
+    caller: OwnerCaller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     // Parsed here rather than as an extractor so that a missing token is a
@@ -179,10 +179,7 @@ pub async fn list(
     let raw: ListAuditQuery = query_of(&req)?;
     let query = parse_query(&raw)?;
     let limit = query.limit;
-    let page = state
-        .store
-        .audit_events(caller.0.organization_id, query)
-        .await?;
+    let page = state.app.audit_log(&caller.0, query).await?;
     let next_cursor = page.next.map(|id| id.to_string());
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &next_cursor {

@@ -8,7 +8,7 @@
 //!   object that was sent.
 //! - `ETag` is the revision as a strong entity tag (`"3"`). `GET`, `PUT`
 //!   and `DELETE` of a document honour `If-Match` and `If-None-Match`
-//!   (RFC 9110 §13, see [`crate::preconditions`]): without them a write is
+//!   (RFC 9110 §13, see [`orgsvc_domain::preconditions`]): without them a write is
 //!   unconditional; a failed condition is a 412 carrying the current `ETag`
 //!   (304 for `If-None-Match` on `GET`). `If-Match: *` only requires the
 //!   document to exist, `If-None-Match: *` fails for every document that
@@ -16,14 +16,12 @@
 //! - An id that is not a UUID is answered like an unknown id: 404, the same
 //!   as another organization's document.
 
-use std::future::Future;
-
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use orgsvc_domain::preconditions::{Decision, Preconditions};
 use orgsvc_domain::{
-    DocumentBody, DocumentError, DocumentId, DocumentQuery, OrganizationId, PageCursor, PageSize,
-    TenantDocument,
+    DocumentBody, DocumentId, DocumentQuery, PageCursor, PageSize, TenantDocument,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -39,7 +37,6 @@ use crate::openapi::responses::{
     BadRequestBody, DocumentNotFound, DocumentTooLarge, InternalError, InvalidDocument,
     InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized, UnsupportedMediaType,
 };
-use crate::preconditions::{Decision, Preconditions};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 use crate::validation::FieldErrors;
@@ -264,10 +261,8 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = caller.0.organization_id;
     let body = read_document(&state, &req, payload).await?;
-    let document = state.store.insert_document(organization, body).await?;
-    tracing::info!(document_id = %document.id, "document created");
+    let document = state.app.create_document(&caller.0, body).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, document_path(document.id)))
         .insert_header((header::ETAG, etag(document.revision)))
@@ -308,10 +303,7 @@ pub async fn list(
     let raw: ListDocumentsQuery = query_of(&req)?;
     let query = parse_listing(&raw)?;
     let limit = query.limit;
-    let page = state
-        .store
-        .list_documents(caller.0.organization_id, query)
-        .await?;
+    let page = state.app.documents(&caller.0, query).await?;
     let next_cursor = page.next.map(|cursor| cursor.encode());
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &next_cursor {
@@ -364,11 +356,8 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let document = state
-        .store
-        .find_document(caller.0.organization_id, id)
-        .await?;
-    match Preconditions::from_headers(req.headers()).evaluate(document.revision, true) {
+    let document = state.app.document(&caller.0, id).await?;
+    match preconditions(&req).evaluate(document.revision, true) {
         Decision::Proceed => Ok(HttpResponse::Ok()
             .insert_header((header::ETAG, etag(document.revision)))
             .json(StoredDocument::from(document))),
@@ -428,17 +417,12 @@ pub async fn replace(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = caller.0.organization_id;
     let id = parse_id(&path)?;
     let body = read_document(&state, &req, payload).await?;
-    let conditions = Preconditions::from_headers(req.headers());
-    let document = write_if(&state, organization, id, &conditions, |expected| {
-        state
-            .store
-            .replace_document(organization, id, body.clone(), expected)
-    })
-    .await?;
-    tracing::info!(document_id = %document.id, revision = document.revision, "document replaced");
+    let document = state
+        .app
+        .replace_document(&caller.0, id, body, &preconditions(&req))
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(document.revision)))
         .json(StoredDocument::from(document)))
@@ -477,14 +461,11 @@ pub async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = caller.0.organization_id;
     let id = parse_id(&path)?;
-    let conditions = Preconditions::from_headers(req.headers());
-    write_if(&state, organization, id, &conditions, |expected| {
-        state.store.delete_document(organization, id, expected)
-    })
-    .await?;
-    tracing::info!(document_id = %id, "document deleted");
+    state
+        .app
+        .delete_document(&caller.0, id, &preconditions(&req))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -605,49 +586,10 @@ fn percent_encode(value: &str) -> String {
     encoded
 }
 
-/// Most times a conditional write is tried when the document keeps
-/// changing between reading its revision and writing.
-const WRITE_ATTEMPTS: usize = 3;
-
-/// Performs `write` (a replacement or deletion given its expected revision)
-/// if the document meets `conditions` (RFC 9110 §13.2.2), atomically: the
-/// write names the revision the decision was made on, so the store's
-/// compare refuses it if the document changed in between, and the decision
-/// is then made again on the new revision. Unconditional writes and `*`
-/// name none; a single `If-Match` revision is named without a read. A
-/// document that changes under every one of [`WRITE_ATTEMPTS`] tries is a
-/// 412 with its latest `ETag` (nothing was written; the client re-reads).
-async fn write_if<T, W, F>(
-    state: &AppState,
-    organization: OrganizationId,
-    id: DocumentId,
-    conditions: &Preconditions,
-    write: W,
-) -> Result<T, ApiError>
-where
-    W: Fn(Option<u64>) -> F,
-    F: Future<Output = Result<T, DocumentError>>,
-{
-    if conditions.hold_for_any_revision() {
-        return Ok(write(None).await?);
-    }
-    if let Some(pinned) = conditions.pinned_revision() {
-        if conditions.evaluate(pinned, false) == Decision::Proceed {
-            // Any other revision fails `If-Match`: the store's 412 is right.
-            return Ok(write(Some(pinned)).await?);
-        }
-    }
-    let mut current = state.store.find_document(organization, id).await?.revision;
-    for _ in 0..WRITE_ATTEMPTS {
-        if conditions.evaluate(current, false) != Decision::Proceed {
-            break;
-        }
-        match write(Some(current)).await {
-            Err(DocumentError::RevisionMismatch { current: now }) => current = now,
-            done => return Ok(done?),
-        }
-    }
-    Err(ApiError::PreconditionFailed { current })
+/// The request's `If-Match` and `If-None-Match` (every field line of each).
+fn preconditions(req: &HttpRequest) -> Preconditions {
+    let lines = |name| req.headers().get_all(name).map(|value| value.to_str().ok());
+    Preconditions::from_field_lines(lines(header::IF_MATCH), lines(header::IF_NONE_MATCH))
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     if state.readiness.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    match state.store.ping().await {
+    match state.app.check_store().await {
         Ok(()) => Ok(HttpResponse::Ok().json(OK)),
         Err(error) => {
             tracing::warn!(error = %ErrorChain(&error), "readiness check failed");

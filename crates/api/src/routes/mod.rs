@@ -11,12 +11,12 @@ use actix_web::{web, HttpResponse, Resource, ResponseError};
 use crate::problem::ApiError;
 use crate::rate_limit::limit_per_client_ip;
 
-pub mod admin;
 pub mod admins;
 pub mod audit;
 pub mod data;
 pub mod health;
 pub mod organizations;
+pub mod sessions;
 
 /// Registers every route of the API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -50,18 +50,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/admin/login", "POST").route(
                 web::post()
-                    .to(admin::login)
+                    .to(sessions::login)
                     .wrap(from_fn(limit_per_client_ip)),
             ),
         )
         .service(
             resource("/admin/refresh", "POST").route(
                 web::post()
-                    .to(admin::refresh)
+                    .to(sessions::refresh)
                     .wrap(from_fn(limit_per_client_ip)),
             ),
         )
-        .service(resource("/admin/logout", "POST").route(web::post().to(admin::logout)))
+        .service(resource("/admin/logout", "POST").route(web::post().to(sessions::logout)))
         .service(resource("/health/live", "GET, HEAD").route(web::get().to(health::live)))
         .service(resource("/health/ready", "GET, HEAD").route(web::get().to(health::ready)));
 }

@@ -1,4 +1,5 @@
-//! Organizations: create, get, update (rename and credentials), delete.
+//! Organizations over HTTP: create, get, update (rename and credentials),
+//! delete (the use cases are [`orgsvc_app::organizations`]).
 //!
 //! Roles: anyone may create an organization (its creator becomes its first
 //! owner) and read one; renaming and deleting take an owner (403
@@ -7,15 +8,15 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use orgsvc_domain::{
-    AdminEmail, AdminUpdate, AuditAction, NewOrganization, Organization, OrganizationName, Password,
-};
+use orgsvc_app::organizations::{CreateOrganization, UpdateOrganization};
+use orgsvc_domain::{AdminEmail, Organization, OrganizationName, Password};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::extractors::auth::AuthenticatedAdmin;
+use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::{json_body, optional_json, JsonObject};
 use crate::openapi::responses::{
     BadRequestBody, CreateConflict, DeleteConflict, DeleteForbidden, InternalError,
@@ -23,8 +24,7 @@ use crate::openapi::responses::{
     UnsupportedMediaType, UpdateConflict, ValidationFailed,
 };
 use crate::problem::ApiError;
-use crate::request_origin::{AuditEntry, RequestOrigin};
-use crate::routes::admins::{require_owner, Owner};
+use crate::request_origin::Origin;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -53,34 +53,24 @@ pub struct CreateOrganizationRequest {
     password: Option<Value>,
 }
 
-/// A validated `POST /org/create`.
-#[derive(Debug)]
-struct CreateOrganization {
-    name: OrganizationName,
-    email: AdminEmail,
-    password: Password,
-}
-
-impl TryFrom<CreateOrganizationRequest> for CreateOrganization {
-    type Error = ApiError;
-
-    fn try_from(request: CreateOrganizationRequest) -> Result<Self, ApiError> {
-        let mut errors = FieldErrors::default();
-        let name = errors.required(
-            "organization_name",
-            request.organization_name.as_ref(),
-            OrganizationName::parse,
-        );
-        let email = errors.required("email", request.email.as_ref(), AdminEmail::parse);
-        let password = errors.required("password", request.password.as_ref(), Password::parse);
-        match (name, email, password) {
-            (Some(name), Some(email), Some(password)) => Ok(Self {
-                name,
-                email,
-                password,
-            }),
-            _ => Err(errors.into_error()),
-        }
+/// A `POST /org/create` body as the use case's command; every offending
+/// field is reported.
+fn create_command(request: CreateOrganizationRequest) -> Result<CreateOrganization, ApiError> {
+    let mut errors = FieldErrors::default();
+    let name = errors.required(
+        "organization_name",
+        request.organization_name.as_ref(),
+        OrganizationName::parse,
+    );
+    let email = errors.required("email", request.email.as_ref(), AdminEmail::parse);
+    let password = errors.required("password", request.password.as_ref(), Password::parse);
+    match (name, email, password) {
+        (Some(name), Some(email), Some(password)) => Ok(CreateOrganization {
+            name,
+            email,
+            password,
+        }),
+        _ => Err(errors.into_error()),
     }
 }
 
@@ -175,32 +165,12 @@ impl From<Organization> for OrganizationMetadata {
 #[tracing::instrument(skip_all, fields(org = tracing::field::Empty))]
 pub async fn create(
     state: web::Data<AppState>,
-    origin: RequestOrigin,
+    Origin(origin): Origin,
     body: JsonObject<CreateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let command = CreateOrganization::try_from(body.into_inner())?;
+    let command = create_command(body.into_inner())?;
     tracing::Span::current().record("org", command.name.as_str());
-    let password_hash = state.hasher.hash(&command.password).await?;
-    let organization = state
-        .store
-        .create_organization(NewOrganization::new(
-            command.name,
-            command.email,
-            password_hash,
-        ))
-        .await?;
-    tracing::info!(organization_id = %organization.id, "organization created");
-    state
-        .audit(
-            &origin,
-            AuditEntry {
-                organization: organization.id,
-                actor: Some(organization.admin_id),
-                action: AuditAction::OrganizationCreated,
-                target: organization.name.as_str().to_owned(),
-            },
-        )
-        .await;
+    let organization = state.app.create_organization(&origin, command).await?;
     Ok(HttpResponse::Created().json(CreatedOrganization {
         id: organization.id.as_uuid(),
         organization_name: organization.name.as_str().to_owned(),
@@ -242,11 +212,7 @@ pub async fn get(
     query: web::Query<OrganizationNameQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = parse_name(query.into_inner().organization_name.map(Value::String))?;
-    let organization = state
-        .store
-        .organization_by_name(&name)
-        .await?
-        .ok_or(ApiError::OrganizationNotFound)?;
+    let organization = state.app.organization(&name).await?;
     Ok(HttpResponse::Ok().json(OrganizationMetadata::from(organization)))
 }
 
@@ -279,34 +245,24 @@ pub struct UpdateOrganizationRequest {
     password: Option<Value>,
 }
 
-/// A validated `PUT /org/update`.
-#[derive(Debug)]
-struct UpdateOrganization {
-    name: OrganizationName,
-    email: Option<AdminEmail>,
-    password: Option<Password>,
-}
-
-impl TryFrom<UpdateOrganizationRequest> for UpdateOrganization {
-    type Error = ApiError;
-
-    fn try_from(request: UpdateOrganizationRequest) -> Result<Self, ApiError> {
-        let mut errors = FieldErrors::default();
-        let name = errors.required(
-            "organization_name",
-            request.organization_name.as_ref(),
-            OrganizationName::parse,
-        );
-        let email = errors.optional("email", request.email.as_ref(), AdminEmail::parse);
-        let password = errors.optional("password", request.password.as_ref(), Password::parse);
-        match (name, email, password) {
-            (Some(name), Some(email), Some(password)) => Ok(Self {
-                name,
-                email,
-                password,
-            }),
-            _ => Err(errors.into_error()),
-        }
+/// A `PUT /org/update` body as the use case's command; every offending
+/// field is reported.
+fn update_command(request: UpdateOrganizationRequest) -> Result<UpdateOrganization, ApiError> {
+    let mut errors = FieldErrors::default();
+    let name = errors.required(
+        "organization_name",
+        request.organization_name.as_ref(),
+        OrganizationName::parse,
+    );
+    let email = errors.optional("email", request.email.as_ref(), AdminEmail::parse);
+    let password = errors.optional("password", request.password.as_ref(), Password::parse);
+    match (name, email, password) {
+        (Some(name), Some(email), Some(password)) => Ok(UpdateOrganization {
+            name,
+            email,
+            password,
+        }),
+        _ => Err(errors.into_error()),
     }
 }
 
@@ -347,77 +303,17 @@ impl TryFrom<UpdateOrganizationRequest> for UpdateOrganization {
 pub async fn update(
     state: web::Data<AppState>,
     caller: AuthenticatedAdmin,
-    origin: RequestOrigin,
+    Origin(origin): Origin,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let AuthenticatedAdmin(admin) = caller;
     let body: UpdateOrganizationRequest = json_body(&req, payload, state.max_body_bytes).await?;
-    let command = UpdateOrganization::try_from(body)?;
-    let current = state
-        .store
-        .organization_by_id(admin.organization_id)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    let rename = command.name.as_str() != current.name.as_str();
-    if rename {
-        require_owner(&admin)?;
-    }
-    let email = command.email.filter(|email| *email != admin.email);
-    if let Some(email) = &email {
-        let holder = state.store.admin_credentials_by_email(email).await?;
-        if holder.is_some_and(|holder| holder.admin.id != admin.id) {
-            return Err(ApiError::EmailTaken);
-        }
-    }
-    let password_hash = match &command.password {
-        Some(password) => Some(state.hasher.hash(password).await?),
-        None => None,
-    };
-    let organization = if rename {
-        // The rename was decided on `current`, read before the checks and
-        // the hashing above: if another rename finished meanwhile (e.g. one
-        // that another instance took over and completed), this one is no
-        // longer the change the caller asked for (and the audit entry's
-        // "from" would be wrong), so the store renames only from `current`'s
-        // name, atomically: otherwise 409 `operation_in_progress`.
-        let renamed = state
-            .store
-            .rename_organization_from(admin.organization_id, &current.name, &command.name)
-            .await?;
-        state
-            .audit(
-                &origin,
-                AuditEntry {
-                    organization: renamed.id,
-                    actor: Some(admin.id),
-                    action: AuditAction::OrganizationRenamed,
-                    target: format!("{} -> {}", current.name.as_str(), renamed.name.as_str()),
-                },
-            )
-            .await;
-        renamed
-    } else {
-        current
-    };
-    let update = AdminUpdate {
-        email,
-        password_hash,
-    };
-    if !update.is_empty() {
-        state.store.update_admin(admin.id, update).await?;
-        state
-            .audit(
-                &origin,
-                AuditEntry::by(
-                    &admin,
-                    AuditAction::AdminCredentialsChanged,
-                    admin.id.to_string(),
-                ),
-            )
-            .await;
-    }
-    tracing::info!(renamed = rename, "organization updated");
+    let command = update_command(body)?;
+    let organization = state
+        .app
+        .update_organization(&origin, &admin, command)
+        .await?;
     Ok(HttpResponse::Ok().json(OrganizationMetadata::from(organization)))
 }
 
@@ -483,16 +379,16 @@ pub struct DeletedOrganization {
         (status = 500, response = InternalError),
     )
 )]
-#[tracing::instrument(skip_all, fields(organization_id = %caller.0.organization_id))]
+#[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Owner,
-    origin: RequestOrigin,
+    caller: OwnerCaller,
+    Origin(origin): Origin,
     req: HttpRequest,
     query: web::Query<OrganizationNameQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Owner(admin) = caller;
+    let OwnerCaller(owner) = caller;
     let body: Option<DeleteOrganizationRequest> =
         optional_json(&req, payload, state.max_body_bytes).await?;
     // A body that is sent must be valid, even when the query names the organization.
@@ -505,31 +401,12 @@ pub async fn delete(
         (None, Some(name)) => name,
         (None, None) => parse_name(None)?,
     };
-    // Compare with the caller's own organization before any lookup by name,
-    // so the answer never reveals whether another organization exists.
-    let own = state
-        .store
-        .organization_by_id(admin.organization_id)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    if own.name.canonical() != name.canonical() {
-        return Err(ApiError::Forbidden);
-    }
-    state.store.delete_organization(own.id).await?;
-    tracing::info!("organization deleted");
-    state
-        .audit(
-            &origin,
-            AuditEntry {
-                organization: own.id,
-                actor: Some(admin.id),
-                action: AuditAction::OrganizationDeleted,
-                target: own.name.as_str().to_owned(),
-            },
-        )
-        .await;
+    let deleted = state
+        .app
+        .delete_organization(&origin, &owner, &name)
+        .await?;
     Ok(HttpResponse::Ok().json(DeletedOrganization {
         deleted: true,
-        organization_name: own.name.as_str().to_owned(),
+        organization_name: deleted.name.as_str().to_owned(),
     }))
 }

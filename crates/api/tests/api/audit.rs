@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use actix_web::test::TestRequest;
 use chrono::{DateTime, TimeDelta, Utc};
-use orgsvc_api::store::Maintenance;
 use orgsvc_domain::{AuditEvent, AuditQuery, OrganizationId, PageSize};
 use serde_json::{json, Value};
 
@@ -379,7 +378,7 @@ async fn entries_of_a_deleted_organization_are_purged_once_the_retention_has_pas
     let globex_entries = stored_entries(&app, globex_id).await;
     assert!(!globex_entries.is_empty());
 
-    let maintenance = Maintenance::from_settings(&app.settings.security, &app.settings.audit);
+    let maintenance = app.settings.maintenance();
     let retention = TimeDelta::from_std(maintenance.audit_retention).unwrap();
     assert_eq!(
         retention,

@@ -21,7 +21,7 @@ use orgsvc_api::openapi::ApiDoc;
 use orgsvc_api::rate_limit::LoginRateLimiter;
 use orgsvc_api::startup::app;
 use orgsvc_api::state::{AppState, Credentials};
-use orgsvc_api::store::SelectedStore;
+use orgsvc_api::store_selection::SelectedStore;
 use orgsvc_domain::{SharedRateLimits, TenantStore};
 use serde_json::{json, Value};
 use tempfile::TempDir;

@@ -256,7 +256,7 @@ async fn metrics_listen_serves_metrics_on_its_own_port_only() {
     ]);
     let metrics = Metrics::from_settings(&settings.metrics).unwrap().unwrap();
     let credentials = Credentials::from_settings(&settings).unwrap();
-    let baseline = metrics.render(&credentials.hasher);
+    let baseline = metrics.render(credentials.hasher.pool_usage());
     let store = Arc::new(BrokenStore {
         reconciled: Some(ReconcileReport {
             completed: 2,

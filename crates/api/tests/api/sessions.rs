@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use actix_web::test::TestRequest;
 use chrono::{DateTime, TimeDelta, Utc};
-use orgsvc_api::store::Maintenance;
 use orgsvc_auth::{hash_refresh_token, PasswordHasher};
 use orgsvc_domain::{
     AdminEmail, AdminId, AdminRole, AuditAction, AuditEvent, AuditEventId, AuditQuery, NewAdmin,
@@ -326,7 +325,7 @@ async fn maintenance_purges_expired_sessions_and_old_audit_entries(app: TestApp)
     let (live, _) = create(&app, "Acme", "admin@acme.example").await;
     login(&app, "admin@acme.example").await;
 
-    let maintenance = Maintenance::from_settings(&app.settings.security, &app.settings.audit);
+    let maintenance = app.settings.maintenance();
     assert_eq!(
         maintenance.audit_retention,
         Duration::from_secs(90 * 86_400)

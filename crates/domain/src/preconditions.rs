@@ -3,15 +3,14 @@
 //! is `"<revision>"`.
 //!
 //! [`Preconditions::evaluate`] is the whole decision, a pure function of
-//! the headers, the current revision and the method; the handlers keep only
-//! the atomicity (a write names the revision the decision was made on as
-//! its expected revision, so the store's compare refuses it if the document
-//! changed in between).
+//! the field values, the current revision and the method; the use cases
+//! keep only the atomicity (a write names the revision the decision was
+//! made on as its expected revision, so the store's compare refuses it if
+//! the document changed in between). The HTTP layer only collects the
+//! field lines.
 //!
 //! `If-Modified-Since` and `If-Unmodified-Since` are ignored: documents are
 //! served without `Last-Modified` (RFC 9110 §13.1.3, §13.1.4).
-
-use actix_web::http::header::{self, HeaderMap, HeaderName};
 
 /// The conditional headers of a request on one document.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -34,11 +33,16 @@ pub enum Decision {
 }
 
 impl Preconditions {
-    /// Reads `If-Match` and `If-None-Match` (every field line of each).
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    /// The preconditions of a request whose `If-Match` and `If-None-Match`
+    /// fields have these field lines (each `None` when it is not visible
+    /// ASCII; no line at all: the field is absent).
+    pub fn from_field_lines<'a>(
+        if_match: impl IntoIterator<Item = Option<&'a str>>,
+        if_none_match: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Self {
         Self {
-            if_match: entity_tags(headers, header::IF_MATCH),
-            if_none_match: entity_tags(headers, header::IF_NONE_MATCH),
+            if_match: entity_tags(if_match),
+            if_none_match: entity_tags(if_none_match),
         }
     }
 
@@ -112,14 +116,14 @@ struct EntityTag {
     opaque: String,
 }
 
-/// Parses every `name` header into one list; `None` without any.
-fn entity_tags(headers: &HeaderMap, name: HeaderName) -> Option<EntityTags> {
-    let mut values = headers.get_all(name).peekable();
-    values.peek()?;
+/// Parses every field line of one field into one list; `None` without any.
+fn entity_tags<'a>(lines: impl IntoIterator<Item = Option<&'a str>>) -> Option<EntityTags> {
+    let mut lines = lines.into_iter().peekable();
+    lines.peek()?;
     let mut tags = Vec::new();
-    for value in values {
+    for line in lines {
         // A value that is not visible ASCII lists no usable tag.
-        let Ok(text) = value.to_str() else { continue };
+        let Some(text) = line else { continue };
         if text.trim() == "*" {
             return Some(EntityTags::Any);
         }
@@ -160,20 +164,12 @@ fn parse_tag_list(mut rest: &str, tags: &mut Vec<EntityTag>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
 
     fn conditions(
         if_match: Option<&'static str>,
         if_none_match: Option<&'static str>,
     ) -> Preconditions {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = if_match {
-            headers.append(header::IF_MATCH, HeaderValue::from_static(value));
-        }
-        if let Some(value) = if_none_match {
-            headers.append(header::IF_NONE_MATCH, HeaderValue::from_static(value));
-        }
-        Preconditions::from_headers(&headers)
+        Preconditions::from_field_lines(if_match.map(Some), if_none_match.map(Some))
     }
 
     #[test]
@@ -270,11 +266,7 @@ mod tests {
     }
 
     fn tags(values: &[&'static str]) -> Option<EntityTags> {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(header::IF_MATCH, HeaderValue::from_static(value));
-        }
-        entity_tags(&headers, header::IF_MATCH)
+        entity_tags(values.iter().map(|value| Some(*value)))
     }
 
     fn tag(weak: bool, opaque: &str) -> EntityTag {
@@ -298,6 +290,13 @@ mod tests {
             ]))
         );
         assert_eq!(tags(&["3"]), Some(EntityTags::List(vec![])));
+        // A field line that is not visible ASCII lists nothing; the field
+        // is still present.
+        assert_eq!(
+            entity_tags([None, Some("\"1\"")]),
+            Some(EntityTags::List(vec![tag(false, "1")]))
+        );
+        assert_eq!(entity_tags([None]), Some(EntityTags::List(vec![])));
     }
 
     #[test]

@@ -1,107 +1,15 @@
-//! Store selection by configuration, migrations, the MongoDB reconciler and
-//! the periodic maintenance of sessions and the audit log (both stores).
+//! Keeping a store in shape, in the background: reconciling half-done
+//! lifecycle operations ([`TenantStore::reconcile`], MongoDB) and purging
+//! expired sessions, idle login throttling, the audit entries of
+//! long-deleted organizations and ended rate-limit windows.
 
-use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use orgsvc_domain::{SharedRateLimits, StoreError, TenantStore};
-use orgsvc_mongo::MongoStore;
-use orgsvc_sqlite::SqliteStore;
-use secrecy::ExposeSecret;
+use orgsvc_domain::{ErrorChain, LoginThrottle, SharedRateLimits, TenantStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-use crate::config::{AuditSettings, SecuritySettings, Settings, StoreKind};
-use crate::problem::ErrorChain;
-
-/// The store chosen by `store.kind`.
-#[derive(Debug)]
-pub enum SelectedStore {
-    /// The embedded SQLite store.
-    Embedded(SqliteStore),
-    /// The MongoDB store.
-    Mongodb(MongoStore),
-}
-
-/// A migration that failed or was edited after being applied.
-#[derive(Debug, thiserror::Error)]
-#[error("migrating the store failed")]
-pub struct MigrationFailed(#[source] Box<dyn StdError + Send + Sync>);
-
-impl SelectedStore {
-    /// Opens (connects to) the configured store, without migrating it.
-    pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
-        match settings.store.kind {
-            StoreKind::Embedded => {
-                let path = &settings.store.path;
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|error| {
-                        StoreError::new(
-                            format!("creating the directory {} of store.path", parent.display()),
-                            error,
-                        )
-                    })?;
-                }
-                SqliteStore::open(path).await.map(Self::Embedded)
-            }
-            StoreKind::Mongodb => {
-                if settings.mongodb.reconcile_stale_after_secs.is_some() {
-                    tracing::warn!("mongodb.reconcile_stale_after_secs is deprecated: it sets mongodb.lease_timeout_secs");
-                }
-                MongoStore::connect(
-                    settings.mongodb.uri.expose_secret(),
-                    &settings.mongodb.master_db,
-                )
-                .await
-                .map(|store| {
-                    Self::Mongodb(store.with_lease_timeout(settings.mongodb.lease_timeout()))
-                })
-            }
-        }
-    }
-
-    /// Which store and where, safe to log (no credentials).
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Embedded(store) => store.describe(),
-            Self::Mongodb(store) => store.describe(),
-        }
-    }
-
-    /// Applies pending migrations; returns the names applied now.
-    pub async fn migrate(&self) -> Result<Vec<String>, MigrationFailed> {
-        match self {
-            Self::Embedded(store) => store.migrate().await.map_err(|e| MigrationFailed(e.into())),
-            Self::Mongodb(store) => store.migrate().await.map_err(|e| MigrationFailed(e.into())),
-        }
-    }
-
-    /// Whether half-done operations can exist and need [`TenantStore::reconcile`]
-    /// (MongoDB: its lifecycle operations span several non-atomic steps).
-    pub fn needs_reconciliation(&self) -> bool {
-        matches!(self, Self::Mongodb(_))
-    }
-
-    /// The store's counters for rate limits that every instance shares
-    /// (MongoDB); `None` for the embedded store, which serves one process
-    /// and keeps its limits in process.
-    pub fn shared_rate_limits(&self) -> Option<Arc<dyn SharedRateLimits>> {
-        match self {
-            Self::Embedded(_) => None,
-            Self::Mongodb(store) => Some(Arc::new(store.clone())),
-        }
-    }
-
-    /// The store as the handlers see it.
-    pub fn into_shared(self) -> Arc<dyn TenantStore> {
-        match self {
-            Self::Embedded(store) => Arc::new(store),
-            Self::Mongodb(store) => Arc::new(store),
-        }
-    }
-}
 
 /// Runs [`TenantStore::reconcile`] once and logs what it repaired.
 pub async fn reconcile_once(store: &dyn TenantStore, lease_timeout: Duration) {
@@ -165,12 +73,14 @@ pub struct Maintenance {
 const MIN_THROTTLE_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Maintenance {
-    /// The maintenance the settings ask for.
-    pub fn from_settings(security: &SecuritySettings, audit: &AuditSettings) -> Self {
+    /// Runs every `interval`, keeping idle login throttling as long as
+    /// `throttle`'s longest lock (at least a day) and the audit entries of
+    /// deleted organizations for `audit_retention`.
+    pub fn new(interval: Duration, throttle: &LoginThrottle, audit_retention: Duration) -> Self {
         Self {
-            interval: security.purge_interval(),
-            throttle_memory: security.login_throttle().max_lock.max(MIN_THROTTLE_MEMORY),
-            audit_retention: Duration::from_secs(u64::from(audit.retention_days) * 24 * 60 * 60),
+            interval,
+            throttle_memory: throttle.max_lock.max(MIN_THROTTLE_MEMORY),
+            audit_retention,
         }
     }
 
@@ -247,37 +157,19 @@ fn before(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
-
-    fn settings(env: &[(&str, &str)]) -> Settings {
-        let env = env
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect();
-        Settings::load_from(None, Some(env)).unwrap()
-    }
 
     #[test]
-    fn maintenance_follows_the_settings() {
-        let defaults = settings(&[]);
-        let maintenance = Maintenance::from_settings(&defaults.security, &defaults.audit);
-        assert_eq!(
-            maintenance,
-            Maintenance {
-                interval: Duration::from_secs(3600),
-                throttle_memory: Duration::from_secs(86_400),
-                audit_retention: Duration::from_secs(90 * 86_400),
-            }
-        );
-        let custom = settings(&[
-            ("ORGSVC__SECURITY__PURGE_INTERVAL_SECS", "60"),
-            ("ORGSVC__SECURITY__LOGIN_MAX_LOCK_SECS", "172800"),
-            ("ORGSVC__AUDIT__RETENTION_DAYS", "7"),
-        ]);
-        let maintenance = Maintenance::from_settings(&custom.security, &custom.audit);
-        assert_eq!(maintenance.interval, Duration::from_secs(60));
-        assert_eq!(maintenance.throttle_memory, Duration::from_secs(172_800));
-        assert_eq!(maintenance.audit_retention, Duration::from_secs(7 * 86_400));
+    fn throttling_state_is_kept_for_the_longest_lock_and_at_least_a_day() {
+        let throttle = |max_lock| LoginThrottle {
+            max_failures: 5,
+            base_lock: Duration::from_secs(60),
+            max_lock,
+        };
+        let day = Duration::from_secs(86_400);
+        let short = Maintenance::new(day, &throttle(Duration::from_secs(3600)), day);
+        assert_eq!(short.throttle_memory, day);
+        let long = Maintenance::new(day, &throttle(2 * day), day);
+        assert_eq!(long.throttle_memory, 2 * day);
     }
 
     #[test]

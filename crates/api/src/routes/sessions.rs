@@ -1,0 +1,281 @@
+//! Admin sessions over HTTP: `POST /admin/login`, `/admin/refresh` and
+//! `/admin/logout` (the use cases are [`orgsvc_app::sessions`]).
+//!
+//! A login answers a short-lived access token (JWT) and an opaque refresh
+//! token that starts a session ("family"). `POST /admin/refresh` uses the
+//! refresh token up and answers a new pair in the same family; presenting a
+//! used refresh token again revokes the whole family (reuse detection).
+//! `POST /admin/logout` revokes the family. Both credential endpoints are
+//! rate limited per client IP (see [`crate::rate_limit`]), and failed logins
+//! lock the email for a growing interval.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use orgsvc_app::TokenPair;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::extractors::body::JsonObject;
+use crate::openapi::responses::{
+    BadRequestBody, InternalError, InvalidCredentials, InvalidRefreshToken, LoginThrottled,
+    PayloadTooLarge, RateLimited, UnsupportedMediaType, ValidationFailed,
+};
+use crate::problem::ApiError;
+use crate::request_origin::Origin;
+use crate::state::AppState;
+use crate::validation::FieldErrors;
+
+/// Body of `POST /admin/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "email": "admin@acme.example",
+    "password": "correct horse battery staple"
+}))]
+pub struct LoginRequest {
+    /// The admin's email.
+    #[schema(value_type = String, format = Email, required = true)]
+    email: Option<Value>,
+    /// The admin's password.
+    #[schema(value_type = String, format = Password, required = true)]
+    password: Option<Value>,
+}
+
+/// A login's fields: both present as strings, not yet validated (an invalid
+/// value must fail exactly like a wrong one).
+#[derive(Debug)]
+struct LoginFields {
+    email: String,
+    password: String,
+}
+
+impl TryFrom<LoginRequest> for LoginFields {
+    type Error = ApiError;
+
+    fn try_from(request: LoginRequest) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let email = errors.required("email", request.email.as_ref(), |raw| Ok(raw.to_owned()));
+        let password = errors.required("password", request.password.as_ref(), |raw| {
+            Ok(raw.to_owned())
+        });
+        match (email, password) {
+            (Some(email), Some(password)) => Ok(Self { email, password }),
+            _ => Err(errors.into_error()),
+        }
+    }
+}
+
+/// Body of `POST /admin/refresh` and `POST /admin/logout`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"refresh_token": "Jx3b7m0H1sXlq9cX2y5c0PZf8oQe4uKt6wVbN1rD2aE"}))]
+pub struct RefreshTokenRequest {
+    /// The refresh token from the last login or refresh answer.
+    #[schema(value_type = String, required = true)]
+    refresh_token: Option<Value>,
+}
+
+/// A presented refresh token (any string: an unknown one simply finds no
+/// session).
+struct PresentedRefreshToken(String);
+
+impl TryFrom<RefreshTokenRequest> for PresentedRefreshToken {
+    type Error = ApiError;
+
+    fn try_from(request: RefreshTokenRequest) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        errors
+            .required("refresh_token", request.refresh_token.as_ref(), |raw| {
+                Ok(raw.to_owned())
+            })
+            .map(Self)
+            .ok_or_else(|| errors.into_error())
+    }
+}
+
+/// Issued tokens: a short-lived access token and the refresh token that
+/// gets the next one.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+    "token_type": "bearer",
+    "expires_in": 900,
+    "refresh_token": "Jx3b7m0H1sXlq9cX2y5c0PZf8oQe4uKt6wVbN1rD2aE",
+    "refresh_expires_in": 1209600
+}))]
+pub struct AccessToken {
+    /// JWT (HS256) to send as `Authorization: Bearer <access_token>`.
+    access_token: String,
+    /// Always `bearer`.
+    token_type: &'static str,
+    /// Seconds until the access token expires (`auth.access_token_ttl`).
+    expires_in: u64,
+    /// Opaque token (256 random bits, URL-safe base64) for `POST
+    /// /admin/refresh` and `POST /admin/logout`. It works once: each refresh
+    /// answers a new one, and presenting a used one again revokes the
+    /// session.
+    refresh_token: String,
+    /// Seconds until the refresh token expires unless used
+    /// (`auth.refresh_token_ttl`).
+    refresh_expires_in: u64,
+}
+
+/// Log in as an admin
+///
+/// Exchanges an admin's email and password for an access token and a
+/// refresh token (a new session). Unknown emails, wrong passwords and
+/// malformed values get the same answer in about the same time. The access
+/// token identifies the admin and its organization; it stays valid across
+/// renames and is revoked by a password change, the admin's removal or the
+/// organization's deletion.
+///
+/// Failed logins are counted per email (known or not): after
+/// `security.login_max_failures` of them the email is locked (429
+/// `login_locked`, even for the right password) for `security.login_lock_secs`,
+/// doubling with each further lock up to `security.login_max_lock_secs`; a
+/// successful login starts over. Each client IP may call this operation and
+/// `POST /admin/refresh` `security.login_rate_per_minute` times a minute after
+/// a burst of `security.login_rate_burst` (429 `rate_limited`). Both 429s carry
+/// `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/admin/login",
+    operation_id = "adminLogin",
+    tag = "admin",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "An access token and a refresh token (sent with `Cache-Control: no-store`).", body = AccessToken),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = InvalidCredentials),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = LoginThrottled),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    state: web::Data<AppState>,
+    Origin(origin): Origin,
+    body: JsonObject<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = LoginFields::try_from(body.into_inner())?;
+    let result = state
+        .app
+        .log_in(&origin, &fields.email, &fields.password)
+        .await;
+    if let Some(metrics) = &state.metrics {
+        metrics.record_login(&result);
+    }
+    Ok(tokens_response(result?))
+}
+
+/// Get a new access token with a refresh token
+///
+/// Uses the refresh token up and answers a new access token with a new
+/// refresh token of the same session. A refresh token works once: presenting
+/// one that was already used revokes its whole session (every refresh token
+/// issued from the same login), since either it was stolen or the client
+/// lost track of its latest token. Unknown, expired and revoked tokens, and
+/// tokens of an admin whose password changed since, who was removed or
+/// whose organization was deleted, are refused with 401
+/// `invalid_refresh_token`. Rate limited per client IP together with `POST
+/// /admin/login` (429 `rate_limited` with `Retry-After`).
+#[utoipa::path(
+    post,
+    path = "/admin/refresh",
+    operation_id = "adminRefresh",
+    tag = "admin",
+    request_body = RefreshTokenRequest,
+    responses(
+        (status = 200, description = "A new access token and refresh token (sent with `Cache-Control: no-store`); the presented refresh token is used up.", body = AccessToken),
+        (status = 400, response = BadRequestBody),
+        (status = 401, response = InvalidRefreshToken),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = RateLimited),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    Origin(origin): Origin,
+    body: JsonObject<RefreshTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = PresentedRefreshToken::try_from(body.into_inner())?;
+    let result = state.app.refresh(&origin, &presented.0).await;
+    if let (Some(metrics), Err(orgsvc_app::AppError::RefreshTokenReused)) =
+        (&state.metrics, &result)
+    {
+        metrics.record_refresh_token_reuse();
+    }
+    Ok(tokens_response(result?))
+}
+
+/// Log out
+///
+/// Revokes the session of the refresh token: it and every refresh token
+/// issued from the same login stop working (access tokens already issued
+/// stay valid until they expire, at most `auth.access_token_ttl`). Answers
+/// 204 whether or not the token was known, so it reveals nothing and can be
+/// repeated.
+#[utoipa::path(
+    post,
+    path = "/admin/logout",
+    operation_id = "adminLogout",
+    tag = "admin",
+    request_body = RefreshTokenRequest,
+    responses(
+        (status = 204, description = "The session is revoked (or the token was unknown, expired or already revoked)."),
+        (status = 400, response = BadRequestBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: JsonObject<RefreshTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = PresentedRefreshToken::try_from(body.into_inner())?;
+    state.app.log_out(&presented.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The answer carrying `tokens`; not cacheable (RFC 6749 §5.1).
+fn tokens_response(tokens: TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(AccessToken {
+            access_token: tokens.access_token,
+            token_type: "bearer",
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+            refresh_expires_in: tokens.refresh_expires_in,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_requests_need_a_string_token() {
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!({"refresh_token": null}),
+            serde_json::json!({"refresh_token": 5}),
+        ] {
+            let request: RefreshTokenRequest = serde_json::from_value(body).unwrap();
+            let Err(ApiError::Validation(fields)) = PresentedRefreshToken::try_from(request) else {
+                panic!("accepted");
+            };
+            assert_eq!(fields[0].field, "refresh_token");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The one error type of every use case: what went wrong, in the
+//! application's terms. The HTTP layer maps each variant to a status and a
+//! stable `code` in one table (`orgsvc-api`'s `problem` module).
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use orgsvc_auth::{AuthError, TokenError};
+use orgsvc_domain::{
+    AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
+};
+
+/// Why a use case did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Unknown email, wrong or malformed password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Failed logins locked the email; nothing was checked.
+    #[error("login locked")]
+    LoginLocked {
+        /// Until the lock ends.
+        retry_after: Duration,
+    },
+    /// The refresh token is unknown, expired, revoked, or its admin changed
+    /// password, was removed or lost its organization.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// A used refresh token was presented again: its whole session was
+    /// revoked (reuse detection).
+    #[error("refresh token reused")]
+    RefreshTokenReused,
+    /// The access token is malformed, forged or revoked, or names an admin
+    /// or organization that no longer holds.
+    #[error("invalid access token")]
+    InvalidToken,
+    /// The access token has expired.
+    #[error("expired access token")]
+    TokenExpired,
+    /// The caller is an `admin`, not an owner, of its organization.
+    #[error("owner role required")]
+    OwnerRequired,
+    /// The caller may act only on its own organization.
+    #[error("forbidden")]
+    Forbidden,
+    /// No organization has the name.
+    #[error("organization not found")]
+    OrganizationNotFound,
+    /// The name (or one mapping to the same collection) is taken.
+    #[error("organization name taken")]
+    OrganizationNameTaken,
+    /// Another admin uses the email.
+    #[error("email taken")]
+    EmailTaken,
+    /// Another change to the organization is in progress; nothing was done.
+    #[error("operation in progress")]
+    OperationInProgress,
+    /// The organization's collection is being moved (or an interrupted
+    /// operation finished); nothing was done.
+    #[error("organization busy")]
+    OrganizationBusy,
+    /// The caller's organization has no admin with this id.
+    #[error("admin not found")]
+    AdminNotFound,
+    /// The change would leave the organization without an owner.
+    #[error("last owner")]
+    LastOwner,
+    /// The caller's organization has no document with this id.
+    #[error("document not found")]
+    DocumentNotFound,
+    /// The request's preconditions do not hold for the document's current
+    /// revision (RFC 9110 §13.2.2); nothing was done.
+    #[error("precondition failed")]
+    PreconditionFailed {
+        /// The document's current revision.
+        current: u64,
+    },
+    /// The store did not answer (retry later).
+    #[error("store unavailable")]
+    StoreUnavailable(#[source] StoreError),
+    /// Anything unexpected (a store or credential-service failure); the
+    /// source is for the log only, never for the client.
+    #[error("unexpected error")]
+    Unexpected(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            Self::StoreUnavailable(error)
+        } else {
+            Self::Unexpected(Box::new(error))
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(error: AuthError) -> Self {
+        Self::Unexpected(Box::new(error))
+    }
+}
+
+impl From<TokenError> for AppError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Expired => Self::TokenExpired,
+            TokenError::Invalid => Self::InvalidToken,
+        }
+    }
+}
+
+impl From<CreateOrganizationError> for AppError {
+    fn from(error: CreateOrganizationError) -> Self {
+        match error {
+            CreateOrganizationError::NameTaken => Self::OrganizationNameTaken,
+            CreateOrganizationError::EmailTaken => Self::EmailTaken,
+            CreateOrganizationError::Busy => Self::OrganizationBusy,
+            CreateOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<RenameOrganizationError> for AppError {
+    fn from(error: RenameOrganizationError) -> Self {
+        match error {
+            RenameOrganizationError::NotFound => Self::OrganizationNotFound,
+            RenameOrganizationError::NameTaken => Self::OrganizationNameTaken,
+            RenameOrganizationError::Busy | RenameOrganizationError::NameChanged => {
+                Self::OperationInProgress
+            }
+            RenameOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<DeleteOrganizationError> for AppError {
+    fn from(error: DeleteOrganizationError) -> Self {
+        match error {
+            DeleteOrganizationError::NotFound => Self::OrganizationNotFound,
+            DeleteOrganizationError::Busy => Self::OperationInProgress,
+            DeleteOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<DocumentError> for AppError {
+    fn from(error: DocumentError) -> Self {
+        match error {
+            // The organization was deleted since the token was checked: the
+            // token no longer holds, as the next request would find.
+            DocumentError::OrganizationNotFound => Self::InvalidToken,
+            DocumentError::NotFound => Self::DocumentNotFound,
+            DocumentError::RevisionMismatch { current } => Self::PreconditionFailed { current },
+            DocumentError::Busy => Self::OrganizationBusy,
+            DocumentError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<UpdateAdminError> for AppError {
+    fn from(error: UpdateAdminError) -> Self {
+        match error {
+            // The admin vanished since authentication: its organization was deleted.
+            UpdateAdminError::NotFound => Self::InvalidToken,
+            UpdateAdminError::EmailTaken => Self::EmailTaken,
+            UpdateAdminError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<AddAdminError> for AppError {
+    fn from(error: AddAdminError) -> Self {
+        match error {
+            // The organization was deleted since the token was checked.
+            AddAdminError::OrganizationNotFound => Self::InvalidToken,
+            AddAdminError::EmailTaken => Self::EmailTaken,
+            AddAdminError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<ChangeAdminError> for AppError {
+    fn from(error: ChangeAdminError) -> Self {
+        match error {
+            ChangeAdminError::NotFound => Self::AdminNotFound,
+            ChangeAdminError::LastOwner => Self::LastOwner,
+            ChangeAdminError::Store(error) => error.into(),
+        }
+    }
+}

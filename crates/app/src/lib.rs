@@ -1,0 +1,124 @@
+//! orgsvc's application layer: one home per use case.
+//!
+//! [`Application`] holds the store (the domain's [`TenantStore`] port), the
+//! password hasher and the token service, and offers each use case as a
+//! method that takes domain values and answers domain results (a token
+//! pair, an organization, a page of documents) or an [`AppError`]:
+//! - [`sessions`]: log in, refresh, log out, authenticate an access token;
+//! - [`organizations`]: create, get, update (rename and credentials), delete;
+//! - [`admins`]: add, list, get, change the role of, remove;
+//! - [`documents`]: the tenant's documents, with conditional writes;
+//! - [`audit`]: recording what requests did, and reading the log;
+//! - [`maintenance`]: the periodic purge of sessions, throttles and audit.
+//!
+//! This crate depends on `orgsvc-domain` and `orgsvc-auth` only: no web
+//! framework, no database driver (`scripts/check-layering` proves it). The
+//! HTTP layer parses requests into domain values, calls a use case and maps
+//! its result; the rules themselves live in the domain.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orgsvc_auth::{HashingPoolUsage, PasswordHasher, TokenService};
+use orgsvc_domain::{LoginThrottle, StoreError, TenantStore};
+
+pub mod admins;
+pub mod audit;
+pub mod documents;
+mod error;
+pub mod maintenance;
+pub mod organizations;
+pub mod sessions;
+
+pub use admins::Owner;
+pub use audit::RequestOrigin;
+pub use error::AppError;
+pub use sessions::TokenPair;
+
+/// What the use cases need from configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppSettings {
+    /// How long a refresh token stays usable (`auth.refresh_token_ttl`).
+    pub refresh_token_ttl: Duration,
+    /// When failed logins lock an email (`security.login_*`).
+    pub login_throttle: LoginThrottle,
+}
+
+/// The use cases, over one store and one pair of credential services.
+/// Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Application {
+    store: Arc<dyn TenantStore>,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+    settings: AppSettings,
+}
+
+impl fmt::Debug for Application {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Application")
+            .field("hasher", &self.hasher)
+            .field("tokens", &self.tokens)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// The use cases over `store`, hashing with `hasher` and signing with
+    /// `tokens`.
+    pub fn new(
+        store: Arc<dyn TenantStore>,
+        hasher: PasswordHasher,
+        tokens: TokenService,
+        settings: AppSettings,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            tokens,
+            settings,
+        }
+    }
+
+    /// The same application over `decorate(store)` (e.g. a decorator that
+    /// times every call).
+    pub fn map_store(
+        self,
+        decorate: impl FnOnce(Arc<dyn TenantStore>) -> Arc<dyn TenantStore>,
+    ) -> Self {
+        Self {
+            store: decorate(self.store),
+            ..self
+        }
+    }
+
+    /// The same application hashing with `decorate(hasher)` (e.g. one that
+    /// reports its queue waits).
+    pub fn map_hasher(self, decorate: impl FnOnce(PasswordHasher) -> PasswordHasher) -> Self {
+        Self {
+            hasher: decorate(self.hasher),
+            ..self
+        }
+    }
+
+    /// The store, for the composition root's background jobs (reconciling,
+    /// draining at shutdown).
+    pub fn store(&self) -> &Arc<dyn TenantStore> {
+        &self.store
+    }
+
+    /// Whether the store answers (readiness).
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn check_store(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// How busy the password-hashing pool is now (metrics).
+    pub fn hashing_pool_usage(&self) -> HashingPoolUsage {
+        self.hasher.pool_usage()
+    }
+}
