@@ -55,30 +55,6 @@ pub fn middleware(settings: &CorsSettings) -> Option<Cors> {
     Some(cors)
 }
 
-/// Whether `origin` can be listed in `cors.allowed_origins`: `*`, or an
-/// origin as browsers send it (RFC 6454 §6.2: `scheme://host[:port]`, no
-/// path, no trailing slash).
-pub fn is_valid_origin(origin: &str) -> bool {
-    if origin == "*" {
-        return true;
-    }
-    let Some((scheme, rest)) = origin.split_once("://") else {
-        return false;
-    };
-    let host = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
-            if port.parse::<u16>().is_err() {
-                return false;
-            }
-            host
-        }
-        _ => rest,
-    };
-    matches!(scheme, "http" | "https")
-        && !host.is_empty()
-        && !rest.contains(['/', '?', '#', '@', ' '])
-}
-
 /// Answers a preflight that `actix-cors` refused (its errors are plain
 /// text) with 403 problem+json `cors_refused`, saying why; every other
 /// response passes unchanged.
@@ -100,35 +76,4 @@ pub async fn problem_for_refused_preflight(
         }
         None => response,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_scheme_host_and_optional_port() {
-        for good in [
-            "*",
-            "https://app.example.com",
-            "http://localhost:3000",
-            "https://[::1]:8443",
-            "http://127.0.0.1",
-        ] {
-            assert!(is_valid_origin(good), "{good}");
-        }
-        for bad in [
-            "",
-            "app.example.com",
-            "https://app.example.com/",
-            "https://app.example.com/path",
-            "ftp://files.example.com",
-            "https://",
-            "https://app.example.com:port",
-            "https://user@app.example.com",
-            "https://a.example.com?x=1",
-        ] {
-            assert!(!is_valid_origin(bad), "{bad}");
-        }
-    }
 }

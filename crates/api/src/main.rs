@@ -6,11 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use orgsvc_api::config::Settings;
-use orgsvc_api::openapi::ApiDoc;
+use orgsvc_api::openapi;
 use orgsvc_api::problem::ErrorChain;
 use orgsvc_api::startup::{self, Command, StartupError};
 use orgsvc_api::telemetry;
-use utoipa::OpenApi;
 
 /// Multi-tenant Organization Management Service.
 #[derive(Debug, Parser)]
@@ -55,7 +54,7 @@ async fn main() -> ExitCode {
 
 /// Writes the OpenAPI document to stdout, as `openapi.json` holds it.
 fn print_openapi() -> ExitCode {
-    let written = ApiDoc::openapi()
+    let written = openapi::document()
         .to_pretty_json()
         .map_err(io::Error::other)
         .and_then(|json| writeln!(io::stdout().lock(), "{json}"));

@@ -3,10 +3,32 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::problem::{FieldError, Problem};
-use crate::routes::{admins, audit, data, health, organizations, sessions};
+use crate::problem::{responses, FieldError, Problem};
+use crate::routes;
 
-/// The API's OpenAPI document.
+/// The API's OpenAPI document: [`ApiDoc`]'s info, shared components and
+/// tags, then each route module's operations
+/// ([`routes::documented_operations`], registered next to the routes that
+/// serve them), then the modifiers that apply to every operation.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    for operations in routes::documented_operations() {
+        document.merge(operations);
+    }
+    let modifiers: [&dyn Modify; 4] = [
+        &BearerSecurity,
+        &TransportResponses,
+        &StoreResponses,
+        &OrganizationNamePattern,
+    ];
+    for modifier in modifiers {
+        modifier.modify(&mut document);
+    }
+    document
+}
+
+/// What the document holds besides the operations: its info, the shared
+/// components (problem documents and responses) and the tags.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -19,39 +41,8 @@ use crate::routes::{admins, audit, data, health, organizations, sessions};
             or body too slow), 429 `too_many_connections` (`server.max_connections_per_ip`) \
             and 431 `header_fields_too_large`; each closes the connection."
     ),
-    paths(
-        organizations::create,
-        organizations::get,
-        organizations::update,
-        organizations::delete,
-        data::create,
-        data::list,
-        data::get,
-        data::replace,
-        data::delete,
-        admins::add,
-        admins::list,
-        admins::get,
-        admins::change_role,
-        admins::remove,
-        audit::list,
-        sessions::login,
-        sessions::refresh,
-        sessions::logout,
-        health::live,
-        health::ready,
-    ),
     components(
-        // DeleteOrganizationRequest: referenced by name from `DELETE /org/delete`'s optional body.
-        schemas(
-            Problem,
-            FieldError,
-            organizations::DeleteOrganizationRequest,
-            data::DocumentData,
-            data::DocumentValue,
-            admins::AdminRole,
-            audit::AuditActionName,
-        ),
+        schemas(Problem, FieldError),
         responses(
             responses::BadRequestBody,
             responses::Unauthorized,
@@ -86,12 +77,6 @@ use crate::routes::{admins, audit, data, health, organizations, sessions};
             responses::StoreUnavailable,
             responses::HeaderFieldsTooLarge,
         )
-    ),
-    modifiers(
-        &BearerSecurity,
-        &TransportResponses,
-        &StoreResponses,
-        &OrganizationNamePattern
     ),
     tags(
         (name = "organizations", description = "Organizations (tenants) and their collections."),
@@ -242,350 +227,6 @@ impl Modify for StoreResponses {
                     Ref::from_response_name("StoreUnavailable").into(),
                 );
             }
-        }
-    }
-}
-
-/// Reusable problem responses; their examples are the documents the API
-/// actually sends, built from [`ApiError`](crate::problem::ApiError).
-pub mod responses {
-    use utoipa::openapi::example::ExampleBuilder;
-    use utoipa::openapi::header::HeaderBuilder;
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-    use utoipa::ToResponse;
-
-    use crate::problem::{ApiError, FieldError, PROBLEM_JSON};
-
-    fn problem_response(
-        description: &str,
-        headers: &[(&str, &str)],
-        examples: Vec<ApiError>,
-    ) -> RefOr<Response> {
-        let examples = examples.into_iter().map(|error| {
-            let example = ExampleBuilder::new()
-                .summary(error.problem().title)
-                .value(serde_json::to_value(error.problem()).ok())
-                .build();
-            (error.code(), example)
-        });
-        let content = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
-            .examples_from_iter(examples)
-            .build();
-        let mut response = ResponseBuilder::new()
-            .description(description)
-            .content(PROBLEM_JSON, content);
-        for (name, description) in headers {
-            response = response.header(
-                *name,
-                HeaderBuilder::new().description(Some(*description)).build(),
-            );
-        }
-        response.build().into()
-    }
-
-    macro_rules! problem_responses {
-        ($($(#[$doc:meta])* $name:ident { $description:literal, headers: [$($header:expr),*], examples: [$($example:expr),+ $(,)?] })+) => {
-            $(
-                $(#[$doc])*
-                #[derive(Debug)]
-                pub struct $name;
-
-                impl<'r> ToResponse<'r> for $name {
-                    fn response() -> (&'r str, RefOr<Response>) {
-                        (
-                            stringify!($name),
-                            problem_response($description, &[$($header),*], vec![$($example),+]),
-                        )
-                    }
-                }
-            )+
-        };
-    }
-
-    const WWW_AUTHENTICATE: (&str, &str) = (
-        "WWW-Authenticate",
-        "`Bearer realm=\"orgsvc\"`, with `error=\"invalid_token\"` when a token was presented but refused.",
-    );
-    const RETRY_AFTER: (&str, &str) = (
-        "Retry-After",
-        "Seconds to wait before retrying (sent with `operation_in_progress`).",
-    );
-
-    const RETRY_AFTER_THROTTLED: (&str, &str) = (
-        "Retry-After",
-        "Whole seconds (rounded up) until a call can succeed: until the client IP may call \
-         again, or until the email's lock ends.",
-    );
-
-    problem_responses! {
-        /// 400.
-        BadRequestBody {
-            "The body is not valid JSON (`errors` names the member or element the error is in \
-             as a JSON Pointer, when it is inside one) or could not be read; or the request line \
-             or a header field is malformed (`malformed_request`, the connection is closed).",
-            headers: [],
-            examples: [
-                ApiError::MalformedJson {
-                    reason: "EOF while parsing an object at line 1 column 24".into(),
-                    pointer: None,
-                },
-                ApiError::MalformedJson {
-                    reason: "expected value at line 1 column 48".into(),
-                    pointer: Some("/email/1".into()),
-                },
-                ApiError::UnreadableBody,
-                ApiError::MalformedRequest,
-            ]
-        }
-        /// 400 of the HTTP layer.
-        MalformedRequest {
-            "The request line or a header field is not valid HTTP/1.1; the connection is closed.",
-            headers: [],
-            examples: [ApiError::MalformedRequest]
-        }
-        /// 408.
-        RequestTimeout {
-            "The request's header fields did not arrive within \
-             `server.header_read_timeout_secs` (default 20), or its body within \
-             `server.body_read_timeout_secs` (default 30) of the service starting to read it; \
-             the connection is closed.",
-            headers: [],
-            examples: [ApiError::RequestTimeout]
-        }
-        /// 429 of the HTTP layer.
-        TooManyConnections {
-            "The client IP holds `server.max_connections_per_ip` (default 64) open connections \
-             already; this one is answered before its request is read, and closed.",
-            headers: [],
-            examples: [ApiError::TooManyConnections { limit: 64 }]
-        }
-        /// 431.
-        HeaderFieldsTooLarge {
-            "The request head exceeds 96 header fields or 128 KiB; the connection is closed.",
-            headers: [],
-            examples: [ApiError::HeaderFieldsTooLarge]
-        }
-        /// 401 of protected operations.
-        Unauthorized {
-            "No bearer token, or a malformed, forged, expired or revoked one (a password change \
-             or the admin's removal revokes the admin's earlier tokens; deleting the organization \
-             revokes all of its tokens).",
-            headers: [WWW_AUTHENTICATE],
-            examples: [ApiError::MissingToken, ApiError::InvalidToken, ApiError::TokenExpired]
-        }
-        /// 401 of the login.
-        InvalidCredentials {
-            "Unknown email or wrong password (indistinguishable on purpose).",
-            headers: [],
-            examples: [ApiError::InvalidCredentials]
-        }
-        /// 404.
-        OrganizationNotFound {
-            "No organization has this name (or it was deleted meanwhile).",
-            headers: [],
-            examples: [ApiError::OrganizationNotFound]
-        }
-        /// 409 of the creation.
-        CreateConflict {
-            "The name (ignoring case and separators) or the email is taken.",
-            headers: [],
-            examples: [ApiError::OrganizationNameTaken, ApiError::EmailTaken]
-        }
-        /// 409 of the update.
-        UpdateConflict {
-            "The new name or email is taken, or another change to the organization is in progress.",
-            headers: [RETRY_AFTER],
-            examples: [
-                ApiError::OrganizationNameTaken,
-                ApiError::EmailTaken,
-                ApiError::OperationInProgress,
-            ]
-        }
-        /// 409 of the deletion.
-        DeleteConflict {
-            "Another change to the organization is in progress.",
-            headers: [RETRY_AFTER],
-            examples: [ApiError::OperationInProgress]
-        }
-        /// 413.
-        PayloadTooLarge {
-            "The body exceeds `server.max_body_bytes`.",
-            headers: [],
-            examples: [ApiError::PayloadTooLarge { limit: 65_536 }]
-        }
-        /// 415.
-        UnsupportedMediaType {
-            "The body is not sent as `application/json` or `application/<subtype>+json` (any \
-             `charset` parameter is ignored), or is sent with a `Content-Encoding` other than \
-             `identity` (`unsupported_content_encoding`, with `Accept-Encoding: identity`).",
-            headers: [("Accept-Encoding", "`identity`, on `unsupported_content_encoding`.")],
-            examples: [ApiError::UnsupportedMediaType, ApiError::UnsupportedContentEncoding]
-        }
-        /// 422.
-        ValidationFailed {
-            "The body is not a JSON object (`field` is `\"\"`, the whole body), or fields are \
-             missing, of the wrong JSON type or invalid; `errors` lists every one. A key that \
-             occurs twice in one object, or a number beyond about ±1.8e308, is named by a JSON \
-             Pointer (`/email`).",
-            headers: [],
-            examples: [ApiError::Validation(vec![
-                FieldError::new("organization_name", "must be 2 to 64 characters long"),
-                FieldError::new("email", "must be an address like name@example.com"),
-                FieldError::new("password", "is required"),
-            ])]
-        }
-        /// 404 of a tenant document.
-        DocumentNotFound {
-            "The caller's organization has no document with this id (also for ids that are \
-             not UUIDs, and for other organizations' documents).",
-            headers: [],
-            examples: [ApiError::DocumentNotFound]
-        }
-        /// 412 of a conditional document request.
-        PreconditionFailed {
-            "`If-Match` or `If-None-Match` does not hold for the document's current revision \
-             (RFC 9110 §13.2.2); nothing was changed.",
-            headers: [("ETag", "The document's current revision, e.g. `\"4\"`.")],
-            examples: [ApiError::PreconditionFailed { current: 4 }]
-        }
-        /// 413 of a tenant document.
-        DocumentTooLarge {
-            "The document exceeds `data.max_document_bytes` (default 262144).",
-            headers: [],
-            examples: [ApiError::PayloadTooLarge { limit: 262_144 }]
-        }
-        /// 422 of a tenant document.
-        InvalidDocument {
-            "The body is not a JSON object, or a field name starts with `$` or contains `.` or \
-             NUL, or a number is outside the signed 64-bit range (-2^63 to 2^63-1), or nesting exceeds 100 levels, \
-             or a key occurs twice in one object. `field` \
-             is a JSON Pointer (RFC 6901) to the offending place (empty: the whole body).",
-            headers: [],
-            examples: [ApiError::Validation(vec![FieldError::new(
-                "/address/$city",
-                "field names must not start with '$'",
-            )])]
-        }
-        /// 422 of a document listing.
-        InvalidListing {
-            "`limit`, `after` or `filter` is invalid, or the query has another parameter; \
-             errors inside `filter` name `filter` followed by a JSON Pointer.",
-            headers: [],
-            examples: [ApiError::Validation(vec![
-                FieldError::new("limit", "must be between 1 and 100"),
-                FieldError::new("after", "is not a cursor returned by this API"),
-                FieldError::new("filter/tags", "filter values must be strings, numbers, booleans or null"),
-            ])]
-        }
-        /// 503 while a rename moves the organization's collection, or an
-        /// interrupted operation is being finished.
-        OrganizationBusy {
-            "An operation on the organization is in progress (`organization_busy`): a rename \
-             moving its collection, or an operation that an instance could not finish (it was \
-             stopped or paused) being finished or undone by another; or the store does not \
-             answer (`store_unavailable`). Nothing was done. Retry after `Retry-After` seconds.",
-            headers: [("Retry-After", "Seconds to wait before retrying.")],
-            examples: [ApiError::OrganizationBusy, ApiError::StoreUnavailable]
-        }
-        /// 503 of operations that use the store.
-        StoreUnavailable {
-            "The store does not answer (`store_unavailable`: MongoDB unreachable within its \
-             server selection timeout); nothing is known to have changed. Retry after \
-             `Retry-After` seconds.",
-            headers: [("Retry-After", "Seconds to wait before retrying.")],
-            examples: [ApiError::StoreUnavailable]
-        }
-        /// 403 of owner-only operations.
-        OwnerRequired {
-            "The caller is an `admin` of its organization; this operation takes an `owner`.",
-            headers: [],
-            examples: [ApiError::OwnerRequired]
-        }
-        /// 403 of the deletion.
-        DeleteForbidden {
-            "The caller is not an owner of its organization (`owner_required`), or the named \
-             organization is not the caller's (`forbidden`, whether or not it exists).",
-            headers: [],
-            examples: [ApiError::OwnerRequired, ApiError::Forbidden]
-        }
-        /// 404 of an admin.
-        AdminNotFound {
-            "The caller's organization has no admin with this id (also for ids that are not \
-             UUIDs, and for other organizations' admins).",
-            headers: [],
-            examples: [ApiError::AdminNotFound]
-        }
-        /// 409 of adding an admin.
-        AddAdminConflict {
-            "Another admin (of any organization) already has this email, compared ignoring case.",
-            headers: [],
-            examples: [ApiError::EmailTaken]
-        }
-        /// 409 of removing or demoting an admin.
-        LastOwner {
-            "The admin is the organization's last owner: it cannot be removed or demoted \
-             (make another admin an owner first). Nothing was changed.",
-            headers: [],
-            examples: [ApiError::LastOwner]
-        }
-        /// 422 of an audit log listing.
-        InvalidAuditListing {
-            "`limit` or `before` is invalid, or the query has another parameter.",
-            headers: [],
-            examples: [ApiError::Validation(vec![
-                FieldError::new("limit", "must be between 1 and 100"),
-                FieldError::new("before", "is not a cursor returned by this API"),
-            ])]
-        }
-        /// 401 of the refresh.
-        InvalidRefreshToken {
-            "The refresh token is unknown, expired, already used (which revokes its whole \
-             session) or revoked (logout, password change, the admin's removal or the \
-             organization's deletion). Log in again.",
-            headers: [],
-            examples: [ApiError::InvalidRefreshToken]
-        }
-        /// 429 of the login.
-        LoginThrottled {
-            "Too many connections from the client IP (`too_many_connections`: \
-             `server.max_connections_per_ip`, the connection is closed), or too many login or \
-             refresh calls from it (`rate_limited`: \
-             `security.login_rate_per_minute` after a burst of `security.login_rate_burst`), or \
-             too many failed logins for the email (`login_locked`: the password was not \
-             checked; the lock starts at `security.login_lock_secs` and doubles with each \
-             further lock up to `security.login_max_lock_secs`).",
-            headers: [RETRY_AFTER_THROTTLED],
-            examples: [
-                ApiError::RateLimited { retry_after_secs: 2 },
-                ApiError::LoginLocked { retry_after_secs: 60 },
-            ]
-        }
-        /// 429 of the refresh.
-        RateLimited {
-            "Too many login or refresh calls from the client IP \
-             (`security.login_rate_per_minute` after a burst of `security.login_rate_burst`), or \
-             too many connections from it (`too_many_connections`: \
-             `server.max_connections_per_ip`, the connection is closed).",
-            headers: [RETRY_AFTER_THROTTLED],
-            examples: [
-                ApiError::RateLimited { retry_after_secs: 2 },
-                ApiError::TooManyConnections { limit: 64 },
-            ]
-        }
-        /// 500.
-        InternalError {
-            "An unexpected error; details are only in the server's log.",
-            headers: [],
-            examples: [ApiError::unexpected("hidden")]
-        }
-        /// 503 of the readiness probe.
-        NotReady {
-            "The store does not answer (`store_unavailable`), or this instance is shutting down \
-             (`shutting_down`: from SIGTERM or SIGINT on, until the process exits within \
-             `server.shutdown_timeout_secs`).",
-            headers: [],
-            examples: [ApiError::StoreUnavailable, ApiError::ShuttingDown]
         }
     }
 }

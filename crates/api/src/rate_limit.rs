@@ -35,15 +35,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{ClientKey, RateDecision, RateLimit, SharedRateLimits};
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
-
 use crate::config::SecuritySettings;
-use crate::problem::{whole_seconds_up, ApiError, ErrorChain};
-use crate::request_origin::Origin;
-use crate::state::AppState;
+use crate::problem::{whole_seconds_up, ErrorChain};
 
 /// Most clients the limiter keeps state for.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -258,58 +251,6 @@ impl LoginRateLimiter {
                 self.local.check_at(client, instant)
             }
         }
-    }
-}
-
-/// Middleware for the credential routes: answers 429 `rate_limited` with
-/// `Retry-After` when the client IP (see [`Origin`]) is over
-/// `security.login_rate_per_minute` / `security.login_rate_burst` (as
-/// [`AppState::login_rate_limiter`] counts: in process or via the store),
-/// before the body is read.
-pub async fn limit_per_client_ip(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limited = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => {
-            let limiter = state.login_rate_limiter.clone();
-            let Origin(origin) = Origin::of(req.request());
-            limiter.check(origin.client_ip).await.err()
-        }
-        None => {
-            let error = ApiError::unexpected("AppState is not registered");
-            return Ok(req
-                .into_response(error.error_response())
-                .map_into_right_body());
-        }
-    };
-    match limited {
-        Some(limited) => {
-            // Debug only: a flood must not flood the log as well.
-            tracing::debug!(
-                path = req.path(),
-                retry_after_secs = limited.retry_after_secs(),
-                "client over the credential rate limit"
-            );
-            let error = ApiError::RateLimited {
-                retry_after_secs: limited.retry_after_secs(),
-            };
-            if req.path() == "/admin/login" {
-                if let Some(metrics) = req
-                    .app_data::<web::Data<AppState>>()
-                    .and_then(|state| state.metrics.as_ref())
-                {
-                    metrics.record_login_rate_limited();
-                }
-            }
-            Ok(req
-                .into_response(error.error_response())
-                .map_into_right_body())
-        }
-        None => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body),
     }
 }
 

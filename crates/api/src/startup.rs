@@ -18,17 +18,17 @@ use orgsvc_domain::SharedRateLimits;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing_actix_web::{RequestId, TracingLogger};
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{ConfigError, Settings};
 use crate::cors;
 use crate::extractors::body::{json_config, query_config};
 use crate::head::head_as_get;
-use crate::metrics::{self, Metrics, MetricsError, MetricsListener};
-use crate::openapi::ApiDoc;
+use crate::metrics::{self, Metrics, MetricsError};
+use crate::openapi;
 use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
+use crate::routes::metrics::{self as metrics_routes, MetricsListener};
 use crate::shutdown::{self, ShutdownPlan, Signals};
 use crate::state::{AppState, Credentials};
 use crate::store_selection::{MigrationFailed, SelectedStore};
@@ -108,8 +108,8 @@ pub fn app(
         .app_data(json_config(max_body_bytes))
         .app_data(query_config())
         .configure(routes::configure)
-        .configure(|cfg| metrics::configure(cfg, metrics.as_ref()))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .configure(|cfg| metrics_routes::configure(cfg, metrics.as_ref()))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::document()))
         .route("/docs", web::get().to(redirect_to_docs))
         .service(routes::other_methods("/openapi.json", "GET, HEAD"))
         .service(routes::other_methods("/docs", "GET, HEAD"))

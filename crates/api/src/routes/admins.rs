@@ -25,12 +25,13 @@ use uuid::Uuid;
 
 use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::json_body;
-use crate::openapi::responses::{
+use crate::problem::responses::{
     AddAdminConflict, AdminNotFound, BadRequestBody, InternalError, LastOwner, OwnerRequired,
     PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
+use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -371,6 +372,24 @@ fn parse_id(raw: &str) -> Result<AdminId, ApiError> {
 
 fn admin_path(id: AdminId) -> String {
     format!("{COLLECTION_PATH}/{id}")
+}
+
+/// This module's operations in the OpenAPI document, in its order.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(add, list, get, change_role, remove),
+    components(schemas(AdminRole))
+)]
+pub struct Operations;
+
+/// Serves this module's operations, each at the path and method its
+/// OpenAPI operation names (see [`RouteTable`]).
+pub fn routes(table: &mut RouteTable) {
+    table.operation::<__path_list>(|route| route.to(list));
+    table.operation::<__path_add>(|route| route.to(add));
+    table.operation::<__path_get>(|route| route.to(get));
+    table.operation::<__path_change_role>(|route| route.to(change_role));
+    table.operation::<__path_remove>(|route| route.to(remove));
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::query_of;
-use crate::openapi::responses::{InternalError, InvalidAuditListing, OwnerRequired, Unauthorized};
+use crate::problem::responses::{InternalError, InvalidAuditListing, OwnerRequired, Unauthorized};
 use crate::problem::ApiError;
+use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -223,6 +224,17 @@ fn parse_cursor(text: &str) -> Option<AuditEventId> {
     text.parse::<AuditEventId>()
         .ok()
         .filter(|id| id.to_string() == text)
+}
+
+/// This module's operations in the OpenAPI document, in its order.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(list), components(schemas(AuditActionName)))]
+pub struct Operations;
+
+/// Serves this module's operations, each at the path and method its
+/// OpenAPI operation names (see [`RouteTable`]).
+pub fn routes(table: &mut RouteTable) {
+    table.operation::<__path_list>(|route| route.to(list));
 }
 
 #[cfg(test)]

@@ -33,11 +33,12 @@ use uuid::Uuid;
 
 use crate::extractors::auth::AuthenticatedAdmin;
 use crate::extractors::body::{json_body, query_of, NUMBER_OUT_OF_RANGE};
-use crate::openapi::responses::{
+use crate::problem::responses::{
     BadRequestBody, DocumentNotFound, DocumentTooLarge, InternalError, InvalidDocument,
     InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized, UnsupportedMediaType,
 };
 use crate::problem::{ApiError, FieldError};
+use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -590,6 +591,24 @@ fn percent_encode(value: &str) -> String {
 fn preconditions(req: &HttpRequest) -> Preconditions {
     let lines = |name| req.headers().get_all(name).map(|value| value.to_str().ok());
     Preconditions::from_field_lines(lines(header::IF_MATCH), lines(header::IF_NONE_MATCH))
+}
+
+/// This module's operations in the OpenAPI document, in its order.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(create, list, get, replace, delete),
+    components(schemas(DocumentData, DocumentValue))
+)]
+pub struct Operations;
+
+/// Serves this module's operations, each at the path and method its
+/// OpenAPI operation names (see [`RouteTable`]).
+pub fn routes(table: &mut RouteTable) {
+    table.operation::<__path_list>(|route| route.to(list));
+    table.operation::<__path_create>(|route| route.to(create));
+    table.operation::<__path_get>(|route| route.to(get));
+    table.operation::<__path_replace>(|route| route.to(replace));
+    table.operation::<__path_delete>(|route| route.to(delete));
 }
 
 #[cfg(test)]

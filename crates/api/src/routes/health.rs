@@ -4,8 +4,9 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::openapi::responses::NotReady;
+use crate::problem::responses::NotReady;
 use crate::problem::{ApiError, ErrorChain};
+use crate::routes::RouteTable;
 use crate::state::AppState;
 
 /// A probe's answer.
@@ -56,4 +57,16 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             Err(ApiError::StoreUnavailable)
         }
     }
+}
+
+/// This module's operations in the OpenAPI document, in its order.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(live, ready))]
+pub struct Operations;
+
+/// Serves this module's operations, each at the path and method its
+/// OpenAPI operation names (see [`RouteTable`]).
+pub fn routes(table: &mut RouteTable) {
+    table.operation::<__path_live>(|route| route.to(live));
+    table.operation::<__path_ready>(|route| route.to(ready));
 }

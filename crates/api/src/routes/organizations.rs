@@ -18,13 +18,14 @@ use uuid::Uuid;
 use crate::extractors::auth::AuthenticatedAdmin;
 use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::{json_body, optional_json, JsonObject};
-use crate::openapi::responses::{
+use crate::problem::responses::{
     BadRequestBody, CreateConflict, DeleteConflict, DeleteForbidden, InternalError,
     OrganizationBusy, OrganizationNotFound, OwnerRequired, PayloadTooLarge, Unauthorized,
     UnsupportedMediaType, UpdateConflict, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
+use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -409,4 +410,21 @@ pub async fn delete(
         deleted: true,
         organization_name: deleted.name.as_str().to_owned(),
     }))
+}
+
+/// This module's operations in the OpenAPI document, in its order.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(create, get, update, delete),
+    components(schemas(DeleteOrganizationRequest))
+)]
+pub struct Operations;
+
+/// Serves this module's operations, each at the path and method its
+/// OpenAPI operation names (see [`RouteTable`]).
+pub fn routes(table: &mut RouteTable) {
+    table.operation::<__path_create>(|route| route.to(create));
+    table.operation::<__path_get>(|route| route.to(get));
+    table.operation::<__path_update>(|route| route.to(update));
+    table.operation::<__path_delete>(|route| route.to(delete));
 }

@@ -9,20 +9,24 @@
 //! rate limited per client IP (see [`crate::rate_limit`]), and failed logins
 //! lock the email for a growing interval.
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpResponse, ResponseError};
 use orgsvc_app::TokenPair;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::extractors::body::JsonObject;
-use crate::openapi::responses::{
+use crate::problem::responses::{
     BadRequestBody, InternalError, InvalidCredentials, InvalidRefreshToken, LoginThrottled,
     PayloadTooLarge, RateLimited, UnsupportedMediaType, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
+use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
 
@@ -246,6 +250,58 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Middleware for the credential routes: answers 429 `rate_limited` with
+/// `Retry-After` when the client IP (see [`Origin`]) is over
+/// `security.login_rate_per_minute` / `security.login_rate_burst` (as
+/// [`AppState::login_rate_limiter`] counts: in process or via the store),
+/// before the body is read.
+pub async fn limit_per_client_ip(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limited = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => {
+            let limiter = state.login_rate_limiter.clone();
+            let Origin(origin) = Origin::of(req.request());
+            limiter.check(origin.client_ip).await.err()
+        }
+        None => {
+            let error = ApiError::unexpected("AppState is not registered");
+            return Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body());
+        }
+    };
+    match limited {
+        Some(limited) => {
+            // Debug only: a flood must not flood the log as well.
+            tracing::debug!(
+                path = req.path(),
+                retry_after_secs = limited.retry_after_secs(),
+                "client over the credential rate limit"
+            );
+            let error = ApiError::RateLimited {
+                retry_after_secs: limited.retry_after_secs(),
+            };
+            if req.path() == "/admin/login" {
+                if let Some(metrics) = req
+                    .app_data::<web::Data<AppState>>()
+                    .and_then(|state| state.metrics.as_ref())
+                {
+                    metrics.record_login_rate_limited();
+                }
+            }
+            Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body())
+        }
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
+}
+
 /// The answer carrying `tokens`; not cacheable (RFC 6749 §5.1).
 fn tokens_response(tokens: TokenPair) -> HttpResponse {
     HttpResponse::Ok()
@@ -258,6 +314,19 @@ fn tokens_response(tokens: TokenPair) -> HttpResponse {
             refresh_token: tokens.refresh_token,
             refresh_expires_in: tokens.refresh_expires_in,
         })
+}
+
+/// This module's operations in the OpenAPI document, in its order.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(login, refresh, logout))]
+pub struct Operations;
+
+/// Serves this module's operations, each at the path and method its
+/// OpenAPI operation names (see [`RouteTable`]).
+pub fn routes(table: &mut RouteTable) {
+    table.operation::<__path_login>(|route| route.to(login).wrap(from_fn(limit_per_client_ip)));
+    table.operation::<__path_refresh>(|route| route.to(refresh).wrap(from_fn(limit_per_client_ip)));
+    table.operation::<__path_logout>(|route| route.to(logout));
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use actix_web::web;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use orgsvc_api::config::Settings;
 use orgsvc_api::metrics::Metrics;
-use orgsvc_api::openapi::ApiDoc;
+use orgsvc_api::openapi;
 use orgsvc_api::rate_limit::LoginRateLimiter;
 use orgsvc_api::startup::app;
 use orgsvc_api::state::{AppState, Credentials};
@@ -25,7 +25,6 @@ use orgsvc_api::store_selection::SelectedStore;
 use orgsvc_domain::{SharedRateLimits, TenantStore};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use utoipa::OpenApi;
 
 /// The signing secret of every test app, so tests can forge tokens.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -231,7 +230,7 @@ impl TestApp {
             settings: settings.clone(),
             store,
             clock: clock.clone(),
-            openapi: serde_json::to_value(ApiDoc::openapi()).unwrap(),
+            openapi: serde_json::to_value(openapi::document()).unwrap(),
             _dir: dir.clone(),
         }
     }

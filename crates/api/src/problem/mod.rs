@@ -13,6 +13,8 @@ use orgsvc_domain::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub mod responses;
+
 /// Media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 /// `WWW-Authenticate` value when no bearer token was presented.
@@ -161,7 +163,7 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed {
         /// The methods the route accepts, comma-separated (the `Allow` header).
-        allowed: &'static str,
+        allowed: String,
     },
     /// The store does not answer (readiness).
     #[error("store unavailable")]
@@ -525,7 +527,9 @@ impl ResponseError for ApiError {
                 response.insert_header((header::ETAG, format!("\"{current}\"")));
             }
             Self::MethodNotAllowed { allowed } => {
-                response.insert_header((header::ALLOW, HeaderValue::from_static(allowed)));
+                if let Ok(allowed) = HeaderValue::from_str(allowed) {
+                    response.insert_header((header::ALLOW, allowed));
+                }
             }
             // The rest of the request may still be on its way: the
             // connection cannot carry another request.
