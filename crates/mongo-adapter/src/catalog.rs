@@ -149,7 +149,7 @@ impl MongoStore {
     ) -> Result<Option<mongodb::error::Error>, StoreError> {
         let probe = doc! {
             "_id": format!("probe-{}", uuid::Uuid::new_v4()),
-            "created_at": mongodb::bson::DateTime::now(),
+            "created_at": crate::records::now(),
         };
         let id = probe.get("_id").cloned();
         lease.fence().await?;

@@ -195,7 +195,7 @@ pub(crate) async fn apply(db: &Database) -> Result<Vec<String>, MigrationError> 
         let record = AppliedMigration {
             name: migration.name.to_owned(),
             checksum: checksum.clone(),
-            applied_at: bson::DateTime::now(),
+            applied_at: crate::records::now(),
         };
         match records.insert_one(&record).await {
             Ok(_) => {

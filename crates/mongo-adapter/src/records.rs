@@ -374,9 +374,10 @@ pub(crate) struct NameClaim {
     pub reserved_ms: Option<i64>,
 }
 
-/// The current time at the precision MongoDB stores (milliseconds).
+/// The current time at the precision MongoDB stores (milliseconds): the
+/// domain's clock ([`orgsvc_domain::clock::now_millis`]).
 pub(crate) fn now() -> bson::DateTime {
-    bson::DateTime::now()
+    to_bson_time(orgsvc_domain::clock::now_millis())
 }
 
 /// A stored time as a domain value (exact: both have millisecond precision).
@@ -436,9 +437,9 @@ impl LeaseDoc {
     }
 }
 
-/// The wall clock in milliseconds since the Unix epoch.
+/// The wall clock in milliseconds since the Unix epoch (the domain's clock).
 pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    orgsvc_domain::clock::now_millis().timestamp_millis()
 }
 
 /// `duration` in whole milliseconds, saturating.

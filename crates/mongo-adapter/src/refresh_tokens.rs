@@ -151,7 +151,7 @@ impl MongoStore {
     pub(crate) async fn revoke_family(&self, family: SessionFamilyId) -> Result<(), StoreError> {
         let record = RevokedFamilyDoc {
             family: family.to_string(),
-            revoked_at: bson::DateTime::now(),
+            revoked_at: crate::records::now(),
         };
         match self.revoked_families().insert_one(record).await {
             Ok(_) => Ok(()),
