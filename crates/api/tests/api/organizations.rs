@@ -1,6 +1,10 @@
 //! Creating, reading, updating and deleting organizations.
 
+use std::sync::Arc;
+
 use actix_web::test::TestRequest;
+use orgsvc_domain::testing::{FaultyStore, Operation, Times};
+use orgsvc_domain::{OrganizationName, TenantStore};
 use serde_json::json;
 
 use crate::helpers::{TestApp, PASSWORD};
@@ -473,4 +477,37 @@ async fn delete_requires_a_token(app: TestApp) {
         .await
         .expect(401, Some("missing_token"));
     app.get_org("Acme").await.expect(200, None);
+}
+
+/// Another rename that lands between the handler's read of the name and
+/// its compare-and-swap (staged with the shared `FaultyStore` on the
+/// in-memory store) wins: ours answers 409 `operation_in_progress` and
+/// renames nothing. Store-independent: run once.
+#[actix_web::test]
+async fn a_rename_overtaken_by_another_answers_409_and_keeps_the_other() {
+    let store = Arc::new(FaultyStore::in_memory());
+    let app = TestApp::serving(store.clone()).await;
+    let token = app.create_and_login("Acme", "admin@acme.example").await;
+    let id = store
+        .organization_by_name(&OrganizationName::parse("Acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    store.before(
+        Operation::RenameOrganizationFrom,
+        Times::Once,
+        move |inner: Arc<dyn TenantStore>| async move {
+            let other = OrganizationName::parse("Overtaker").unwrap();
+            inner.rename_organization(id, &other).await.unwrap();
+        },
+    );
+
+    app.update_org(&token, json!({"organization_name": "Beta"}))
+        .await
+        .expect(409, Some("operation_in_progress"));
+    assert_eq!(store.calls_to(Operation::RenameOrganizationFrom), 1);
+    app.get_org("Overtaker").await.expect(200, None);
+    app.get_org("Beta").await.expect(404, None);
+    app.get_org("Acme").await.expect(404, None);
 }
