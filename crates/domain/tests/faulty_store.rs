@@ -214,3 +214,23 @@ async fn a_rename_moves_the_collection_and_a_deletion_drops_it() {
     store.delete_organization(org.id).await.unwrap();
     assert!(store.collection_names().is_empty());
 }
+
+#[tokio::test]
+async fn an_id_in_use_is_a_store_error_not_a_taken_name_and_changes_nothing() {
+    let store = InMemoryStore::new();
+    let first = new_org("Acme", "owner@acme.example");
+    let org = store.create_organization(first.clone()).await.unwrap();
+    let mut again = new_org("Globex", "owner@globex.example");
+    again.id = first.id;
+    let err = store.create_organization(again).await.unwrap_err();
+    assert!(
+        matches!(err, orgsvc_domain::CreateOrganizationError::Store(_)),
+        "{err:?}"
+    );
+    assert!(store
+        .organization_by_name(&name("Globex"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.organization_by_id(org.id).await.unwrap(), Some(org));
+}

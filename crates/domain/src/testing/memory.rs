@@ -43,7 +43,8 @@ pub const IN_MEMORY_DATABASE: &str = "memory";
 /// log newest first. The rules themselves are the domain's functions, as
 /// the other stores call them: [`ThrottleState::count_attempt`],
 /// [`plan_admin_change`], [`check_revision`], [`crate::NewOwner::as_admin`],
-/// [`crate::clock`].
+/// [`crate::clock`]. Every organization's [`TenantLocation::database`] is
+/// [`IN_MEMORY_DATABASE`].
 ///
 /// Every operation runs under one [`Mutex`], never held across an `.await`,
 /// so each is atomic: there is never a half-done operation,
@@ -309,6 +310,10 @@ impl State {
     }
 }
 
+fn duplicate_id(what: &str) -> StoreError {
+    StoreError::msg(format!("{what}: a record with this id exists"))
+}
+
 fn missing_collection(name: &CollectionName) -> StoreError {
     StoreError::msg(format!(
         "broken invariant: the tenant collection {name} is missing"
@@ -347,6 +352,10 @@ impl TenantStore for InMemoryStore {
         }
         if state.emails.contains_key(&new.owner.email) {
             return Err(CreateOrganizationError::EmailTaken);
+        }
+        if state.organizations.contains_key(&new.id) || state.admins.contains_key(&new.owner.id) {
+            // A primary key violation in the other stores: not a taken name.
+            return Err(duplicate_id("creating an organization").into());
         }
         let now = now_millis();
         let collection = new.name.collection_name();
@@ -494,6 +503,9 @@ impl TenantStore for InMemoryStore {
         }
         if state.emails.contains_key(&admin.email) {
             return Err(AddAdminError::EmailTaken);
+        }
+        if state.admins.contains_key(&admin.id) {
+            return Err(duplicate_id("adding an admin").into());
         }
         Ok(state.insert_admin(organization, &admin, now_millis()))
     }
