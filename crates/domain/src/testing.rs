@@ -7,6 +7,11 @@
 //! such as a temporary directory, dropped when the test ends); each check
 //! below becomes one `#[tokio::test]` there. The adapter's test crate needs
 //! `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+//!
+//! For tests of code that uses a store, rather than of a store: an
+//! [`InMemoryStore`] (a fake with the stores' semantics, no infrastructure)
+//! and a [`FaultyStore`] decorator that makes chosen operations fail, runs
+//! an action before them (to stage races) and records the calls.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed check should panic
 
@@ -15,7 +20,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+mod faults;
+mod memory;
 mod security;
+pub use faults::{Failure, FaultyStore, Operation, Times};
+pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
 pub use security::*;
 
 use crate::{

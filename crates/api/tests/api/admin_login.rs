@@ -10,8 +10,9 @@ store_suite!(
     login_answers_unknown_email_and_wrong_password_identically,
     login_with_a_malformed_email_or_out_of_bounds_password_is_401,
     login_ignores_the_case_of_the_email,
-    login_returns_422_when_fields_are_missing_or_not_strings,
 );
+
+store_independent_suite!(login_returns_422_when_fields_are_missing_or_not_strings,);
 
 async fn login_returns_a_bearer_token_that_must_not_be_cached(app: TestApp) {
     app.create_org("Acme", "admin@acme.example")

@@ -20,9 +20,10 @@ store_suite!(
     paging_with_before_has_no_gaps_or_repeats,
     entries_recorded_while_paging_never_appear_twice,
     other_organizations_entries_never_appear,
-    listing_returns_422_for_an_invalid_query,
     listing_requires_an_owners_token,
 );
+
+store_independent_suite!(listing_returns_422_for_an_invalid_query,);
 
 /// The client address of the tests' requests.
 const CLIENT: &str = "203.0.113.7:41000";

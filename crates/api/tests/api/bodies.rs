@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp, PASSWORD};
 
-store_suite!(
+store_independent_suite!(
     array_bodies_are_refused_with_422_by_every_operation_and_change_nothing,
     other_non_object_bodies_are_refused_with_422,
 );

@@ -5,226 +5,44 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use orgsvc_domain::{
-    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
-    AuditEvent, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
-    OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, SessionFamilyId, SessionStore, StoreError,
-    TenantDocument, TenantStore, UpdateAdminError,
-};
+use orgsvc_domain::testing::{FaultyStore, Operation, Times};
+use orgsvc_domain::{DocumentBody, DocumentId, OrganizationName, TenantStore};
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestResponse};
 
 store_suite!(a_conditional_write_decides_on_the_revision_the_store_compares,);
 
-/// A store that, once armed, replaces the document itself (as another
-/// client would) just before the next conditional replacement or deletion.
-struct RacingStore {
-    inner: Arc<dyn TenantStore>,
-    armed: AtomicBool,
-}
-
 /// What the racing client writes.
 const RACER: &str = "racer";
 
-impl RacingStore {
-    async fn race(&self, organization: OrganizationId, id: DocumentId, expected: Option<u64>) {
-        if expected.is_some() && self.armed.swap(false, Ordering::SeqCst) {
-            let body = DocumentBody::parse(json!({"by": RACER})).unwrap();
-            self.inner
-                .replace_document(organization, id, body, None)
-                .await
-                .unwrap();
-        }
-    }
-}
-
-#[async_trait]
-impl TenantStore for RacingStore {
-    async fn create_organization(
-        &self,
-        a0: NewOrganization,
-    ) -> Result<Organization, CreateOrganizationError> {
-        self.inner.create_organization(a0).await
-    }
-    async fn organization_by_name(
-        &self,
-        a0: &OrganizationName,
-    ) -> Result<Option<Organization>, StoreError> {
-        self.inner.organization_by_name(a0).await
-    }
-    async fn organization_by_id(
-        &self,
-        a0: OrganizationId,
-    ) -> Result<Option<Organization>, StoreError> {
-        self.inner.organization_by_id(a0).await
-    }
-    async fn rename_organization(
-        &self,
-        a0: OrganizationId,
-        a1: &OrganizationName,
-    ) -> Result<Organization, RenameOrganizationError> {
-        self.inner.rename_organization(a0, a1).await
-    }
-    async fn rename_organization_from(
-        &self,
-        a0: OrganizationId,
-        a1: &OrganizationName,
-        a2: &OrganizationName,
-    ) -> Result<Organization, RenameOrganizationError> {
-        self.inner.rename_organization_from(a0, a1, a2).await
-    }
-    async fn delete_organization(&self, a0: OrganizationId) -> Result<(), DeleteOrganizationError> {
-        self.inner.delete_organization(a0).await
-    }
-    async fn admin_by_id(&self, a0: AdminId) -> Result<Option<Admin>, StoreError> {
-        self.inner.admin_by_id(a0).await
-    }
-    async fn admin_credentials_by_email(
-        &self,
-        a0: &AdminEmail,
-    ) -> Result<Option<AdminCredentials>, StoreError> {
-        self.inner.admin_credentials_by_email(a0).await
-    }
-    async fn update_admin(&self, a0: AdminId, a1: AdminUpdate) -> Result<Admin, UpdateAdminError> {
-        self.inner.update_admin(a0, a1).await
-    }
-    async fn add_admin(&self, a0: OrganizationId, a1: NewAdmin) -> Result<Admin, AddAdminError> {
-        self.inner.add_admin(a0, a1).await
-    }
-    async fn admins_of(&self, a0: OrganizationId) -> Result<Vec<Admin>, StoreError> {
-        self.inner.admins_of(a0).await
-    }
-    async fn remove_admin(&self, a0: OrganizationId, a1: AdminId) -> Result<(), ChangeAdminError> {
-        self.inner.remove_admin(a0, a1).await
-    }
-    async fn set_admin_role(
-        &self,
-        a0: OrganizationId,
-        a1: AdminId,
-        a2: AdminRole,
-    ) -> Result<Admin, ChangeAdminError> {
-        self.inner.set_admin_role(a0, a1, a2).await
-    }
-    async fn rehash_password(
-        &self,
-        a0: AdminId,
-        a1: &PasswordHash,
-        a2: PasswordHash,
-    ) -> Result<bool, StoreError> {
-        self.inner.rehash_password(a0, a1, a2).await
-    }
-    async fn insert_document(
-        &self,
-        a0: OrganizationId,
-        a1: DocumentBody,
-    ) -> Result<TenantDocument, DocumentError> {
-        self.inner.insert_document(a0, a1).await
-    }
-    async fn find_document(
-        &self,
-        a0: OrganizationId,
-        a1: DocumentId,
-    ) -> Result<TenantDocument, DocumentError> {
-        self.inner.find_document(a0, a1).await
-    }
-    async fn list_documents(
-        &self,
-        a0: OrganizationId,
-        a1: DocumentQuery,
-    ) -> Result<DocumentPage, DocumentError> {
-        self.inner.list_documents(a0, a1).await
-    }
-    async fn replace_document(
-        &self,
-        organization: OrganizationId,
-        id: DocumentId,
-        body: DocumentBody,
-        expected: Option<u64>,
-    ) -> Result<TenantDocument, DocumentError> {
-        self.race(organization, id, expected).await;
-        self.inner
-            .replace_document(organization, id, body, expected)
-            .await
-    }
-    async fn delete_document(
-        &self,
-        organization: OrganizationId,
-        id: DocumentId,
-        expected: Option<u64>,
-    ) -> Result<(), DocumentError> {
-        self.race(organization, id, expected).await;
-        self.inner.delete_document(organization, id, expected).await
-    }
-    async fn reconcile(&self, a0: Duration) -> Result<ReconcileReport, StoreError> {
-        self.inner.reconcile(a0).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn begin_drain(&self, deadline: Instant) {
-        self.inner.begin_drain(deadline);
-    }
-}
-
-#[async_trait]
-impl SessionStore for RacingStore {
-    async fn save_refresh_token(&self, a0: RefreshToken) -> Result<(), StoreError> {
-        self.inner.save_refresh_token(a0).await
-    }
-    async fn use_refresh_token(
-        &self,
-        a0: &RefreshTokenHash,
-        a1: DateTime<Utc>,
-    ) -> Result<RefreshTokenUse, StoreError> {
-        self.inner.use_refresh_token(a0, a1).await
-    }
-    async fn revoke_family(&self, a0: SessionFamilyId) -> Result<(), StoreError> {
-        self.inner.revoke_family(a0).await
-    }
-    async fn begin_login_attempt(
-        &self,
-        a0: &AdminEmail,
-        a1: DateTime<Utc>,
-        a2: &LoginThrottle,
-    ) -> Result<LoginAttempt, StoreError> {
-        self.inner.begin_login_attempt(a0, a1, a2).await
-    }
-    async fn login_succeeded(&self, a0: &AdminEmail) -> Result<(), StoreError> {
-        self.inner.login_succeeded(a0).await
-    }
-    async fn purge_sessions(
-        &self,
-        a0: DateTime<Utc>,
-        a1: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        self.inner.purge_sessions(a0, a1).await
-    }
-}
-
-#[async_trait]
-impl AuditLog for RacingStore {
-    async fn record(&self, a0: AuditEvent) -> Result<(), StoreError> {
-        self.inner.record(a0).await
-    }
-    async fn audit_events(
-        &self,
-        a0: OrganizationId,
-        a1: AuditQuery,
-    ) -> Result<AuditPage, StoreError> {
-        self.inner.audit_events(a0, a1).await
-    }
-    async fn purge_deleted_before(&self, a0: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.purge_deleted_before(a0).await
-    }
+/// Arms `store` so that, right before its next call of `operation` (the
+/// request's conditional replacement or deletion), another client replaces
+/// the document itself; `raced` tells that it happened.
+fn race_before(
+    store: &FaultyStore,
+    operation: Operation,
+    organization: orgsvc_domain::OrganizationId,
+    id: DocumentId,
+    raced: Arc<AtomicBool>,
+) {
+    store.before(
+        operation,
+        Times::Once,
+        move |inner: Arc<dyn TenantStore>| {
+            let raced = raced.clone();
+            async move {
+                let body = DocumentBody::parse(json!({"by": RACER})).unwrap();
+                inner
+                    .replace_document(organization, id, body, None)
+                    .await
+                    .unwrap();
+                raced.store(true, Ordering::SeqCst);
+            }
+        },
+    );
 }
 
 /// Between the handler's read (revision 1) and its write, another client
@@ -232,10 +50,14 @@ impl AuditLog for RacingStore {
 /// applied over it unchecked.
 async fn a_conditional_write_decides_on_the_revision_the_store_compares(app: TestApp) {
     let token = app.create_and_login("Acme", "admin@acme.example").await;
-    let store = Arc::new(RacingStore {
-        inner: app.store.clone(),
-        armed: AtomicBool::new(false),
-    });
+    let organization = app
+        .store
+        .organization_by_name(&OrganizationName::parse("Acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let store = Arc::new(FaultyStore::new(app.store.clone()));
     let racing = TestApp::with_store(
         app.settings.clone(),
         store.clone(),
@@ -266,7 +88,15 @@ async fn a_conditional_write_decides_on_the_revision_the_store_compares(app: Tes
             .await
             .expect(201, None);
         let uri = format!("/org/data/{}", created["id"].as_str().unwrap());
-        store.armed.store(true, Ordering::SeqCst);
+        // Every case's write is conditional (none of its conditions holds
+        // for any revision), so the race comes before the store compares.
+        let id: DocumentId = created["id"].as_str().unwrap().parse().unwrap();
+        let raced = Arc::new(AtomicBool::new(false));
+        let operation = match method {
+            "PUT" => Operation::ReplaceDocument,
+            _ => Operation::DeleteDocument,
+        };
+        race_before(&store, operation, organization, id, raced.clone());
         let mut request = match method {
             "PUT" => TestRequest::put().uri(&uri).set_json(json!({"by": "us"})),
             _ => TestRequest::delete().uri(&uri),
@@ -281,10 +111,7 @@ async fn a_conditional_write_decides_on_the_revision_the_store_compares(app: Tes
         let case = format!("{method} If-Match: {if_match:?} If-None-Match: {if_none_match:?}");
         let response: TestResponse = racing.send(request).await;
         assert_eq!(response.status, status, "{case}: {:?}", response.body);
-        assert!(
-            !store.armed.load(Ordering::SeqCst),
-            "{case}: no race happened"
-        );
+        assert!(raced.load(Ordering::SeqCst), "{case}: no race happened");
         if status == 412 {
             assert_eq!(response.header("etag"), Some("\"2\""), "{case}");
         }

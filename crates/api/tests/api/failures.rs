@@ -1,222 +1,31 @@
 //! When the store fails: a generic 500 that leaks nothing, and readiness 503.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use actix_web::test::TestRequest;
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use orgsvc_api::config::Settings;
-use orgsvc_domain::{
-    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
-    AuditEvent, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
-    OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, SessionFamilyId, SessionStore, StoreError,
-    TenantDocument, TenantStore, UpdateAdminError,
-};
+use orgsvc_domain::testing::{Failure, FaultyStore, Times};
+use orgsvc_domain::StoreError;
 use serde_json::json;
 
 use crate::helpers::TestApp;
 
 const SECRET_DETAIL: &str = "connection to mongodb://user:hunter2@db.internal refused";
 
-/// A store whose every call fails, except that with `hanging_reconcile`
-/// reconciliation never ends (it counts its calls there instead); it records
-/// the deadlines `begin_drain` is given.
-#[derive(Debug, Default)]
-pub struct BrokenStore {
-    /// When set: reconciliation counts its calls here and never completes.
-    pub hanging_reconcile: Option<Arc<AtomicUsize>>,
-    /// The deadlines passed to `begin_drain`.
-    pub drains: Arc<Mutex<Vec<Instant>>>,
-    /// When set (and `hanging_reconcile` is not): what reconciliation
-    /// reports having repaired, instead of failing.
-    pub reconciled: Option<ReconcileReport>,
+/// A store whose every call fails with a [`StoreError`] carrying
+/// [`SECRET_DETAIL`] (which must never reach a client): the shared
+/// [`FaultyStore`] around an empty in-memory store, failing everything. It
+/// records the deadlines `begin_drain` is given; tests make reconciliation
+/// hang (a hook before it that never ends) or report repairs
+/// (`heal(Operation::Reconcile)`, then `reconcile_reports`).
+pub fn broken_store() -> Arc<FaultyStore> {
+    let store = FaultyStore::in_memory();
+    store.fail_every(Times::Always, Failure::store(broken));
+    Arc::new(store)
 }
 
 fn broken() -> StoreError {
     StoreError::new("store call failed", std::io::Error::other(SECRET_DETAIL))
-}
-
-#[async_trait]
-impl TenantStore for BrokenStore {
-    async fn create_organization(
-        &self,
-        _: NewOrganization,
-    ) -> Result<Organization, CreateOrganizationError> {
-        Err(broken().into())
-    }
-    async fn organization_by_name(
-        &self,
-        _: &OrganizationName,
-    ) -> Result<Option<Organization>, StoreError> {
-        Err(broken())
-    }
-    async fn organization_by_id(
-        &self,
-        _: OrganizationId,
-    ) -> Result<Option<Organization>, StoreError> {
-        Err(broken())
-    }
-    async fn rename_organization(
-        &self,
-        _: OrganizationId,
-        _: &OrganizationName,
-    ) -> Result<Organization, RenameOrganizationError> {
-        Err(broken().into())
-    }
-    async fn rename_organization_from(
-        &self,
-        _: OrganizationId,
-        _: &OrganizationName,
-        _: &OrganizationName,
-    ) -> Result<Organization, RenameOrganizationError> {
-        Err(broken().into())
-    }
-    async fn delete_organization(&self, _: OrganizationId) -> Result<(), DeleteOrganizationError> {
-        Err(broken().into())
-    }
-    async fn admin_by_id(&self, _: AdminId) -> Result<Option<Admin>, StoreError> {
-        Err(broken())
-    }
-    async fn admin_credentials_by_email(
-        &self,
-        _: &AdminEmail,
-    ) -> Result<Option<AdminCredentials>, StoreError> {
-        Err(broken())
-    }
-    async fn update_admin(&self, _: AdminId, _: AdminUpdate) -> Result<Admin, UpdateAdminError> {
-        Err(broken().into())
-    }
-    async fn add_admin(&self, _: OrganizationId, _: NewAdmin) -> Result<Admin, AddAdminError> {
-        Err(broken().into())
-    }
-    async fn admins_of(&self, _: OrganizationId) -> Result<Vec<Admin>, StoreError> {
-        Err(broken())
-    }
-    async fn remove_admin(&self, _: OrganizationId, _: AdminId) -> Result<(), ChangeAdminError> {
-        Err(broken().into())
-    }
-    async fn set_admin_role(
-        &self,
-        _: OrganizationId,
-        _: AdminId,
-        _: AdminRole,
-    ) -> Result<Admin, ChangeAdminError> {
-        Err(broken().into())
-    }
-    async fn rehash_password(
-        &self,
-        _: AdminId,
-        _: &PasswordHash,
-        _: PasswordHash,
-    ) -> Result<bool, StoreError> {
-        Err(broken())
-    }
-    async fn insert_document(
-        &self,
-        _: OrganizationId,
-        _: DocumentBody,
-    ) -> Result<TenantDocument, DocumentError> {
-        Err(broken().into())
-    }
-    async fn find_document(
-        &self,
-        _: OrganizationId,
-        _: DocumentId,
-    ) -> Result<TenantDocument, DocumentError> {
-        Err(broken().into())
-    }
-    async fn list_documents(
-        &self,
-        _: OrganizationId,
-        _: DocumentQuery,
-    ) -> Result<DocumentPage, DocumentError> {
-        Err(broken().into())
-    }
-    async fn replace_document(
-        &self,
-        _: OrganizationId,
-        _: DocumentId,
-        _: DocumentBody,
-        _: Option<u64>,
-    ) -> Result<TenantDocument, DocumentError> {
-        Err(broken().into())
-    }
-    async fn delete_document(
-        &self,
-        _: OrganizationId,
-        _: DocumentId,
-        _: Option<u64>,
-    ) -> Result<(), DocumentError> {
-        Err(broken().into())
-    }
-    async fn reconcile(&self, _: Duration) -> Result<ReconcileReport, StoreError> {
-        match &self.hanging_reconcile {
-            Some(calls) => {
-                calls.fetch_add(1, Ordering::SeqCst);
-                std::future::pending().await
-            }
-            None => self.reconciled.ok_or_else(broken),
-        }
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Err(broken())
-    }
-    fn begin_drain(&self, deadline: Instant) {
-        self.drains.lock().unwrap().push(deadline);
-    }
-}
-
-#[async_trait]
-impl SessionStore for BrokenStore {
-    async fn save_refresh_token(&self, _: RefreshToken) -> Result<(), StoreError> {
-        Err(broken())
-    }
-    async fn use_refresh_token(
-        &self,
-        _: &RefreshTokenHash,
-        _: DateTime<Utc>,
-    ) -> Result<RefreshTokenUse, StoreError> {
-        Err(broken())
-    }
-    async fn revoke_family(&self, _: SessionFamilyId) -> Result<(), StoreError> {
-        Err(broken())
-    }
-    async fn begin_login_attempt(
-        &self,
-        _: &AdminEmail,
-        _: DateTime<Utc>,
-        _: &LoginThrottle,
-    ) -> Result<LoginAttempt, StoreError> {
-        Err(broken())
-    }
-    async fn login_succeeded(&self, _: &AdminEmail) -> Result<(), StoreError> {
-        Err(broken())
-    }
-    async fn purge_sessions(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<u64, StoreError> {
-        Err(broken())
-    }
-}
-
-#[async_trait]
-impl AuditLog for BrokenStore {
-    async fn record(&self, _: AuditEvent) -> Result<(), StoreError> {
-        Err(broken())
-    }
-    async fn audit_events(
-        &self,
-        _: OrganizationId,
-        _: AuditQuery,
-    ) -> Result<AuditPage, StoreError> {
-        Err(broken())
-    }
-    async fn purge_deleted_before(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
-        Err(broken())
-    }
 }
 
 async fn broken_app() -> TestApp {
@@ -228,12 +37,7 @@ async fn broken_app() -> TestApp {
     .map(|(key, value)| (key.to_owned(), value.to_owned()))
     .collect();
     let settings = Settings::load_from(None, Some(env)).unwrap();
-    TestApp::with_store(
-        settings,
-        Arc::new(BrokenStore::default()),
-        tempfile::tempdir().unwrap(),
-    )
-    .await
+    TestApp::with_store(settings, broken_store(), tempfile::tempdir().unwrap()).await
 }
 
 #[actix_web::test]

@@ -183,6 +183,14 @@ impl TestApp {
         apps
     }
 
+    /// An app serving `store` with the tests' usual settings, e.g. an
+    /// `InMemoryStore` or a `FaultyStore` around one: no infrastructure.
+    pub async fn serving(store: Arc<dyn TenantStore>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = test_settings(Backend::Embedded, &[], &dir);
+        Self::with_store(settings, store, dir).await
+    }
+
     /// An app serving `store` with `settings` (credential rate limit in
     /// process).
     pub async fn with_store(settings: Settings, store: Arc<dyn TenantStore>, dir: TempDir) -> Self {

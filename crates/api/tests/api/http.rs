@@ -10,11 +10,12 @@ use crate::transport::with_service;
 
 use crate::helpers::{Backend, TestApp, TestResponse};
 
-store_suite!(
+store_suite!(health_live_and_ready_answer_200,);
+
+store_independent_suite!(
     an_unknown_route_is_a_404_problem,
     a_wrong_method_is_a_405_problem_listing_the_allowed_one,
     responses_carry_security_headers_and_a_request_id,
-    health_live_and_ready_answer_200,
     swagger_ui_is_served_at_docs,
 );
 

@@ -1,6 +1,7 @@
 //! The API's integration tests: one binary, the same suite against the
 //! embedded store and against MongoDB (`ORGSVC_TEST_MONGODB_URI`, set by
-//! `scripts/test`).
+//! `scripts/test`), except tests of store-independent HTTP behaviour, which
+//! run once (`store_independent_suite!`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failed checks panic
 
@@ -44,6 +45,25 @@ macro_rules! backend_suite {
                 #[actix_web::test]
                 async fn $test() {
                     super::$test($crate::helpers::Backend::Mongodb).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Expands test functions `async fn name(app: TestApp)` that check HTTP
+/// behaviour independent of the store (routing, 404/405, headers, docs,
+/// request parsing and validation, token checks) into one
+/// `store_independent::name` test, on the embedded store: running them on
+/// MongoDB too would test nothing more (that the stores behave alike is the
+/// `TenantStore` contract suite's job).
+macro_rules! store_independent_suite {
+    ($($test:ident),+ $(,)?) => {
+        mod store_independent {
+            $(
+                #[actix_web::test]
+                async fn $test() {
+                    super::$test($crate::helpers::TestApp::spawn($crate::helpers::Backend::Embedded).await).await;
                 }
             )+
         }

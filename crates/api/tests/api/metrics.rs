@@ -4,7 +4,6 @@
 //! The recorder is process-global and the tests run in parallel, so counts
 //! are compared as "at least": other apps of the process add to them too.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
@@ -13,10 +12,11 @@ use orgsvc_api::metrics::{self as m, Metrics};
 use orgsvc_api::openapi;
 use orgsvc_api::startup::Service;
 use orgsvc_api::state::{AppState, Credentials};
+use orgsvc_domain::testing::Operation;
 use orgsvc_domain::ReconcileReport;
 use serde_json::json;
 
-use crate::failures::BrokenStore;
+use crate::failures::broken_store;
 use crate::helpers::{Backend, TestApp, PASSWORD};
 use crate::shutdown::{settings, Connection};
 
@@ -256,15 +256,14 @@ async fn metrics_listen_serves_metrics_on_its_own_port_only() {
     let metrics = Metrics::from_settings(&settings.metrics).unwrap().unwrap();
     let credentials = Credentials::from_settings(&settings).unwrap();
     let baseline = metrics.render(credentials.hasher.pool_usage());
-    let store = Arc::new(BrokenStore {
-        reconciled: Some(ReconcileReport {
-            completed: 2,
-            rolled_back: 1,
-        }),
-        ..BrokenStore::default()
+    // Every call fails, but reconciliation reports repairs.
+    let store = broken_store();
+    store.heal(Operation::Reconcile);
+    store.reconcile_reports(ReconcileReport {
+        completed: 2,
+        rolled_back: 1,
     });
-    let drains = store.drains.clone();
-    let state = AppState::new(&settings, store, credentials).with_metrics(metrics);
+    let state = AppState::new(&settings, store.clone(), credentials).with_metrics(metrics);
     let service = Service::start(&settings, web::Data::new(state), true, None).unwrap();
     let main = service.addrs()[0];
     let apart = service.metrics_addrs()[0];
@@ -311,5 +310,5 @@ async fn metrics_listen_serves_metrics_on_its_own_port_only() {
         );
     }
     // Timing the store keeps its behaviour: shutdown still reaches it.
-    assert_eq!(drains.lock().unwrap().len(), 1);
+    assert_eq!(store.drains().len(), 1);
 }

@@ -1,6 +1,10 @@
 //! Creating, reading, updating and deleting organizations.
 
+use std::sync::Arc;
+
 use actix_web::test::TestRequest;
+use orgsvc_domain::testing::{FaultyStore, Operation, Times};
+use orgsvc_domain::{OrganizationName, TenantStore};
 use serde_json::json;
 
 use crate::helpers::{TestApp, PASSWORD};
@@ -9,26 +13,29 @@ store_suite!(
     create_returns_201_with_the_organization_and_its_collection,
     create_returns_409_when_the_name_is_taken_ignoring_case_and_separators,
     create_returns_409_when_the_email_is_taken,
-    create_returns_422_listing_every_invalid_field,
-    create_returns_422_when_fields_have_the_wrong_json_type,
-    create_returns_400_on_malformed_json,
-    create_returns_413_when_the_body_is_too_large,
-    create_returns_415_without_a_json_content_type,
     get_returns_the_metadata_under_any_spelling_of_the_name,
     get_returns_404_for_an_unknown_name,
-    get_returns_422_for_a_missing_or_invalid_name,
     update_renames_and_the_token_keeps_working,
     update_to_a_respelling_keeps_the_collection,
     update_of_the_password_revokes_the_old_token_and_the_new_password_logs_in,
     update_of_the_email_changes_the_login,
     update_returns_409_when_the_new_name_is_taken,
     update_returns_409_when_the_email_is_taken_before_renaming,
-    update_returns_422_listing_every_invalid_field,
-    update_returns_400_on_malformed_json,
-    update_requires_a_token,
     delete_returns_200_then_the_organization_and_its_token_are_gone,
     delete_accepts_the_name_in_a_json_body,
     delete_returns_403_for_another_or_a_nonexistent_organization,
+);
+
+store_independent_suite!(
+    create_returns_422_listing_every_invalid_field,
+    create_returns_422_when_fields_have_the_wrong_json_type,
+    create_returns_400_on_malformed_json,
+    create_returns_413_when_the_body_is_too_large,
+    create_returns_415_without_a_json_content_type,
+    get_returns_422_for_a_missing_or_invalid_name,
+    update_returns_422_listing_every_invalid_field,
+    update_returns_400_on_malformed_json,
+    update_requires_a_token,
     delete_returns_422_without_a_name,
     delete_returns_422_for_an_invalid_body_even_when_the_query_names_the_organization,
     delete_requires_a_token,
@@ -470,4 +477,37 @@ async fn delete_requires_a_token(app: TestApp) {
         .await
         .expect(401, Some("missing_token"));
     app.get_org("Acme").await.expect(200, None);
+}
+
+/// Another rename that lands between the handler's read of the name and
+/// its compare-and-swap (staged with the shared `FaultyStore` on the
+/// in-memory store) wins: ours answers 409 `operation_in_progress` and
+/// renames nothing. Store-independent: run once.
+#[actix_web::test]
+async fn a_rename_overtaken_by_another_answers_409_and_keeps_the_other() {
+    let store = Arc::new(FaultyStore::in_memory());
+    let app = TestApp::serving(store.clone()).await;
+    let token = app.create_and_login("Acme", "admin@acme.example").await;
+    let id = store
+        .organization_by_name(&OrganizationName::parse("Acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    store.before(
+        Operation::RenameOrganizationFrom,
+        Times::Once,
+        move |inner: Arc<dyn TenantStore>| async move {
+            let other = OrganizationName::parse("Overtaker").unwrap();
+            inner.rename_organization(id, &other).await.unwrap();
+        },
+    );
+
+    app.update_org(&token, json!({"organization_name": "Beta"}))
+        .await
+        .expect(409, Some("operation_in_progress"));
+    assert_eq!(store.calls_to(Operation::RenameOrganizationFrom), 1);
+    app.get_org("Overtaker").await.expect(200, None);
+    app.get_org("Beta").await.expect(404, None);
+    app.get_org("Acme").await.expect(404, None);
 }

@@ -21,12 +21,13 @@ store_suite!(
     a_reused_refresh_token_revokes_its_whole_session_only,
     logout_revokes_the_session_and_is_idempotent,
     logout_with_a_used_refresh_token_is_no_replay,
-    refresh_and_logout_validate_their_body,
     a_password_change_revokes_earlier_access_and_refresh_tokens,
     deleting_the_organization_revokes_access_and_refresh_tokens,
     removing_an_admin_revokes_its_access_and_refresh_tokens,
     maintenance_purges_expired_sessions_and_old_audit_entries,
 );
+
+store_independent_suite!(refresh_and_logout_validate_their_body,);
 
 /// Tokens of one login or refresh answer.
 struct Tokens {

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -17,7 +15,9 @@ use orgsvc_api::state::{AppState, Credentials};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::failures::BrokenStore;
+use orgsvc_domain::testing::{Operation, Times};
+
+use crate::failures::broken_store;
 use crate::helpers::JWT_SECRET;
 
 /// A response read off a socket.
@@ -404,15 +404,18 @@ pub(crate) fn settings(env: &[(&str, &str)]) -> Settings {
 
 #[actix_web::test]
 async fn the_service_listens_while_the_first_reconciliation_still_runs() {
-    let reconciliations = Arc::new(AtomicUsize::new(0));
-    let store = Arc::new(BrokenStore {
-        hanging_reconcile: Some(reconciliations.clone()),
-        ..BrokenStore::default()
+    // Reconciliation never ends (a hook before it that never completes).
+    let store = broken_store();
+    store.before(Operation::Reconcile, Times::Always, |_| {
+        std::future::pending::<()>()
     });
-    let drains = store.drains.clone();
+    let reconciliations = {
+        let store = store.clone();
+        move || store.calls_to(Operation::Reconcile)
+    };
     let settings = settings(&[("ORGSVC__SERVER__SHUTDOWN_TIMEOUT_SECS", "3")]);
     let credentials = Credentials::from_settings(&settings).unwrap();
-    let state = web::Data::new(AppState::new(&settings, store, credentials));
+    let state = web::Data::new(AppState::new(&settings, store.clone(), credentials));
     let service = Service::start(&settings, state, true, None).unwrap();
     let addr = service.addrs()[0];
     let plan = service.plan();
@@ -424,11 +427,11 @@ async fn the_service_listens_while_the_first_reconciliation_still_runs() {
     // The first reconciliation starts on its own as the service starts
     // (the task may need a moment to be scheduled) and never ends...
     let started_by = Instant::now() + Duration::from_secs(10);
-    while reconciliations.load(Ordering::SeqCst) == 0 && Instant::now() < started_by {
+    while reconciliations() == 0 && Instant::now() < started_by {
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
-        reconciliations.load(Ordering::SeqCst),
+        reconciliations(),
         1,
         "the first reconciliation starts as the service starts"
     );
@@ -445,7 +448,7 @@ async fn the_service_listens_while_the_first_reconciliation_still_runs() {
     assert!(actix_web::rt::task::spawn_blocking(move || refused(addr))
         .await
         .unwrap());
-    let drains = drains.lock().unwrap().clone();
+    let drains = store.drains();
     assert_eq!(drains.len(), 1, "begin_drain is called once");
     assert!(drains[0] > shutdown_began);
     assert!(drains[0] <= shutdown_began + plan.operations_deadline + Duration::from_millis(500));

@@ -6,7 +6,6 @@
 //! errors) name their place as a JSON Pointer.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
@@ -16,7 +15,7 @@ use orgsvc_api::state::{AppState, Credentials};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::failures::BrokenStore;
+use crate::failures::broken_store;
 use crate::helpers::{Backend, TestApp, PASSWORD};
 use crate::shutdown::{settings, Connection, RawResponse};
 
@@ -28,11 +27,7 @@ pub(crate) async fn with_service<T: Send + 'static>(
 ) -> T {
     let settings = settings(env);
     let credentials = Credentials::from_settings(&settings).unwrap();
-    let state = web::Data::new(AppState::new(
-        &settings,
-        Arc::new(BrokenStore::default()),
-        credentials,
-    ));
+    let state = web::Data::new(AppState::new(&settings, broken_store(), credentials));
     let service = Service::start(&settings, state, false, None).unwrap();
     let addr = service.addrs()[0];
     let (stop, stopped) = oneshot::channel::<()>();

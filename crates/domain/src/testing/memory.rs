@@ -1,0 +1,839 @@
+//! [`InMemoryStore`]: the [`TenantStore`] port (with [`SessionStore`] and
+//! [`AuditLog`]) kept in process memory, for tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::clock::now_millis;
+use crate::{
+    check_revision, plan_admin_change, AddAdminError, Admin, AdminChange, AdminChangePlan,
+    AdminCredentials, AdminEmail, AdminId, AdminRole, AdminStanding, AdminUpdate, AuditAction,
+    AuditEvent, AuditEventId, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CollectionName,
+    CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
+    DocumentPage, DocumentQuery, FieldFilter, FilterValue, LoginAttempt, LoginThrottle, NewAdmin,
+    NewOrganization, Organization, OrganizationId, OrganizationName, PageCursor, PasswordHash,
+    ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError,
+    SessionFamilyId, SessionStore, StoreError, TenantDocument, TenantLocation, TenantStore,
+    ThrottleState, UpdateAdminError,
+};
+
+/// The [`TenantLocation::database`] of every organization in an
+/// [`InMemoryStore`].
+pub const IN_MEMORY_DATABASE: &str = "memory";
+
+/// A [`TenantStore`] (with its [`SessionStore`] and [`AuditLog`] parts) that
+/// keeps everything in process memory. **Not a production store**: nothing
+/// survives the process, and nothing is shared between instances.
+///
+/// It is for tests that need a store without infrastructure: unit tests of
+/// use cases (the upcoming `orgsvc-app` crate) and API tests that do not test
+/// storage. It follows every rule of the port and passes the whole contract
+/// suite ([`tenant_store_contract_tests!`](crate::tenant_store_contract_tests)),
+/// with the semantics of the embedded (SQLite) store: names unique by
+/// canonical form, emails unique, each organization's documents in its own
+/// collection (`org_<canonical name>`, moved by a rename), revisions and
+/// cursor pagination, refresh-token families, login throttling, the audit
+/// log newest first. The rules themselves are the domain's functions, as
+/// the other stores call them: [`ThrottleState::count_attempt`],
+/// [`plan_admin_change`], [`check_revision`], [`crate::NewOwner::as_admin`],
+/// [`crate::clock`]. Every organization's [`TenantLocation::database`] is
+/// [`IN_MEMORY_DATABASE`].
+///
+/// Every operation runs under one [`Mutex`], never held across an `.await`,
+/// so each is atomic: there is never a half-done operation,
+/// [`TenantStore::reconcile`] has nothing to repair and `Busy` is never
+/// returned. To make operations fail or race, wrap it in
+/// [`FaultyStore`](super::FaultyStore).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use orgsvc_domain::{TenantStore, testing::InMemoryStore};
+/// let store: Arc<dyn TenantStore> = Arc::new(InMemoryStore::new());
+/// ```
+#[derive(Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The names of the tenant collections that exist, sorted (one per
+    /// organization): lets a test check that a rename moved the collection
+    /// and a deletion dropped it.
+    pub fn collection_names(&self) -> Vec<CollectionName> {
+        let mut names: Vec<_> = self.lock().collections.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held (in a test) cannot leave a half
+        // change behind: every operation checks before it changes anything.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for InMemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("InMemoryStore")
+            .field("organizations", &state.organizations.len())
+            .field("admins", &state.admins.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the store holds.
+#[derive(Default)]
+struct State {
+    organizations: HashMap<OrganizationId, Organization>,
+    /// Canonical name -> organization.
+    names: HashMap<String, OrganizationId>,
+    admins: HashMap<AdminId, StoredAdmin>,
+    emails: HashMap<AdminEmail, AdminId>,
+    collections: HashMap<CollectionName, Collection>,
+    refresh_tokens: HashMap<RefreshTokenHash, StoredToken>,
+    /// Revoked families and when they were first revoked.
+    revoked_families: HashMap<SessionFamilyId, DateTime<Utc>>,
+    throttles: HashMap<AdminEmail, StoredThrottle>,
+    audit: BTreeMap<AuditEventId, AuditEvent>,
+}
+
+struct StoredAdmin {
+    admin: Admin,
+    password_hash: PasswordHash,
+}
+
+struct StoredToken {
+    token: RefreshToken,
+    used: bool,
+}
+
+struct StoredThrottle {
+    state: ThrottleState,
+    last_attempt_at: DateTime<Utc>,
+}
+
+/// One tenant collection: documents in listing order, `(created_at, id)`,
+/// and where each one sits in it.
+#[derive(Default)]
+struct Collection {
+    documents: BTreeMap<(DateTime<Utc>, DocumentId), TenantDocument>,
+    created_at: HashMap<DocumentId, DateTime<Utc>>,
+}
+
+impl Collection {
+    fn get(&self, id: DocumentId) -> Option<&TenantDocument> {
+        let created_at = self.created_at.get(&id)?;
+        self.documents.get(&(*created_at, id))
+    }
+
+    fn put(&mut self, document: TenantDocument) {
+        self.created_at.insert(document.id, document.created_at);
+        self.documents
+            .insert((document.created_at, document.id), document);
+    }
+
+    fn remove(&mut self, id: DocumentId) {
+        if let Some(created_at) = self.created_at.remove(&id) {
+            self.documents.remove(&(created_at, id));
+        }
+    }
+}
+
+impl State {
+    fn admin_of(&self, id: AdminId) -> Option<&StoredAdmin> {
+        self.admins.get(&id)
+    }
+
+    /// The organization's admins, longest-standing first (creation time,
+    /// then id).
+    fn admins_of(&self, organization: OrganizationId) -> Vec<Admin> {
+        let mut admins: Vec<Admin> = self
+            .admins
+            .values()
+            .filter(|stored| stored.admin.organization_id == organization)
+            .map(|stored| stored.admin.clone())
+            .collect();
+        admins.sort_by_key(|admin| (admin.created_at, admin.id));
+        admins
+    }
+
+    fn insert_admin(
+        &mut self,
+        organization: OrganizationId,
+        admin: &NewAdmin,
+        now: DateTime<Utc>,
+    ) -> Admin {
+        let stored = Admin {
+            id: admin.id,
+            organization_id: organization,
+            email: admin.email.clone(),
+            role: admin.role,
+            token_version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.emails.insert(admin.email.clone(), admin.id);
+        self.admins.insert(
+            admin.id,
+            StoredAdmin {
+                admin: stored.clone(),
+                password_hash: admin.password_hash.clone(),
+            },
+        );
+        stored
+    }
+
+    fn remove_admin(&mut self, id: AdminId) {
+        if let Some(stored) = self.admins.remove(&id) {
+            self.emails.remove(&stored.admin.email);
+        }
+    }
+
+    /// The organization's collection, for a document operation.
+    fn collection_of(&self, organization: OrganizationId) -> Result<&Collection, DocumentError> {
+        let name = self.collection_name_of(organization)?;
+        self.collections
+            .get(&name)
+            .ok_or_else(|| missing_collection(&name).into())
+    }
+
+    fn collection_of_mut(
+        &mut self,
+        organization: OrganizationId,
+    ) -> Result<&mut Collection, DocumentError> {
+        let name = self.collection_name_of(organization)?;
+        self.collections
+            .get_mut(&name)
+            .ok_or_else(|| missing_collection(&name).into())
+    }
+
+    fn collection_name_of(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<CollectionName, DocumentError> {
+        self.organizations
+            .get(&organization)
+            .map(|org| org.location.collection.clone())
+            .ok_or(DocumentError::OrganizationNotFound)
+    }
+
+    /// Plans an admin change with [`plan_admin_change`] and applies it:
+    /// `apply` changes the admin, then the primary admin is handed over.
+    fn change_admin(
+        &mut self,
+        organization: OrganizationId,
+        admin: AdminId,
+        change: AdminChange,
+    ) -> Result<(), ChangeAdminError> {
+        let primary = self
+            .organizations
+            .get(&organization)
+            .map(|org| org.admin_id)
+            .ok_or(ChangeAdminError::NotFound)?;
+        let standings: Vec<AdminStanding> = self
+            .admins_of(organization)
+            .iter()
+            .map(|admin| AdminStanding {
+                id: admin.id,
+                role: admin.role,
+            })
+            .collect();
+        let AdminChangePlan::Apply { primary: next } =
+            plan_admin_change(&standings, primary, admin, change)?
+        else {
+            return Ok(());
+        };
+        match change.new_role() {
+            None => self.remove_admin(admin),
+            Some(role) => {
+                if let Some(stored) = self.admins.get_mut(&admin) {
+                    stored.admin.role = role;
+                }
+            }
+        }
+        if let Some(org) = self.organizations.get_mut(&organization) {
+            org.admin_id = next;
+        }
+        Ok(())
+    }
+
+    fn rename(
+        &mut self,
+        id: OrganizationId,
+        expected: Option<&OrganizationName>,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        let current = self
+            .organizations
+            .get(&id)
+            .cloned()
+            .ok_or(RenameOrganizationError::NotFound)?;
+        if expected.is_some_and(|expected| expected.canonical() != current.name.canonical()) {
+            return Err(RenameOrganizationError::NameChanged);
+        }
+        let now = now_millis();
+        let mut renamed = Organization {
+            name: new_name.clone(),
+            updated_at: now,
+            ..current.clone()
+        };
+        if current.name.canonical() != new_name.canonical() {
+            if self.names.contains_key(new_name.canonical()) {
+                return Err(RenameOrganizationError::NameTaken);
+            }
+            let old = &current.location.collection;
+            let collection = self
+                .collections
+                .remove(old)
+                .ok_or_else(|| missing_collection(old))?;
+            let new_collection = new_name.collection_name();
+            self.collections.insert(new_collection.clone(), collection);
+            self.names.remove(current.name.canonical());
+            self.names.insert(new_name.canonical().to_owned(), id);
+            renamed.location.collection = new_collection;
+        }
+        self.organizations.insert(id, renamed.clone());
+        Ok(renamed)
+    }
+}
+
+fn duplicate_id(what: &str) -> StoreError {
+    StoreError::msg(format!("{what}: a record with this id exists"))
+}
+
+fn missing_collection(name: &CollectionName) -> StoreError {
+    StoreError::msg(format!(
+        "broken invariant: the tenant collection {name} is missing"
+    ))
+}
+
+/// Whether `body` meets `filter`, with MongoDB's equality on a top-level
+/// field (as the other stores): numbers compare numerically (`30` = `30.0`),
+/// never with strings or booleans; `null` matches `null` or a missing field;
+/// arrays and objects never match.
+fn meets(body: &Map<String, Value>, filter: &FieldFilter) -> bool {
+    let value = body.get(&filter.field);
+    match (&filter.value, value) {
+        (FilterValue::String(wanted), Some(Value::String(found))) => wanted == found,
+        (FilterValue::Number(wanted), Some(Value::Number(found))) => {
+            match (wanted.as_i64(), found.as_i64()) {
+                (Some(wanted), Some(found)) => wanted == found,
+                _ => wanted.as_f64().is_some() && wanted.as_f64() == found.as_f64(),
+            }
+        }
+        (FilterValue::Bool(wanted), Some(Value::Bool(found))) => wanted == found,
+        (FilterValue::Null, None | Some(Value::Null)) => true,
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl TenantStore for InMemoryStore {
+    async fn create_organization(
+        &self,
+        new: NewOrganization,
+    ) -> Result<Organization, CreateOrganizationError> {
+        let mut state = self.lock();
+        if state.names.contains_key(new.name.canonical()) {
+            return Err(CreateOrganizationError::NameTaken);
+        }
+        if state.emails.contains_key(&new.owner.email) {
+            return Err(CreateOrganizationError::EmailTaken);
+        }
+        if state.organizations.contains_key(&new.id) || state.admins.contains_key(&new.owner.id) {
+            // A primary key violation in the other stores: not a taken name.
+            return Err(duplicate_id("creating an organization").into());
+        }
+        let now = now_millis();
+        let collection = new.name.collection_name();
+        let organization = Organization {
+            id: new.id,
+            name: new.name.clone(),
+            location: TenantLocation {
+                database: IN_MEMORY_DATABASE.to_owned(),
+                collection: collection.clone(),
+            },
+            admin_id: new.owner.id,
+            created_at: now,
+            updated_at: now,
+        };
+        state.insert_admin(new.id, &new.owner.as_admin(), now);
+        state.names.insert(new.name.canonical().to_owned(), new.id);
+        state.organizations.insert(new.id, organization.clone());
+        state.collections.insert(collection, Collection::default());
+        Ok(organization)
+    }
+
+    async fn organization_by_name(
+        &self,
+        name: &OrganizationName,
+    ) -> Result<Option<Organization>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .names
+            .get(name.canonical())
+            .and_then(|id| state.organizations.get(id))
+            .cloned())
+    }
+
+    async fn organization_by_id(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError> {
+        Ok(self.lock().organizations.get(&id).cloned())
+    }
+
+    async fn rename_organization(
+        &self,
+        id: OrganizationId,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        self.lock().rename(id, None, new_name)
+    }
+
+    async fn rename_organization_from(
+        &self,
+        id: OrganizationId,
+        expected: &OrganizationName,
+        new_name: &OrganizationName,
+    ) -> Result<Organization, RenameOrganizationError> {
+        self.lock().rename(id, Some(expected), new_name)
+    }
+
+    async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
+        let mut state = self.lock();
+        let organization = state
+            .organizations
+            .remove(&id)
+            .ok_or(DeleteOrganizationError::NotFound)?;
+        state.names.remove(organization.name.canonical());
+        let admins: Vec<AdminId> = state.admins_of(id).iter().map(|admin| admin.id).collect();
+        for admin in admins {
+            state.remove_admin(admin);
+        }
+        state.collections.remove(&organization.location.collection);
+        Ok(())
+    }
+
+    async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
+        Ok(self.lock().admin_of(id).map(|stored| stored.admin.clone()))
+    }
+
+    async fn admin_credentials_by_email(
+        &self,
+        email: &AdminEmail,
+    ) -> Result<Option<AdminCredentials>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .emails
+            .get(email)
+            .and_then(|id| state.admin_of(*id))
+            .map(|stored| AdminCredentials {
+                admin: stored.admin.clone(),
+                password_hash: stored.password_hash.clone(),
+            }))
+    }
+
+    async fn update_admin(
+        &self,
+        id: AdminId,
+        update: AdminUpdate,
+    ) -> Result<Admin, UpdateAdminError> {
+        let mut state = self.lock();
+        let current = state
+            .admin_of(id)
+            .map(|stored| stored.admin.clone())
+            .ok_or(UpdateAdminError::NotFound)?;
+        if update.is_empty() {
+            return Ok(current);
+        }
+        if let Some(email) = &update.email {
+            if state.emails.get(email).is_some_and(|owner| *owner != id) {
+                return Err(UpdateAdminError::EmailTaken);
+            }
+        }
+        let token_version = if update.password_hash.is_some() {
+            current
+                .token_version
+                .checked_add(1)
+                .ok_or_else(|| StoreError::msg("token version overflow"))?
+        } else {
+            current.token_version
+        };
+        if let Some(email) = &update.email {
+            state.emails.remove(&current.email);
+            state.emails.insert(email.clone(), id);
+        }
+        let stored = state
+            .admins
+            .get_mut(&id)
+            .ok_or(UpdateAdminError::NotFound)?;
+        if let Some(email) = update.email {
+            stored.admin.email = email;
+        }
+        if let Some(hash) = update.password_hash {
+            stored.password_hash = hash;
+        }
+        stored.admin.token_version = token_version;
+        stored.admin.updated_at = now_millis();
+        Ok(stored.admin.clone())
+    }
+
+    async fn add_admin(
+        &self,
+        organization: OrganizationId,
+        admin: NewAdmin,
+    ) -> Result<Admin, AddAdminError> {
+        let mut state = self.lock();
+        if !state.organizations.contains_key(&organization) {
+            return Err(AddAdminError::OrganizationNotFound);
+        }
+        if state.emails.contains_key(&admin.email) {
+            return Err(AddAdminError::EmailTaken);
+        }
+        if state.admins.contains_key(&admin.id) {
+            return Err(duplicate_id("adding an admin").into());
+        }
+        Ok(state.insert_admin(organization, &admin, now_millis()))
+    }
+
+    async fn admins_of(&self, organization: OrganizationId) -> Result<Vec<Admin>, StoreError> {
+        Ok(self.lock().admins_of(organization))
+    }
+
+    async fn remove_admin(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+    ) -> Result<(), ChangeAdminError> {
+        self.lock()
+            .change_admin(organization, admin, AdminChange::Remove)
+    }
+
+    async fn set_admin_role(
+        &self,
+        organization: OrganizationId,
+        admin: AdminId,
+        role: AdminRole,
+    ) -> Result<Admin, ChangeAdminError> {
+        let mut state = self.lock();
+        state.change_admin(organization, admin, AdminChange::SetRole(role))?;
+        state
+            .admin_of(admin)
+            .map(|stored| stored.admin.clone())
+            .ok_or_else(|| StoreError::msg("an admin vanished while its role changed").into())
+    }
+
+    async fn rehash_password(
+        &self,
+        admin: AdminId,
+        current: &PasswordHash,
+        rehashed: PasswordHash,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.admins.get_mut(&admin) {
+            Some(stored) if stored.password_hash == *current => {
+                stored.password_hash = rehashed;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn insert_document(
+        &self,
+        organization: OrganizationId,
+        body: DocumentBody,
+    ) -> Result<TenantDocument, DocumentError> {
+        let mut state = self.lock();
+        let collection = state.collection_of_mut(organization)?;
+        let now = now_millis();
+        let document = TenantDocument {
+            id: DocumentId::new(),
+            body,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        collection.put(document.clone());
+        Ok(document)
+    }
+
+    async fn find_document(
+        &self,
+        organization: OrganizationId,
+        id: DocumentId,
+    ) -> Result<TenantDocument, DocumentError> {
+        self.lock()
+            .collection_of(organization)?
+            .get(id)
+            .cloned()
+            .ok_or(DocumentError::NotFound)
+    }
+
+    async fn list_documents(
+        &self,
+        organization: OrganizationId,
+        query: DocumentQuery,
+    ) -> Result<DocumentPage, DocumentError> {
+        let state = self.lock();
+        let collection = state.collection_of(organization)?;
+        let start = match &query.after {
+            Some(after) => Bound::Excluded((after.created_at, after.id)),
+            None => Bound::Unbounded,
+        };
+        let limit = query.limit.get();
+        let mut found: Vec<TenantDocument> = collection
+            .documents
+            .range((start, Bound::Unbounded))
+            .map(|(_, document)| document)
+            .filter(|document| {
+                query
+                    .filters
+                    .iter()
+                    .all(|filter| meets(document.body.as_map(), filter))
+            })
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let next = if more {
+            found.last().map(PageCursor::after)
+        } else {
+            None
+        };
+        Ok(DocumentPage {
+            documents: found,
+            next,
+        })
+    }
+
+    async fn replace_document(
+        &self,
+        organization: OrganizationId,
+        id: DocumentId,
+        body: DocumentBody,
+        expected_revision: Option<u64>,
+    ) -> Result<TenantDocument, DocumentError> {
+        let mut state = self.lock();
+        let collection = state.collection_of_mut(organization)?;
+        let current = collection.get(id).ok_or(DocumentError::NotFound)?;
+        check_revision(expected_revision, current.revision)?;
+        let revision = current
+            .revision
+            .checked_add(1)
+            .ok_or_else(|| StoreError::msg("document revision overflow"))?;
+        let replaced = TenantDocument {
+            id,
+            body,
+            revision,
+            created_at: current.created_at,
+            updated_at: now_millis().max(current.updated_at),
+        };
+        collection.put(replaced.clone());
+        Ok(replaced)
+    }
+
+    async fn delete_document(
+        &self,
+        organization: OrganizationId,
+        id: DocumentId,
+        expected_revision: Option<u64>,
+    ) -> Result<(), DocumentError> {
+        let mut state = self.lock();
+        let collection = state.collection_of_mut(organization)?;
+        let current = collection.get(id).ok_or(DocumentError::NotFound)?;
+        check_revision(expected_revision, current.revision)?;
+        collection.remove(id);
+        Ok(())
+    }
+
+    /// Every operation is atomic: there is never anything to repair.
+    async fn reconcile(&self, _lease_timeout: Duration) -> Result<ReconcileReport, StoreError> {
+        Ok(ReconcileReport::default())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for InMemoryStore {
+    async fn save_refresh_token(&self, token: RefreshToken) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.refresh_tokens.contains_key(&token.hash) {
+            return Err(StoreError::msg(
+                "saving a refresh token: a token with this hash exists",
+            ));
+        }
+        state
+            .refresh_tokens
+            .insert(token.hash.clone(), StoredToken { token, used: false });
+        Ok(())
+    }
+
+    async fn use_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshTokenUse, StoreError> {
+        let mut state = self.lock();
+        let revoked = |family| state.revoked_families.contains_key(&family);
+        let Some(stored) = state.refresh_tokens.get(hash) else {
+            return Ok(RefreshTokenUse::Invalid);
+        };
+        let token = stored.token.clone();
+        if stored.used {
+            return Ok(RefreshTokenUse::Reused(token));
+        }
+        if revoked(token.family) || now >= token.expires_at {
+            return Ok(RefreshTokenUse::Invalid);
+        }
+        if let Some(stored) = state.refresh_tokens.get_mut(hash) {
+            stored.used = true;
+        }
+        Ok(RefreshTokenUse::Fresh(token))
+    }
+
+    async fn revoke_family(&self, family: SessionFamilyId) -> Result<(), StoreError> {
+        self.lock()
+            .revoked_families
+            .entry(family)
+            .or_insert_with(now_millis);
+        Ok(())
+    }
+
+    async fn begin_login_attempt(
+        &self,
+        email: &AdminEmail,
+        now: DateTime<Utc>,
+        throttle: &LoginThrottle,
+    ) -> Result<LoginAttempt, StoreError> {
+        let mut state = self.lock();
+        let stored = state.throttles.get(email);
+        let current = stored.map(|stored| stored.state).unwrap_or_default();
+        let last_attempt_at = stored.map_or(now, |stored| stored.last_attempt_at.max(now));
+        let (answer, next) = current.count_attempt(now, throttle);
+        if let Some(next) = next {
+            state.throttles.insert(
+                email.clone(),
+                StoredThrottle {
+                    state: next,
+                    last_attempt_at,
+                },
+            );
+        }
+        Ok(answer)
+    }
+
+    async fn login_succeeded(&self, email: &AdminEmail) -> Result<(), StoreError> {
+        self.lock().throttles.remove(email);
+        Ok(())
+    }
+
+    async fn purge_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.refresh_tokens.len() + state.revoked_families.len();
+        state
+            .refresh_tokens
+            .retain(|_, stored| stored.token.expires_at >= now);
+        let families: std::collections::HashSet<SessionFamilyId> = state
+            .refresh_tokens
+            .values()
+            .map(|stored| stored.token.family)
+            .collect();
+        state
+            .revoked_families
+            .retain(|family, revoked_at| *revoked_at > now || families.contains(family));
+        let after = state.refresh_tokens.len() + state.revoked_families.len();
+        let throttles_before = state.throttles.len();
+        state.throttles.retain(|_, stored| {
+            stored.last_attempt_at >= idle_since
+                || stored.state.locked_until.is_some_and(|until| until > now)
+        });
+        let purged = (before - after) + (throttles_before - state.throttles.len());
+        Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
+impl AuditLog for InMemoryStore {
+    async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.audit.contains_key(&event.id) {
+            return Err(StoreError::msg(
+                "recording an audit event: an event with this id exists",
+            ));
+        }
+        state.audit.insert(event.id, event);
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        organization: OrganizationId,
+        query: AuditQuery,
+    ) -> Result<AuditPage, StoreError> {
+        let state = self.lock();
+        let end = match query.before {
+            Some(before) => Bound::Excluded(before),
+            None => Bound::Unbounded,
+        };
+        let limit = query.limit.get();
+        let mut events: Vec<AuditEvent> = state
+            .audit
+            .range((Bound::Unbounded, end))
+            .rev()
+            .map(|(_, event)| event)
+            .filter(|event| event.organization_id == organization)
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let more = events.len() > limit;
+        events.truncate(limit);
+        let next = if more {
+            events.last().map(|event| event.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { events, next })
+    }
+
+    async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let gone: std::collections::HashSet<OrganizationId> = state
+            .audit
+            .values()
+            .filter(|event| {
+                event.action == AuditAction::OrganizationDeleted
+                    && event.at < cutoff
+                    && !state.organizations.contains_key(&event.organization_id)
+            })
+            .map(|event| event.organization_id)
+            .collect();
+        let before = state.audit.len();
+        state
+            .audit
+            .retain(|_, event| !gone.contains(&event.organization_id));
+        Ok(u64::try_from(before - state.audit.len()).unwrap_or(u64::MAX))
+    }
+}
