@@ -51,6 +51,7 @@ async fn failed_logins_lock_the_email_even_for_the_right_password() {
             .await;
         assert!(matches!(refused, Err(AppError::InvalidCredentials)));
     }
+    let lookups = f.store.calls_to(Operation::AdminCredentialsByEmail);
     let locked = f
         .app
         .log_in(&f.origin, "owner@acme.example", PASSWORD)
@@ -59,8 +60,22 @@ async fn failed_logins_lock_the_email_even_for_the_right_password() {
         panic!("not locked: {locked:?}");
     };
     assert!(retry_after.as_secs() > 0 && retry_after.as_secs() <= 60);
-    // Nothing was checked: no hash verified, no credentials read this time.
+    // The locking attempt is audited (its lookup runs in the background);
+    // a locked attempt checks no credentials.
     f.audited_eventually(org.id, AuditAction::LoginLocked).await;
+    let again = f
+        .app
+        .log_in(&f.origin, "owner@acme.example", PASSWORD)
+        .await;
+    assert!(
+        matches!(again, Err(AppError::LoginLocked { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        f.store.calls_to(Operation::AdminCredentialsByEmail),
+        lookups + 1,
+        "only the background audit lookup read credentials"
+    );
 }
 
 #[tokio::test]
