@@ -1,6 +1,7 @@
 //! orgsvc's domain: what an organization and its admins are, the validated
 //! values they are made of, and the [`TenantStore`] port (with its
-//! [`SessionStore`] and [`AuditLog`] parts) every storage adapter implements,
+//! [`SessionStore`], [`AuditLog`] and [`SigningKeyStore`] parts) every storage
+//! adapter implements,
 //! and the [`SharedRateLimits`] port of stores that several instances share.
 //!
 //! This crate has no infrastructure dependency: no database driver, no web
@@ -14,6 +15,7 @@ mod ids;
 mod model;
 mod rate_limits;
 mod sessions;
+mod signing_keys;
 mod store;
 mod succession;
 mod values;
@@ -39,6 +41,12 @@ pub use rate_limits::{ClientKey, RateDecision, RateLimit, RateWindow, SharedRate
 pub use sessions::{
     LoginAttempt, LoginThrottle, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionStore,
     ThrottleState,
+};
+pub use signing_keys::{
+    active_key, add_key, check_key_set, next_maintenance_at, plan_maintenance, KeySetError,
+    KeyState, MaintenancePlan, NewSigningKey, PublicKeyParameters, ReplaceKeySetError,
+    RotationPolicy, SealedPrivateKey, SigningAlgorithm, SigningKey, SigningKeyStore,
+    VersionedKeySet,
 };
 pub use store::{ReconcileReport, TenantStore};
 pub use succession::{plan_admin_change, AdminChange, AdminChangePlan, AdminStanding};
