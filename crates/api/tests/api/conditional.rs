@@ -16,8 +16,9 @@ use orgsvc_domain::{
     DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
     LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
     OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, SessionFamilyId, SessionStore, StoreError,
-    TenantDocument, TenantStore, UpdateAdminError,
+    RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
+    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, UpdateAdminError,
+    VersionedKeySet,
 };
 use serde_json::json;
 
@@ -224,6 +225,20 @@ impl AuditLog for RacingStore {
     }
     async fn purge_deleted_before(&self, a0: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.purge_deleted_before(a0).await
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for RacingStore {
+    async fn load_signing_keys(&self) -> Result<VersionedKeySet, StoreError> {
+        self.inner.load_signing_keys().await
+    }
+    async fn replace_signing_keys(
+        &self,
+        a0: u64,
+        a1: Vec<SigningKey>,
+    ) -> Result<u64, ReplaceKeySetError> {
+        self.inner.replace_signing_keys(a0, a1).await
     }
 }
 

@@ -14,8 +14,9 @@ use orgsvc_domain::{
     DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
     LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
     OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, SessionFamilyId, SessionStore, StoreError,
-    TenantDocument, TenantStore, UpdateAdminError,
+    RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
+    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, UpdateAdminError,
+    VersionedKeySet,
 };
 use serde_json::json;
 
@@ -216,6 +217,20 @@ impl AuditLog for BrokenStore {
     }
     async fn purge_deleted_before(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         Err(broken())
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for BrokenStore {
+    async fn load_signing_keys(&self) -> Result<VersionedKeySet, StoreError> {
+        Err(broken())
+    }
+    async fn replace_signing_keys(
+        &self,
+        _: u64,
+        _: Vec<SigningKey>,
+    ) -> Result<u64, ReplaceKeySetError> {
+        Err(broken().into())
     }
 }
 
