@@ -118,11 +118,7 @@ impl KeyRing {
         }
         let signer = match (active_key(keys), encryption, legacy_secret) {
             (Some(active), Some(encryption), _) => signer(active, encryption)?,
-            (Some(active), None, _) => {
-                return Err(KeyError::Open {
-                    kid: active.kid.clone(),
-                })
-            }
+            (Some(_), None, _) => return Err(KeyError::MissingEncryptionKey),
             (None, _, Some(secret)) => Signer {
                 kid: None,
                 algorithm: Algorithm::HS256,
@@ -586,6 +582,11 @@ mod tests {
         assert!(matches!(
             KeyRing::new(&mismatched, Some(&enc), None),
             Err(KeyError::Unusable { .. })
+        ));
+        // No secret to decrypt the active key with.
+        assert!(matches!(
+            KeyRing::new(&keys, None, None),
+            Err(KeyError::MissingEncryptionKey)
         ));
         // Nothing to sign with.
         assert!(matches!(

@@ -4,6 +4,19 @@
 //! the rules ask for one. Any instance may run it at any time: of instances
 //! changing the set at once, one wins, and the others load the winner's set
 //! and decide again on it.
+//!
+//! How a service instance uses this crate's key functions:
+//! 1. At startup, derive the [`KeyEncryptionKey`] from
+//!    `auth.key_encryption_secret`, run [`maintain_signing_keys`] (the
+//!    first run of a deployment stores its first, active key), build a
+//!    [`crate::KeyRing`] from the result (with the legacy HS256 secret while
+//!    tokens issued before the switch may still be alive) and a
+//!    [`crate::TokenService::with_key_ring`].
+//! 2. Periodically (well under `publish_ahead`, e.g. every minute), run
+//!    [`maintain_signing_keys`] again, or just reload the set; when the
+//!    version differs from the installed ring's, build a new ring and
+//!    [`crate::TokenService::install_key_ring`] it.
+//! 3. Serve [`crate::KeyRing::jwks`] as the JWK Set.
 
 use orgsvc_domain::{
     add_key, clock, plan_maintenance, ReplaceKeySetError, RotationPolicy, SigningAlgorithm,

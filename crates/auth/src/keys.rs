@@ -80,6 +80,10 @@ pub enum KeyError {
     /// The key set breaks its invariants.
     #[error("invalid signing key set: {0}")]
     KeySet(#[from] KeySetError),
+    /// The key set has an active key but no key encryption secret was
+    /// given to decrypt it.
+    #[error("the signing key set has keys but no key_encryption_secret is configured")]
+    MissingEncryptionKey,
     /// There is nothing to sign with: no active key and no HS256 secret.
     #[error("no signing key: the key set has no active key and no HS256 secret is configured")]
     NoSigningKey,

@@ -185,3 +185,58 @@ impl SigningKeyStore for SqliteStore {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::migrations::{self, MIGRATIONS};
+
+    fn key(kid: &str, state: KeyState) -> SigningKey {
+        let at = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_123).unwrap();
+        SigningKey {
+            kid: kid.into(),
+            algorithm: SigningAlgorithm::EdDsa,
+            state,
+            created_at: at,
+            activated_at: (state != KeyState::Next).then_some(at),
+            retired_at: (state == KeyState::Retired).then_some(at),
+            public: PublicKeyParameters::Okp {
+                crv: "Ed25519".into(),
+                x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
+            },
+            private_key: SealedPrivateKey {
+                nonce: vec![1; 24],
+                ciphertext: vec![0, 2, 0],
+            },
+        }
+    }
+
+    /// The schema itself refuses two active or two next keys (a set that
+    /// the domain's rules would never produce), and the failed replace
+    /// changes nothing.
+    #[test]
+    fn the_schema_refuses_two_active_or_two_next_keys() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrations::apply(&mut connection, MIGRATIONS).unwrap();
+        let valid = vec![key("a", KeyState::Active)];
+        assert_eq!(replace(&mut connection, 0, &valid).unwrap(), 1);
+        for broken in [
+            vec![key("a", KeyState::Active), key("b", KeyState::Active)],
+            vec![
+                key("a", KeyState::Active),
+                key("b", KeyState::Next),
+                key("c", KeyState::Next),
+            ],
+        ] {
+            let result = replace(&mut connection, 1, &broken);
+            assert!(
+                matches!(result, Err(ReplaceKeySetError::Store(_))),
+                "{result:?}"
+            );
+        }
+        let loaded = load(&connection).unwrap();
+        assert_eq!((loaded.version, loaded.keys), (1, valid));
+    }
+}
