@@ -1,15 +1,25 @@
-//! orgsvc's credentials: argon2id password hashing, HS256 access tokens and
-//! opaque refresh tokens.
+//! orgsvc's credentials: argon2id password hashing, access tokens signed
+//! by a rotating asymmetric key set published as a JWK Set (or the legacy
+//! HS256 secret), and opaque refresh tokens.
 //!
 //! Hashing is CPU-bound, so it always runs on tokio's blocking pool, at most
 //! `max_concurrent` hashes at a time, never on the async workers.
 
 mod error;
+mod key_ring;
+mod key_rotation;
+mod keys;
 mod password;
 mod refresh;
 mod token;
 
 pub use error::{AuthError, TokenError};
+pub use key_ring::KeyRing;
+pub use key_rotation::{maintain_signing_keys, rotate_signing_keys, KeySetUpdate};
+pub use keys::{
+    generate_kid, generate_signing_key, Jwk, JwkSet, KeyEncryptionKey, KeyError,
+    MIN_KEY_ENCRYPTION_SECRET_BYTES,
+};
 pub use password::{Argon2Params, HashingPoolUsage, PasswordHasher, QueueWaitObserver};
 pub use refresh::{hash_refresh_token, OpaqueRefreshToken};
 pub use token::{generate_secret, AccessClaims, IssuedToken, TokenService, TokenSettings};

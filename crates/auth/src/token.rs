@@ -1,20 +1,21 @@
-//! HS256 access tokens (JWT).
+//! Access tokens (JWT, RFC 7519), signed by the keys of a [`KeyRing`]:
+//! the stored asymmetric key set (EdDSA, ES256 or RS256, with `kid`) or the
+//! legacy HS256 shared secret.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use chrono::Utc;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use orgsvc_domain::{Admin, AdminId, Organization, OrganizationId};
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::SecretSlice;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{AuthError, TokenError};
-
-/// The only algorithm tokens are signed and accepted with.
-const ALGORITHM: Algorithm = Algorithm::HS256;
+use crate::key_ring::{KeyRing, RingRefusal};
 
 /// Length of a generated secret, in bytes (256 bits).
 const GENERATED_SECRET_BYTES: usize = 32;
@@ -22,7 +23,8 @@ const GENERATED_SECRET_BYTES: usize = 32;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 5;
 
-/// How tokens are signed and checked.
+/// How tokens are signed and checked with the legacy HS256 secret only
+/// (see [`TokenService::with_key_ring`] for asymmetric keys).
 #[derive(Debug)]
 pub struct TokenSettings {
     /// The HMAC key.
@@ -68,11 +70,12 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
-/// Signs and verifies access tokens.
+/// Signs and verifies access tokens. Clones share one key ring, which
+/// [`TokenService::install_key_ring`] replaces for all of them at once
+/// (key rotation without restart).
 #[derive(Clone)]
 pub struct TokenService {
-    encoding_key: EncodingKey,
-    decoding_key: DecodingKey,
+    ring: Arc<RwLock<Arc<KeyRing>>>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -82,7 +85,7 @@ pub struct TokenService {
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenService")
-            .field("algorithm", &ALGORITHM)
+            .field("keys", &self.key_ring())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("ttl", &self.ttl)
@@ -91,26 +94,61 @@ impl std::fmt::Debug for TokenService {
 }
 
 impl TokenService {
-    /// A token service with these settings; refuses an empty secret.
+    /// A token service signing and verifying with the HS256 secret of
+    /// `settings` (no `kid`); refuses an empty secret.
     pub fn new(settings: TokenSettings) -> Result<Self, AuthError> {
-        let secret = settings.secret.expose_secret();
-        if secret.is_empty() {
-            return Err(AuthError::InvalidSecret("the secret is empty"));
-        }
-        let mut validation = Validation::new(ALGORITHM);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
+        let ring = KeyRing::hs256(&settings.secret)
+            .map_err(|_| AuthError::InvalidSecret("the secret is empty"))?;
+        Ok(Self::with_key_ring(
+            ring,
+            settings.issuer,
+            settings.audience,
+            settings.ttl,
+        ))
+    }
+
+    /// A token service signing with `ring`'s active key and verifying with
+    /// its keys, writing and requiring `issuer` and `audience`, issuing
+    /// tokens that live `ttl`.
+    pub fn with_key_ring(ring: KeyRing, issuer: String, audience: String, ttl: Duration) -> Self {
+        // The algorithm is the verifying key's, set per token by the ring.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[&audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        Ok(Self {
-            encoding_key: EncodingKey::from_secret(secret),
-            decoding_key: DecodingKey::from_secret(secret),
+        Self {
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
             validation,
-            issuer: settings.issuer,
-            audience: settings.audience,
-            ttl: settings.ttl,
-        })
+            issuer,
+            audience,
+            ttl,
+        }
+    }
+
+    /// Replaces the keys of this service and of all its clones (after a
+    /// rotation or a reload of the key set). Tokens being signed or
+    /// verified meanwhile finish with the previous ring.
+    pub fn install_key_ring(&self, ring: KeyRing) {
+        let ring = Arc::new(ring);
+        match self.ring.write() {
+            Ok(mut current) => *current = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+    }
+
+    /// The current keys (for publishing the JWK Set).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Lifetime of the tokens this service issues.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Signs a token for `admin` of `organization`.
@@ -132,16 +170,16 @@ impl TokenService {
             jti: Uuid::new_v4().to_string(),
             ver: admin.token_version,
         };
-        let access_token =
-            jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding_key)
-                .map_err(AuthError::Signing)?;
+        let access_token = self.key_ring().sign(&claims).map_err(AuthError::Signing)?;
         Ok(IssuedToken {
             access_token,
             expires_in: self.ttl.as_secs(),
         })
     }
 
-    /// Checks signature, algorithm, issuer, audience and the time claims
+    /// Checks signature (with the key the header's `kid` names, under that
+    /// key's algorithm only; without `kid`, the legacy HS256 secret if
+    /// configured), issuer, audience and the time claims
     /// (RFC 7519 §4.1.4-4.1.6, with a few seconds of leeway for clock skew):
     /// `exp` has not passed, `nbf` (if any) has, `iat` is not in the future,
     /// and the lifetime `exp - iat` is at most the configured TTL, so a token
@@ -149,13 +187,15 @@ impl TokenService {
     /// the claims. Whether the admin still exists with the same token
     /// version is for the caller to check against the store.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let claims =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
-                .map(|data| data.claims)
-                .map_err(|e| match e.kind() {
-                    ErrorKind::ExpiredSignature => TokenError::Expired,
-                    _ => TokenError::Invalid,
-                })?;
+        let claims = self
+            .key_ring()
+            .verify::<AccessClaims>(token, &self.validation)
+            .map_err(|refusal| match refusal {
+                RingRefusal::Jwt(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+                    TokenError::Expired
+                }
+                _ => TokenError::Invalid,
+            })?;
         self.check_lifetime(&claims, Utc::now().timestamp())?;
         Ok(claims)
     }
@@ -188,7 +228,12 @@ mod tests {
     use base64::Engine as _;
     use orgsvc_domain::{AdminEmail, AdminRole, CollectionName, OrganizationName, TenantLocation};
 
+    use jsonwebtoken::{EncodingKey, Header};
+    use secrecy::ExposeSecret;
+
     use super::*;
+
+    const ALGORITHM: Algorithm = Algorithm::HS256;
 
     fn service_with(secret: &[u8], ttl: Duration) -> TokenService {
         TokenService::new(TokenSettings {
@@ -411,6 +456,96 @@ mod tests {
             ttl: Duration::from_secs(60),
         });
         assert!(matches!(empty, Err(AuthError::InvalidSecret(_))));
+    }
+
+    fn encryption() -> crate::KeyEncryptionKey {
+        crate::KeyEncryptionKey::derive(&b"a-key-encryption-secret-of-32-bytes!".to_vec().into())
+            .unwrap()
+    }
+
+    /// A key set whose only (active) key has `algorithm`.
+    fn key_set(algorithm: orgsvc_domain::SigningAlgorithm) -> Vec<orgsvc_domain::SigningKey> {
+        let new = crate::generate_signing_key(algorithm, &encryption()).unwrap();
+        orgsvc_domain::add_key(&[], new, Utc::now()).unwrap()
+    }
+
+    fn ring_service(keys: &[orgsvc_domain::SigningKey], legacy: bool) -> TokenService {
+        let secret: SecretSlice<u8> = b"a-test-secret-of-at-least-32-bytes!".to_vec().into();
+        let ring = KeyRing::new(keys, Some(&encryption()), legacy.then_some(&secret)).unwrap();
+        TokenService::with_key_ring(
+            ring,
+            "orgsvc".into(),
+            "orgsvc-api".into(),
+            Duration::from_secs(900),
+        )
+    }
+
+    fn header_of(token: &str) -> serde_json::Value {
+        let header = token.split('.').next().unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn key_ring_tokens_carry_the_kid_and_the_same_claims() {
+        let (admin, org) = fixtures();
+        for algorithm in orgsvc_domain::SigningAlgorithm::ALL {
+            let keys = key_set(algorithm);
+            let ring = ring_service(&keys, false);
+            let issued = ring.issue(&admin, &org).unwrap();
+            assert_eq!(header_of(&issued.access_token)["kid"], keys[0].kid.as_str());
+            let claims = ring.verify(&issued.access_token).unwrap();
+            assert_eq!(
+                (claims.sub, claims.ver, claims.exp - claims.iat),
+                (admin.id, 3, 900)
+            );
+            // The HS256-only service knows no kid.
+            assert_eq!(
+                service().verify(&issued.access_token),
+                Err(TokenError::Invalid)
+            );
+        }
+    }
+
+    #[test]
+    fn expired_key_ring_tokens_are_refused_as_expired() {
+        let keys = key_set(orgsvc_domain::SigningAlgorithm::EdDsa);
+        let service = ring_service(&keys, false);
+        let (admin, org) = fixtures();
+        let mut claims = service
+            .verify(&service.issue(&admin, &org).unwrap().access_token)
+            .unwrap();
+        claims.iat -= 3600;
+        claims.exp -= 3600;
+        let token = service.key_ring().sign(&claims).unwrap();
+        assert_eq!(service.verify(&token), Err(TokenError::Expired));
+    }
+
+    /// Moving an HS256 deployment to a key set: tokens issued before keep
+    /// verifying (no kid, the configured secret) while new ones carry the
+    /// active key's kid; every clone of the service switches at once.
+    #[test]
+    fn switching_from_hs256_keeps_earlier_tokens_valid() {
+        let (admin, org) = fixtures();
+        let before = service();
+        let clone = before.clone();
+        let old_token = before.issue(&admin, &org).unwrap().access_token;
+
+        let keys = key_set(orgsvc_domain::SigningAlgorithm::EdDsa);
+        let secret: SecretSlice<u8> = b"a-test-secret-of-at-least-32-bytes!".to_vec().into();
+        before.install_key_ring(KeyRing::new(&keys, Some(&encryption()), Some(&secret)).unwrap());
+
+        let new_token = clone.issue(&admin, &org).unwrap().access_token;
+        assert_eq!(header_of(&new_token)["alg"], "EdDSA");
+        assert_eq!(clone.key_ring().signing_kid(), Some(keys[0].kid.as_str()));
+        assert!(clone.verify(&old_token).is_ok());
+        assert!(clone.verify(&new_token).is_ok());
+        assert_eq!(clone.key_ring().jwks().keys.len(), 1);
+
+        // Once the secret is dropped from the configuration, the old
+        // tokens are refused.
+        clone.install_key_ring(KeyRing::new(&keys, Some(&encryption()), None).unwrap());
+        assert_eq!(before.verify(&old_token), Err(TokenError::Invalid));
+        assert!(before.verify(&new_token).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! orgsvc's domain: what an organization and its admins are, the validated
 //! values they are made of, and the [`TenantStore`] port (with its
-//! [`SessionStore`] and [`AuditLog`] parts) every storage adapter implements,
+//! [`SessionStore`], [`AuditLog`] and [`SigningKeyStore`] parts) every storage
+//! adapter implements,
 //! and the [`SharedRateLimits`] port of stores that several instances share.
 //!
 //! This crate has no infrastructure dependency: no database driver, no web
@@ -15,6 +16,7 @@ mod model;
 pub mod preconditions;
 mod rate_limits;
 mod sessions;
+mod signing_keys;
 mod store;
 mod succession;
 mod values;
@@ -40,6 +42,12 @@ pub use rate_limits::{ClientKey, RateDecision, RateLimit, RateWindow, SharedRate
 pub use sessions::{
     LoginAttempt, LoginThrottle, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionStore,
     ThrottleState,
+};
+pub use signing_keys::{
+    active_key, add_key, check_key_set, next_maintenance_at, plan_maintenance, KeySetError,
+    KeyState, MaintenancePlan, NewSigningKey, PublicKeyParameters, ReplaceKeySetError,
+    RotationPolicy, SealedPrivateKey, SigningAlgorithm, SigningKey, SigningKeyStore,
+    VersionedKeySet,
 };
 pub use store::{ReconcileReport, TenantStore};
 pub use succession::{plan_admin_change, AdminChange, AdminChangePlan, AdminStanding};

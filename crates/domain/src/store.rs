@@ -19,6 +19,7 @@ use crate::model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
 };
 use crate::sessions::SessionStore;
+use crate::signing_keys::SigningKeyStore;
 use crate::values::{AdminEmail, OrganizationName, PasswordHash};
 
 /// What a [`TenantStore::reconcile`] run repaired.
@@ -40,8 +41,9 @@ impl ReconcileReport {
 
 /// Organizations, their admins and their tenant collections.
 ///
-/// A store also keeps the admins' sessions and the audit log: see the
-/// supertraits [`SessionStore`] and [`AuditLog`] for their own rules.
+/// A store also keeps the admins' sessions, the audit log and the token
+/// signing keys: see the supertraits [`SessionStore`], [`AuditLog`] and
+/// [`SigningKeyStore`] for their own rules.
 ///
 /// Rules every implementation MUST follow:
 /// - Organization names are unique by their canonical form
@@ -68,7 +70,7 @@ impl ReconcileReport {
 ///   changes that would leave it without one are refused atomically, even
 ///   when they race each other.
 #[async_trait]
-pub trait TenantStore: SessionStore + AuditLog + Send + Sync + 'static {
+pub trait TenantStore: SessionStore + AuditLog + SigningKeyStore + Send + Sync + 'static {
     /// Registers an organization, its first admin (an owner) and its
     /// (empty) tenant collection.
     ///

@@ -1,5 +1,5 @@
-//! The [`TenantStore`] contract suite (with its [`crate::SessionStore`] and
-//! [`crate::AuditLog`] parts), shared by every adapter.
+//! The [`TenantStore`] contract suite (with its [`crate::SessionStore`],
+//! [`crate::AuditLog`] and [`crate::SigningKeyStore`] parts), shared by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
 //! expression that yields a fresh, empty store as a [`ContractFixture`] (an
@@ -23,9 +23,11 @@ use serde_json::{json, Value};
 mod faults;
 mod memory;
 mod security;
+mod signing_keys;
 pub use faults::{Failure, FaultyStore, Operation, Times};
 pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
 pub use security::*;
+pub use signing_keys::*;
 
 use crate::{
     AdminEmail, AdminUpdate, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
@@ -87,6 +89,11 @@ macro_rules! tenant_store_contract_tests {
             purge_forgets_idle_login_failures_but_keeps_locks,
             audit_events_page_newest_first_per_organization,
             purge_removes_entries_of_long_deleted_organizations_only,
+            signing_keys_start_empty,
+            signing_keys_round_trip,
+            signing_keys_refuse_a_stale_version,
+            concurrent_signing_key_replaces_have_one_winner,
+            sealed_private_keys_come_back_unchanged,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

@@ -8,9 +8,10 @@
 
 use std::collections::BTreeSet;
 
-const SOURCES: [&str; 2] = [
+const SOURCES: [&str; 3] = [
     include_str!("../src/testing.rs"),
     include_str!("../src/testing/security.rs"),
+    include_str!("../src/testing/signing_keys.rs"),
 ];
 
 /// Every `pub async fn NAME(store: Store)`: the signature of a check.

@@ -26,7 +26,9 @@
 //! `login_throttles` (see `refresh_tokens.rs` and `login_throttle.rs`), the
 //! audit log in `audit_events` (see `audit.rs`). The store also implements
 //! [`SharedRateLimits`](orgsvc_domain::SharedRateLimits), counting calls in
-//! `rate_limits` (see `rate_limits.rs`).
+//! `rate_limits` (see `rate_limits.rs`). The token signing key set is one
+//! document in `signing_keys`, replaced by compare-and-swap on its version
+//! (see `signing_keys.rs`).
 
 mod admin_add;
 mod admin_changes;
@@ -48,6 +50,7 @@ mod reconcile;
 mod records;
 mod refresh_tokens;
 mod sessions;
+mod signing_keys;
 mod store;
 mod tenant_document_ops;
 mod tenant_documents;

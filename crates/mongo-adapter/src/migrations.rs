@@ -26,6 +26,10 @@
 //! lease that pending operations carry (`pending.lease: {holder, epoch,
 //! renewed_ms}`, see `lease.rs`); records without one (written before)
 //! stay valid.
+//!
+//! 0006 (signing keys) adds `signing_keys`, which holds the one document of
+//! the access-token signing key set (see `signing_keys.rs`), with a
+//! validator for its shape.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -86,6 +90,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0003_admin_security"),
     migration!("0004_rate_limits"),
     migration!("0005_lifecycle_leases"),
+    migration!("0006_signing_keys"),
 ];
 
 /// The record of an applied migration.

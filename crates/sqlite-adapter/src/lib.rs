@@ -8,7 +8,8 @@
 //! their revision and an index for listing them in `(created_at, id)` order
 //! (see `tenant_tables.rs` and `documents.rs`). Sessions and the audit log
 //! have their own tables: `refresh_tokens`, `revoked_families`,
-//! `login_throttles` (see `sessions.rs`) and `audit_events` (`audit.rs`).
+//! `login_throttles` (see `sessions.rs`), `audit_events` (`audit.rs`), and the
+//! token signing keys `signing_key_set` and `signing_keys` (`signing_keys.rs`).
 //!
 //! Concurrency: one writer connection serializes all writes (SQLite admits
 //! one writer at a time anyway); read-only connections serve reads
@@ -41,6 +42,7 @@ mod records;
 mod refresh_tokens;
 mod rows;
 mod sessions;
+mod signing_keys;
 mod store;
 mod tenant_tables;
 

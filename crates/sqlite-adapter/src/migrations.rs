@@ -106,6 +106,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         Some(tenant_tables::rebuild_all)
     ),
     migration!(4, "0004_admin_security"),
+    migration!(5, "0005_signing_keys"),
 ];
 
 /// Applies the pending `migrations` in order; returns the names applied now.

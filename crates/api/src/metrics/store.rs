@@ -12,8 +12,9 @@ use orgsvc_domain::{
     DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
     LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
     OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, SessionFamilyId, SessionStore, StoreError,
-    TenantDocument, TenantStore, UpdateAdminError,
+    RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
+    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, UpdateAdminError,
+    VersionedKeySet,
 };
 
 use super::{RECONCILE_REPAIRS, RECONCILE_RUNS, STORE_DURATION};
@@ -318,6 +319,24 @@ impl AuditLog for TimedStore {
         timed!(
             "purge_deleted_before",
             self.inner.purge_deleted_before(cutoff)
+        )
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for TimedStore {
+    async fn load_signing_keys(&self) -> Result<VersionedKeySet, StoreError> {
+        timed!("load_signing_keys", self.inner.load_signing_keys())
+    }
+
+    async fn replace_signing_keys(
+        &self,
+        expected_version: u64,
+        keys: Vec<SigningKey>,
+    ) -> Result<u64, ReplaceKeySetError> {
+        timed!(
+            "replace_signing_keys",
+            self.inner.replace_signing_keys(expected_version, keys)
         )
     }
 }

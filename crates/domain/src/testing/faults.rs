@@ -17,8 +17,9 @@ use crate::{
     DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
     LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
     OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, SessionFamilyId, SessionStore, StoreError,
-    TenantDocument, TenantStore, UpdateAdminError,
+    RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
+    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, UpdateAdminError,
+    VersionedKeySet,
 };
 
 macro_rules! operations {
@@ -79,6 +80,8 @@ operations! {
     Record => "record",
     AuditEvents => "audit_events",
     PurgeDeletedBefore => "purge_deleted_before",
+    LoadSigningKeys => "load_signing_keys",
+    ReplaceSigningKeys => "replace_signing_keys",
 }
 
 impl Operation {
@@ -103,6 +106,7 @@ impl Operation {
             O::UpdateAdmin => UpdateAdminError::inject(failure).is_some(),
             O::AddAdmin => AddAdminError::inject(failure).is_some(),
             O::RemoveAdmin | O::SetAdminRole => ChangeAdminError::inject(failure).is_some(),
+            O::ReplaceSigningKeys => ReplaceKeySetError::inject(failure).is_some(),
             O::InsertDocument
             | O::FindDocument
             | O::ListDocuments
@@ -135,6 +139,8 @@ pub enum Failure {
     OrganizationNotFound,
     /// `Busy` (create, rename, delete, documents).
     Busy,
+    /// `VersionConflict` (`replace_signing_keys`).
+    VersionConflict,
     /// `RenameOrganizationError::NameChanged` (renames).
     NameChanged,
     /// `ChangeAdminError::LastOwner` (`remove_admin`, `set_admin_role`).
@@ -176,6 +182,7 @@ impl fmt::Debug for Failure {
             Self::NotFound => f.write_str("NotFound"),
             Self::OrganizationNotFound => f.write_str("OrganizationNotFound"),
             Self::Busy => f.write_str("Busy"),
+            Self::VersionConflict => f.write_str("VersionConflict"),
             Self::NameChanged => f.write_str("NameChanged"),
             Self::LastOwner => f.write_str("LastOwner"),
             Self::RevisionMismatch { current } => write!(f, "RevisionMismatch({current})"),
@@ -235,6 +242,9 @@ inject!(UpdateAdminError {
 inject!(AddAdminError {
     Failure::OrganizationNotFound => Self::OrganizationNotFound,
     Failure::EmailTaken => Self::EmailTaken,
+});
+inject!(ReplaceKeySetError {
+    Failure::VersionConflict => Self::VersionConflict,
 });
 inject!(ChangeAdminError {
     Failure::NotFound => Self::NotFound,
@@ -498,7 +508,8 @@ from_injected!(
     UpdateAdminError,
     AddAdminError,
     ChangeAdminError,
-    DocumentError
+    DocumentError,
+    ReplaceKeySetError
 );
 
 impl fmt::Debug for FaultyStore {
@@ -770,5 +781,22 @@ impl AuditLog for FaultyStore {
     async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.enter(Operation::PurgeDeletedBefore).await?;
         self.inner.purge_deleted_before(cutoff).await
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for FaultyStore {
+    async fn load_signing_keys(&self) -> Result<VersionedKeySet, StoreError> {
+        self.enter(Operation::LoadSigningKeys).await?;
+        self.inner.load_signing_keys().await
+    }
+
+    async fn replace_signing_keys(
+        &self,
+        expected_version: u64,
+        keys: Vec<SigningKey>,
+    ) -> Result<u64, ReplaceKeySetError> {
+        self.enter(Operation::ReplaceSigningKeys).await?;
+        self.inner.replace_signing_keys(expected_version, keys).await
     }
 }

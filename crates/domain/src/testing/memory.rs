@@ -20,8 +20,8 @@ use crate::{
     DocumentPage, DocumentQuery, FieldFilter, FilterValue, LoginAttempt, LoginThrottle, NewAdmin,
     NewOrganization, Organization, OrganizationId, OrganizationName, PageCursor, PasswordHash,
     ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError,
-    SessionFamilyId, SessionStore, StoreError, TenantDocument, TenantLocation, TenantStore,
-    ThrottleState, UpdateAdminError,
+    ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError,
+    TenantDocument, TenantLocation, TenantStore, ThrottleState, UpdateAdminError, VersionedKeySet,
 };
 
 /// The [`TenantLocation::database`] of every organization in an
@@ -108,6 +108,7 @@ struct State {
     revoked_families: HashMap<SessionFamilyId, DateTime<Utc>>,
     throttles: HashMap<AdminEmail, StoredThrottle>,
     audit: BTreeMap<AuditEventId, AuditEvent>,
+    signing_keys: VersionedKeySet,
 }
 
 struct StoredAdmin {
@@ -835,5 +836,26 @@ impl AuditLog for InMemoryStore {
             .audit
             .retain(|_, event| !gone.contains(&event.organization_id));
         Ok(u64::try_from(before - state.audit.len()).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for InMemoryStore {
+    async fn load_signing_keys(&self) -> Result<VersionedKeySet, StoreError> {
+        Ok(self.lock().signing_keys.clone())
+    }
+
+    async fn replace_signing_keys(
+        &self,
+        expected_version: u64,
+        keys: Vec<SigningKey>,
+    ) -> Result<u64, ReplaceKeySetError> {
+        let mut state = self.lock();
+        if state.signing_keys.version != expected_version {
+            return Err(ReplaceKeySetError::VersionConflict);
+        }
+        let version = expected_version + 1;
+        state.signing_keys = VersionedKeySet { version, keys };
+        Ok(version)
     }
 }

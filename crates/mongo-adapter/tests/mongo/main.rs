@@ -14,5 +14,6 @@ mod orphans;
 mod rate_limits;
 mod rename;
 mod sessions;
+mod signing_keys;
 mod support;
 mod validators;

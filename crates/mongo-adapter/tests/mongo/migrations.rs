@@ -7,12 +7,13 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{email, new_org, TestStore};
 
-const ALL: [&str; 5] = [
+const ALL: [&str; 6] = [
     "0001_collections_and_indexes",
     "0002_validators",
     "0003_admin_security",
     "0004_rate_limits",
     "0005_lifecycle_leases",
+    "0006_signing_keys",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

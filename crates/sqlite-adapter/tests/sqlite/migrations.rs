@@ -27,7 +27,8 @@ async fn migrate_applies_every_migration_once() {
             "0001_initial",
             "0002_document_revisions",
             "0003_light_tenant_tables",
-            "0004_admin_security"
+            "0004_admin_security",
+            "0005_signing_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -52,7 +53,8 @@ async fn migrate_applies_every_migration_once() {
             (1, "0001_initial"),
             (2, "0002_document_revisions"),
             (3, "0003_light_tenant_tables"),
-            (4, "0004_admin_security")
+            (4, "0004_admin_security"),
+            (5, "0005_signing_keys"),
         ]
     );
     for (_, name, checksum) in &recorded {
@@ -215,13 +217,20 @@ fn release_0002_file(path: &std::path::Path, with_0004: bool) -> [OrganizationId
 
 #[tokio::test]
 async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document() {
-    converts_keeping_every_document(false, &["0003_light_tenant_tables", "0004_admin_security"])
-        .await;
+    converts_keeping_every_document(
+        false,
+        &[
+            "0003_light_tenant_tables",
+            "0004_admin_security",
+            "0005_signing_keys",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_file_migrated_up_to_0004_gets_0003_after_it() {
-    converts_keeping_every_document(true, &["0003_light_tenant_tables"]).await;
+    converts_keeping_every_document(true, &["0003_light_tenant_tables", "0005_signing_keys"]).await;
 }
 
 async fn converts_keeping_every_document(with_0004: bool, applied: &[&str]) {
@@ -364,7 +373,8 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
         [
             "0002_document_revisions",
             "0003_light_tenant_tables",
-            "0004_admin_security"
+            "0004_admin_security",
+            "0005_signing_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
