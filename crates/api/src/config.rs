@@ -6,7 +6,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `profile` [`ORGSVC__PROFILE`] | `development` | `development` or `production`; production refuses to start without `auth.jwt_secret` |
+//! | `profile` [`ORGSVC__PROFILE`] | `development` | `development` or `production`; production refuses to start without `auth.key_encryption_secret` (or, with `auth.signing.algorithm = "HS256"`, `auth.jwt_secret`) |
 //! | `server.host` | `127.0.0.1` | address to listen on |
 //! | `server.port` | `8080` | port to listen on |
 //! | `server.workers` | number of CPUs | HTTP worker threads |
@@ -16,6 +16,7 @@
 //! | `server.body_read_timeout_secs` | `30` | a request body must arrive completely within this many seconds of the handler starting to read it; else 408 and the connection is closed (1 to 3600) |
 //! | `server.keep_alive_secs` | `30` | an idle keep-alive connection is closed after this many seconds without a request (0: no keep-alive, one request per connection; at most 3600) |
 //! | `server.max_connections_per_ip` | `64` | open connections per client IP; more are answered 429 `too_many_connections` and closed (0: no limit; never applied to `security.trusted_proxies`) |
+//! | `server.public_url` | unset | the service's public base URL (`https://auth.example.com`), for the absolute URLs of `GET /.well-known/oauth-authorization-server`; unset: built from each request's `Host` |
 //! | `server.shutdown_delay_secs` | `0` | seconds the listener keeps accepting after the signal while `/health/ready` answers 503 (for load balancers that poll it); part of the timeout, at most `shutdown_timeout_secs - 2` |
 //! | `data.max_document_bytes` | `262144` | largest accepted tenant document body (`/org/data`); larger ones get 413 |
 //! | `store.kind` | `embedded` | `embedded` (SQLite file) or `mongodb` |
@@ -24,7 +25,11 @@
 //! | `mongodb.master_db` | `orgsvc_master` | database holding organizations, admins and tenant collections |
 //! | `mongodb.reconcile_interval_secs` | `10` | how often each instance looks for operations to take over and repair |
 //! | `mongodb.lease_timeout_secs` | `15` | a create, rename or delete renews a lease on its organization every sixth of this; another instance takes it over only once it went unrenewed this long |
-//! | `auth.jwt_secret` | unset | HS256 signing secret; unset in development: a random one per start |
+//! | `auth.signing.algorithm` | `EdDSA` | how access tokens are signed: `EdDSA` (Ed25519), `ES256` or `RS256` with the stored, rotating key set published at `/.well-known/jwks.json`; or `HS256` with `auth.jwt_secret` (no key set) |
+//! | `auth.signing.rotate_every_secs` | `2592000` | a new key is generated when the active one is this old (30 days); `orgsvc keys rotate` rotates at once |
+//! | `auth.signing.publish_ahead_secs` | `auth.access_token_ttl` | a new key is published this long before it signs (so verifiers' caches have it) |
+//! | `auth.key_encryption_secret` | unset | at least 32 bytes; encrypts the stored private signing keys (XChaCha20-Poly1305 under an HKDF-SHA256 key). Unset in development: the keys live in memory only, one per start. Secret: never logged |
+//! | `auth.jwt_secret` | unset | HS256 secret: with `auth.signing.algorithm = "HS256"` it signs tokens (unset in development: a random one per start); with an asymmetric algorithm it only verifies tokens issued before the switch (remove it once `auth.access_token_ttl` has passed) |
 //! | `auth.access_token_ttl` | `900` | access token lifetime, seconds |
 //! | `auth.refresh_token_ttl` | `1209600` | refresh token lifetime (14 days), seconds; each rotation issues a new one |
 //! | `auth.issuer` | `orgsvc` | token `iss` |
@@ -125,6 +130,9 @@ pub enum Profile {
 /// HTTP server settings.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ServerSettings {
+    /// The public base URL (`https://auth.example.com`), for absolute URLs
+    /// in answers; `None`: from each request's `Host`.
+    pub public_url: Option<String>,
     /// Address to listen on.
     pub host: IpAddr,
     /// Port to listen on (0: any free port).
@@ -247,7 +255,12 @@ impl MongoSettings {
 /// Credential settings.
 #[derive(Clone, Debug, Deserialize)]
 pub struct AuthSettings {
-    /// HS256 signing secret.
+    /// How access tokens are signed.
+    pub signing: SigningConfig,
+    /// Encrypts the stored private signing keys (at least 32 bytes).
+    pub key_encryption_secret: Option<SecretString>,
+    /// HS256 secret: signs with `signing.algorithm = "HS256"`, else only
+    /// verifies tokens issued before the switch.
     pub jwt_secret: Option<SecretString>,
     /// Access token lifetime, in seconds.
     pub access_token_ttl: u64,
@@ -262,6 +275,62 @@ pub struct AuthSettings {
     /// Password hashes computed at once; `None`: half the CPUs, at least
     /// one (see [`Settings::hashing_concurrency`]).
     pub hashing_concurrency: Option<NonZeroUsize>,
+}
+
+/// How access tokens are signed (`auth.signing.*`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SigningConfig {
+    /// The algorithm.
+    pub algorithm: SigningAlgorithmSetting,
+    /// Age of the active key at which a new one is generated, in seconds.
+    pub rotate_every_secs: u64,
+    /// How long a new key is published before it signs, in seconds;
+    /// `None`: `auth.access_token_ttl`.
+    pub publish_ahead_secs: Option<u64>,
+}
+
+/// `auth.signing.algorithm`: a JWS `alg` (RFC 7518 §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum SigningAlgorithmSetting {
+    /// Ed25519 (the default).
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+    /// ECDSA P-256 with SHA-256.
+    #[serde(rename = "ES256")]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    #[serde(rename = "RS256")]
+    Rs256,
+    /// HMAC SHA-256 with `auth.jwt_secret`: no key set, nothing published.
+    #[serde(rename = "HS256")]
+    Hs256,
+}
+
+impl SigningAlgorithmSetting {
+    /// The stored key set's algorithm; `None` for HS256.
+    pub fn asymmetric(self) -> Option<orgsvc_domain::SigningAlgorithm> {
+        match self {
+            Self::EdDsa => Some(orgsvc_domain::SigningAlgorithm::EdDsa),
+            Self::Es256 => Some(orgsvc_domain::SigningAlgorithm::Es256),
+            Self::Rs256 => Some(orgsvc_domain::SigningAlgorithm::Rs256),
+            Self::Hs256 => None,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// When keys move on: `auth.signing.*` with the access-token TTL.
+    pub fn rotation_policy(&self) -> orgsvc_domain::RotationPolicy {
+        let token_ttl = Duration::from_secs(self.access_token_ttl);
+        orgsvc_domain::RotationPolicy {
+            publish_ahead: self
+                .signing
+                .publish_ahead_secs
+                .map_or(token_ttl, Duration::from_secs),
+            rotate_every: Duration::from_secs(self.signing.rotate_every_secs),
+            ..orgsvc_domain::RotationPolicy::new(token_ttl)
+        }
+    }
 }
 
 /// Login protection and client identification.
@@ -527,15 +596,30 @@ impl Settings {
                 "mongodb.lease_timeout_secs must be at least 1".into(),
             ));
         }
+        let secret_len =
+            |secret: &Option<SecretString>| secret.as_ref().map(|s| s.expose_secret().len());
+        if secret_len(&self.auth.key_encryption_secret).is_some_and(|len| len < MIN_SECRET_BYTES) {
+            return Err(ConfigError::Invalid(format!(
+                "auth.key_encryption_secret must be at least {MIN_SECRET_BYTES} bytes"
+            )));
+        }
+        if self.auth.signing.rotate_every_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.signing.rotate_every_secs must be at least 1".into(),
+            ));
+        }
         if self.profile == Profile::Production {
-            let secret_len = self
-                .auth
-                .jwt_secret
-                .as_ref()
-                .map_or(0, |secret| secret.expose_secret().len());
-            if secret_len < MIN_SECRET_BYTES {
+            let (key, len) = match self.auth.signing.algorithm {
+                SigningAlgorithmSetting::Hs256 => ("jwt_secret", secret_len(&self.auth.jwt_secret)),
+                _ => (
+                    "key_encryption_secret",
+                    secret_len(&self.auth.key_encryption_secret),
+                ),
+            };
+            if len.unwrap_or(0) < MIN_SECRET_BYTES {
+                let env = key.to_uppercase();
                 return Err(ConfigError::Invalid(format!(
-                    "profile \"production\" requires auth.jwt_secret (env ORGSVC__AUTH__JWT_SECRET) of at least {MIN_SECRET_BYTES} bytes"
+                    "profile \"production\" requires auth.{key} (env ORGSVC__AUTH__{env}) of at least {MIN_SECRET_BYTES} bytes"
                 )));
             }
         }
@@ -593,6 +677,8 @@ fn with_defaults(
         .set_default("mongodb.reconcile_interval_secs", 10)?
         .set_default("mongodb.lease_timeout_secs", 15)?
         .set_default("data.max_document_bytes", 262_144)?
+        .set_default("auth.signing.algorithm", "EdDSA")?
+        .set_default("auth.signing.rotate_every_secs", 30 * 24 * 3600)?
         .set_default("auth.access_token_ttl", 900)?
         .set_default("auth.refresh_token_ttl", 1_209_600)?
         .set_default("auth.issuer", "orgsvc")?
@@ -998,24 +1084,85 @@ mod tests {
     fn production_requires_a_long_enough_secret() {
         let error =
             Settings::load_from(None, env(&[("ORGSVC__PROFILE", "production")])).unwrap_err();
-        assert!(error.to_string().contains("auth.jwt_secret"), "{error}");
-        let short = Settings::load_from(
-            None,
-            env(&[
-                ("ORGSVC__PROFILE", "production"),
-                ("ORGSVC__AUTH__JWT_SECRET", "short"),
-            ]),
+        assert!(
+            error.to_string().contains("auth.key_encryption_secret"),
+            "{error}"
         );
-        assert!(short.is_err());
         let long = "x".repeat(MIN_SECRET_BYTES);
+        for key in [
+            "ORGSVC__AUTH__KEY_ENCRYPTION_SECRET",
+            "ORGSVC__AUTH__JWT_SECRET",
+        ] {
+            let short = Settings::load_from(
+                None,
+                env(&[
+                    ("ORGSVC__PROFILE", "production"),
+                    ("ORGSVC__AUTH__SIGNING__ALGORITHM", "HS256"),
+                    ("ORGSVC__AUTH__KEY_ENCRYPTION_SECRET", &long),
+                    (key, "short"),
+                ]),
+            );
+            assert!(short.is_err(), "{key}");
+        }
         let settings = Settings::load_from(
             None,
             env(&[
                 ("ORGSVC__PROFILE", "production"),
-                ("ORGSVC__AUTH__JWT_SECRET", &long),
+                ("ORGSVC__AUTH__KEY_ENCRYPTION_SECRET", &long),
             ]),
         )
         .unwrap();
         assert_eq!(settings.profile, Profile::Production);
+        assert_eq!(
+            settings.auth.signing.algorithm.asymmetric(),
+            Some(orgsvc_domain::SigningAlgorithm::EdDsa)
+        );
+        // HS256 takes auth.jwt_secret instead.
+        let hs256 = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__PROFILE", "production"),
+                ("ORGSVC__AUTH__SIGNING__ALGORITHM", "HS256"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(hs256.to_string().contains("auth.jwt_secret"), "{hs256}");
+        Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__PROFILE", "production"),
+                ("ORGSVC__AUTH__SIGNING__ALGORITHM", "HS256"),
+                ("ORGSVC__AUTH__JWT_SECRET", &long),
+            ]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn signing_settings_default_to_ed25519_rotated_monthly_published_one_ttl_ahead() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        let policy = settings.auth.rotation_policy();
+        assert_eq!(policy.publish_ahead, Duration::from_secs(900));
+        assert_eq!(policy.rotate_every, Duration::from_secs(30 * 24 * 3600));
+        let custom = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__AUTH__SIGNING__ALGORITHM", "ES256"),
+                ("ORGSVC__AUTH__SIGNING__PUBLISH_AHEAD_SECS", "60"),
+                ("ORGSVC__AUTH__SIGNING__ROTATE_EVERY_SECS", "86400"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            custom.auth.signing.algorithm.asymmetric(),
+            Some(orgsvc_domain::SigningAlgorithm::Es256)
+        );
+        assert_eq!(
+            custom.auth.rotation_policy().publish_ahead,
+            Duration::from_secs(60)
+        );
+        let unknown =
+            Settings::load_from(None, env(&[("ORGSVC__AUTH__SIGNING__ALGORITHM", "none")]));
+        assert!(unknown.is_err());
     }
 }

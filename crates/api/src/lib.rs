@@ -10,6 +10,7 @@ pub mod config;
 pub mod cors;
 pub mod extractors;
 pub mod head;
+pub mod key_commands;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -1,4 +1,5 @@
-//! `orgsvc [--config FILE] [serve|migrate|openapi]`: the Organization Management Service.
+//! `orgsvc [--config FILE] [serve|migrate|openapi|keys list|keys rotate]`:
+//! the Organization Management Service.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use orgsvc_api::config::Settings;
+use orgsvc_api::key_commands;
 use orgsvc_api::openapi;
 use orgsvc_api::problem::ErrorChain;
 use orgsvc_api::startup::{self, Command, StartupError};
@@ -32,6 +34,22 @@ enum CliCommand {
     /// Print the OpenAPI document (as committed in `openapi.json`) and exit;
     /// reads no settings and opens no store.
     Openapi,
+    /// The signing key set of the access tokens (on the embedded store,
+    /// stop the service first: its file is locked while it runs).
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Subcommand)]
+enum KeysCommand {
+    /// Print every key (kid, algorithm, state, times; never a private key).
+    List,
+    /// Add a new key now: published at once, it starts signing
+    /// `auth.signing.publish_ahead_secs` later; the active key then retires
+    /// and stays published until its tokens have expired.
+    Rotate,
 }
 
 #[actix_web::main]
@@ -41,6 +59,7 @@ async fn main() -> ExitCode {
         None | Some(CliCommand::Serve) => Command::Serve,
         Some(CliCommand::Migrate) => Command::Migrate,
         Some(CliCommand::Openapi) => return print_openapi(),
+        Some(CliCommand::Keys { action }) => return keys(cli.config, action).await,
     };
     match start(cli.config, command).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,6 +82,37 @@ fn print_openapi() -> ExitCode {
         Err(error) => {
             eprintln!("orgsvc: could not write the OpenAPI document: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `orgsvc keys ...`, printing to stdout.
+async fn keys(config: Option<PathBuf>, action: KeysCommand) -> ExitCode {
+    let result = async {
+        let settings = Settings::load(config.as_deref())?;
+        telemetry::init_on_stderr(&settings.log)?;
+        match action {
+            KeysCommand::List => {
+                Ok::<_, StartupError>(key_commands::table(&key_commands::list(&settings).await?))
+            }
+            KeysCommand::Rotate => {
+                let (set, kid) = key_commands::rotate(&settings).await?;
+                let when = key_commands::when_it_signs(&settings, &set, &kid);
+                Ok(format!(
+                    "added key {kid}: {when}\n{}",
+                    key_commands::table(&set)
+                ))
+            }
+        }
+    };
+    match result.await {
+        Ok(text) => match write!(io::stdout().lock(), "{text}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
+        Err(error) => {
+            eprintln!("orgsvc: {}", ErrorChain(&error));
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -85,6 +85,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "audit", description = "The organization's audit log; owners only."),
         (name = "admin", description = "Admin authentication: login, refresh-token rotation and logout."),
         (name = "health", description = "Probes for orchestrators."),
+        (name = "well-known", description = "For services that verify orgsvc's access tokens themselves: the signing keys (JWK Set) and the authorization server metadata."),
     )
 )]
 pub struct ApiDoc;
@@ -102,9 +103,11 @@ impl Modify for BearerSecurity {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "Access token (HS256 JWT, `auth.access_token_ttl` seconds) from `POST \
-                         /admin/login` or `POST /admin/refresh`. Refused once the admin's password \
-                         changes, the admin is removed or the organization is deleted.",
+                        "Access token (a JWT signed with `auth.signing.algorithm`, EdDSA by \
+                         default, its `kid` naming a key of `/.well-known/jwks.json`; valid \
+                         `auth.access_token_ttl` seconds) from `POST /admin/login` or `POST \
+                         /admin/refresh`. Refused once the admin's password changes, the admin is \
+                         removed or the organization is deleted.",
                     ))
                     .build(),
             ),
@@ -212,16 +215,21 @@ impl Modify for TransportResponses {
 }
 
 /// Documents 503 `store_unavailable` on every operation that uses the store
-/// (all but the health probes, whose readiness documents its own 503),
-/// where the operation has no 503 of its own (those mention it).
+/// (all but the health probes, whose readiness documents its own 503, and
+/// the well-known documents, served from memory), where the operation has
+/// no 503 of its own (those mention it).
 struct StoreResponses;
 
 impl Modify for StoreResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::Ref;
         for operation in operations_mut(openapi) {
-            let probe = operation.tags.iter().flatten().any(|tag| tag == "health");
-            if !probe && !operation.responses.responses.contains_key("503") {
+            let storeless = operation
+                .tags
+                .iter()
+                .flatten()
+                .any(|tag| tag == "health" || tag == "well-known");
+            if !storeless && !operation.responses.responses.contains_key("503") {
                 operation.responses.responses.insert(
                     "503".into(),
                     Ref::from_response_name("StoreUnavailable").into(),

@@ -30,11 +30,12 @@ use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
 use crate::routes::metrics::{self as metrics_routes, MetricsListener};
 use crate::shutdown::{self, ShutdownPlan, Signals};
-use crate::state::{AppState, Credentials};
+use crate::state::{AppState, Credentials, CredentialsError};
 use crate::store_selection::{MigrationFailed, SelectedStore};
 use crate::telemetry::InvalidLogFilter;
 use crate::transport;
 use orgsvc_app::maintenance::spawn_reconciler;
+use orgsvc_auth::KeyError;
 
 /// What the binary does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,9 +55,11 @@ pub enum StartupError {
     /// The log filter is invalid.
     #[error(transparent)]
     LogFilter(#[from] InvalidLogFilter),
-    /// The credential settings are unusable (e.g. argon2 parameters).
-    #[error("invalid auth settings")]
-    Auth(#[from] orgsvc_auth::AuthError),
+    /// The credential settings are unusable (e.g. argon2 parameters), or
+    /// the signing keys (a private key that does not decrypt with
+    /// `auth.key_encryption_secret`, a store that failed).
+    #[error("could not set up the credentials")]
+    Credentials(#[from] CredentialsError),
     /// The store could not be opened or reached.
     #[error("could not open the store")]
     Store(#[from] orgsvc_domain::StoreError),
@@ -72,13 +75,20 @@ pub enum StartupError {
     /// Metrics could not be set up (`metrics.*`).
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A command cannot run with these settings (what is missing).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl StartupError {
     /// The process exit code: 2 for invalid configuration, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::LogFilter(_) | Self::Auth(_) => 2,
+            Self::Config(_) | Self::LogFilter(_) | Self::Usage(_) => 2,
+            Self::Credentials(CredentialsError::Keys(KeyError::Store(_) | KeyError::Contended)) => {
+                1
+            }
+            Self::Credentials(_) => 2,
             Self::Store(_) | Self::Migration(_) | Self::Server(_) | Self::Signals(_) => 1,
             Self::Metrics(_) => 1,
         }
@@ -187,10 +197,6 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
     if settings.security.trust_forwarded_for {
         tracing::warn!("security.trust_forwarded_for is deprecated: it trusts any peer as a proxy; list the proxies in security.trusted_proxies instead");
     }
-    let credentials = match command {
-        Command::Serve => Some(Credentials::from_settings(&settings)?),
-        Command::Migrate => None,
-    };
     let store = SelectedStore::open(&settings).await?;
     tracing::info!(store = %store.describe(), "store opened");
     let applied = store.migrate().await?;
@@ -199,13 +205,15 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
     } else {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
-    let Some(credentials) = credentials else {
-        return Ok(()); // Command::Migrate
-    };
+    if command == Command::Migrate {
+        return Ok(());
+    }
 
     let reconcile = store.needs_reconciliation();
     let shared_rate_limits = store.shared_rate_limits();
-    let mut state = AppState::new(&settings, store.into_shared(), credentials);
+    let store = store.into_shared();
+    let credentials = Credentials::load(&settings, store.clone()).await?;
+    let mut state = AppState::new(&settings, store, credentials);
     if let Some(metrics) = Metrics::from_settings(&settings.metrics)? {
         state = state.with_metrics(metrics);
     }
@@ -366,6 +374,8 @@ struct Background {
     reconciler: Option<JoinHandle<()>>,
     stop_reconciler: watch::Sender<bool>,
     maintenance: JoinHandle<()>,
+    /// Keeps the signing keys current (a stored key set only).
+    key_refresher: Option<JoinHandle<()>>,
 }
 
 impl Background {
@@ -386,10 +396,15 @@ impl Background {
             )
         });
         let maintenance = settings.maintenance().spawn(store, shared_rate_limits);
+        let key_refresher = state
+            .signing_keys
+            .clone()
+            .map(|keys| keys.spawn_refresher(stop_reconciler.subscribe()));
         Self {
             reconciler,
             stop_reconciler,
             maintenance,
+            key_refresher,
         }
     }
 
@@ -402,6 +417,9 @@ impl Background {
     /// `deadline` (it was told to stop before, by `begin_drain`).
     async fn finish(self, deadline: Instant) {
         self.maintenance.abort();
+        if let Some(refresher) = self.key_refresher {
+            refresher.abort();
+        }
         if let Some(mut reconciler) = self.reconciler {
             let deadline = tokio::time::Instant::from_std(deadline);
             if tokio::time::timeout_at(deadline, &mut reconciler)
@@ -418,6 +436,9 @@ impl Background {
 
     fn abort(self) {
         self.maintenance.abort();
+        if let Some(refresher) = self.key_refresher {
+            refresher.abort();
+        }
         if let Some(reconciler) = self.reconciler {
             reconciler.abort();
         }

@@ -1,4 +1,5 @@
-//! Logging: a `tracing` subscriber writing text or JSON lines to stdout.
+//! Logging: a `tracing` subscriber writing text or JSON lines to stdout
+//! (the service) or stderr (commands that print their result on stdout).
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,10 +10,19 @@ use crate::config::{LogFormat, LogSettings};
 #[error("invalid log filter (log.level or RUST_LOG): {0}")]
 pub struct InvalidLogFilter(String);
 
-/// Installs the global subscriber: filter from `RUST_LOG` when set, else
-/// `log.level`; format from `log.format`. Also forwards `log` records
-/// (actix-web's) to `tracing`.
+/// Installs the global subscriber writing to stdout: filter from
+/// `RUST_LOG` when set, else `log.level`; format from `log.format`. Also
+/// forwards `log` records (actix-web's) to `tracing`.
 pub fn init(settings: &LogSettings) -> Result<(), InvalidLogFilter> {
+    install(settings, false)
+}
+
+/// [`init`], writing to stderr: for commands whose output is on stdout.
+pub fn init_on_stderr(settings: &LogSettings) -> Result<(), InvalidLogFilter> {
+    install(settings, true)
+}
+
+fn install(settings: &LogSettings, stderr: bool) -> Result<(), InvalidLogFilter> {
     let directives = std::env::var(EnvFilter::DEFAULT_ENV)
         .ok()
         .filter(|value| !value.trim().is_empty())
@@ -21,9 +31,15 @@ pub fn init(settings: &LogSettings) -> Result<(), InvalidLogFilter> {
         .parse(&directives)
         .map_err(|error| InvalidLogFilter(error.to_string()))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let installed = match settings.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let installed = match (settings.format, stderr) {
+        (LogFormat::Text, false) => builder.try_init(),
+        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, false) => builder.json().flatten_event(true).try_init(),
+        (LogFormat::Json, true) => builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .try_init(),
     };
     // Already installed (e.g. by a test harness): keep the existing one.
     if let Err(error) = installed {

@@ -9,7 +9,8 @@
 //! - [`admins`]: add, list, get, change the role of, remove;
 //! - [`documents`]: the tenant's documents, with conditional writes;
 //! - [`audit`]: recording what requests did, and reading the log;
-//! - [`maintenance`]: the periodic purge of sessions, throttles and audit.
+//! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
+//! - [`signing_keys`]: the stored signing key set, kept current and rotated.
 //!
 //! This crate depends on `orgsvc-domain` and `orgsvc-auth` only: no web
 //! framework, no database driver (`scripts/check-layering` proves it). The
@@ -20,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orgsvc_auth::{HashingPoolUsage, PasswordHasher, TokenService};
+use orgsvc_auth::{HashingPoolUsage, JwkSet, PasswordHasher, TokenService};
 use orgsvc_domain::{LoginThrottle, StoreError, TenantStore};
 
 pub mod admins;
@@ -30,6 +31,7 @@ mod error;
 pub mod maintenance;
 pub mod organizations;
 pub mod sessions;
+pub mod signing_keys;
 
 pub use admins::Owner;
 pub use audit::RequestOrigin;
@@ -115,6 +117,18 @@ impl Application {
     /// The store's failure.
     pub async fn check_store(&self) -> Result<(), StoreError> {
         self.store.ping().await
+    }
+
+    /// The public keys that verify access tokens, to publish (RFC 7517 §5):
+    /// every key of the signing key set, `next` and `retired` included;
+    /// empty when tokens are signed with the HS256 secret.
+    pub fn jwks(&self) -> JwkSet {
+        self.tokens.key_ring().jwks().clone()
+    }
+
+    /// The `iss` of access tokens.
+    pub fn token_issuer(&self) -> &str {
+        self.tokens.issuer()
     }
 
     /// How busy the password-hashing pool is now (metrics).

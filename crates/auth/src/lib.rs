@@ -7,7 +7,6 @@
 
 mod error;
 mod key_ring;
-mod key_rotation;
 mod keys;
 mod password;
 mod refresh;
@@ -15,7 +14,6 @@ mod token;
 
 pub use error::{AuthError, TokenError};
 pub use key_ring::KeyRing;
-pub use key_rotation::{maintain_signing_keys, rotate_signing_keys, KeySetUpdate};
 pub use keys::{
     generate_kid, generate_signing_key, Jwk, JwkSet, KeyEncryptionKey, KeyError,
     MIN_KEY_ENCRYPTION_SECRET_BYTES,

@@ -146,6 +146,11 @@ impl TokenService {
         }
     }
 
+    /// The `iss` claim written and required.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Lifetime of the tokens this service issues.
     pub fn ttl(&self) -> Duration {
         self.ttl

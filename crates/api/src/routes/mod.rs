@@ -18,10 +18,11 @@ pub mod health;
 pub mod metrics;
 pub mod organizations;
 pub mod sessions;
+pub mod well_known;
 
 /// Each route module's OpenAPI operations, in the document's order: the
 /// paths of the document (see [`crate::openapi::document`]).
-pub fn documented_operations() -> [utoipa::openapi::OpenApi; 6] {
+pub fn documented_operations() -> [utoipa::openapi::OpenApi; 7] {
     use utoipa::OpenApi;
     [
         organizations::Operations::openapi(),
@@ -30,6 +31,7 @@ pub fn documented_operations() -> [utoipa::openapi::OpenApi; 6] {
         audit::Operations::openapi(),
         sessions::Operations::openapi(),
         health::Operations::openapi(),
+        well_known::Operations::openapi(),
     ]
 }
 
@@ -42,6 +44,7 @@ pub fn table() -> RouteTable {
     audit::routes(&mut table);
     sessions::routes(&mut table);
     health::routes(&mut table);
+    well_known::routes(&mut table);
     table
 }
 
@@ -214,7 +217,7 @@ mod tests {
             }
         }
         assert_eq!(served, documented);
-        assert_eq!(served.len(), 20);
+        assert_eq!(served.len(), 22);
     }
 
     #[test]

@@ -100,14 +100,16 @@ impl TryFrom<RefreshTokenRequest> for PresentedRefreshToken {
 /// gets the next one.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
-    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+    "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImtWNGIwSTFHN0M2dHFac0d4SnE5bUEifQ.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
     "token_type": "bearer",
     "expires_in": 900,
     "refresh_token": "Jx3b7m0H1sXlq9cX2y5c0PZf8oQe4uKt6wVbN1rD2aE",
     "refresh_expires_in": 1209600
 }))]
 pub struct AccessToken {
-    /// JWT (HS256) to send as `Authorization: Bearer <access_token>`.
+    /// JWT to send as `Authorization: Bearer <access_token>`, signed with
+    /// `auth.signing.algorithm` (EdDSA by default; its `kid` names a key of
+    /// `/.well-known/jwks.json`).
     access_token: String,
     /// Always `bearer`.
     token_type: &'static str,

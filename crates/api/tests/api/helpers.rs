@@ -22,12 +22,18 @@ use orgsvc_api::rate_limit::LoginRateLimiter;
 use orgsvc_api::startup::app;
 use orgsvc_api::state::{AppState, Credentials};
 use orgsvc_api::store_selection::SelectedStore;
+use orgsvc_app::signing_keys::SigningKeys;
 use orgsvc_domain::{SharedRateLimits, TenantStore};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
 /// The signing secret of every test app, so tests can forge tokens.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// The tests' `auth.key_encryption_secret`: access tokens are signed with
+/// the stored key set (EdDSA by default); [`JWT_SECRET`] only verifies
+/// "legacy" HS256 tokens without `kid`, as after a switch from HS256.
+pub const KEY_ENCRYPTION_SECRET: &str = "test-key-encryption-secret-32-bytes!";
 /// A password every test admin starts with.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -57,6 +63,9 @@ pub struct TestApp {
     /// The wall clock of the app's credential rate limit when it is shared
     /// via the store (MongoDB); the in-process limiter keeps its own.
     pub clock: TestClock,
+    /// The stored signing key set the app's tokens follow (refreshed only
+    /// when a test calls `refresh`: no background task runs here).
+    pub signing_keys: Option<SigningKeys>,
     openapi: Value,
     _dir: Arc<TempDir>,
 }
@@ -204,7 +213,8 @@ impl TestApp {
         clock: &TestClock,
         dir: &Arc<TempDir>,
     ) -> Self {
-        let credentials = Credentials::from_settings(settings).unwrap();
+        let credentials = Credentials::load(settings, store.clone()).await.unwrap();
+        let signing_keys = credentials.signing_keys.clone();
         let mut state = AppState::new(settings, store.clone(), credentials);
         if let Some(metrics) = Metrics::from_settings(&settings.metrics).unwrap() {
             state = state.with_metrics(metrics);
@@ -238,6 +248,7 @@ impl TestApp {
             settings: settings.clone(),
             store,
             clock: clock.clone(),
+            signing_keys,
             openapi: serde_json::to_value(openapi::document()).unwrap(),
             _dir: dir.clone(),
         }
@@ -404,6 +415,7 @@ fn test_settings(backend: Backend, extra_env: &[(&str, &str)], dir: &TempDir) ->
         ("ORGSVC__AUTH__ARGON2__PARALLELISM", "1"),
         ("ORGSVC__AUTH__HASHING_CONCURRENCY", "2"),
         ("ORGSVC__AUTH__JWT_SECRET", JWT_SECRET),
+        ("ORGSVC__AUTH__KEY_ENCRYPTION_SECRET", KEY_ENCRYPTION_SECRET),
         ("ORGSVC__SERVER__MAX_BODY_BYTES", "4096"),
         // Tests log in often from one (absent) client address; the
         // rate-limit tests set their own, tiny, limits.

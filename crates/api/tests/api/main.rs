@@ -87,4 +87,5 @@ mod openapi;
 mod organizations;
 mod sessions;
 mod shutdown;
+mod signing_keys;
 mod transport;

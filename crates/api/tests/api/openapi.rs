@@ -12,6 +12,18 @@ use crate::helpers::{Backend, TestApp};
 /// Every operation with the statuses its handler can answer.
 const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
     (
+        "/.well-known/jwks.json",
+        "get",
+        "getJsonWebKeySet",
+        &[200, 400, 408, 429, 431],
+    ),
+    (
+        "/.well-known/oauth-authorization-server",
+        "get",
+        "getAuthorizationServerMetadata",
+        &[200, 400, 408, 429, 431],
+    ),
+    (
         "/org/create",
         "post",
         "createOrganization",

@@ -797,6 +797,8 @@ impl SigningKeyStore for FaultyStore {
         keys: Vec<SigningKey>,
     ) -> Result<u64, ReplaceKeySetError> {
         self.enter(Operation::ReplaceSigningKeys).await?;
-        self.inner.replace_signing_keys(expected_version, keys).await
+        self.inner
+            .replace_signing_keys(expected_version, keys)
+            .await
     }
 }

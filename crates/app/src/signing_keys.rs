@@ -5,25 +5,32 @@
 //! changing the set at once, one wins, and the others load the winner's set
 //! and decide again on it.
 //!
-//! How a service instance uses this crate's key functions:
-//! 1. At startup, derive the [`KeyEncryptionKey`] from
-//!    `auth.key_encryption_secret`, run [`maintain_signing_keys`] (the
-//!    first run of a deployment stores its first, active key), build a
-//!    [`crate::KeyRing`] from the result (with the legacy HS256 secret while
-//!    tokens issued before the switch may still be alive) and a
-//!    [`crate::TokenService::with_key_ring`].
-//! 2. Periodically (well under `publish_ahead`, e.g. every minute), run
-//!    [`maintain_signing_keys`] again, or just reload the set; when the
-//!    version differs from the installed ring's, build a new ring and
-//!    [`crate::TokenService::install_key_ring`] it.
-//! 3. Serve [`crate::KeyRing::jwks`] as the JWK Set.
+//! A service instance keeps its [`TokenService`] on the stored set with
+//! [`SigningKeys`]: at startup it runs [`maintain_signing_keys`] (the first
+//! run of a deployment stores its first, active key) and builds a
+//! [`KeyRing`] from the result (with the legacy HS256 secret while tokens
+//! issued before the switch may still be alive); then, every
+//! [`SigningKeys::refresh_interval`] (well under `publish_ahead`), it runs
+//! it again and installs a new ring when the set's version moved
+//! ([`TokenService::install_key_ring`]: every clone switches at once). An
+//! operator's rotation ([`rotate_signing_keys`], `orgsvc keys rotate`)
+//! adds a `next` key that every instance publishes before any signs with
+//! it.
 
 use orgsvc_domain::{
     add_key, clock, plan_maintenance, ReplaceKeySetError, RotationPolicy, SigningAlgorithm,
     SigningKeyStore, VersionedKeySet,
 };
 
-use crate::keys::{generate_signing_key, KeyEncryptionKey, KeyError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use orgsvc_auth::{generate_signing_key, KeyEncryptionKey, KeyError, KeyRing, TokenService};
+use orgsvc_domain::{ErrorChain, TenantStore};
+use secrecy::SecretSlice;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Loads of the set before giving up on a contended change.
 const MAX_TRIES: usize = 5;
@@ -31,7 +38,7 @@ const MAX_TRIES: usize = 5;
 /// What a maintenance or rotation run left in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySetUpdate {
-    /// The set as stored now: build the [`crate::KeyRing`] from it.
+    /// The set as stored now: build the [`orgsvc_auth::KeyRing`] from it.
     pub keys: VersionedKeySet,
     /// Whether this run stored a change.
     pub changed: bool,
@@ -123,6 +130,167 @@ async fn update(
     Err(KeyError::Contended)
 }
 
+/// How this deployment signs access tokens with its stored key set.
+#[derive(Clone)]
+pub struct SigningSettings {
+    /// The algorithm of the keys generated from now on.
+    pub algorithm: SigningAlgorithm,
+    /// When keys move on.
+    pub policy: RotationPolicy,
+    /// Decrypts and encrypts the private keys at rest.
+    pub encryption: KeyEncryptionKey,
+    /// The HS256 secret of tokens issued before the switch to the key set
+    /// (`auth.jwt_secret`), verified while configured.
+    pub legacy_secret: Option<SecretSlice<u8>>,
+    /// The `iss` claim.
+    pub issuer: String,
+    /// The `aud` claim.
+    pub audience: String,
+}
+
+impl std::fmt::Debug for SigningSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningSettings")
+            .field("algorithm", &self.algorithm)
+            .field("policy", &self.policy)
+            .field("legacy_secret", &self.legacy_secret.is_some())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps a [`TokenService`] signing with the stored key set's active key
+/// and verifying with every published key. Clones share the service.
+#[derive(Clone)]
+pub struct SigningKeys {
+    store: Arc<dyn TenantStore>,
+    tokens: TokenService,
+    settings: Arc<SigningSettings>,
+    installed: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("tokens", &self.tokens)
+            .field("settings", &self.settings)
+            .field("installed", &self.installed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKeys {
+    /// Brings the stored set up to date ([`maintain_signing_keys`]) and
+    /// builds the token service on it.
+    ///
+    /// # Errors
+    /// The store's failure, a set that cannot be used (a private key that
+    /// does not decrypt with `settings.encryption`), or a set other
+    /// instances keep changing.
+    pub async fn start(
+        store: Arc<dyn TenantStore>,
+        settings: SigningSettings,
+    ) -> Result<Self, KeyError> {
+        let update = maintain_signing_keys(
+            store.as_ref(),
+            &settings.policy,
+            settings.algorithm,
+            &settings.encryption,
+        )
+        .await?;
+        let ring = ring_of(&update.keys, &settings)?;
+        tracing::info!(
+            version = update.keys.version,
+            signing_kid = ring.signing_kid(),
+            "signing keys loaded"
+        );
+        let tokens = TokenService::with_key_ring(
+            ring,
+            settings.issuer.clone(),
+            settings.audience.clone(),
+            settings.policy.token_ttl,
+        );
+        Ok(Self {
+            store,
+            tokens,
+            settings: Arc::new(settings),
+            installed: Arc::new(AtomicU64::new(update.keys.version)),
+        })
+    }
+
+    /// The token service; it follows every [`SigningKeys::refresh`].
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
+    }
+
+    /// How often to refresh: a quarter of `publish_ahead`, between 1 s and
+    /// a minute, so that every instance publishes a `next` key long before
+    /// any signs with it.
+    pub fn refresh_interval(&self) -> Duration {
+        (self.settings.policy.publish_ahead / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+
+    /// Applies the set's scheduled moves (and adds a key when one is due),
+    /// then installs a new ring if the stored set changed since the last
+    /// one; answers whether it did.
+    ///
+    /// # Errors
+    /// As [`SigningKeys::start`]; the installed ring stays.
+    pub async fn refresh(&self) -> Result<bool, KeyError> {
+        let update = maintain_signing_keys(
+            self.store.as_ref(),
+            &self.settings.policy,
+            self.settings.algorithm,
+            &self.settings.encryption,
+        )
+        .await?;
+        if update.keys.version == self.installed.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let ring = ring_of(&update.keys, &self.settings)?;
+        tracing::info!(
+            version = update.keys.version,
+            signing_kid = ring.signing_kid(),
+            "signing keys changed: new key ring installed"
+        );
+        self.tokens.install_key_ring(ring);
+        self.installed.store(update.keys.version, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Refreshes every [`SigningKeys::refresh_interval`] in the background
+    /// until `stop` turns true; failures are logged and retried at the
+    /// next tick (the installed ring keeps working meanwhile).
+    pub fn spawn_refresher(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.refresh_interval());
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is immediate: start() just ran
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stop| *stop) => return,
+                    _ = ticks.tick() => {}
+                }
+                if let Err(error) = self.refresh().await {
+                    tracing::error!(error = %ErrorChain(&error), "refreshing the signing keys failed");
+                }
+            }
+        })
+    }
+}
+
+/// The ring of a stored set under `settings`.
+fn ring_of(keys: &VersionedKeySet, settings: &SigningSettings) -> Result<KeyRing, KeyError> {
+    KeyRing::new(
+        &keys.keys,
+        Some(&settings.encryption),
+        settings.legacy_secret.as_ref(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -132,7 +300,7 @@ mod tests {
     use orgsvc_domain::{KeySetError, KeyState, SigningKey, StoreError};
 
     use super::*;
-    use crate::KeyRing;
+    use orgsvc_auth::KeyRing;
 
     /// An in-memory key store with the port's compare-and-swap; with
     /// `interfere`, another instance changes the set right after each load
