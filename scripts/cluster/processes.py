@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Same on every instance, so a token from one is accepted by all (>= 32 bytes).
-JWT_SECRET = "cluster-test-secret-cluster-test-secret-0123456789"
+# Signs access tokens with the stored key set (EdDSA), shared by every
+# instance on the store.
+KEY_ENCRYPTION_SECRET = "cluster-test-key-encryption-secret-0123456789"
 
 #: Seconds after which another instance takes over an unfinished lifecycle
 #: operation (today: `reconcile_stale_after_secs`; with the lease fix:
@@ -143,7 +145,7 @@ def instance_env(uri: str, master_db: str, port: int) -> dict[str, str]:
             "ORGSVC__SERVER__HOST": "127.0.0.1",
             "ORGSVC__SERVER__PORT": str(port),
             "ORGSVC__SERVER__WORKERS": "2",
-            "ORGSVC__AUTH__JWT_SECRET": JWT_SECRET,
+            "ORGSVC__AUTH__KEY_ENCRYPTION_SECRET": KEY_ENCRYPTION_SECRET,
             "ORGSVC__AUTH__ACCESS_TOKEN_TTL": "86400",
             # Cheap hashing: argon2 needs at least 8 KiB per lane.
             "ORGSVC__AUTH__ARGON2__MEMORY_KIB": "64",

@@ -6,6 +6,9 @@
 #   install_node_tools     clients/typescript/node_modules/ from package-lock.json
 #   start_service          builds (or reuses) target/debug/orgsvc, starts it,
 #                          waits for /health/ready; sets ORGSVC_URL and WORK
+#   stop_service, launch_service
+#                          stop it, and start it again on the same store
+#   run_orgsvc ARGS        the binary with the service's settings (`keys rotate`)
 #
 # Every client runs from 127.0.0.1, and the hooks log in for each fuzzed case,
 # so the service's per-IP login rate limit is lifted (the API tests cover it).
@@ -76,26 +79,46 @@ start_service() {
   # A copy, so a concurrent build in the same target dir cannot swap it.
   cp "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/orgsvc" "$WORK/orgsvc"
 
-  local port
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  ORGSVC_URL="http://127.0.0.1:$port"
+  SERVICE_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  ORGSVC_URL="http://127.0.0.1:$SERVICE_PORT"
   export ORGSVC_URL
-  env -u ORGSVC_CONFIG \
-    ORGSVC__PROFILE=development \
-    ORGSVC__SERVER__HOST=127.0.0.1 \
-    ORGSVC__SERVER__PORT="$port" \
-    ORGSVC__SERVER__WORKERS=2 \
-    ORGSVC__STORE__KIND=embedded \
-    ORGSVC__STORE__PATH="$WORK/orgsvc.db" \
-    ORGSVC__AUTH__JWT_SECRET="clients-test-secret-clients-test-secret" \
-    ORGSVC__AUTH__ACCESS_TOKEN_TTL=86400 \
-    ORGSVC__AUTH__ARGON2__MEMORY_KIB=256 \
-    ORGSVC__AUTH__ARGON2__ITERATIONS=1 \
-    ORGSVC__AUTH__ARGON2__PARALLELISM=1 \
-    ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE=1000000 \
-    ORGSVC__SECURITY__LOGIN_RATE_BURST=1000000 \
-    ORGSVC__LOG__LEVEL=warn \
-    "$WORK/orgsvc" serve >"$WORK/server.log" 2>&1 &
+  set_orgsvc_command
+  launch_service
+}
+
+# The copied binary with the service's settings: `"${ORGSVC_CMD[@]}" serve`,
+# `run_orgsvc keys rotate`. Tokens are signed with the stored key set
+# (EdDSA); a new key signs 2 s after it is published, so the resource-server
+# check can rotate without waiting a token lifetime.
+set_orgsvc_command() {
+  ORGSVC_CMD=(env -u ORGSVC_CONFIG
+    ORGSVC__PROFILE=development
+    ORGSVC__SERVER__HOST=127.0.0.1
+    ORGSVC__SERVER__PORT="$SERVICE_PORT"
+    ORGSVC__SERVER__WORKERS=2
+    ORGSVC__STORE__KIND=embedded
+    ORGSVC__STORE__PATH="$WORK/orgsvc.db"
+    ORGSVC__AUTH__KEY_ENCRYPTION_SECRET="clients-test-key-encryption-secret-0123"
+    ORGSVC__AUTH__SIGNING__PUBLISH_AHEAD_SECS=2
+    ORGSVC__AUTH__ACCESS_TOKEN_TTL=86400
+    ORGSVC__AUTH__ARGON2__MEMORY_KIB=256
+    ORGSVC__AUTH__ARGON2__ITERATIONS=1
+    ORGSVC__AUTH__ARGON2__PARALLELISM=1
+    ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE=1000000
+    ORGSVC__SECURITY__LOGIN_RATE_BURST=1000000
+    ORGSVC__LOG__LEVEL=warn
+    "$WORK/orgsvc")
+}
+
+run_orgsvc() {
+  "${ORGSVC_CMD[@]}" "$@"
+}
+
+# Starts the service (again, after stop_service) on the same store and
+# port, and waits for /health/ready.
+launch_service() {
+  # Not through a function: $! must be the service itself, for stop_service.
+  "${ORGSVC_CMD[@]}" serve >>"$WORK/server.log" 2>&1 &
   SERVICE_PID=$!
 
   local deadline=$((SECONDS + 60))
