@@ -289,20 +289,13 @@ pub struct SigningConfig {
     pub publish_ahead_secs: Option<u64>,
 }
 
-/// `auth.signing.algorithm`: a JWS `alg` (RFC 7518 §3.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// `auth.signing.algorithm`: a JWS `alg` (RFC 7518 §3.1), `EdDSA`, `ES256`,
+/// `RS256` or `HS256`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SigningAlgorithmSetting {
-    /// Ed25519 (the default).
-    #[serde(rename = "EdDSA")]
-    EdDsa,
-    /// ECDSA P-256 with SHA-256.
-    #[serde(rename = "ES256")]
-    Es256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
-    #[serde(rename = "RS256")]
-    Rs256,
+    /// The stored, rotating key set, its keys of this algorithm.
+    KeySet(orgsvc_domain::SigningAlgorithm),
     /// HMAC SHA-256 with `auth.jwt_secret`: no key set, nothing published.
-    #[serde(rename = "HS256")]
     Hs256,
 }
 
@@ -310,11 +303,25 @@ impl SigningAlgorithmSetting {
     /// The stored key set's algorithm; `None` for HS256.
     pub fn asymmetric(self) -> Option<orgsvc_domain::SigningAlgorithm> {
         match self {
-            Self::EdDsa => Some(orgsvc_domain::SigningAlgorithm::EdDsa),
-            Self::Es256 => Some(orgsvc_domain::SigningAlgorithm::Es256),
-            Self::Rs256 => Some(orgsvc_domain::SigningAlgorithm::Rs256),
+            Self::KeySet(algorithm) => Some(algorithm),
             Self::Hs256 => None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for SigningAlgorithmSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == "HS256" {
+            return Ok(Self::Hs256);
+        }
+        orgsvc_domain::SigningAlgorithm::parse(&name)
+            .map(Self::KeySet)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "auth.signing.algorithm must be EdDSA, ES256, RS256 or HS256, not {name:?}"
+                ))
+            })
     }
 }
 

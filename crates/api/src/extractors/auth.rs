@@ -7,7 +7,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use orgsvc_app::Owner;
+use orgsvc_app::{AppError, Owner};
 use orgsvc_domain::Admin;
 
 use crate::problem::ApiError;
@@ -72,7 +72,7 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     }
     let token = token.trim();
     if token.is_empty() {
-        return Err(ApiError::InvalidToken);
+        return Err(AppError::InvalidToken.into());
     }
     Ok(token)
 }

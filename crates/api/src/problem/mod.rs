@@ -129,33 +129,9 @@ pub enum ApiError {
     /// (RFC 9110 §8.4.1: the server decodes none).
     #[error("unsupported content coding")]
     UnsupportedContentEncoding,
-    /// No organization has the name.
-    #[error("organization not found")]
-    OrganizationNotFound,
-    /// The organization name (or one mapping to the same collection) is taken.
-    #[error("organization name taken")]
-    OrganizationNameTaken,
-    /// Another admin uses the email.
-    #[error("email taken")]
-    EmailTaken,
-    /// Another change to the organization is in progress.
-    #[error("operation in progress")]
-    OperationInProgress,
-    /// Unknown email or wrong password.
-    #[error("invalid credentials")]
-    InvalidCredentials,
     /// No bearer token was presented.
     #[error("missing bearer token")]
     MissingToken,
-    /// The bearer token is malformed, forged, revoked or of a deleted organization.
-    #[error("invalid bearer token")]
-    InvalidToken,
-    /// The bearer token has expired.
-    #[error("expired bearer token")]
-    TokenExpired,
-    /// The caller may not act on the named organization.
-    #[error("forbidden")]
-    Forbidden,
     /// No route has this path.
     #[error("route not found")]
     RouteNotFound,
@@ -165,54 +141,25 @@ pub enum ApiError {
         /// The methods the route accepts, comma-separated (the `Allow` header).
         allowed: String,
     },
-    /// The store does not answer (readiness).
-    #[error("store unavailable")]
-    StoreUnavailable,
     /// The service is shutting down (readiness).
     #[error("shutting down")]
     ShuttingDown,
-    /// The caller's organization has no document with this id.
-    #[error("document not found")]
-    DocumentNotFound,
     /// `If-Match` or `If-None-Match` does not hold for the document's
-    /// current revision (RFC 9110 §13.2.2).
-    #[error("precondition failed")]
-    PreconditionFailed {
-        /// The document's current revision (sent as its `ETag`).
-        current: u64,
-    },
-    /// The organization's collection is being moved by a rename; nothing was done.
-    #[error("organization busy")]
-    OrganizationBusy,
-    /// The caller is an admin, not an owner, of its organization.
-    #[error("owner role required")]
-    OwnerRequired,
     /// A CORS preflight from an origin, or for a method or header, that
     /// `cors.allowed_origins` does not allow (the reason as `actix-cors`
     /// gives it).
     #[error("cross-origin request refused: {0}")]
     CorsRefused(String),
-    /// The caller's organization has no admin with this id.
-    #[error("admin not found")]
-    AdminNotFound,
-    /// The change would leave the organization without an owner.
-    #[error("last owner")]
-    LastOwner,
-    /// The refresh token is unknown, expired, used before or revoked.
-    #[error("invalid refresh token")]
-    InvalidRefreshToken,
-    /// Failed logins locked the email; nothing was checked.
-    #[error("login locked")]
-    LoginLocked {
-        /// Whole seconds until the lock ends (the `Retry-After` header).
-        retry_after_secs: u64,
-    },
     /// The client IP made too many credential calls (login, refresh).
     #[error("rate limited")]
     RateLimited {
         /// Whole seconds until a call is allowed again (the `Retry-After` header).
         retry_after_secs: u64,
     },
+    /// A use case's failure ([`AppError`]): its rows of the table are
+    /// [`app_problem_type`].
+    #[error(transparent)]
+    App(#[from] AppError),
     /// Anything unexpected; logged in full, answered with a generic 500.
     #[error("unexpected error")]
     Unexpected(#[source] Box<dyn StdError + Send + Sync>),
@@ -230,6 +177,7 @@ impl ApiError {
     fn problem_type(&self) -> (&'static str, StatusCode, &'static str, Cow<'static, str>) {
         use StatusCode as S;
         match self {
+            Self::App(error) => app_problem_type(error),
             Self::Validation(errors) => (
                 "validation_failed",
                 S::UNPROCESSABLE_ENTITY,
@@ -304,59 +252,11 @@ impl ApiError {
                 Cow::from("The request body must be sent without a `Content-Encoding` (or as `identity`): \
                  the service decodes no content coding."),
             ),
-            Self::OrganizationNotFound => (
-                "organization_not_found",
-                S::NOT_FOUND,
-                "Organization not found",
-                Cow::from("No organization has this name."),
-            ),
-            Self::OrganizationNameTaken => (
-                "organization_name_taken",
-                S::CONFLICT,
-                "Organization name taken",
-                Cow::from("An organization with this name (ignoring case, spaces, hyphens and underscores) already exists."),
-            ),
-            Self::EmailTaken => (
-                "email_taken",
-                S::CONFLICT,
-                "Email taken",
-                Cow::from("An admin with this email already exists."),
-            ),
-            Self::OperationInProgress => (
-                "operation_in_progress",
-                S::CONFLICT,
-                "Operation in progress",
-                Cow::from("Another change to this organization is in progress; retry shortly."),
-            ),
-            Self::InvalidCredentials => (
-                "invalid_credentials",
-                S::UNAUTHORIZED,
-                "Invalid credentials",
-                Cow::from("The email or the password is wrong."),
-            ),
             Self::MissingToken => (
                 "missing_token",
                 S::UNAUTHORIZED,
                 "Authentication required",
                 Cow::from("This operation requires `Authorization: Bearer <access token>`."),
-            ),
-            Self::InvalidToken => (
-                "invalid_token",
-                S::UNAUTHORIZED,
-                "Invalid token",
-                Cow::from("The access token is invalid or no longer valid; log in again."),
-            ),
-            Self::TokenExpired => (
-                "token_expired",
-                S::UNAUTHORIZED,
-                "Token expired",
-                Cow::from("The access token has expired; log in again."),
-            ),
-            Self::Forbidden => (
-                "forbidden",
-                S::FORBIDDEN,
-                "Forbidden",
-                Cow::from("You may only act on your own organization."),
             ),
             Self::RouteNotFound => (
                 "not_found",
@@ -372,45 +272,11 @@ impl ApiError {
                 format!("This resource accepts only: {allowed}.")
             }),
             ),
-            Self::StoreUnavailable => (
-                "store_unavailable",
-                S::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-                Cow::from("The store does not answer."),
-            ),
             Self::ShuttingDown => (
                 "shutting_down",
                 S::SERVICE_UNAVAILABLE,
                 "Shutting down",
                 Cow::from("This instance is shutting down and takes no new work; use another instance."),
-            ),
-            Self::DocumentNotFound => (
-                "document_not_found",
-                S::NOT_FOUND,
-                "Document not found",
-                Cow::from("Your organization has no document with this id."),
-            ),
-            Self::PreconditionFailed { current } => (
-                "precondition_failed",
-                S::PRECONDITION_FAILED,
-                "Precondition failed",
-                Cow::from(format!(
-                "The document does not meet the request's If-Match or If-None-Match condition \
-                 (it was changed since you read it, or it exists); nothing was done. Its \
-                 current ETag is \"{current}\"."
-            )),
-            ),
-            Self::OrganizationBusy => (
-                "organization_busy",
-                S::SERVICE_UNAVAILABLE,
-                "Organization busy",
-                Cow::from("An operation on the organization is in progress (a rename moving its data, or an interrupted operation being finished); nothing was done, retry shortly."),
-            ),
-            Self::OwnerRequired => (
-                "owner_required",
-                S::FORBIDDEN,
-                "Owner role required",
-                Cow::from("Only an owner of the organization may do this; your role is `admin`."),
             ),
             Self::CorsRefused(reason) => (
                 "cors_refused",
@@ -418,32 +284,6 @@ impl ApiError {
                 "Cross-origin request refused",
                 Cow::from(format!(
                 "{reason}: this origin, method or header is not allowed for cross-origin calls (cors.allowed_origins)."
-            )),
-            ),
-            Self::AdminNotFound => (
-                "admin_not_found",
-                S::NOT_FOUND,
-                "Admin not found",
-                Cow::from("Your organization has no admin with this id."),
-            ),
-            Self::LastOwner => (
-                "last_owner",
-                S::CONFLICT,
-                "Last owner",
-                Cow::from("The organization's last owner cannot be removed or demoted; make another admin an owner first."),
-            ),
-            Self::InvalidRefreshToken => (
-                "invalid_refresh_token",
-                S::UNAUTHORIZED,
-                "Invalid refresh token",
-                Cow::from("The refresh token is invalid, expired, already used or revoked; log in again."),
-            ),
-            Self::LoginLocked { retry_after_secs } => (
-                "login_locked",
-                S::TOO_MANY_REQUESTS,
-                "Login locked",
-                Cow::from(format!(
-                "Too many failed logins for this email; it is locked for {retry_after_secs} more second(s)."
             )),
             ),
             Self::RateLimited { retry_after_secs } => (
@@ -489,14 +329,147 @@ impl ApiError {
     }
 }
 
+/// The rows of [`ApiError::problem_type`]'s table for the use cases'
+/// errors: code, status, title and detail of each [`AppError`]. A reused
+/// refresh token answers like any invalid one; an unexpected failure is a
+/// 500 that shows nothing of it.
+fn app_problem_type(
+    error: &AppError,
+) -> (&'static str, StatusCode, &'static str, Cow<'static, str>) {
+    use StatusCode as S;
+    match error {
+        AppError::InvalidCredentials => (
+            "invalid_credentials",
+            S::UNAUTHORIZED,
+            "Invalid credentials",
+            Cow::from("The email or the password is wrong."),
+        ),
+        AppError::LoginLocked { retry_after } => (
+            "login_locked",
+            S::TOO_MANY_REQUESTS,
+            "Login locked",
+            Cow::from(format!(
+            "Too many failed logins for this email; it is locked for {} more second(s).",
+            whole_seconds_up(*retry_after)
+        )),
+        ),
+        AppError::InvalidRefreshToken | AppError::RefreshTokenReused => (
+            "invalid_refresh_token",
+            S::UNAUTHORIZED,
+            "Invalid refresh token",
+            Cow::from("The refresh token is invalid, expired, already used or revoked; log in again."),
+        ),
+        AppError::InvalidToken => (
+            "invalid_token",
+            S::UNAUTHORIZED,
+            "Invalid token",
+            Cow::from("The access token is invalid or no longer valid; log in again."),
+        ),
+        AppError::TokenExpired => (
+            "token_expired",
+            S::UNAUTHORIZED,
+            "Token expired",
+            Cow::from("The access token has expired; log in again."),
+        ),
+        AppError::OwnerRequired => (
+            "owner_required",
+            S::FORBIDDEN,
+            "Owner role required",
+            Cow::from("Only an owner of the organization may do this; your role is `admin`."),
+        ),
+        AppError::Forbidden => (
+            "forbidden",
+            S::FORBIDDEN,
+            "Forbidden",
+            Cow::from("You may only act on your own organization."),
+        ),
+        AppError::OrganizationNotFound => (
+            "organization_not_found",
+            S::NOT_FOUND,
+            "Organization not found",
+            Cow::from("No organization has this name."),
+        ),
+        AppError::OrganizationNameTaken => (
+            "organization_name_taken",
+            S::CONFLICT,
+            "Organization name taken",
+            Cow::from("An organization with this name (ignoring case, spaces, hyphens and underscores) already exists."),
+        ),
+        AppError::EmailTaken => (
+            "email_taken",
+            S::CONFLICT,
+            "Email taken",
+            Cow::from("An admin with this email already exists."),
+        ),
+        AppError::OperationInProgress => (
+            "operation_in_progress",
+            S::CONFLICT,
+            "Operation in progress",
+            Cow::from("Another change to this organization is in progress; retry shortly."),
+        ),
+        AppError::OrganizationBusy => (
+            "organization_busy",
+            S::SERVICE_UNAVAILABLE,
+            "Organization busy",
+            Cow::from("An operation on the organization is in progress (a rename moving its data, or an interrupted operation being finished); nothing was done, retry shortly."),
+        ),
+        AppError::AdminNotFound => (
+            "admin_not_found",
+            S::NOT_FOUND,
+            "Admin not found",
+            Cow::from("Your organization has no admin with this id."),
+        ),
+        AppError::LastOwner => (
+            "last_owner",
+            S::CONFLICT,
+            "Last owner",
+            Cow::from("The organization's last owner cannot be removed or demoted; make another admin an owner first."),
+        ),
+        AppError::DocumentNotFound => (
+            "document_not_found",
+            S::NOT_FOUND,
+            "Document not found",
+            Cow::from("Your organization has no document with this id."),
+        ),
+        AppError::PreconditionFailed { current } => (
+            "precondition_failed",
+            S::PRECONDITION_FAILED,
+            "Precondition failed",
+            Cow::from(format!(
+            "The document does not meet the request's If-Match or If-None-Match condition \
+             (it was changed since you read it, or it exists); nothing was done. Its \
+             current ETag is \"{current}\"."
+        )),
+        ),
+        AppError::StoreUnavailable(_) => (
+            "store_unavailable",
+            S::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            Cow::from("The store does not answer."),
+        ),
+        AppError::Unexpected(_) => (
+        "internal_error",
+        S::INTERNAL_SERVER_ERROR,
+        "Internal server error",
+        Cow::from("An unexpected error occurred."),
+        ),
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.problem_type().1
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Unexpected(error) = self {
-            tracing::error!(error = %ErrorChain(error.as_ref()), "unexpected error");
+        match self {
+            Self::Unexpected(error) | Self::App(AppError::Unexpected(error)) => {
+                tracing::error!(error = %ErrorChain(error.as_ref()), "unexpected error");
+            }
+            Self::App(AppError::StoreUnavailable(error)) => {
+                tracing::warn!(error = %ErrorChain(error), "the store did not answer");
+            }
+            _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
@@ -504,13 +477,17 @@ impl ResponseError for ApiError {
             Self::MissingToken => {
                 response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_MISSING));
             }
-            Self::InvalidToken | Self::TokenExpired => {
+            Self::App(AppError::InvalidToken | AppError::TokenExpired) => {
                 response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_INVALID));
             }
-            Self::LoginLocked { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
+            Self::App(AppError::LoginLocked { retry_after }) => {
+                let secs = whole_seconds_up(*retry_after);
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            Self::RateLimited { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
-            Self::OperationInProgress | Self::OrganizationBusy => {
+            Self::App(AppError::OperationInProgress | AppError::OrganizationBusy) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             // RFC 9110 §12.5.3: what the server accepts instead.
@@ -520,10 +497,10 @@ impl ResponseError for ApiError {
                     HeaderValue::from_static("identity"),
                 ));
             }
-            Self::StoreUnavailable => {
+            Self::App(AppError::StoreUnavailable(_)) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
-            Self::PreconditionFailed { current } => {
+            Self::App(AppError::PreconditionFailed { current }) => {
                 response.insert_header((header::ETAG, format!("\"{current}\"")));
             }
             Self::MethodNotAllowed { allowed } => {
@@ -547,42 +524,6 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %error, "could not serialize a problem document");
                 response.finish()
             }
-        }
-    }
-}
-
-impl From<AppError> for ApiError {
-    /// Each use-case failure as the problem clients see. A store that did
-    /// not answer is 503 `store_unavailable` (retry later); anything
-    /// unexpected is a 500 that shows nothing of it; a reused refresh token
-    /// answers like any invalid one.
-    fn from(error: AppError) -> Self {
-        match error {
-            AppError::InvalidCredentials => Self::InvalidCredentials,
-            AppError::LoginLocked { retry_after } => Self::LoginLocked {
-                retry_after_secs: whole_seconds_up(retry_after),
-            },
-            AppError::InvalidRefreshToken | AppError::RefreshTokenReused => {
-                Self::InvalidRefreshToken
-            }
-            AppError::InvalidToken => Self::InvalidToken,
-            AppError::TokenExpired => Self::TokenExpired,
-            AppError::OwnerRequired => Self::OwnerRequired,
-            AppError::Forbidden => Self::Forbidden,
-            AppError::OrganizationNotFound => Self::OrganizationNotFound,
-            AppError::OrganizationNameTaken => Self::OrganizationNameTaken,
-            AppError::EmailTaken => Self::EmailTaken,
-            AppError::OperationInProgress => Self::OperationInProgress,
-            AppError::OrganizationBusy => Self::OrganizationBusy,
-            AppError::AdminNotFound => Self::AdminNotFound,
-            AppError::LastOwner => Self::LastOwner,
-            AppError::DocumentNotFound => Self::DocumentNotFound,
-            AppError::PreconditionFailed { current } => Self::PreconditionFailed { current },
-            AppError::StoreUnavailable(error) => {
-                tracing::warn!(error = %ErrorChain(&error), "the store did not answer");
-                Self::StoreUnavailable
-            }
-            AppError::Unexpected(error) => Self::Unexpected(error),
         }
     }
 }
@@ -670,7 +611,12 @@ mod tests {
     fn throttling_answers_429_with_retry_after_in_seconds() {
         let retry_after_secs = 42;
         for (error, code) in [
-            (ApiError::LoginLocked { retry_after_secs }, "login_locked"),
+            (
+                ApiError::App(AppError::LoginLocked {
+                    retry_after: std::time::Duration::from_millis(41_200),
+                }),
+                "login_locked",
+            ),
             (ApiError::RateLimited { retry_after_secs }, "rate_limited"),
         ] {
             assert_eq!(error.code(), code);
@@ -679,9 +625,11 @@ mod tests {
             assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
             assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "42");
         }
-        let refresh = ApiError::InvalidRefreshToken;
-        assert_eq!(refresh.code(), "invalid_refresh_token");
-        assert_eq!(refresh.status_code(), StatusCode::UNAUTHORIZED);
+        for refused in [AppError::InvalidRefreshToken, AppError::RefreshTokenReused] {
+            let refused = ApiError::from(refused);
+            assert_eq!(refused.code(), "invalid_refresh_token");
+            assert_eq!(refused.status_code(), StatusCode::UNAUTHORIZED);
+        }
     }
 
     #[test]

@@ -6,6 +6,9 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::ToResponse;
 
+use orgsvc_app::AppError;
+use orgsvc_domain::StoreError;
+
 use crate::problem::{ApiError, FieldError, PROBLEM_JSON};
 
 fn problem_response(
@@ -124,41 +127,41 @@ problem_responses! {
          or the admin's removal revokes the admin's earlier tokens; deleting the organization \
          revokes all of its tokens).",
         headers: [WWW_AUTHENTICATE],
-        examples: [ApiError::MissingToken, ApiError::InvalidToken, ApiError::TokenExpired]
+        examples: [ApiError::MissingToken, ApiError::App(AppError::InvalidToken), ApiError::App(AppError::TokenExpired)]
     }
     /// 401 of the login.
     InvalidCredentials {
         "Unknown email or wrong password (indistinguishable on purpose).",
         headers: [],
-        examples: [ApiError::InvalidCredentials]
+        examples: [ApiError::App(AppError::InvalidCredentials)]
     }
     /// 404.
     OrganizationNotFound {
         "No organization has this name (or it was deleted meanwhile).",
         headers: [],
-        examples: [ApiError::OrganizationNotFound]
+        examples: [ApiError::App(AppError::OrganizationNotFound)]
     }
     /// 409 of the creation.
     CreateConflict {
         "The name (ignoring case and separators) or the email is taken.",
         headers: [],
-        examples: [ApiError::OrganizationNameTaken, ApiError::EmailTaken]
+        examples: [ApiError::App(AppError::OrganizationNameTaken), ApiError::App(AppError::EmailTaken)]
     }
     /// 409 of the update.
     UpdateConflict {
         "The new name or email is taken, or another change to the organization is in progress.",
         headers: [RETRY_AFTER],
         examples: [
-            ApiError::OrganizationNameTaken,
-            ApiError::EmailTaken,
-            ApiError::OperationInProgress,
+            ApiError::App(AppError::OrganizationNameTaken),
+            ApiError::App(AppError::EmailTaken),
+            ApiError::App(AppError::OperationInProgress),
         ]
     }
     /// 409 of the deletion.
     DeleteConflict {
         "Another change to the organization is in progress.",
         headers: [RETRY_AFTER],
-        examples: [ApiError::OperationInProgress]
+        examples: [ApiError::App(AppError::OperationInProgress)]
     }
     /// 413.
     PayloadTooLarge {
@@ -192,14 +195,14 @@ problem_responses! {
         "The caller's organization has no document with this id (also for ids that are \
          not UUIDs, and for other organizations' documents).",
         headers: [],
-        examples: [ApiError::DocumentNotFound]
+        examples: [ApiError::App(AppError::DocumentNotFound)]
     }
     /// 412 of a conditional document request.
     PreconditionFailed {
         "`If-Match` or `If-None-Match` does not hold for the document's current revision \
          (RFC 9110 §13.2.2); nothing was changed.",
         headers: [("ETag", "The document's current revision, e.g. `\"4\"`.")],
-        examples: [ApiError::PreconditionFailed { current: 4 }]
+        examples: [ApiError::App(AppError::PreconditionFailed { current: 4 })]
     }
     /// 413 of a tenant document.
     DocumentTooLarge {
@@ -238,7 +241,7 @@ problem_responses! {
          stopped or paused) being finished or undone by another; or the store does not \
          answer (`store_unavailable`). Nothing was done. Retry after `Retry-After` seconds.",
         headers: [("Retry-After", "Seconds to wait before retrying.")],
-        examples: [ApiError::OrganizationBusy, ApiError::StoreUnavailable]
+        examples: [ApiError::App(AppError::OrganizationBusy), store_unavailable()]
     }
     /// 503 of operations that use the store.
     StoreUnavailable {
@@ -246,40 +249,40 @@ problem_responses! {
          server selection timeout); nothing is known to have changed. Retry after \
          `Retry-After` seconds.",
         headers: [("Retry-After", "Seconds to wait before retrying.")],
-        examples: [ApiError::StoreUnavailable]
+        examples: [store_unavailable()]
     }
     /// 403 of owner-only operations.
     OwnerRequired {
         "The caller is an `admin` of its organization; this operation takes an `owner`.",
         headers: [],
-        examples: [ApiError::OwnerRequired]
+        examples: [ApiError::App(AppError::OwnerRequired)]
     }
     /// 403 of the deletion.
     DeleteForbidden {
         "The caller is not an owner of its organization (`owner_required`), or the named \
          organization is not the caller's (`forbidden`, whether or not it exists).",
         headers: [],
-        examples: [ApiError::OwnerRequired, ApiError::Forbidden]
+        examples: [ApiError::App(AppError::OwnerRequired), ApiError::App(AppError::Forbidden)]
     }
     /// 404 of an admin.
     AdminNotFound {
         "The caller's organization has no admin with this id (also for ids that are not \
          UUIDs, and for other organizations' admins).",
         headers: [],
-        examples: [ApiError::AdminNotFound]
+        examples: [ApiError::App(AppError::AdminNotFound)]
     }
     /// 409 of adding an admin.
     AddAdminConflict {
         "Another admin (of any organization) already has this email, compared ignoring case.",
         headers: [],
-        examples: [ApiError::EmailTaken]
+        examples: [ApiError::App(AppError::EmailTaken)]
     }
     /// 409 of removing or demoting an admin.
     LastOwner {
         "The admin is the organization's last owner: it cannot be removed or demoted \
          (make another admin an owner first). Nothing was changed.",
         headers: [],
-        examples: [ApiError::LastOwner]
+        examples: [ApiError::App(AppError::LastOwner)]
     }
     /// 422 of an audit log listing.
     InvalidAuditListing {
@@ -296,7 +299,7 @@ problem_responses! {
          session) or revoked (logout, password change, the admin's removal or the \
          organization's deletion). Log in again.",
         headers: [],
-        examples: [ApiError::InvalidRefreshToken]
+        examples: [ApiError::App(AppError::InvalidRefreshToken)]
     }
     /// 429 of the login.
     LoginThrottled {
@@ -310,7 +313,9 @@ problem_responses! {
         headers: [RETRY_AFTER_THROTTLED],
         examples: [
             ApiError::RateLimited { retry_after_secs: 2 },
-            ApiError::LoginLocked { retry_after_secs: 60 },
+            ApiError::App(AppError::LoginLocked {
+                retry_after: std::time::Duration::from_secs(60),
+            }),
         ]
     }
     /// 429 of the refresh.
@@ -337,6 +342,14 @@ problem_responses! {
          (`shutting_down`: from SIGTERM or SIGINT on, until the process exits within \
          `server.shutdown_timeout_secs`).",
         headers: [],
-        examples: [ApiError::StoreUnavailable, ApiError::ShuttingDown]
+        examples: [store_unavailable(), ApiError::ShuttingDown]
     }
+}
+
+/// The answer when the store does not answer (its cause is never shown).
+fn store_unavailable() -> ApiError {
+    ApiError::App(AppError::StoreUnavailable(StoreError::unavailable(
+        "an example",
+        std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+    )))
 }

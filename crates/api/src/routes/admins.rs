@@ -16,6 +16,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use orgsvc_app::admins::AddAdmin;
+use orgsvc_app::AppError;
 use orgsvc_domain as domain;
 use orgsvc_domain::{Admin, AdminEmail, AdminId, Password, ValueError};
 use serde::{Deserialize, Serialize};
@@ -367,7 +368,8 @@ pub async fn remove(
 
 /// Admin ids are UUIDs; anything else names no admin.
 fn parse_id(raw: &str) -> Result<AdminId, ApiError> {
-    raw.parse().map_err(|_| ApiError::AdminNotFound)
+    raw.parse()
+        .map_err(|_| ApiError::App(AppError::AdminNotFound))
 }
 
 fn admin_path(id: AdminId) -> String {
@@ -415,7 +417,10 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_not_found() {
-        assert!(matches!(parse_id("nope"), Err(ApiError::AdminNotFound)));
+        assert!(matches!(
+            parse_id("nope"),
+            Err(ApiError::App(AppError::AdminNotFound))
+        ));
         assert!(parse_id("01936f3e-8a4b-7c5d-9e6f-3a4b5c6d7e8f").is_ok());
     }
 }

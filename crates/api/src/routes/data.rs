@@ -19,6 +19,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use orgsvc_app::AppError;
 use orgsvc_domain::preconditions::{Decision, Preconditions};
 use orgsvc_domain::{
     DocumentBody, DocumentId, DocumentQuery, PageCursor, PageSize, TenantDocument,
@@ -365,9 +366,9 @@ pub async fn get(
         Decision::NotModified => Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag(document.revision)))
             .finish()),
-        Decision::Failed => Err(ApiError::PreconditionFailed {
+        Decision::Failed => Err(ApiError::App(AppError::PreconditionFailed {
             current: document.revision,
-        }),
+        })),
     }
 }
 
@@ -548,7 +549,8 @@ fn parse_listing(raw: &ListDocumentsQuery) -> Result<DocumentQuery, ApiError> {
 
 /// Document ids are UUIDs; anything else names no document.
 fn parse_id(raw: &str) -> Result<DocumentId, ApiError> {
-    raw.parse().map_err(|_| ApiError::DocumentNotFound)
+    raw.parse()
+        .map_err(|_| ApiError::App(AppError::DocumentNotFound))
 }
 
 fn document_path(id: DocumentId) -> String {

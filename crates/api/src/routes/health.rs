@@ -1,11 +1,12 @@
 //! Liveness and readiness probes.
 
 use actix_web::{web, HttpResponse};
+use orgsvc_app::AppError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::problem::responses::NotReady;
-use crate::problem::{ApiError, ErrorChain};
+use crate::problem::ApiError;
 use crate::routes::RouteTable;
 use crate::state::AppState;
 
@@ -50,12 +51,11 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     if state.readiness.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
+    // Any failure of the store's ping means it cannot serve: 503 (the
+    // answer logs the cause).
     match state.app.check_store().await {
         Ok(()) => Ok(HttpResponse::Ok().json(OK)),
-        Err(error) => {
-            tracing::warn!(error = %ErrorChain(&error), "readiness check failed");
-            Err(ApiError::StoreUnavailable)
-        }
+        Err(error) => Err(ApiError::App(AppError::StoreUnavailable(error))),
     }
 }
 
