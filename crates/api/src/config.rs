@@ -615,6 +615,28 @@ impl Settings {
                 "auth.signing.rotate_every_secs must be at least 1".into(),
             ));
         }
+        if let Some(url) = &self.server.public_url {
+            if !is_valid_public_url(url) {
+                return Err(ConfigError::Invalid(format!(
+                    "server.public_url must be an http:// or https:// URL with a host and no query or fragment, e.g. https://auth.example.com (got {url:?})"
+                )));
+            }
+        }
+        let publish_ahead = self.auth.rotation_policy().publish_ahead;
+        if Duration::from_secs(self.auth.signing.rotate_every_secs) <= publish_ahead {
+            return Err(ConfigError::Invalid(
+                "auth.signing.rotate_every_secs must be longer than auth.signing.publish_ahead_secs (default: auth.access_token_ttl): a key must sign before the next one is due".into(),
+            ));
+        }
+        if self.profile == Profile::Production
+            && secret_len(&self.auth.jwt_secret).is_some_and(|len| len < MIN_SECRET_BYTES)
+        {
+            // Even as the legacy verifier of an asymmetric deployment: a
+            // guessable secret forges tokens without `kid`.
+            return Err(ConfigError::Invalid(format!(
+                "auth.jwt_secret must be at least {MIN_SECRET_BYTES} bytes in production"
+            )));
+        }
         if self.profile == Profile::Production {
             let (key, len) = match self.auth.signing.algorithm {
                 SigningAlgorithmSetting::Hs256 => ("jwt_secret", secret_len(&self.auth.jwt_secret)),
@@ -703,6 +725,22 @@ fn with_defaults(
         .set_default("audit.retention_days", 90)?
         .set_default("log.level", "info")?
         .set_default("log.format", "text")
+}
+
+/// Whether `url` can be `server.public_url`: `http://` or `https://`, a
+/// host, an optional port and path, no query or fragment.
+fn is_valid_public_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    !authority.is_empty()
+        && !authority.contains('@')
+        && !url.contains(['?', '#'])
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Whether `origin` can be listed in `cors.allowed_origins`: `*`, or an
@@ -1143,6 +1181,62 @@ mod tests {
             ]),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn public_urls_are_http_urls_with_a_host() {
+        for good in [
+            "https://auth.example.com",
+            "https://auth.example.com/",
+            "http://127.0.0.1:8080",
+            "https://example.com/orgsvc",
+        ] {
+            assert!(is_valid_public_url(good), "{good}");
+        }
+        for bad in [
+            "auth.example.com",
+            "not a url",
+            "ftp://x",
+            "https://",
+            "https://h?x=1",
+            "https://h/#f",
+            "https://user@h",
+        ] {
+            assert!(!is_valid_public_url(bad), "{bad}");
+            let refused = Settings::load_from(None, env(&[("ORGSVC__SERVER__PUBLIC_URL", bad)]));
+            assert!(refused.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_rotate_slower_than_they_are_published() {
+        let refused = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__AUTH__SIGNING__ROTATE_EVERY_SECS", "60"),
+                ("ORGSVC__AUTH__SIGNING__PUBLISH_AHEAD_SECS", "600"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("rotate_every_secs"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_short_legacy_secret_is_refused_in_production() {
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        let refused = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__PROFILE", "production"),
+                ("ORGSVC__AUTH__KEY_ENCRYPTION_SECRET", &long),
+                ("ORGSVC__AUTH__JWT_SECRET", "x"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(refused.to_string().contains("auth.jwt_secret"), "{refused}");
     }
 
     #[test]

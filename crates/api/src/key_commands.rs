@@ -2,7 +2,8 @@
 //! stored signing key set (never a private key).
 //!
 //! Both open the configured store (on the embedded store the service must
-//! be stopped: its file is locked while it runs) and migrate it first.
+//! be stopped: its file is locked while it runs; a missing file is refused)
+//! and migrate it first, as `orgsvc migrate` does.
 
 use std::fmt::Write as _;
 
@@ -12,7 +13,7 @@ use orgsvc_auth::{KeyEncryptionKey, KeyError};
 use orgsvc_domain::{KeySetError, KeyState, SigningKey, VersionedKeySet};
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::config::Settings;
+use crate::config::{Settings, StoreKind};
 use crate::startup::StartupError;
 use crate::state::CredentialsError;
 use crate::store_selection::SelectedStore;
@@ -58,8 +59,11 @@ pub async fn rotate(settings: &Settings) -> Result<(VersionedKeySet, String), St
     .await
     .map_err(|error| match error {
         KeyError::KeySet(KeySetError::NextPending) => StartupError::Usage(
-            "not rotated: a next key is already waiting to sign (see `orgsvc keys list`); rotate again once it is active".into(),
+            "not rotated: a next key is already published and waiting to sign (see `orgsvc keys list`); it becomes active auth.signing.publish_ahead_secs after it was added, when a running instance (or this command) next updates the set".into(),
         ),
+        KeyError::Open { kid } => StartupError::Usage(format!(
+            "not rotated: auth.key_encryption_secret does not decrypt the stored key {kid}; every instance and this command need the secret the keys were stored with"
+        )),
         other => CredentialsError::from(other).into(),
     })?;
     let added = update
@@ -119,6 +123,14 @@ pub fn when_it_signs(settings: &Settings, set: &VersionedKeySet, kid: &str) -> S
 async fn open(
     settings: &Settings,
 ) -> Result<std::sync::Arc<dyn orgsvc_domain::TenantStore>, StartupError> {
+    // A mistyped store.path must not quietly make a new, empty store.
+    let path = &settings.store.path;
+    if settings.store.kind == StoreKind::Embedded && !path.exists() {
+        return Err(StartupError::Usage(format!(
+            "no embedded store at {} (store.path): check the setting, or start the service once to create it",
+            path.display()
+        )));
+    }
     let store = SelectedStore::open(settings).await?;
     store.migrate().await?;
     Ok(store.into_shared())

@@ -130,6 +130,11 @@ impl Credentials {
         let encryption = KeyEncryptionKey::derive(&SecretSlice::from(
             secret.expose_secret().as_bytes().to_vec(),
         ))?;
+        if auth.jwt_secret.is_some() {
+            tracing::warn!(
+                "auth.jwt_secret is set: HS256 tokens without kid signed with it are still accepted; remove it once auth.access_token_ttl has passed since the switch to the key set"
+            );
+        }
         let signing_keys = SigningKeys::start(
             store,
             SigningSettings {
@@ -177,7 +182,7 @@ impl Credentials {
             Some(algorithm) => {
                 tracing::warn!(
                     algorithm = %algorithm,
-                    "auth.key_encryption_secret is not set: signing with a key kept in memory only, so access tokens stop working at restart and other instances cannot verify them; set ORGSVC__AUTH__KEY_ENCRYPTION_SECRET"
+                    "auth.key_encryption_secret is not set: signing with a key kept in memory only (a key set in the store is not used), so access tokens stop working at restart and other instances cannot verify them; set ORGSVC__AUTH__KEY_ENCRYPTION_SECRET"
                 );
                 let encryption = KeyEncryptionKey::derive(&orgsvc_auth::generate_secret())?;
                 let key = generate_signing_key(algorithm, &encryption)?;

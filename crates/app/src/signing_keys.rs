@@ -82,6 +82,12 @@ async fn update(
 ) -> Result<KeySetUpdate, KeyError> {
     for _ in 0..MAX_TRIES {
         let current = store.load_signing_keys().await.map_err(KeyError::Store)?;
+        // A key sealed under another secret would split the set between two
+        // secrets: whoever holds one could not sign once the other's key is
+        // active. Refuse before changing anything.
+        for key in &current.keys {
+            encryption.open(&key.kid, &key.private_key)?;
+        }
         let now = clock::now_millis();
         let plan = plan_maintenance(&current.keys, policy, now);
         let mut keys = plan.keys;
@@ -346,6 +352,24 @@ mod tests {
 
     fn policy() -> RotationPolicy {
         RotationPolicy::new(Duration::from_secs(900))
+    }
+
+    #[tokio::test]
+    async fn a_rotation_under_another_secret_is_refused_and_changes_nothing() {
+        let store = MemoryKeys::default();
+        let first =
+            maintain_signing_keys(&store, &policy(), SigningAlgorithm::EdDsa, &encryption())
+                .await
+                .unwrap();
+        let other =
+            KeyEncryptionKey::derive(&b"another-key-encryption-secret-32-bytes".to_vec().into())
+                .unwrap();
+        let refused = rotate_signing_keys(&store, &policy(), SigningAlgorithm::EdDsa, &other).await;
+        assert!(matches!(refused, Err(KeyError::Open { .. })), "{refused:?}");
+        let refused =
+            maintain_signing_keys(&store, &policy(), SigningAlgorithm::EdDsa, &other).await;
+        assert!(matches!(refused, Err(KeyError::Open { .. })), "{refused:?}");
+        assert_eq!(store.set.lock().unwrap().clone(), first.keys);
     }
 
     #[tokio::test]

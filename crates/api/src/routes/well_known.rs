@@ -142,8 +142,10 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Authorization server metadata (RFC 8414 §2; a subset: orgsvc issues
-/// access tokens to admins with email and password, not OAuth grants).
+/// Authorization server metadata in the shape of RFC 8414 §2, a subset:
+/// orgsvc is not an OAuth server (its token endpoint takes an admin's email
+/// and password as JSON, and `issuer` is `auth.issuer`, a URL only if
+/// configured so), but verifiers find the keys and the issuer here.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "issuer": "orgsvc",
@@ -155,7 +157,7 @@ pub struct AuthorizationServerMetadata {
     /// The `iss` of every access token (`auth.issuer`).
     issuer: String,
     /// Where the signing keys are published (absolute; from
-    /// `server.public_url`, else from the request's `Host`).
+    /// `server.public_url`, else `http://` and the request's `Host`).
     jwks_uri: String,
     /// Where admins get tokens: `POST /admin/login` (and `/admin/refresh`).
     token_endpoint: String,
@@ -178,11 +180,18 @@ pub struct AuthorizationServerMetadata {
     )
 )]
 pub async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    // Without `server.public_url`, the request's own `Host` (this server
+    // speaks plain HTTP); never `X-Forwarded-*` or `Forwarded`, which any
+    // client can send: behind a proxy, set `server.public_url`.
     let base = match &state.public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}")
         }
     };
     let mut algorithms: Vec<&'static str> = Vec::new();

@@ -264,7 +264,11 @@ async fn the_metadata_points_to_the_key_set_and_the_token_endpoint(app: TestApp)
         .send(
             TestRequest::get()
                 .uri("/.well-known/oauth-authorization-server")
-                .insert_header(("Host", "auth.example.com")),
+                .insert_header(("Host", "auth.example.com"))
+                // Any client can send these: never believed here.
+                .insert_header(("X-Forwarded-Host", "attacker.example"))
+                .insert_header(("X-Forwarded-Proto", "https"))
+                .insert_header(("Forwarded", "host=attacker.example;proto=https")),
         )
         .await
         .expect(200, None);
@@ -316,6 +320,18 @@ fn keys_command(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn the_keys_command_rotates_and_lists_the_set_without_private_keys() {
     let dir = tempfile::tempdir().unwrap();
     let text = |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).into_owned();
+    // No store there yet: refused, nothing created.
+    let missing = keys_command(dir.path(), &["list"]);
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no embedded store"));
+    assert!(!dir.path().join("orgsvc.db").exists());
+    let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_orgsvc"))
+        .arg("migrate")
+        .env("ORGSVC__STORE__PATH", dir.path().join("orgsvc.db"))
+        .env("ORGSVC__LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
 
     let first = keys_command(dir.path(), &["rotate"]);
     assert!(first.status.success(), "{first:?}");
@@ -335,7 +351,22 @@ fn the_keys_command_rotates_and_lists_the_set_without_private_keys() {
     let third = keys_command(dir.path(), &["rotate"]);
     assert_eq!(third.status.code(), Some(2), "{third:?}");
     let refusal = String::from_utf8_lossy(&third.stderr);
-    assert!(refusal.contains("already waiting"), "{refusal}");
+    assert!(refusal.contains("waiting to sign"), "{refusal}");
+
+    // Under another secret, a rotation would split the set: refused.
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_orgsvc"))
+        .args(["keys", "rotate"])
+        .env("ORGSVC__STORE__PATH", dir.path().join("orgsvc.db"))
+        .env(
+            "ORGSVC__AUTH__KEY_ENCRYPTION_SECRET",
+            "another-key-encryption-secret-32-bytes",
+        )
+        .env("ORGSVC__LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    let refusal = String::from_utf8_lossy(&wrong.stderr);
+    assert!(refusal.contains("does not decrypt"), "{refusal}");
 
     let list = keys_command(dir.path(), &["list"]);
     assert!(list.status.success(), "{list:?}");
@@ -366,6 +397,7 @@ fn the_keys_command_rotates_and_lists_the_set_without_private_keys() {
 #[test]
 fn the_keys_command_needs_a_key_encryption_secret() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orgsvc.db"), b"").unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_orgsvc"))
         .args(["keys", "rotate"])
         .env("ORGSVC__STORE__PATH", dir.path().join("orgsvc.db"))
