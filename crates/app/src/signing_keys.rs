@@ -22,7 +22,7 @@ use orgsvc_domain::{
     SigningKeyStore, VersionedKeySet,
 };
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +174,23 @@ pub struct SigningKeys {
     tokens: TokenService,
     settings: Arc<SigningSettings>,
     installed: Arc<AtomicU64>,
+    /// Refreshes that failed since the start.
+    failures: Arc<AtomicU64>,
+    /// When the last refresh (or the start) succeeded, in Unix milliseconds.
+    last_success_ms: Arc<AtomicI64>,
+}
+
+/// How the key ring keeps up with the stored set (for metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigningKeysStatus {
+    /// The version of the stored set the installed ring was built from.
+    pub installed_version: u64,
+    /// Refreshes that failed since the start.
+    pub refresh_failures: u64,
+    /// When the last refresh succeeded (Unix milliseconds): an instance
+    /// that cannot refresh misses rotations, and then refuses the tokens
+    /// other instances sign with the new key.
+    pub last_success_unix_ms: i64,
 }
 
 impl std::fmt::Debug for SigningKeys {
@@ -181,7 +198,7 @@ impl std::fmt::Debug for SigningKeys {
         f.debug_struct("SigningKeys")
             .field("tokens", &self.tokens)
             .field("settings", &self.settings)
-            .field("installed", &self.installed)
+            .field("status", &self.status())
             .finish_non_exhaustive()
     }
 }
@@ -222,7 +239,18 @@ impl SigningKeys {
             tokens,
             settings: Arc::new(settings),
             installed: Arc::new(AtomicU64::new(update.keys.version)),
+            failures: Arc::new(AtomicU64::new(0)),
+            last_success_ms: Arc::new(AtomicI64::new(clock::now_millis().timestamp_millis())),
         })
+    }
+
+    /// How the ring keeps up with the stored set now.
+    pub fn status(&self) -> SigningKeysStatus {
+        SigningKeysStatus {
+            installed_version: self.installed.load(Ordering::Acquire),
+            refresh_failures: self.failures.load(Ordering::Relaxed),
+            last_success_unix_ms: self.last_success_ms.load(Ordering::Relaxed),
+        }
     }
 
     /// The token service; it follows every [`SigningKeys::refresh`].
@@ -245,6 +273,19 @@ impl SigningKeys {
     /// # Errors
     /// As [`SigningKeys::start`]; the installed ring stays.
     pub async fn refresh(&self) -> Result<bool, KeyError> {
+        let refreshed = self.try_refresh().await;
+        match &refreshed {
+            Ok(_) => self
+                .last_success_ms
+                .store(clock::now_millis().timestamp_millis(), Ordering::Relaxed),
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        refreshed
+    }
+
+    async fn try_refresh(&self) -> Result<bool, KeyError> {
         let update = maintain_signing_keys(
             self.store.as_ref(),
             &self.settings.policy,

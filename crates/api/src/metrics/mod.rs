@@ -26,6 +26,7 @@ use actix_web::middleware::Next;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use orgsvc_app::signing_keys::SigningKeysStatus;
 use orgsvc_app::{AppError, TokenPair};
 use orgsvc_auth::{HashingPoolUsage, PasswordHasher};
 
@@ -67,6 +68,13 @@ pub const RECONCILE_RUNS: &str = "orgsvc_reconcile_runs_total";
 pub const RECONCILE_REPAIRS: &str = "orgsvc_reconcile_repairs_total";
 /// Gauge: always 1; label `version` (the crate version).
 pub const BUILD_INFO: &str = "orgsvc_build_info";
+/// Version of the stored signing key set the instance signs and verifies
+/// with (gauge; a stored key set only).
+pub const SIGNING_KEY_SET_VERSION: &str = "orgsvc_signing_key_set_version";
+/// Failed refreshes of the signing key ring (counter).
+pub const SIGNING_KEY_REFRESH_FAILURES: &str = "orgsvc_signing_key_refresh_failures_total";
+/// When the key ring last refreshed successfully (gauge, Unix seconds).
+pub const SIGNING_KEY_LAST_REFRESH: &str = "orgsvc_signing_key_last_refresh_timestamp_seconds";
 
 /// Bucket upper bounds (seconds) of every histogram: 0.5 ms to 10 s.
 const BUCKETS: [f64; 14] = [
@@ -157,11 +165,18 @@ impl Metrics {
     }
 
     /// The exposition of every metric, with the hashing pool's gauges set
-    /// to `usage` (taken now).
-    pub fn render(&self, usage: HashingPoolUsage) -> String {
+    /// to `usage` and the signing keys' to `keys` (both taken now; `keys`
+    /// only with a stored key set).
+    pub fn render(&self, usage: HashingPoolUsage, keys: Option<SigningKeysStatus>) -> String {
         set(gauge!(HASH_IN_USE), usage.in_use);
         set(gauge!(HASH_CAPACITY), usage.capacity);
         set(gauge!(HASH_WAITING), usage.waiting);
+        if let Some(keys) = keys {
+            // Versions and counts far below 2^53: exact as f64.
+            gauge!(SIGNING_KEY_SET_VERSION).set(keys.installed_version as f64);
+            counter!(SIGNING_KEY_REFRESH_FAILURES).absolute(keys.refresh_failures);
+            gauge!(SIGNING_KEY_LAST_REFRESH).set(keys.last_success_unix_ms as f64 / 1000.0);
+        }
         self.handle.render()
     }
 }
@@ -267,6 +282,20 @@ fn describe() {
         RECONCILE_REPAIRS,
         Unit::Count,
         "Half-done operations repaired by reconciliation, by repair (completed, rolled_back)."
+    );
+    describe_gauge!(
+        SIGNING_KEY_SET_VERSION,
+        "Version of the stored signing key set this instance signs and verifies with."
+    );
+    describe_counter!(
+        SIGNING_KEY_REFRESH_FAILURES,
+        Unit::Count,
+        "Failed refreshes of the signing key ring (the instance keeps its last ring)."
+    );
+    describe_gauge!(
+        SIGNING_KEY_LAST_REFRESH,
+        Unit::Seconds,
+        "When the signing key ring last refreshed successfully (Unix time)."
     );
     describe_gauge!(
         BUILD_INFO,

@@ -8,6 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use orgsvc_app::signing_keys::SigningKeys;
 use tokio::task::JoinHandle;
 
 use crate::head::head_as_get;
@@ -24,7 +25,10 @@ async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(metrics.render(state.app.hashing_pool_usage())))
+        .body(metrics.render(
+            state.app.hashing_pool_usage(),
+            state.signing_keys.as_ref().map(SigningKeys::status),
+        )))
 }
 
 /// Registers `GET /metrics` when the main port serves it (metrics enabled,

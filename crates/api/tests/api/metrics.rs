@@ -149,6 +149,22 @@ async fn a_scrape_counts_requests_by_route_template_and_status_class(backend: Ba
         ),
         Some(1.0)
     );
+    // The key ring follows the stored set: its first version, no failure,
+    // refreshed (started) within the last minute.
+    assert_eq!(sample(&text, m::SIGNING_KEY_SET_VERSION, &[]), Some(1.0));
+    assert_eq!(
+        sample(&text, m::SIGNING_KEY_REFRESH_FAILURES, &[]),
+        Some(0.0)
+    );
+    let refreshed = sample(&text, m::SIGNING_KEY_LAST_REFRESH, &[]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - 60.0..=now + 1.0).contains(&refreshed),
+        "{refreshed} vs {now}"
+    );
 }
 
 async fn login_outcomes_and_refresh_token_reuse_are_counted(backend: Backend) {
@@ -255,7 +271,7 @@ async fn metrics_listen_serves_metrics_on_its_own_port_only() {
     ]);
     let metrics = Metrics::from_settings(&settings.metrics).unwrap().unwrap();
     let credentials = Credentials::from_settings(&settings).unwrap();
-    let baseline = metrics.render(credentials.hasher.pool_usage());
+    let baseline = metrics.render(credentials.hasher.pool_usage(), None);
     // Every call fails, but reconciliation reports repairs.
     let store = broken_store();
     store.heal(Operation::Reconcile);
