@@ -14,8 +14,8 @@ use orgsvc_domain::{KeySetError, KeyState, SigningKey, VersionedKeySet};
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::config::{Settings, StoreKind};
+use crate::credentials::CredentialsError;
 use crate::startup::StartupError;
-use crate::state::CredentialsError;
 use crate::store_selection::SelectedStore;
 
 /// The stored key set.

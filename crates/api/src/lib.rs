@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod cors;
+pub mod credentials;
 pub mod extractors;
 pub mod head;
 pub mod key_commands;

@@ -22,6 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{ConfigError, Settings};
 use crate::cors;
+use crate::credentials::{Credentials, CredentialsError};
 use crate::extractors::body::{json_config, query_config};
 use crate::head::head_as_get;
 use crate::metrics::{self, Metrics, MetricsError};
@@ -30,7 +31,7 @@ use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
 use crate::routes::metrics::{self as metrics_routes, MetricsListener};
 use crate::shutdown::{self, ShutdownPlan, Signals};
-use crate::state::{AppState, Credentials, CredentialsError};
+use crate::state::AppState;
 use crate::store_selection::{MigrationFailed, SelectedStore};
 use crate::telemetry::InvalidLogFilter;
 use crate::transport;

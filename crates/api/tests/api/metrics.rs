@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
 use actix_web::web;
+use orgsvc_api::credentials::Credentials;
 use orgsvc_api::metrics::{self as m, Metrics};
 use orgsvc_api::openapi;
 use orgsvc_api::startup::Service;
-use orgsvc_api::state::{AppState, Credentials};
+use orgsvc_api::state::AppState;
 use orgsvc_domain::testing::Operation;
 use orgsvc_domain::ReconcileReport;
 use serde_json::json;

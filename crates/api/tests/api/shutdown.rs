@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use orgsvc_api::config::Settings;
+use orgsvc_api::credentials::Credentials;
 use orgsvc_api::startup::Service;
-use orgsvc_api::state::{AppState, Credentials};
+use orgsvc_api::state::AppState;
 use serde_json::Value;
 use tempfile::TempDir;
 
