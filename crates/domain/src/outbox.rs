@@ -140,9 +140,10 @@ impl RetryPolicy {
 ///   to `attempts` and sets `next_attempt_at`. Both answer whether an
 ///   unsent message with this id existed (a sent one stays as it is).
 /// - `purge_sent_messages(cutoff)` deletes messages sent before `cutoff`,
-///   except those whose token expires after `cutoff`: they go with it
-///   (see [`crate::AccountTokenStore::purge_account_tokens`]). Returns how
-///   many went.
+///   except those whose token expires after `cutoff` (they go with it, see
+///   [`crate::AccountTokenStore::purge_account_tokens`]). A message and its
+///   token are always deleted together: a purged message takes its
+///   (expired) token along. Returns how many messages went.
 /// - Times come back at millisecond precision.
 #[async_trait]
 pub trait OutboxStore: Send + Sync {

@@ -45,6 +45,7 @@ mod login_throttle;
 mod migrations;
 mod names;
 mod orphans;
+mod outbox;
 mod rate_limits;
 mod reconcile;
 mod records;

@@ -212,16 +212,27 @@ fn mark_failed(
     Ok(changed == 1)
 }
 
-/// Deletes messages sent before `cutoff` unless their token expires after it.
-fn purge_sent(connection: &Connection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-    let deleted = connection
+/// Deletes messages sent before `cutoff` unless their token expires after
+/// it, taking their (expired) tokens along, in one transaction.
+fn purge_sent(connection: &mut Connection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    const WHAT: &str = "purging sent outbox messages";
+    let transaction = begin(connection, WHAT)?;
+    let cutoff = rows::millis(cutoff);
+    transaction
+        .execute(
+            "DELETE FROM account_tokens WHERE expires_at <= ?1 AND message_id IN \
+             (SELECT id FROM outbox_messages WHERE sent_at < ?1)",
+            [cutoff],
+        )
+        .map_err(|e| StoreError::new(WHAT, e))?;
+    let deleted = transaction
         .execute(
             "DELETE FROM outbox_messages WHERE sent_at < ?1 AND NOT EXISTS \
-             (SELECT 1 FROM account_tokens AS t \
-              WHERE t.message_id = outbox_messages.id AND t.expires_at > ?1)",
-            [rows::millis(cutoff)],
+             (SELECT 1 FROM account_tokens AS t WHERE t.message_id = outbox_messages.id)",
+            [cutoff],
         )
-        .map_err(|e| StoreError::new("purging sent outbox messages", e))?;
+        .map_err(|e| StoreError::new(WHAT, e))?;
+    commit(transaction, WHAT)?;
     Ok(count(deleted))
 }
 

@@ -939,6 +939,7 @@ impl OutboxStore for InMemoryStore {
                 .any(|(token, message)| message == id && token.expires_at > cutoff);
             !sent_before || token_lives
         });
+        account_tokens.retain(|_, (_, message)| outbox.contains_key(message));
         Ok(u64::try_from(before - outbox.len()).unwrap_or(u64::MAX))
     }
 }
