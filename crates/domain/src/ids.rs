@@ -77,3 +77,7 @@ uuid_v7_id!(
     /// An outbox message's id; messages sort by it in creation order.
     OutboxMessageId
 );
+uuid_v7_id!(
+    /// An invitation's id; invitations sort by it in creation order.
+    InvitationId
+);

@@ -14,6 +14,7 @@ pub mod clock;
 mod documents;
 mod errors;
 mod ids;
+mod invitations;
 mod model;
 mod outbox;
 pub mod preconditions;
@@ -39,6 +40,11 @@ pub use errors::{
 };
 pub use ids::{
     AdminId, AuditEventId, DocumentId, OrganizationId, OutboxMessageId, SessionFamilyId,
+};
+pub use invitations::{
+    invitation_ttl, AcceptInvitationError, Invitation, InvitationError, InvitationPage,
+    InvitationQuery, InvitationStatus, InvitationStore, InvitationTtlError, DEFAULT_INVITATION_TTL,
+    MAX_INVITATION_TTL,
 };
 pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,
