@@ -1,6 +1,7 @@
 -- The email outbox and single-use account tokens (issue #14): password
 -- reset and email verification tokens, stored by SHA-256 only, each
--- written in one transaction with the outbox message that carries it.
+-- written in one transaction with the outbox message that carries it;
+-- and `admins.email_verified`.
 --
 -- `outbox_messages.claimed_until` holds a sender's claim (NULL: none); a
 -- claim whose time has passed may be taken again. Timestamps are INTEGER
@@ -38,6 +39,11 @@ CREATE TABLE account_tokens (
     -- The message that carried it; deleted with the token once expired.
     message_id  TEXT    NOT NULL
 ) STRICT, WITHOUT ROWID;
+
+-- Whether the admin proved to receive mail at its email. Existing admins
+-- were never checked: they start unverified, like new ones.
+ALTER TABLE admins ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0
+    CHECK (email_verified IN (0, 1));
 
 CREATE INDEX account_tokens_expires_at ON account_tokens (expires_at);
 CREATE INDEX account_tokens_message_id ON account_tokens (message_id);

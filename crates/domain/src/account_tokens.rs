@@ -171,6 +171,16 @@ pub trait AccountTokenStore: Send + Sync {
 
     /// Deletes expired tokens and their messages; how many tokens went.
     async fn purge_account_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Sets [`crate::Admin::email_verified`] if the admin's email is still
+    /// `email` (the one a token was sent to), checked atomically with the
+    /// write: an email changed meanwhile stays unverified. Returns whether
+    /// the admin exists with that email (already verified counts).
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -151,7 +151,8 @@ pub trait TenantStore:
     /// Changes an admin's email and/or password hash and returns the admin.
     ///
     /// A new password hash MUST increment [`Admin::token_version`]; an email
-    /// change alone does not. MUST return `EmailTaken` when another admin
+    /// change alone does not. A changed email MUST clear
+    /// [`Admin::email_verified`]. MUST return `EmailTaken` when another admin
     /// uses the email (nothing changes) and `NotFound` for an unknown admin.
     async fn update_admin(
         &self,

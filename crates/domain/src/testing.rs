@@ -104,6 +104,7 @@ macro_rules! tenant_store_contract_tests {
             outbox_claims_are_exclusive_until_they_expire,
             concurrent_outbox_claims_are_disjoint,
             purges_forget_expired_tokens_and_sent_messages,
+            email_verification_follows_the_admins_email,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

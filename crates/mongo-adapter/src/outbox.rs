@@ -27,13 +27,13 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
 use orgsvc_domain::{
-    AccountToken, AccountTokenPurpose, AccountTokenStore, AdminEmail, OutboxMessage,
+    AccountToken, AccountTokenPurpose, AccountTokenStore, AdminEmail, AdminId, OutboxMessage,
     OutboxMessageId, OutboxStore, StoreError, TokenHash,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::errors::{is_duplicate_key, store_error};
-use crate::records::parse_id;
+use crate::records::{parse_id, ADMINS};
 use crate::store::MongoStore;
 
 /// The outbox collection.
@@ -315,6 +315,30 @@ impl AccountTokenStore for MongoStore {
             .await
             .map_err(|e| store_error("purging expired account tokens", e))?
             .deleted_count)
+    }
+
+    /// One conditional update on the admin record (id and email), bumping
+    /// its revision so that an `update_admin` that read it before retries
+    /// instead of writing the old flag back.
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .db()
+            .collection::<Document>(ADMINS)
+            .update_one(
+                doc! {
+                    "_id": admin.to_string(),
+                    "email": email.as_str(),
+                    "pending_since": { "$exists": false },
+                },
+                doc! { "$set": { "email_verified": 1 }, "$inc": { "revision": 1_i64 } },
+            )
+            .await
+            .map_err(|e| store_error("marking an admin's email verified", e))?;
+        Ok(result.matched_count == 1)
     }
 }
 

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    AccountToken, AccountTokenPurpose, AccountTokenStore, AdminEmail, OutboxMessage,
+    AccountToken, AccountTokenPurpose, AccountTokenStore, AdminEmail, AdminId, OutboxMessage,
     OutboxMessageId, OutboxStore, StoreError, TokenHash,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -322,6 +322,21 @@ impl TokenRow {
     }
 }
 
+/// Sets `email_verified` if the admin's email is still `email`.
+fn mark_verified(
+    connection: &Connection,
+    admin: AdminId,
+    email: &AdminEmail,
+) -> Result<bool, StoreError> {
+    let changed = connection
+        .execute(
+            "UPDATE admins SET email_verified = 1 WHERE id = ?1 AND email = ?2",
+            params![admin.to_string(), email.as_str()],
+        )
+        .map_err(|e| StoreError::new("marking an admin's email verified", e))?;
+    Ok(changed == 1)
+}
+
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn claim_due_messages(
@@ -385,6 +400,17 @@ impl AccountTokenStore for SqliteStore {
     async fn purge_account_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.connections()
             .write(move |connection| purge_tokens(connection, now))
+            .await
+    }
+
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        let email = email.clone();
+        self.connections()
+            .write(move |connection| mark_verified(connection, admin, &email))
             .await
     }
 }

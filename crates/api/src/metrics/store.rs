@@ -404,4 +404,15 @@ impl AccountTokenStore for TimedStore {
     async fn purge_account_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         timed!("purge_account_tokens", self.inner.purge_account_tokens(now))
     }
+
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        timed!(
+            "mark_email_verified",
+            self.inner.mark_email_verified(admin, email)
+        )
+    }
 }

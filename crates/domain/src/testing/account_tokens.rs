@@ -324,3 +324,63 @@ pub async fn purges_forget_expired_tokens_and_sent_messages(store: Store) {
         .unwrap()
         .is_empty());
 }
+
+/// New admins are unverified; marking the email verified needs the email
+/// the token was sent to, survives password changes and an update to the
+/// same email, and an email change clears it.
+pub async fn email_verification_follows_the_admins_email(store: Store) {
+    let org = store
+        .create_organization(super::new_org("Verify Corp", "owner@verify.example"))
+        .await
+        .unwrap();
+    let id = org.admin_id;
+    let owner = |raw: &str| AdminEmail::parse(raw).unwrap();
+    let verified = |store: Store| async move {
+        let admin = store.admin_by_id(id).await.unwrap().unwrap();
+        let by_email = store
+            .admin_credentials_by_email(&admin.email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_email.admin.email_verified, admin.email_verified);
+        admin.email_verified
+    };
+    assert!(
+        !verified(store.clone()).await,
+        "new admins start unverified"
+    );
+
+    let other = owner("other@verify.example");
+    assert!(!store.mark_email_verified(id, &other).await.unwrap());
+    assert!(!store
+        .mark_email_verified(AdminId::new(), &owner("owner@verify.example"))
+        .await
+        .unwrap());
+    assert!(!verified(store.clone()).await);
+
+    let current = owner("owner@verify.example");
+    assert!(store.mark_email_verified(id, &current).await.unwrap());
+    assert!(verified(store.clone()).await);
+    assert!(store.mark_email_verified(id, &current).await.unwrap());
+
+    let same_email = crate::AdminUpdate {
+        email: Some(current.clone()),
+        password_hash: Some(crate::PasswordHash::from_phc_string(
+            "$argon2id$v=19$m=8,t=1,p=1$dGVzdA$dummy-verify".into(),
+        )),
+    };
+    let updated = store.update_admin(id, same_email).await.unwrap();
+    assert!(
+        updated.email_verified,
+        "same email, new password: still verified"
+    );
+
+    let changed = crate::AdminUpdate {
+        email: Some(owner("new@verify.example")),
+        password_hash: None,
+    };
+    let updated = store.update_admin(id, changed).await.unwrap();
+    assert!(!updated.email_verified, "a new email is unverified");
+    assert!(!verified(store.clone()).await);
+    assert!(!store.mark_email_verified(id, &current).await.unwrap());
+}

@@ -90,6 +90,7 @@ operations! {
     IssueAccountToken => "issue_account_token",
     UseAccountToken => "use_account_token",
     PurgeAccountTokens => "purge_account_tokens",
+    MarkEmailVerified => "mark_email_verified",
 }
 
 impl Operation {
@@ -867,5 +868,14 @@ impl AccountTokenStore for FaultyStore {
     async fn purge_account_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.enter(Operation::PurgeAccountTokens).await?;
         self.inner.purge_account_tokens(now).await
+    }
+
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        self.enter(Operation::MarkEmailVerified).await?;
+        self.inner.mark_email_verified(admin, email).await
     }
 }

@@ -193,6 +193,7 @@ impl State {
             email: admin.email.clone(),
             role: admin.role,
             token_version: 0,
+            email_verified: false,
             created_at: now,
             updated_at: now,
         };
@@ -493,6 +494,9 @@ impl TenantStore for InMemoryStore {
             .get_mut(&id)
             .ok_or(UpdateAdminError::NotFound)?;
         if let Some(email) = update.email {
+            if email != stored.admin.email {
+                stored.admin.email_verified = false;
+            }
             stored.admin.email = email;
         }
         if let Some(hash) = update.password_hash {
@@ -1000,5 +1004,20 @@ impl AccountTokenStore for InMemoryStore {
             state.outbox.remove(message);
         }
         Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.admins.get_mut(&admin) {
+            Some(stored) if &stored.admin.email == email => {
+                stored.admin.email_verified = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
