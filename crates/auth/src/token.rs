@@ -277,6 +277,7 @@ mod tests {
             email: AdminEmail::parse("owner@acme.example").unwrap(),
             role: AdminRole::Owner,
             token_version: 3,
+            email_verified: false,
             created_at: now,
             updated_at: now,
         };

@@ -73,3 +73,11 @@ uuid_v7_id!(
     /// An audit log entry's id; entries sort by it in time order.
     AuditEventId
 );
+uuid_v7_id!(
+    /// An outbox message's id; messages sort by it in creation order.
+    OutboxMessageId
+);
+uuid_v7_id!(
+    /// An invitation's id; invitations sort by it in creation order.
+    InvitationId
+);

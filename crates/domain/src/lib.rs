@@ -1,18 +1,22 @@
 //! orgsvc's domain: what an organization and its admins are, the validated
 //! values they are made of, and the [`TenantStore`] port (with its
-//! [`SessionStore`], [`AuditLog`] and [`SigningKeyStore`] parts) every storage
+//! [`SessionStore`], [`AuditLog`], [`SigningKeyStore`], [`OutboxStore`] and
+//! [`AccountTokenStore`] parts) every storage
 //! adapter implements,
 //! and the [`SharedRateLimits`] port of stores that several instances share.
 //!
 //! This crate has no infrastructure dependency: no database driver, no web
 //! framework, no cryptography. Adapters depend on it, never the reverse.
 
+mod account_tokens;
 mod audit;
 pub mod clock;
 mod documents;
 mod errors;
 mod ids;
+mod invitations;
 mod model;
+mod outbox;
 pub mod preconditions;
 mod rate_limits;
 mod sessions;
@@ -24,6 +28,7 @@ mod values;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use account_tokens::{AccountToken, AccountTokenPurpose, AccountTokenStore, TokenHash};
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditPage, AuditQuery};
 pub use documents::{
     check_field_name, check_revision, DocumentBody, DocumentPage, DocumentQuery, FieldFilter,
@@ -33,11 +38,19 @@ pub use errors::{
     AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
     DocumentError, ErrorChain, RenameOrganizationError, StoreError, UpdateAdminError,
 };
-pub use ids::{AdminId, AuditEventId, DocumentId, OrganizationId, SessionFamilyId};
+pub use ids::{
+    AdminId, AuditEventId, DocumentId, OrganizationId, OutboxMessageId, SessionFamilyId,
+};
+pub use invitations::{
+    invitation_ttl, AcceptInvitationError, Invitation, InvitationError, InvitationPage,
+    InvitationQuery, InvitationStatus, InvitationStore, InvitationTtlError, DEFAULT_INVITATION_TTL,
+    MAX_INVITATION_TTL,
+};
 pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,
     Organization, TenantLocation,
 };
+pub use outbox::{OutboxMessage, OutboxStore, RetryPolicy};
 pub use rate_limits::{ClientKey, RateDecision, RateLimit, RateWindow, SharedRateLimits};
 pub use sessions::{
     LoginAttempt, LoginThrottle, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionStore,

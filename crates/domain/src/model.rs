@@ -47,6 +47,13 @@ pub struct Admin {
     /// Incremented by every password change: access and refresh tokens carry
     /// the version they were issued under and are refused once it moved on.
     pub token_version: u32,
+    /// Whether the admin proved to receive mail at `email` (issue #14): set
+    /// by [`crate::AccountTokenStore::mark_email_verified`] (a used
+    /// verification or reset token, an accepted invitation), cleared by an
+    /// email change. New admins start unverified, and so do the admins that
+    /// existed before verification did (the migrations set `false`: nothing
+    /// was ever checked for them).
+    pub email_verified: bool,
     /// Creation time (millisecond precision).
     pub created_at: DateTime<Utc>,
     /// Last change of email or password (millisecond precision).
@@ -208,6 +215,7 @@ mod tests {
             email: AdminEmail::parse("a@b.example").unwrap(),
             role: AdminRole::Admin,
             token_version: 2,
+            email_verified: false,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::account_tokens::AccountTokenStore;
 use crate::audit::AuditLog;
 use crate::documents::{DocumentBody, DocumentPage, DocumentQuery, TenantDocument};
 use crate::errors::{
@@ -18,6 +19,7 @@ use crate::ids::{AdminId, DocumentId, OrganizationId};
 use crate::model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
 };
+use crate::outbox::OutboxStore;
 use crate::sessions::SessionStore;
 use crate::signing_keys::SigningKeyStore;
 use crate::values::{AdminEmail, OrganizationName, PasswordHash};
@@ -41,9 +43,10 @@ impl ReconcileReport {
 
 /// Organizations, their admins and their tenant collections.
 ///
-/// A store also keeps the admins' sessions, the audit log and the token
-/// signing keys: see the supertraits [`SessionStore`], [`AuditLog`] and
-/// [`SigningKeyStore`] for their own rules.
+/// A store also keeps the admins' sessions, the audit log, the token
+/// signing keys, the email outbox and the single-use account tokens: see
+/// the supertraits [`SessionStore`], [`AuditLog`], [`SigningKeyStore`],
+/// [`OutboxStore`] and [`AccountTokenStore`] for their own rules.
 ///
 /// Rules every implementation MUST follow:
 /// - Organization names are unique by their canonical form
@@ -70,7 +73,9 @@ impl ReconcileReport {
 ///   changes that would leave it without one are refused atomically, even
 ///   when they race each other.
 #[async_trait]
-pub trait TenantStore: SessionStore + AuditLog + SigningKeyStore + Send + Sync + 'static {
+pub trait TenantStore:
+    SessionStore + AuditLog + SigningKeyStore + OutboxStore + AccountTokenStore + Send + Sync + 'static
+{
     /// Registers an organization, its first admin (an owner) and its
     /// (empty) tenant collection.
     ///
@@ -146,7 +151,8 @@ pub trait TenantStore: SessionStore + AuditLog + SigningKeyStore + Send + Sync +
     /// Changes an admin's email and/or password hash and returns the admin.
     ///
     /// A new password hash MUST increment [`Admin::token_version`]; an email
-    /// change alone does not. MUST return `EmailTaken` when another admin
+    /// change alone does not. A changed email MUST clear
+    /// [`Admin::email_verified`]. MUST return `EmailTaken` when another admin
     /// uses the email (nothing changes) and `NotFound` for an unknown admin.
     async fn update_admin(
         &self,

@@ -1,5 +1,6 @@
 //! The [`TenantStore`] contract suite (with its [`crate::SessionStore`],
-//! [`crate::AuditLog`] and [`crate::SigningKeyStore`] parts), shared by every adapter.
+//! [`crate::AuditLog`], [`crate::SigningKeyStore`], [`crate::OutboxStore`] and
+//! [`crate::AccountTokenStore`] parts), shared by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
 //! expression that yields a fresh, empty store as a [`ContractFixture`] (an
@@ -20,10 +21,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+mod account_tokens;
 mod faults;
 mod memory;
 mod security;
 mod signing_keys;
+pub use account_tokens::*;
 pub use faults::{Failure, FaultyStore, Operation, Times};
 pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
 pub use security::*;
@@ -94,6 +97,14 @@ macro_rules! tenant_store_contract_tests {
             signing_keys_refuse_a_stale_version,
             concurrent_signing_key_replaces_have_one_winner,
             sealed_private_keys_come_back_unchanged,
+            account_token_is_used_once_for_its_purpose,
+            concurrent_uses_of_an_account_token_have_one_winner,
+            expired_account_token_is_refused,
+            account_token_and_its_message_are_stored_together,
+            outbox_claims_are_exclusive_until_they_expire,
+            concurrent_outbox_claims_are_disjoint,
+            purges_forget_expired_tokens_and_sent_messages,
+            email_verification_follows_the_admins_email,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

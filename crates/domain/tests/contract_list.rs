@@ -8,10 +8,11 @@
 
 use std::collections::BTreeSet;
 
-const SOURCES: [&str; 3] = [
+const SOURCES: [&str; 4] = [
     include_str!("../src/testing.rs"),
     include_str!("../src/testing/security.rs"),
     include_str!("../src/testing/signing_keys.rs"),
+    include_str!("../src/testing/account_tokens.rs"),
 ];
 
 /// Every `pub async fn NAME(store: Store)`: the signature of a check.

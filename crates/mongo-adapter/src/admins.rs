@@ -97,6 +97,9 @@ impl MongoStore {
             }
             let mut next = current.clone();
             if let Some(email) = &update.email {
+                if next.email != email.as_str() {
+                    next.email_verified = 0;
+                }
                 next.email = email.as_str().to_owned();
             }
             if let Some(hash) = &update.password_hash {

@@ -28,7 +28,9 @@
 //! [`SharedRateLimits`](orgsvc_domain::SharedRateLimits), counting calls in
 //! `rate_limits` (see `rate_limits.rs`). The token signing key set is one
 //! document in `signing_keys`, replaced by compare-and-swap on its version
-//! (see `signing_keys.rs`).
+//! (see `signing_keys.rs`). The email outbox is `outbox`, one document per
+//! message with the password-reset or verification token it carries
+//! embedded, so both are stored by one write (see `outbox.rs`).
 
 mod admin_add;
 mod admin_changes;
@@ -45,6 +47,7 @@ mod login_throttle;
 mod migrations;
 mod names;
 mod orphans;
+mod outbox;
 mod rate_limits;
 mod reconcile;
 mod records;

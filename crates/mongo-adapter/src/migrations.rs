@@ -30,6 +30,10 @@
 //! 0006 (signing keys) adds `signing_keys`, which holds the one document of
 //! the access-token signing key set (see `signing_keys.rs`), with a
 //! validator for its shape.
+//!
+//! 0007 (outbox) adds `outbox`: one document per email, with the
+//! single-use account token it carries embedded (see `outbox.rs`), a
+//! unique index on the token's hash and a validator for the shape.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -91,6 +95,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0004_rate_limits"),
     migration!("0005_lifecycle_leases"),
     migration!("0006_signing_keys"),
+    migration!("0007_outbox"),
 ];
 
 /// The record of an applied migration.

@@ -303,6 +303,11 @@ pub(crate) struct AdminDoc {
     #[serde(default)]
     pub role_revision: i64,
     pub token_version: i64,
+    /// 1 once the email is verified (an integer: booleans are not stored
+    /// alike by every MongoDB-compatible server); missing on records
+    /// written before verification existed, read as 0.
+    #[serde(default)]
+    pub email_verified: i32,
     pub created_at: bson::DateTime,
     pub updated_at: bson::DateTime,
     /// Set while `add_admin` has not confirmed the record yet: such a record
@@ -328,6 +333,7 @@ impl AdminDoc {
             role: role.into(),
             role_revision: 0,
             token_version: 0,
+            email_verified: 0,
             created_at: now,
             updated_at: now,
             pending_since: None,
@@ -344,6 +350,7 @@ impl AdminDoc {
             role: self.role.into(),
             token_version: u32::try_from(self.token_version)
                 .map_err(|e| corrupt("admin", &self.id, "token_version", e))?,
+            email_verified: self.email_verified != 0,
             created_at: to_chrono(self.created_at)?,
             updated_at: to_chrono(self.updated_at)?,
         })

@@ -15,6 +15,7 @@
 //! | `save_refresh_token`, `use_refresh_token`, `revoke_family` | `refresh_tokens.rs` (trait impl: `sessions.rs`) |
 //! | `begin_login_attempt`, `login_succeeded` | `login_throttle.rs` |
 //! | audit log | `audit.rs`; shared rate limits: `rate_limits.rs` |
+//! | `claim_due_messages`, `mark_sent`, `mark_failed`, `purge_sent_messages`, `issue_account_token`, `use_account_token`, `purge_account_tokens` | `outbox.rs` |
 //!
 //! Master records (organizations, admins, name claims) and their conversion
 //! to domain values: `records.rs`.

@@ -53,6 +53,7 @@ pub(crate) fn add(
         email: admin.email.clone(),
         role: admin.role,
         token_version: 0,
+        email_verified: false,
         created_at: now,
         updated_at: now,
     })
@@ -233,7 +234,11 @@ mod tests {
         let applied = migrations::apply(&mut connection, &through_0004).unwrap();
 
         assert_eq!(applied, ["0004_admin_security"]);
+        // The current code reads the current schema; 0006 leaves the
+        // existing admin unverified.
+        migrations::apply(&mut connection, MIGRATIONS).unwrap();
         let found = admins::by_id(&connection, admin).unwrap().unwrap();
+        assert!(!found.email_verified);
         assert_eq!(found.role, AdminRole::Owner);
         assert_eq!(
             found.email,

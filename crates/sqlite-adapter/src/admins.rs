@@ -119,7 +119,8 @@ pub(crate) fn update(
         return by_id(connection, id)?.ok_or(UpdateAdminError::NotFound);
     }
     let sql = format!(
-        "UPDATE admins SET email = coalesce(?2, email), \
+        "UPDATE admins SET email_verified = email_verified AND coalesce(?2, email) = email, \
+         email = coalesce(?2, email), \
          password_hash = coalesce(?3, password_hash), \
          token_version = token_version + (?3 IS NOT NULL), updated_at = ?4 \
          WHERE id = ?1 RETURNING {ADMIN_COLUMNS}"

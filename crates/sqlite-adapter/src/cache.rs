@@ -362,6 +362,7 @@ mod tests {
             email: AdminEmail::parse("owner@acme.example").unwrap(),
             role: AdminRole::Owner,
             token_version: 0,
+            email_verified: false,
             created_at: acme.created_at,
             updated_at: acme.created_at,
         };

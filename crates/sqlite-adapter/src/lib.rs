@@ -9,7 +9,9 @@
 //! (see `tenant_tables.rs` and `documents.rs`). Sessions and the audit log
 //! have their own tables: `refresh_tokens`, `revoked_families`,
 //! `login_throttles` (see `sessions.rs`), `audit_events` (`audit.rs`), and the
-//! token signing keys `signing_key_set` and `signing_keys` (`signing_keys.rs`).
+//! token signing keys `signing_key_set` and `signing_keys` (`signing_keys.rs`),
+//! the email outbox and single-use account tokens `outbox_messages` and
+//! `account_tokens` (`account_tokens.rs`).
 //!
 //! Concurrency: one writer connection serializes all writes (SQLite admits
 //! one writer at a time anyway); read-only connections serve reads
@@ -27,6 +29,7 @@
 //! # }
 //! ```
 
+mod account_tokens;
 mod admin_roles;
 mod admins;
 mod audit;

@@ -107,6 +107,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     ),
     migration!(4, "0004_admin_security"),
     migration!(5, "0005_signing_keys"),
+    migration!(6, "0006_outbox_and_account_tokens"),
 ];
 
 /// Applies the pending `migrations` in order; returns the names applied now.

@@ -18,7 +18,8 @@ pub(crate) const ORGANIZATION_COLUMNS: &str =
 
 /// The columns [`AdminRow::read`] expects, in order.
 pub(crate) const ADMIN_COLUMNS: &str =
-    "id, organization_id, email, token_version, created_at, updated_at, password_hash, role";
+    "id, organization_id, email, token_version, created_at, updated_at, password_hash, role, \
+     email_verified";
 
 /// The current time, truncated to what the store keeps (milliseconds).
 pub(crate) fn now() -> DateTime<Utc> {
@@ -83,6 +84,7 @@ pub(crate) struct AdminRow {
     updated_at: i64,
     password_hash: String,
     role: String,
+    email_verified: bool,
 }
 
 impl AdminRow {
@@ -97,6 +99,7 @@ impl AdminRow {
             updated_at: row.get(5)?,
             password_hash: row.get(6)?,
             role: row.get(7)?,
+            email_verified: row.get(8)?,
         })
     }
 
@@ -120,6 +123,7 @@ impl AdminRow {
                 })?,
                 token_version: u32::try_from(self.token_version)
                     .map_err(|e| corrupt("admin token version", e))?,
+                email_verified: self.email_verified,
                 created_at: timestamp(self.created_at)?,
                 updated_at: timestamp(self.updated_at)?,
             },

@@ -7,14 +7,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metrics::{counter, histogram, Histogram};
 use orgsvc_domain::{
-    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
-    AuditEvent, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
-    OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
+    AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError, Admin, AdminCredentials,
+    AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog, AuditPage, AuditQuery,
+    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    DocumentError, DocumentId, DocumentPage, DocumentQuery, LoginAttempt, LoginThrottle, NewAdmin,
+    NewOrganization, Organization, OrganizationId, OrganizationName, OutboxMessage,
+    OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
     RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
-    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, UpdateAdminError,
-    VersionedKeySet,
+    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, TokenHash,
+    UpdateAdminError, VersionedKeySet,
 };
 
 use super::{RECONCILE_REPAIRS, RECONCILE_RUNS, STORE_DURATION};
@@ -337,6 +338,81 @@ impl SigningKeyStore for TimedStore {
         timed!(
             "replace_signing_keys",
             self.inner.replace_signing_keys(expected_version, keys)
+        )
+    }
+}
+
+#[async_trait]
+impl OutboxStore for TimedStore {
+    async fn claim_due_messages(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        timed!(
+            "claim_due_messages",
+            self.inner.claim_due_messages(now, claim_until, limit)
+        )
+    }
+
+    async fn mark_sent(&self, id: OutboxMessageId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        timed!("mark_sent", self.inner.mark_sent(id, at))
+    }
+
+    async fn mark_failed(
+        &self,
+        id: OutboxMessageId,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        timed!("mark_failed", self.inner.mark_failed(id, next_attempt_at))
+    }
+
+    async fn purge_sent_messages(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        timed!(
+            "purge_sent_messages",
+            self.inner.purge_sent_messages(cutoff)
+        )
+    }
+}
+
+#[async_trait]
+impl AccountTokenStore for TimedStore {
+    async fn issue_account_token(
+        &self,
+        token: AccountToken,
+        message: OutboxMessage,
+    ) -> Result<(), StoreError> {
+        timed!(
+            "issue_account_token",
+            self.inner.issue_account_token(token, message)
+        )
+    }
+
+    async fn use_account_token(
+        &self,
+        hash: &TokenHash,
+        purpose: AccountTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountToken>, StoreError> {
+        timed!(
+            "use_account_token",
+            self.inner.use_account_token(hash, purpose, now)
+        )
+    }
+
+    async fn purge_account_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        timed!("purge_account_tokens", self.inner.purge_account_tokens(now))
+    }
+
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        timed!(
+            "mark_email_verified",
+            self.inner.mark_email_verified(admin, email)
         )
     }
 }

@@ -12,19 +12,20 @@ use chrono::{DateTime, Utc};
 
 use super::InMemoryStore;
 use crate::{
-    AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
-    AuditEvent, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
-    OrganizationName, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
+    AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError, Admin, AdminCredentials,
+    AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog, AuditPage, AuditQuery,
+    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    DocumentError, DocumentId, DocumentPage, DocumentQuery, LoginAttempt, LoginThrottle, NewAdmin,
+    NewOrganization, Organization, OrganizationId, OrganizationName, OutboxMessage,
+    OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
     RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
-    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, UpdateAdminError,
-    VersionedKeySet,
+    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, TokenHash,
+    UpdateAdminError, VersionedKeySet,
 };
 
 macro_rules! operations {
     ($($variant:ident => $name:literal),+ $(,)?) => {
-        /// One method of [`TenantStore`], [`SessionStore`] or [`AuditLog`]:
+        /// One method of [`TenantStore`] or one of its supertraits:
         /// what a [`FaultyStore`] fails, hooks and records.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Operation {
@@ -82,6 +83,14 @@ operations! {
     PurgeDeletedBefore => "purge_deleted_before",
     LoadSigningKeys => "load_signing_keys",
     ReplaceSigningKeys => "replace_signing_keys",
+    ClaimDueMessages => "claim_due_messages",
+    MarkSent => "mark_sent",
+    MarkFailed => "mark_failed",
+    PurgeSentMessages => "purge_sent_messages",
+    IssueAccountToken => "issue_account_token",
+    UseAccountToken => "use_account_token",
+    PurgeAccountTokens => "purge_account_tokens",
+    MarkEmailVerified => "mark_email_verified",
 }
 
 impl Operation {
@@ -800,5 +809,73 @@ impl SigningKeyStore for FaultyStore {
         self.inner
             .replace_signing_keys(expected_version, keys)
             .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for FaultyStore {
+    async fn claim_due_messages(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.enter(Operation::ClaimDueMessages).await?;
+        self.inner.claim_due_messages(now, claim_until, limit).await
+    }
+
+    async fn mark_sent(&self, id: OutboxMessageId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.enter(Operation::MarkSent).await?;
+        self.inner.mark_sent(id, at).await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: OutboxMessageId,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.enter(Operation::MarkFailed).await?;
+        self.inner.mark_failed(id, next_attempt_at).await
+    }
+
+    async fn purge_sent_messages(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.enter(Operation::PurgeSentMessages).await?;
+        self.inner.purge_sent_messages(cutoff).await
+    }
+}
+
+#[async_trait]
+impl AccountTokenStore for FaultyStore {
+    async fn issue_account_token(
+        &self,
+        token: AccountToken,
+        message: OutboxMessage,
+    ) -> Result<(), StoreError> {
+        self.enter(Operation::IssueAccountToken).await?;
+        self.inner.issue_account_token(token, message).await
+    }
+
+    async fn use_account_token(
+        &self,
+        hash: &TokenHash,
+        purpose: AccountTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountToken>, StoreError> {
+        self.enter(Operation::UseAccountToken).await?;
+        self.inner.use_account_token(hash, purpose, now).await
+    }
+
+    async fn purge_account_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.enter(Operation::PurgeAccountTokens).await?;
+        self.inner.purge_account_tokens(now).await
+    }
+
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        self.enter(Operation::MarkEmailVerified).await?;
+        self.inner.mark_email_verified(admin, email).await
     }
 }

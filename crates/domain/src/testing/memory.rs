@@ -13,15 +13,17 @@ use serde_json::{Map, Value};
 
 use crate::clock::now_millis;
 use crate::{
-    check_revision, plan_admin_change, AddAdminError, Admin, AdminChange, AdminChangePlan,
-    AdminCredentials, AdminEmail, AdminId, AdminRole, AdminStanding, AdminUpdate, AuditAction,
-    AuditEvent, AuditEventId, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CollectionName,
-    CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
-    DocumentPage, DocumentQuery, FieldFilter, FilterValue, LoginAttempt, LoginThrottle, NewAdmin,
-    NewOrganization, Organization, OrganizationId, OrganizationName, PageCursor, PasswordHash,
-    ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError,
-    ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError,
-    TenantDocument, TenantLocation, TenantStore, ThrottleState, UpdateAdminError, VersionedKeySet,
+    check_revision, plan_admin_change, AccountToken, AccountTokenPurpose, AccountTokenStore,
+    AddAdminError, Admin, AdminChange, AdminChangePlan, AdminCredentials, AdminEmail, AdminId,
+    AdminRole, AdminStanding, AdminUpdate, AuditAction, AuditEvent, AuditEventId, AuditLog,
+    AuditPage, AuditQuery, ChangeAdminError, CollectionName, CreateOrganizationError,
+    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    FieldFilter, FilterValue, LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization,
+    OrganizationId, OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PageCursor,
+    PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse,
+    RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey,
+    SigningKeyStore, StoreError, TenantDocument, TenantLocation, TenantStore, ThrottleState,
+    TokenHash, UpdateAdminError, VersionedKeySet,
 };
 
 /// The [`TenantLocation::database`] of every organization in an
@@ -109,6 +111,14 @@ struct State {
     throttles: HashMap<AdminEmail, StoredThrottle>,
     audit: BTreeMap<AuditEventId, AuditEvent>,
     signing_keys: VersionedKeySet,
+    outbox: BTreeMap<OutboxMessageId, StoredMessage>,
+    /// Account tokens and the id of the message that carried each.
+    account_tokens: HashMap<TokenHash, (AccountToken, OutboxMessageId)>,
+}
+
+struct StoredMessage {
+    message: OutboxMessage,
+    claimed_until: Option<DateTime<Utc>>,
 }
 
 struct StoredAdmin {
@@ -183,6 +193,7 @@ impl State {
             email: admin.email.clone(),
             role: admin.role,
             token_version: 0,
+            email_verified: false,
             created_at: now,
             updated_at: now,
         };
@@ -483,6 +494,9 @@ impl TenantStore for InMemoryStore {
             .get_mut(&id)
             .ok_or(UpdateAdminError::NotFound)?;
         if let Some(email) = update.email {
+            if email != stored.admin.email {
+                stored.admin.email_verified = false;
+            }
             stored.admin.email = email;
         }
         if let Some(hash) = update.password_hash {
@@ -857,5 +871,153 @@ impl SigningKeyStore for InMemoryStore {
         let version = expected_version + 1;
         state.signing_keys = VersionedKeySet { version, keys };
         Ok(version)
+    }
+}
+
+#[async_trait]
+impl OutboxStore for InMemoryStore {
+    async fn claim_due_messages(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut state = self.lock();
+        let mut due: Vec<&mut StoredMessage> = state
+            .outbox
+            .values_mut()
+            .filter(|m| m.message.is_due(now) && m.claimed_until.is_none_or(|until| until <= now))
+            .collect();
+        due.sort_by_key(|m| (m.message.next_attempt_at, m.message.id));
+        Ok(due
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|m| {
+                m.claimed_until = Some(claim_until);
+                m.message.clone()
+            })
+            .collect())
+    }
+
+    async fn mark_sent(&self, id: OutboxMessageId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.outbox.get_mut(&id) {
+            Some(stored) if stored.message.sent_at.is_none() => {
+                stored.message.sent_at = Some(at);
+                stored.claimed_until = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mark_failed(
+        &self,
+        id: OutboxMessageId,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.outbox.get_mut(&id) {
+            Some(stored) if stored.message.sent_at.is_none() => {
+                stored.message.attempts = stored.message.attempts.saturating_add(1);
+                stored.message.next_attempt_at = next_attempt_at;
+                stored.claimed_until = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn purge_sent_messages(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let State {
+            outbox,
+            account_tokens,
+            ..
+        } = &mut *state;
+        let before = outbox.len();
+        outbox.retain(|id, stored| {
+            let sent_before = stored.message.sent_at.is_some_and(|at| at < cutoff);
+            let token_lives = account_tokens
+                .values()
+                .any(|(token, message)| message == id && token.expires_at > cutoff);
+            !sent_before || token_lives
+        });
+        account_tokens.retain(|_, (_, message)| outbox.contains_key(message));
+        Ok(u64::try_from(before - outbox.len()).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
+impl AccountTokenStore for InMemoryStore {
+    async fn issue_account_token(
+        &self,
+        token: AccountToken,
+        message: OutboxMessage,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.account_tokens.contains_key(&token.hash) || state.outbox.contains_key(&message.id)
+        {
+            return Err(StoreError::msg(
+                "issuing an account token: the hash is taken",
+            ));
+        }
+        state
+            .account_tokens
+            .insert(token.hash.clone(), (token, message.id));
+        state.outbox.insert(
+            message.id,
+            StoredMessage {
+                message,
+                claimed_until: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn use_account_token(
+        &self,
+        hash: &TokenHash,
+        purpose: AccountTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountToken>, StoreError> {
+        let mut state = self.lock();
+        match state.account_tokens.get_mut(hash) {
+            Some((token, _)) if token.is_usable(purpose, now) => {
+                token.used_at = Some(now);
+                Ok(Some(token.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn purge_account_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let expired: Vec<(TokenHash, OutboxMessageId)> = state
+            .account_tokens
+            .iter()
+            .filter(|(_, (token, _))| token.expires_at <= now)
+            .map(|(hash, (_, message))| (hash.clone(), *message))
+            .collect();
+        for (hash, message) in &expired {
+            state.account_tokens.remove(hash);
+            state.outbox.remove(message);
+        }
+        Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn mark_email_verified(
+        &self,
+        admin: AdminId,
+        email: &AdminEmail,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.admins.get_mut(&admin) {
+            Some(stored) if &stored.admin.email == email => {
+                stored.admin.email_verified = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

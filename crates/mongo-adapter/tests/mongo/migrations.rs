@@ -7,13 +7,14 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{email, new_org, TestStore};
 
-const ALL: [&str; 6] = [
+const ALL: [&str; 7] = [
     "0001_collections_and_indexes",
     "0002_validators",
     "0003_admin_security",
     "0004_rate_limits",
     "0005_lifecycle_leases",
     "0006_signing_keys",
+    "0007_outbox",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,7 @@ async fn migrate_applies_every_migration_once() {
             "0003_light_tenant_tables",
             "0004_admin_security",
             "0005_signing_keys",
+            "0006_outbox_and_account_tokens",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -55,6 +56,7 @@ async fn migrate_applies_every_migration_once() {
             (3, "0003_light_tenant_tables"),
             (4, "0004_admin_security"),
             (5, "0005_signing_keys"),
+            (6, "0006_outbox_and_account_tokens"),
         ]
     );
     for (_, name, checksum) in &recorded {
@@ -223,6 +225,7 @@ async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document
             "0003_light_tenant_tables",
             "0004_admin_security",
             "0005_signing_keys",
+            "0006_outbox_and_account_tokens",
         ],
     )
     .await;
@@ -230,7 +233,15 @@ async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document
 
 #[tokio::test]
 async fn a_file_migrated_up_to_0004_gets_0003_after_it() {
-    converts_keeping_every_document(true, &["0003_light_tenant_tables", "0005_signing_keys"]).await;
+    converts_keeping_every_document(
+        true,
+        &[
+            "0003_light_tenant_tables",
+            "0005_signing_keys",
+            "0006_outbox_and_account_tokens",
+        ],
+    )
+    .await;
 }
 
 async fn converts_keeping_every_document(with_0004: bool, applied: &[&str]) {
@@ -375,6 +386,7 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
             "0003_light_tenant_tables",
             "0004_admin_security",
             "0005_signing_keys",
+            "0006_outbox_and_account_tokens",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
