@@ -11,7 +11,7 @@ use orgsvc_auth::{
     TokenSettings,
 };
 use orgsvc_domain::clock::now_millis;
-use orgsvc_domain::{add_key, TenantStore};
+use orgsvc_domain::{add_key, SigningAlgorithm, TenantStore};
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::config::Settings;
@@ -51,15 +51,9 @@ impl Credentials {
         store: Arc<dyn TenantStore>,
     ) -> Result<Self, CredentialsError> {
         let auth = &settings.auth;
-        let (Some(algorithm), Some(secret)) = (
-            auth.signing.algorithm.asymmetric(),
-            &auth.key_encryption_secret,
-        ) else {
+        let Some((algorithm, encryption)) = stored_key_set(settings)? else {
             return Self::from_settings(settings);
         };
-        let encryption = KeyEncryptionKey::derive(&SecretSlice::from(
-            secret.expose_secret().as_bytes().to_vec(),
-        ))?;
         if auth.jwt_secret.is_some() {
             tracing::warn!(
                 "auth.jwt_secret is set: HS256 tokens without kid signed with it are still accepted; remove it once auth.access_token_ttl has passed since the switch to the key set"
@@ -128,6 +122,27 @@ impl Credentials {
             signing_keys: None,
         })
     }
+}
+
+/// The algorithm of the stored key set and the key that encrypts its
+/// private keys, when `auth.*` asks for a stored key set (an asymmetric
+/// `auth.signing.algorithm` and `auth.key_encryption_secret`); `None`
+/// otherwise.
+///
+/// # Errors
+/// [`KeyError::WeakSecret`] for a secret under 32 bytes.
+pub fn stored_key_set(
+    settings: &Settings,
+) -> Result<Option<(SigningAlgorithm, KeyEncryptionKey)>, KeyError> {
+    let auth = &settings.auth;
+    let (Some(algorithm), Some(secret)) = (
+        auth.signing.algorithm.asymmetric(),
+        &auth.key_encryption_secret,
+    ) else {
+        return Ok(None);
+    };
+    let secret = SecretSlice::from(secret.expose_secret().as_bytes().to_vec());
+    Ok(Some((algorithm, KeyEncryptionKey::derive(&secret)?)))
 }
 
 /// `auth.jwt_secret`, as bytes.

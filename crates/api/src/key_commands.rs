@@ -9,12 +9,11 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use orgsvc_app::signing_keys::rotate_signing_keys;
-use orgsvc_auth::{KeyEncryptionKey, KeyError};
+use orgsvc_auth::KeyError;
 use orgsvc_domain::{KeySetError, KeyState, SigningKey, VersionedKeySet};
-use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::config::{Settings, StoreKind};
-use crate::credentials::CredentialsError;
+use crate::credentials::{stored_key_set, CredentialsError};
 use crate::startup::StartupError;
 use crate::store_selection::SelectedStore;
 
@@ -32,23 +31,18 @@ pub async fn list(settings: &Settings) -> Result<VersionedKeySet, StartupError> 
 /// the new key's `kid`.
 ///
 /// # Errors
-/// [`StartupError::Config`]-like refusals when `auth.signing.algorithm` is
-/// HS256 or `auth.key_encryption_secret` is unset; a `next` key already
-/// waiting; the store's failures.
+/// [`StartupError::Usage`] when `auth.signing.algorithm` is HS256 or
+/// `auth.key_encryption_secret` is unset, when a `next` key already waits,
+/// or when the secret does not decrypt the stored keys; the store's
+/// failures.
 pub async fn rotate(settings: &Settings) -> Result<(VersionedKeySet, String), StartupError> {
     let auth = &settings.auth;
-    let (Some(algorithm), Some(secret)) = (
-        auth.signing.algorithm.asymmetric(),
-        &auth.key_encryption_secret,
-    ) else {
+    let Some((algorithm, encryption)) = stored_key_set(settings).map_err(CredentialsError::from)?
+    else {
         return Err(StartupError::Usage(
             "keys rotate needs an asymmetric auth.signing.algorithm (EdDSA, ES256 or RS256) and auth.key_encryption_secret".into(),
         ));
     };
-    let encryption = KeyEncryptionKey::derive(&SecretSlice::from(
-        secret.expose_secret().as_bytes().to_vec(),
-    ))
-    .map_err(CredentialsError::from)?;
     let store = open(settings).await?;
     let update = rotate_signing_keys(
         store.as_ref(),

@@ -215,13 +215,7 @@ impl SigningKeys {
         store: Arc<dyn TenantStore>,
         settings: SigningSettings,
     ) -> Result<Self, KeyError> {
-        let update = maintain_signing_keys(
-            store.as_ref(),
-            &settings.policy,
-            settings.algorithm,
-            &settings.encryption,
-        )
-        .await?;
+        let update = maintain(store.as_ref(), &settings).await?;
         let ring = ring_of(&update.keys, &settings)?;
         tracing::info!(
             version = update.keys.version,
@@ -286,13 +280,7 @@ impl SigningKeys {
     }
 
     async fn try_refresh(&self) -> Result<bool, KeyError> {
-        let update = maintain_signing_keys(
-            self.store.as_ref(),
-            &self.settings.policy,
-            self.settings.algorithm,
-            &self.settings.encryption,
-        )
-        .await?;
+        let update = maintain(self.store.as_ref(), &self.settings).await?;
         if update.keys.version == self.installed.load(Ordering::Acquire) {
             return Ok(false);
         }
@@ -327,6 +315,20 @@ impl SigningKeys {
             }
         })
     }
+}
+
+/// [`maintain_signing_keys`] under `settings`.
+async fn maintain(
+    store: &dyn SigningKeyStore,
+    settings: &SigningSettings,
+) -> Result<KeySetUpdate, KeyError> {
+    maintain_signing_keys(
+        store,
+        &settings.policy,
+        settings.algorithm,
+        &settings.encryption,
+    )
+    .await
 }
 
 /// The ring of a stored set under `settings`.
