@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::errors::StoreError;
 use crate::ids::AdminId;
@@ -109,11 +109,7 @@ impl AccountToken {
         ttl: Duration,
     ) -> Self {
         let created_at = crate::clock::to_millis(now);
-        let expires_at = crate::clock::to_millis(
-            created_at
-                .checked_add_signed(TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        );
+        let expires_at = crate::clock::expiry(created_at, ttl);
         Self {
             hash,
             purpose,
@@ -185,6 +181,8 @@ pub trait AccountTokenStore: Send + Sync {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
 
     fn token(purpose: AccountTokenPurpose, now: DateTime<Utc>) -> AccountToken {

@@ -2,7 +2,9 @@
 //! that both stores keep (MongoDB's BSON date is milliseconds since the
 //! Unix epoch), so a time read back equals the time written.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// The current time, truncated to the millisecond.
 pub fn now_millis() -> DateTime<Utc> {
@@ -12,6 +14,15 @@ pub fn now_millis() -> DateTime<Utc> {
 /// `time` truncated to the millisecond.
 pub fn to_millis(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
+}
+
+/// `at + ttl`, truncated to the millisecond, saturating at the latest
+/// representable time: the expiry of a token or invitation issued at `at`.
+pub fn expiry(at: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    to_millis(
+        at.checked_add_signed(TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
 }
 
 #[cfg(test)]

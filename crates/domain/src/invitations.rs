@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::account_tokens::TokenHash;
 use crate::documents::PageSize;
@@ -107,7 +107,7 @@ impl Invitation {
             role,
             invited_by,
             created_at,
-            expires_at: expiry(created_at, ttl),
+            expires_at: crate::clock::expiry(created_at, ttl),
             accepted: None,
             revoked_at: None,
         }
@@ -126,14 +126,6 @@ impl Invitation {
             InvitationStatus::Pending
         }
     }
-}
-
-/// `at + ttl`, truncated to the millisecond, saturating.
-pub(crate) fn expiry(at: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
-    crate::clock::to_millis(
-        at.checked_add_signed(TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC),
-    )
 }
 
 /// One page of an organization's invitations.
@@ -190,32 +182,39 @@ pub enum AcceptInvitationError {
     Store(#[from] StoreError),
 }
 
-/// Invitations and their tokens.
-///
-/// **Not yet part of [`crate::TenantStore`]**: no store implements it yet
-/// (the next step of issue #14). The design it is meant for: SQLite keeps
-/// the invitation, its token hash and its message in one transaction; MongoDB
-/// embeds the current token hash and message in the invitation's document
-/// (one write), and accepts with a conditional claim of the invitation, then
-/// `add_admin`, then marks it accepted (a stale claim is taken over).
+/// How long an expired (or accepted, or revoked) invitation stays listed
+/// after its `expires_at` before maintenance purges it
+/// ([`InvitationStore::purge_invitations`]): long enough for the inviter
+/// to see that it expired (our choice, issue #14 names none).
+pub const INVITATION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Invitations and their tokens (a supertrait of [`crate::TenantStore`]).
 ///
 /// Rules every implementation MUST follow:
 /// - `create_invitation` stores the pending invitation, its token hash and
-///   its message in one atomic write (all or nothing). `EmailTaken` when an
-///   admin of any organization has the email (checked when it is written;
-///   accept checks again), `NotFound` for an unknown organization.
+///   its message in one atomic write (all or nothing): the message reaches
+///   [`crate::OutboxStore::claim_due_messages`] only if the invitation was
+///   stored. `EmailTaken` when an admin of any organization has the email
+///   (checked when it is written; accept checks again), `NotFound` for an
+///   unknown organization.
 /// - `invitations_of` lists one organization's invitations newest first
 ///   (descending id) by pages: following `next` visits each exactly once.
 /// - `revoke_invitation` and `replace_invitation_token` act on a pending
-///   invitation of that organization only (`NotFound`, `NotPending`).
-///   Replacing stores the new hash and message atomically and sets the new
-///   `expires_at`; the old token stops working at once.
-/// - `accept_invitation(hash, now, password)` finds the pending invitation
-///   whose current token has this hash and, atomically and once, creates
-///   the admin (the invitation's email and role, token version 0) and marks
-///   the invitation accepted at `now`: of racing accepts exactly one
-///   succeeds. When the email belongs to an admin, `EmailTaken` and the
-///   invitation stays pending.
+///   invitation (at `now`) of that organization only (`NotFound`,
+///   `NotPending`). Replacing stores the new hash and message atomically
+///   and sets the new `expires_at`; the old token stops working at once.
+/// - `accept_invitation(hash, now, password)` finds the invitation whose
+///   current token has this hash and that is pending at `now`, and,
+///   atomically and once, creates the admin (a new id, the invitation's
+///   email and role, token version 0, through the same rules as
+///   [`crate::TenantStore::add_admin`]) and marks the invitation accepted
+///   at `now`: of racing accepts exactly one succeeds, the others get
+///   `InvalidToken`. When the email belongs to an admin, `EmailTaken`:
+///   nothing is created and the invitation stays pending.
+/// - Deleting an organization ([`crate::TenantStore::delete_organization`])
+///   deletes its invitations and their unsent messages.
+/// - `purge_invitations(cutoff)` deletes the invitations whose `expires_at`
+///   is before `cutoff`, whatever their status, with their unsent messages.
 /// - Times come back at millisecond precision.
 #[async_trait]
 pub trait InvitationStore: Send + Sync {
@@ -262,10 +261,16 @@ pub trait InvitationStore: Send + Sync {
         now: DateTime<Utc>,
         password_hash: PasswordHash,
     ) -> Result<(Invitation, Admin), AcceptInvitationError>;
+
+    /// Deletes the invitations that expired before `cutoff` (see above);
+    /// how many went.
+    async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
 
     const DAY: u64 = 24 * 3600;

@@ -39,12 +39,13 @@ pub use errors::{
     DocumentError, ErrorChain, RenameOrganizationError, StoreError, UpdateAdminError,
 };
 pub use ids::{
-    AdminId, AuditEventId, DocumentId, OrganizationId, OutboxMessageId, SessionFamilyId,
+    AdminId, AuditEventId, DocumentId, InvitationId, OrganizationId, OutboxMessageId,
+    SessionFamilyId,
 };
 pub use invitations::{
     invitation_ttl, AcceptInvitationError, Invitation, InvitationError, InvitationPage,
     InvitationQuery, InvitationStatus, InvitationStore, InvitationTtlError, DEFAULT_INVITATION_TTL,
-    MAX_INVITATION_TTL,
+    INVITATION_RETENTION, MAX_INVITATION_TTL,
 };
 pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,

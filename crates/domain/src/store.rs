@@ -16,6 +16,7 @@ use crate::errors::{
     DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
 };
 use crate::ids::{AdminId, DocumentId, OrganizationId};
+use crate::invitations::InvitationStore;
 use crate::model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
 };
@@ -44,9 +45,10 @@ impl ReconcileReport {
 /// Organizations, their admins and their tenant collections.
 ///
 /// A store also keeps the admins' sessions, the audit log, the token
-/// signing keys, the email outbox and the single-use account tokens: see
-/// the supertraits [`SessionStore`], [`AuditLog`], [`SigningKeyStore`],
-/// [`OutboxStore`] and [`AccountTokenStore`] for their own rules.
+/// signing keys, the email outbox, the single-use account tokens and the
+/// invitations: see the supertraits [`SessionStore`], [`AuditLog`],
+/// [`SigningKeyStore`], [`OutboxStore`], [`AccountTokenStore`] and
+/// [`InvitationStore`] for their own rules.
 ///
 /// Rules every implementation MUST follow:
 /// - Organization names are unique by their canonical form
@@ -74,7 +76,15 @@ impl ReconcileReport {
 ///   when they race each other.
 #[async_trait]
 pub trait TenantStore:
-    SessionStore + AuditLog + SigningKeyStore + OutboxStore + AccountTokenStore + Send + Sync + 'static
+    SessionStore
+    + AuditLog
+    + SigningKeyStore
+    + OutboxStore
+    + AccountTokenStore
+    + InvitationStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Registers an organization, its first admin (an owner) and its
     /// (empty) tenant collection.
@@ -130,8 +140,8 @@ pub trait TenantStore:
         new_name: &OrganizationName,
     ) -> Result<Organization, RenameOrganizationError>;
 
-    /// Deletes an organization, its admins and its tenant collection (its
-    /// audit entries stay: see [`AuditLog`]).
+    /// Deletes an organization, its admins, its invitations and its tenant
+    /// collection (its audit entries stay: see [`AuditLog`]).
     ///
     /// MUST return `NotFound` for an unknown organization and `Busy` while
     /// another lifecycle operation on it is in progress. Afterwards the name

@@ -1,6 +1,7 @@
 //! The [`TenantStore`] contract suite (with its [`crate::SessionStore`],
-//! [`crate::AuditLog`], [`crate::SigningKeyStore`], [`crate::OutboxStore`] and
-//! [`crate::AccountTokenStore`] parts), shared by every adapter.
+//! [`crate::AuditLog`], [`crate::SigningKeyStore`], [`crate::OutboxStore`],
+//! [`crate::AccountTokenStore`] and [`crate::InvitationStore`] parts),
+//! shared by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
 //! expression that yields a fresh, empty store as a [`ContractFixture`] (an
@@ -23,11 +24,13 @@ use serde_json::{json, Value};
 
 mod account_tokens;
 mod faults;
+mod invitations;
 mod memory;
 mod security;
 mod signing_keys;
 pub use account_tokens::*;
 pub use faults::{Failure, FaultyStore, Operation, Times};
+pub use invitations::*;
 pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
 pub use security::*;
 pub use signing_keys::*;
@@ -105,6 +108,15 @@ macro_rules! tenant_store_contract_tests {
             concurrent_outbox_claims_are_disjoint,
             purges_forget_expired_tokens_and_sent_messages,
             email_verification_follows_the_admins_email,
+            invitations_page_newest_first_per_organization,
+            invitation_and_its_message_are_stored_together,
+            invitation_is_accepted_once,
+            concurrent_accepts_of_an_invitation_have_one_winner,
+            expired_or_revoked_invitation_is_refused,
+            resending_an_invitation_kills_its_old_token,
+            accepting_with_a_taken_email_creates_nothing,
+            deleting_an_organization_deletes_its_invitations,
+            purge_forgets_long_expired_invitations,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

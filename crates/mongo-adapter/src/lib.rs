@@ -30,7 +30,9 @@
 //! document in `signing_keys`, replaced by compare-and-swap on its version
 //! (see `signing_keys.rs`). The email outbox is `outbox`, one document per
 //! message with the password-reset or verification token it carries
-//! embedded, so both are stored by one write (see `outbox.rs`).
+//! embedded, so both are stored by one write (see `outbox.rs`). Invitations
+//! are `invitations`, each with its current token's hash and the email
+//! that still has to move to the outbox (see `invitations.rs`).
 
 mod admin_add;
 mod admin_changes;
@@ -40,6 +42,7 @@ mod catalog;
 mod collection_moves;
 mod errors;
 mod failpoints;
+mod invitations;
 mod lease;
 mod lease_timing;
 mod lifecycle;

@@ -34,6 +34,11 @@
 //! 0007 (outbox) adds `outbox`: one document per email, with the
 //! single-use account token it carries embedded (see `outbox.rs`), a
 //! unique index on the token's hash and a validator for the shape.
+//!
+//! 0008 (invitations) adds `invitations`: one document per invitation, with
+//! its current token's hash (unique index) and the email waiting to move to
+//! the outbox embedded (see `invitations.rs`), and an index of the outbox
+//! on `invitation_id`.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -96,6 +101,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0005_lifecycle_leases"),
     migration!("0006_signing_keys"),
     migration!("0007_outbox"),
+    migration!("0008_invitations"),
 ];
 
 /// The record of an applied migration.

@@ -41,7 +41,7 @@ pub(crate) const OUTBOX: &str = "outbox";
 
 /// An outbox document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct MessageDoc {
+pub(crate) struct MessageDoc {
     #[serde(rename = "_id")]
     id: String,
     to: String,
@@ -56,6 +56,9 @@ struct MessageDoc {
     sent_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token: Option<TokenDoc>,
+    /// The invitation it was sent for (see `invitations.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invitation_id: Option<String>,
 }
 
 /// An account token, embedded in the message that carries it.
@@ -84,6 +87,19 @@ fn email(raw: &str, what: &str) -> Result<AdminEmail, StoreError> {
 }
 
 impl MessageDoc {
+    /// The document of a message sent for the invitation `invitation`.
+    pub(crate) fn for_invitation(message: &OutboxMessage, invitation: &str) -> Self {
+        Self {
+            invitation_id: Some(invitation.to_owned()),
+            ..Self::new(message, None)
+        }
+    }
+
+    /// Its id (`_id`).
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     fn new(message: &OutboxMessage, token: Option<&AccountToken>) -> Self {
         Self {
             id: message.id.to_string(),
@@ -97,6 +113,7 @@ impl MessageDoc {
             claimed_until_ms: 0,
             sent_ms: message.sent_at.map(ms),
             token: token.map(TokenDoc::new),
+            invitation_id: None,
         }
     }
 
@@ -148,12 +165,12 @@ impl TokenDoc {
 }
 
 /// Unsent: `sent_ms` null or missing.
-fn unsent() -> Document {
+pub(crate) fn unsent() -> Document {
     doc! { "$in": [null] }
 }
 
 impl MongoStore {
-    fn outbox(&self) -> Collection<MessageDoc> {
+    pub(crate) fn outbox(&self) -> Collection<MessageDoc> {
         self.db().collection(OUTBOX)
     }
 }
@@ -170,6 +187,7 @@ impl OutboxStore for MongoStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        self.relay_invitation_messages().await?;
         let now = ms(now);
         let claimable = doc! {
             "sent_ms": unsent(),

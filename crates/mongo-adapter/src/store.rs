@@ -16,6 +16,7 @@
 //! | `begin_login_attempt`, `login_succeeded` | `login_throttle.rs` |
 //! | audit log | `audit.rs`; shared rate limits: `rate_limits.rs` |
 //! | `claim_due_messages`, `mark_sent`, `mark_failed`, `purge_sent_messages`, `issue_account_token`, `use_account_token`, `purge_account_tokens` | `outbox.rs` |
+//! | `create_invitation`, `invitations_of`, `revoke_invitation`, `replace_invitation_token`, `accept_invitation`, `purge_invitations` | `invitations.rs` |
 //!
 //! Master records (organizations, admins, name claims) and their conversion
 //! to domain values: `records.rs`.

@@ -32,7 +32,10 @@ fn count(changed: usize) -> u64 {
 }
 
 /// Inserts the message (unclaimed) within the caller's transaction.
-fn insert_message(connection: &Connection, message: &OutboxMessage) -> Result<(), StoreError> {
+pub(crate) fn insert_message(
+    connection: &Connection,
+    message: &OutboxMessage,
+) -> Result<(), StoreError> {
     connection
         .prepare_cached(&format!(
             "INSERT INTO outbox_messages ({MESSAGE_COLUMNS}) \

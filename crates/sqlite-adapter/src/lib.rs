@@ -11,7 +11,8 @@
 //! `login_throttles` (see `sessions.rs`), `audit_events` (`audit.rs`), and the
 //! token signing keys `signing_key_set` and `signing_keys` (`signing_keys.rs`),
 //! the email outbox and single-use account tokens `outbox_messages` and
-//! `account_tokens` (`account_tokens.rs`).
+//! `account_tokens` (`account_tokens.rs`), and the invitations
+//! `invitations` (`invitations.rs`).
 //!
 //! Concurrency: one writer connection serializes all writes (SQLite admits
 //! one writer at a time anyway); read-only connections serve reads
@@ -37,6 +38,7 @@ mod cache;
 mod connection;
 mod constraints;
 mod documents;
+mod invitations;
 mod login_throttles;
 mod lookups;
 mod migrations;

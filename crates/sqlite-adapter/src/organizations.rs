@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::connection::{begin, commit};
 use crate::constraints::{self, Unique};
 use crate::rows::{self, OrganizationRow, ORGANIZATION_COLUMNS};
-use crate::{admins, tenant_tables};
+use crate::{admins, invitations, tenant_tables};
 
 /// The SQLite schema holding every tenant table: `main`, the store's own file.
 pub(crate) const DATABASE: &str = "main";
@@ -145,6 +145,9 @@ pub(crate) fn delete(
 ) -> Result<(), DeleteOrganizationError> {
     const WHAT: &str = "deleting an organization";
     let transaction = begin(connection, WHAT)?;
+    // Its invitations would go by the foreign key's cascade; their unsent
+    // messages would not.
+    invitations::delete_where(&transaction, "organization_id = ?1", &id.to_string())?;
     let table: String = transaction
         .query_row(
             "DELETE FROM organizations WHERE id = ?1 RETURNING table_name",

@@ -7,15 +7,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metrics::{counter, histogram, Histogram};
 use orgsvc_domain::{
-    AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError, Admin, AdminCredentials,
-    AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog, AuditPage, AuditQuery,
-    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
-    DocumentError, DocumentId, DocumentPage, DocumentQuery, LoginAttempt, LoginThrottle, NewAdmin,
-    NewOrganization, Organization, OrganizationId, OrganizationName, OutboxMessage,
-    OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
-    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, TokenHash,
-    UpdateAdminError, VersionedKeySet,
+    AcceptInvitationError, AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError,
+    Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog,
+    AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, Invitation,
+    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore, LoginAttempt,
+    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
+    OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken,
+    RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
+    SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
+    TenantStore, TokenHash, UpdateAdminError, VersionedKeySet,
 };
 
 use super::{RECONCILE_REPAIRS, RECONCILE_RUNS, STORE_DURATION};
@@ -414,5 +415,75 @@ impl AccountTokenStore for TimedStore {
             "mark_email_verified",
             self.inner.mark_email_verified(admin, email)
         )
+    }
+}
+
+#[async_trait]
+impl InvitationStore for TimedStore {
+    async fn create_invitation(
+        &self,
+        invitation: Invitation,
+        token: TokenHash,
+        message: OutboxMessage,
+    ) -> Result<(), InvitationError> {
+        timed!(
+            "create_invitation",
+            self.inner.create_invitation(invitation, token, message)
+        )
+    }
+
+    async fn invitations_of(
+        &self,
+        organization: OrganizationId,
+        query: InvitationQuery,
+    ) -> Result<InvitationPage, StoreError> {
+        timed!(
+            "invitations_of",
+            self.inner.invitations_of(organization, query)
+        )
+    }
+
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        now: DateTime<Utc>,
+    ) -> Result<Invitation, InvitationError> {
+        timed!(
+            "revoke_invitation",
+            self.inner.revoke_invitation(organization, id, now)
+        )
+    }
+
+    async fn replace_invitation_token(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        token: TokenHash,
+        message: OutboxMessage,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Invitation, InvitationError> {
+        timed!(
+            "replace_invitation_token",
+            self.inner
+                .replace_invitation_token(organization, id, token, message, expires_at, now)
+        )
+    }
+
+    async fn accept_invitation(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+        password_hash: PasswordHash,
+    ) -> Result<(Invitation, Admin), AcceptInvitationError> {
+        timed!(
+            "accept_invitation",
+            self.inner.accept_invitation(token, now, password_hash)
+        )
+    }
+
+    async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        timed!("purge_invitations", self.inner.purge_invitations(cutoff))
     }
 }

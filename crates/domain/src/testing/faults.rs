@@ -12,15 +12,16 @@ use chrono::{DateTime, Utc};
 
 use super::InMemoryStore;
 use crate::{
-    AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError, Admin, AdminCredentials,
-    AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog, AuditPage, AuditQuery,
-    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
-    DocumentError, DocumentId, DocumentPage, DocumentQuery, LoginAttempt, LoginThrottle, NewAdmin,
-    NewOrganization, Organization, OrganizationId, OrganizationName, OutboxMessage,
-    OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
-    RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
-    SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, TokenHash,
-    UpdateAdminError, VersionedKeySet,
+    AcceptInvitationError, AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError,
+    Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog,
+    AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, Invitation,
+    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore, LoginAttempt,
+    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
+    OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken,
+    RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
+    SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
+    TenantStore, TokenHash, UpdateAdminError, VersionedKeySet,
 };
 
 macro_rules! operations {
@@ -91,6 +92,12 @@ operations! {
     UseAccountToken => "use_account_token",
     PurgeAccountTokens => "purge_account_tokens",
     MarkEmailVerified => "mark_email_verified",
+    CreateInvitation => "create_invitation",
+    InvitationsOf => "invitations_of",
+    RevokeInvitation => "revoke_invitation",
+    ReplaceInvitationToken => "replace_invitation_token",
+    AcceptInvitation => "accept_invitation",
+    PurgeInvitations => "purge_invitations",
 }
 
 impl Operation {
@@ -116,6 +123,10 @@ impl Operation {
             O::AddAdmin => AddAdminError::inject(failure).is_some(),
             O::RemoveAdmin | O::SetAdminRole => ChangeAdminError::inject(failure).is_some(),
             O::ReplaceSigningKeys => ReplaceKeySetError::inject(failure).is_some(),
+            O::CreateInvitation | O::RevokeInvitation | O::ReplaceInvitationToken => {
+                InvitationError::inject(failure).is_some()
+            }
+            O::AcceptInvitation => AcceptInvitationError::inject(failure).is_some(),
             O::InsertDocument
             | O::FindDocument
             | O::ListDocuments
@@ -140,11 +151,14 @@ pub enum Failure {
     Store(Arc<dyn Fn() -> StoreError + Send + Sync>),
     /// `NameTaken` (create, rename).
     NameTaken,
-    /// `EmailTaken` (create, `update_admin`, `add_admin`).
+    /// `EmailTaken` (create, `update_admin`, `add_admin`, invitations and
+    /// their acceptance).
     EmailTaken,
-    /// `NotFound` (rename, delete, `update_admin`, admin changes, documents).
+    /// `NotFound` (rename, delete, `update_admin`, admin changes, documents,
+    /// invitations).
     NotFound,
-    /// `OrganizationNotFound` (`add_admin`, documents).
+    /// `OrganizationNotFound` (`add_admin`, documents,
+    /// `accept_invitation`).
     OrganizationNotFound,
     /// `Busy` (create, rename, delete, documents).
     Busy,
@@ -258,6 +272,14 @@ inject!(ReplaceKeySetError {
 inject!(ChangeAdminError {
     Failure::NotFound => Self::NotFound,
     Failure::LastOwner => Self::LastOwner,
+});
+inject!(InvitationError {
+    Failure::NotFound => Self::NotFound,
+    Failure::EmailTaken => Self::EmailTaken,
+});
+inject!(AcceptInvitationError {
+    Failure::OrganizationNotFound => Self::OrganizationNotFound,
+    Failure::EmailTaken => Self::EmailTaken,
 });
 inject!(DocumentError {
     Failure::OrganizationNotFound => Self::OrganizationNotFound,
@@ -518,7 +540,9 @@ from_injected!(
     AddAdminError,
     ChangeAdminError,
     DocumentError,
-    ReplaceKeySetError
+    ReplaceKeySetError,
+    InvitationError,
+    AcceptInvitationError
 );
 
 impl fmt::Debug for FaultyStore {
@@ -877,5 +901,71 @@ impl AccountTokenStore for FaultyStore {
     ) -> Result<bool, StoreError> {
         self.enter(Operation::MarkEmailVerified).await?;
         self.inner.mark_email_verified(admin, email).await
+    }
+}
+
+#[async_trait]
+impl InvitationStore for FaultyStore {
+    async fn create_invitation(
+        &self,
+        invitation: Invitation,
+        token: TokenHash,
+        message: OutboxMessage,
+    ) -> Result<(), InvitationError> {
+        self.enter(Operation::CreateInvitation).await?;
+        self.inner
+            .create_invitation(invitation, token, message)
+            .await
+    }
+
+    async fn invitations_of(
+        &self,
+        organization: OrganizationId,
+        query: InvitationQuery,
+    ) -> Result<InvitationPage, StoreError> {
+        self.enter(Operation::InvitationsOf).await?;
+        self.inner.invitations_of(organization, query).await
+    }
+
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        now: DateTime<Utc>,
+    ) -> Result<Invitation, InvitationError> {
+        self.enter(Operation::RevokeInvitation).await?;
+        self.inner.revoke_invitation(organization, id, now).await
+    }
+
+    async fn replace_invitation_token(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        token: TokenHash,
+        message: OutboxMessage,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Invitation, InvitationError> {
+        self.enter(Operation::ReplaceInvitationToken).await?;
+        self.inner
+            .replace_invitation_token(organization, id, token, message, expires_at, now)
+            .await
+    }
+
+    async fn accept_invitation(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+        password_hash: PasswordHash,
+    ) -> Result<(Invitation, Admin), AcceptInvitationError> {
+        self.enter(Operation::AcceptInvitation).await?;
+        self.inner
+            .accept_invitation(token, now, password_hash)
+            .await
+    }
+
+    async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.enter(Operation::PurgeInvitations).await?;
+        self.inner.purge_invitations(cutoff).await
     }
 }

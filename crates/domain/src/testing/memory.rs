@@ -13,17 +13,18 @@ use serde_json::{Map, Value};
 
 use crate::clock::now_millis;
 use crate::{
-    check_revision, plan_admin_change, AccountToken, AccountTokenPurpose, AccountTokenStore,
-    AddAdminError, Admin, AdminChange, AdminChangePlan, AdminCredentials, AdminEmail, AdminId,
-    AdminRole, AdminStanding, AdminUpdate, AuditAction, AuditEvent, AuditEventId, AuditLog,
-    AuditPage, AuditQuery, ChangeAdminError, CollectionName, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    FieldFilter, FilterValue, LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization,
-    OrganizationId, OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PageCursor,
-    PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse,
-    RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey,
-    SigningKeyStore, StoreError, TenantDocument, TenantLocation, TenantStore, ThrottleState,
-    TokenHash, UpdateAdminError, VersionedKeySet,
+    check_revision, plan_admin_change, AcceptInvitationError, AccountToken, AccountTokenPurpose,
+    AccountTokenStore, AddAdminError, Admin, AdminChange, AdminChangePlan, AdminCredentials,
+    AdminEmail, AdminId, AdminRole, AdminStanding, AdminUpdate, AuditAction, AuditEvent,
+    AuditEventId, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CollectionName,
+    CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
+    DocumentPage, DocumentQuery, FieldFilter, FilterValue, Invitation, InvitationError,
+    InvitationId, InvitationPage, InvitationQuery, InvitationStatus, InvitationStore, LoginAttempt,
+    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
+    OutboxMessage, OutboxMessageId, OutboxStore, PageCursor, PasswordHash, ReconcileReport,
+    RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
+    SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
+    TenantLocation, TenantStore, ThrottleState, TokenHash, UpdateAdminError, VersionedKeySet,
 };
 
 /// The [`TenantLocation::database`] of every organization in an
@@ -114,6 +115,15 @@ struct State {
     outbox: BTreeMap<OutboxMessageId, StoredMessage>,
     /// Account tokens and the id of the message that carried each.
     account_tokens: HashMap<TokenHash, (AccountToken, OutboxMessageId)>,
+    invitations: BTreeMap<InvitationId, StoredInvitation>,
+}
+
+struct StoredInvitation {
+    invitation: Invitation,
+    /// The current token's hash.
+    hash: TokenHash,
+    /// The messages sent for it (the first, then one per resend).
+    messages: Vec<OutboxMessageId>,
 }
 
 struct StoredMessage {
@@ -206,6 +216,59 @@ impl State {
             },
         );
         stored
+    }
+
+    /// Removes the invitations that `doomed` selects, with their unsent
+    /// messages; how many went.
+    fn remove_invitations(&mut self, doomed: impl Fn(&Invitation) -> bool) -> usize {
+        let ids: Vec<InvitationId> = self
+            .invitations
+            .values()
+            .filter(|stored| doomed(&stored.invitation))
+            .map(|stored| stored.invitation.id)
+            .collect();
+        for id in &ids {
+            if let Some(stored) = self.invitations.remove(id) {
+                for message in stored.messages {
+                    if self
+                        .outbox
+                        .get(&message)
+                        .is_some_and(|m| m.message.sent_at.is_none())
+                    {
+                        self.outbox.remove(&message);
+                    }
+                }
+            }
+        }
+        ids.len()
+    }
+
+    /// The organization's invitation `id` if it is pending at `now`.
+    fn pending_invitation(
+        &mut self,
+        organization: OrganizationId,
+        id: InvitationId,
+        now: DateTime<Utc>,
+    ) -> Result<&mut StoredInvitation, InvitationError> {
+        let stored = self
+            .invitations
+            .get_mut(&id)
+            .filter(|stored| stored.invitation.organization_id == organization)
+            .ok_or(InvitationError::NotFound)?;
+        match stored.invitation.status_at(now) {
+            InvitationStatus::Pending => Ok(stored),
+            status => Err(InvitationError::NotPending(status)),
+        }
+    }
+
+    fn queue(&mut self, message: OutboxMessage) {
+        self.outbox.insert(
+            message.id,
+            StoredMessage {
+                message,
+                claimed_until: None,
+            },
+        );
     }
 
     fn remove_admin(&mut self, id: AdminId) {
@@ -437,6 +500,7 @@ impl TenantStore for InMemoryStore {
             state.remove_admin(admin);
         }
         state.collections.remove(&organization.location.collection);
+        state.remove_invitations(|invitation| invitation.organization_id == id);
         Ok(())
     }
 
@@ -1019,5 +1083,156 @@ impl AccountTokenStore for InMemoryStore {
             }
             _ => Ok(false),
         }
+    }
+}
+
+#[async_trait]
+impl InvitationStore for InMemoryStore {
+    async fn create_invitation(
+        &self,
+        invitation: Invitation,
+        token: TokenHash,
+        message: OutboxMessage,
+    ) -> Result<(), InvitationError> {
+        let mut state = self.lock();
+        if !state
+            .organizations
+            .contains_key(&invitation.organization_id)
+        {
+            return Err(InvitationError::NotFound);
+        }
+        if state.emails.contains_key(&invitation.email) {
+            return Err(InvitationError::EmailTaken);
+        }
+        let hash_taken = state
+            .invitations
+            .values()
+            .any(|stored| stored.hash == token);
+        if hash_taken
+            || state.invitations.contains_key(&invitation.id)
+            || state.outbox.contains_key(&message.id)
+        {
+            return Err(duplicate_id("creating an invitation").into());
+        }
+        let messages = vec![message.id];
+        state.queue(message);
+        state.invitations.insert(
+            invitation.id,
+            StoredInvitation {
+                invitation,
+                hash: token,
+                messages,
+            },
+        );
+        Ok(())
+    }
+
+    async fn invitations_of(
+        &self,
+        organization: OrganizationId,
+        query: InvitationQuery,
+    ) -> Result<InvitationPage, StoreError> {
+        let state = self.lock();
+        let end = match query.before {
+            Some(before) => Bound::Excluded(before),
+            None => Bound::Unbounded,
+        };
+        let limit = query.limit.get();
+        let mut invitations: Vec<Invitation> = state
+            .invitations
+            .range((Bound::Unbounded, end))
+            .rev()
+            .map(|(_, stored)| &stored.invitation)
+            .filter(|invitation| invitation.organization_id == organization)
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let more = invitations.len() > limit;
+        invitations.truncate(limit);
+        let next = if more {
+            invitations.last().map(|invitation| invitation.id)
+        } else {
+            None
+        };
+        Ok(InvitationPage { invitations, next })
+    }
+
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        now: DateTime<Utc>,
+    ) -> Result<Invitation, InvitationError> {
+        let mut state = self.lock();
+        let stored = state.pending_invitation(organization, id, now)?;
+        stored.invitation.revoked_at = Some(now);
+        Ok(stored.invitation.clone())
+    }
+
+    async fn replace_invitation_token(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        token: TokenHash,
+        message: OutboxMessage,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Invitation, InvitationError> {
+        let mut state = self.lock();
+        let hash_taken = state
+            .invitations
+            .values()
+            .any(|stored| stored.hash == token);
+        if hash_taken || state.outbox.contains_key(&message.id) {
+            return Err(duplicate_id("resending an invitation").into());
+        }
+        let message_id = message.id;
+        let stored = state.pending_invitation(organization, id, now)?;
+        stored.hash = token;
+        stored.messages.push(message_id);
+        stored.invitation.expires_at = expires_at;
+        let invitation = stored.invitation.clone();
+        state.queue(message);
+        Ok(invitation)
+    }
+
+    async fn accept_invitation(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+        password_hash: PasswordHash,
+    ) -> Result<(Invitation, Admin), AcceptInvitationError> {
+        let mut state = self.lock();
+        let invitation = state
+            .invitations
+            .values()
+            .find(|stored| &stored.hash == token)
+            .map(|stored| stored.invitation.clone())
+            .filter(|invitation| invitation.status_at(now) == InvitationStatus::Pending)
+            .ok_or(AcceptInvitationError::InvalidToken)?;
+        if !state
+            .organizations
+            .contains_key(&invitation.organization_id)
+        {
+            return Err(AcceptInvitationError::OrganizationNotFound);
+        }
+        if state.emails.contains_key(&invitation.email) {
+            return Err(AcceptInvitationError::EmailTaken);
+        }
+        let new = NewAdmin::new(invitation.email.clone(), invitation.role, password_hash);
+        let admin = state.insert_admin(invitation.organization_id, &new, now_millis());
+        let stored = state
+            .invitations
+            .get_mut(&invitation.id)
+            .ok_or_else(|| StoreError::msg("accepting an invitation: it vanished"))?;
+        stored.invitation.accepted = Some((now, admin.id));
+        Ok((stored.invitation.clone(), admin))
+    }
+
+    async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let purged = self
+            .lock()
+            .remove_invitations(|invitation| invitation.expires_at < cutoff);
+        Ok(u64::try_from(purged).unwrap_or(u64::MAX))
     }
 }

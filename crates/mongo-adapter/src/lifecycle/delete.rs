@@ -1,4 +1,5 @@
-//! Delete: record (deleting, under a new lease) → delete the admins → drop
+//! Delete: record (deleting, under a new lease) → delete the admins and
+//! the invitations (with their unsent emails) → drop
 //! the collection → release the name → delete the record. Rolled forward.
 //! Every write is fenced by the lease.
 
@@ -78,6 +79,9 @@ impl MongoStore {
             .await
             .map_err(|e| store_error("deleting the admins of an organization", e))?;
         self.failpoint(Step::DeleteAdminsRemoved)?;
+        lease.fence().await?;
+        self.delete_invitations(doc! { "organization_id": &record.id })
+            .await?;
         self.drop_collection(&record.collection, lease).await?;
         self.failpoint(Step::DeleteCollectionDropped)?;
         lease.fence().await?;
