@@ -95,6 +95,10 @@ const BACKLOG: i32 = 1024;
 /// How long a refused connection is kept to deliver its 429 (short: under
 /// a flood, each refused connection holds a file descriptor meanwhile).
 const REFUSAL_LINGER: Duration = Duration::from_millis(250);
+/// `Retry-After` of a refused connection, in seconds (RFC 6585 §4, RFC 9110
+/// §10.2.3): by then the client's closed connections have usually been
+/// released.
+pub(crate) const REFUSAL_RETRY_AFTER_SECS: u64 = 1;
 
 /// What the transport needs from the settings.
 #[derive(Clone, Debug)]
@@ -679,6 +683,10 @@ fn problem_response(error: &ApiError, date: Option<&[u8]>) -> Vec<u8> {
         body.len(),
     )
     .into_bytes();
+    if matches!(error, ApiError::TooManyConnections { .. }) {
+        response
+            .extend_from_slice(format!("retry-after: {REFUSAL_RETRY_AFTER_SECS}\r\n").as_bytes());
+    }
     if let Some(date) = date {
         response.extend_from_slice(b"date: ");
         response.extend_from_slice(date);

@@ -9,6 +9,7 @@
 //! - [`admins`]: add, list, get, change the role of, remove;
 //! - [`documents`]: the tenant's documents, with conditional writes;
 //! - [`audit`]: recording what requests did, and reading the log;
+//! - [`emails`]: the emails use cases store in the outbox, from templates;
 //! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
 //! - [`signing_keys`]: the stored signing key set, kept current and rotated.
 //!
@@ -27,6 +28,7 @@ use orgsvc_domain::{LoginThrottle, StoreError, TenantStore};
 pub mod admins;
 pub mod audit;
 pub mod documents;
+pub mod emails;
 mod error;
 pub mod maintenance;
 pub mod organizations;

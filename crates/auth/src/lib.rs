@@ -1,6 +1,7 @@
 //! orgsvc's credentials: argon2id password hashing, access tokens signed
 //! by a rotating asymmetric key set published as a JWK Set (or the legacy
-//! HS256 secret), and opaque refresh tokens.
+//! HS256 secret), and opaque tokens (refresh tokens, and the account tokens
+//! emails carry).
 //!
 //! Hashing is CPU-bound, so it always runs on tokio's blocking pool, at most
 //! `max_concurrent` hashes at a time, never on the async workers.
@@ -8,8 +9,8 @@
 mod error;
 mod key_ring;
 mod keys;
+mod opaque_tokens;
 mod password;
-mod refresh;
 mod token;
 
 pub use error::{AuthError, TokenError};
@@ -18,6 +19,8 @@ pub use keys::{
     generate_kid, generate_signing_key, Jwk, JwkSet, KeyEncryptionKey, KeyError,
     MIN_KEY_ENCRYPTION_SECRET_BYTES,
 };
+pub use opaque_tokens::{
+    hash_account_token, hash_refresh_token, OpaqueAccountToken, OpaqueRefreshToken,
+};
 pub use password::{Argon2Params, HashingPoolUsage, PasswordHasher, QueueWaitObserver};
-pub use refresh::{hash_refresh_token, OpaqueRefreshToken};
 pub use token::{generate_secret, AccessClaims, IssuedToken, TokenService, TokenSettings};

@@ -144,9 +144,16 @@ impl RetryPolicy {
 ///   [`crate::AccountTokenStore::purge_account_tokens`]). A message and its
 ///   token are always deleted together: a purged message takes its
 ///   (expired) token along. Returns how many messages went.
+/// - `enqueue_message(message)` stores a message that carries no token (a
+///   notice), unclaimed; a message id that is already stored fails and
+///   stores nothing. It is purged like any sent message.
 /// - Times come back at millisecond precision.
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
+    /// Stores a notice (a message without a token), due at its
+    /// `next_attempt_at`.
+    async fn enqueue_message(&self, message: OutboxMessage) -> Result<(), StoreError>;
+
     /// Claims up to `limit` due messages until `claim_until` (see above).
     async fn claim_due_messages(
         &self,

@@ -106,6 +106,7 @@ macro_rules! tenant_store_contract_tests {
             account_token_and_its_message_are_stored_together,
             outbox_claims_are_exclusive_until_they_expire,
             concurrent_outbox_claims_are_disjoint,
+            notices_are_delivered_and_purged_like_any_message,
             purges_forget_expired_tokens_and_sent_messages,
             email_verification_follows_the_admins_email,
             invitations_page_newest_first_per_organization,

@@ -177,6 +177,20 @@ impl MongoStore {
 
 #[async_trait]
 impl OutboxStore for MongoStore {
+    async fn enqueue_message(&self, message: OutboxMessage) -> Result<(), StoreError> {
+        match self
+            .outbox()
+            .insert_one(MessageDoc::new(&message, None))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Err(StoreError::msg(
+                "storing a message: its id is already stored",
+            )),
+            Err(e) => Err(store_error("storing a message", e)),
+        }
+    }
+
     async fn claim_due_messages(
         &self,
         now: DateTime<Utc>,

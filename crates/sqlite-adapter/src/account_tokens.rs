@@ -342,6 +342,12 @@ fn mark_verified(
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
+    async fn enqueue_message(&self, message: OutboxMessage) -> Result<(), StoreError> {
+        self.connections()
+            .write(move |connection| insert_message(connection, &message))
+            .await
+    }
+
     async fn claim_due_messages(
         &self,
         now: DateTime<Utc>,

@@ -361,6 +361,10 @@ impl OutboxStore for TimedStore {
         timed!("mark_sent", self.inner.mark_sent(id, at))
     }
 
+    async fn enqueue_message(&self, message: OutboxMessage) -> Result<(), StoreError> {
+        timed!("enqueue_message", self.inner.enqueue_message(message))
+    }
+
     async fn mark_failed(
         &self,
         id: OutboxMessageId,

@@ -111,8 +111,9 @@ problem_responses! {
     /// 429 of the HTTP layer.
     TooManyConnections {
         "The client IP holds `server.max_connections_per_ip` (default 64) open connections \
-         already; this one is answered before its request is read, and closed.",
-        headers: [],
+         already; this one is answered before its request is read, and closed. Retry after \
+         `Retry-After` seconds, or reuse an open connection (keep-alive).",
+        headers: [("Retry-After", "Seconds to wait before opening another connection (1).")],
         examples: [ApiError::TooManyConnections { limit: 64 }]
     }
     /// 431.

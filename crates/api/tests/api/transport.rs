@@ -185,6 +185,11 @@ async fn connections_per_client_ip_are_limited_and_released_on_close() {
             .response()
             .expect("the connection over the limit closed without an answer");
         let problem = expect_problem(&response, 429, "too_many_connections");
+        assert_eq!(
+            response.header("retry-after"),
+            Some("1"),
+            "a refused client is told when to come back: {response:?}"
+        );
         assert!(
             problem["detail"].as_str().unwrap().contains('3'),
             "{problem}"

@@ -271,6 +271,34 @@ pub async fn concurrent_outbox_claims_are_disjoint(store: Store) {
     assert_eq!(seen, all);
 }
 
+/// A notice (a message without a token) is claimed, sent and purged like
+/// any message; its id cannot be stored twice.
+pub async fn notices_are_delivered_and_purged_like_any_message(store: Store) {
+    let now = now_ms();
+    let notice = OutboxMessage::new(
+        AdminEmail::parse("old@notice.example").unwrap(),
+        "Your sign-in email was changed",
+        "text",
+        "<p>html</p>",
+        now,
+    );
+    store.enqueue_message(notice.clone()).await.unwrap();
+    assert!(store.enqueue_message(notice.clone()).await.is_err());
+    let claimed = store
+        .claim_due_messages(now, now + TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![notice.clone()]);
+    assert!(store.mark_sent(notice.id, now).await.unwrap());
+    let later = now + TimeDelta::days(1);
+    assert_eq!(store.purge_sent_messages(later).await.unwrap(), 1);
+    assert!(store
+        .claim_due_messages(later, later, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 /// Purging expired tokens takes their messages too; purging sent messages
 /// keeps those whose token still lives and every unsent one.
 pub async fn purges_forget_expired_tokens_and_sent_messages(store: Store) {

@@ -84,6 +84,7 @@ operations! {
     PurgeDeletedBefore => "purge_deleted_before",
     LoadSigningKeys => "load_signing_keys",
     ReplaceSigningKeys => "replace_signing_keys",
+    EnqueueMessage => "enqueue_message",
     ClaimDueMessages => "claim_due_messages",
     MarkSent => "mark_sent",
     MarkFailed => "mark_failed",
@@ -846,6 +847,11 @@ impl OutboxStore for FaultyStore {
     ) -> Result<Vec<OutboxMessage>, StoreError> {
         self.enter(Operation::ClaimDueMessages).await?;
         self.inner.claim_due_messages(now, claim_until, limit).await
+    }
+
+    async fn enqueue_message(&self, message: OutboxMessage) -> Result<(), StoreError> {
+        self.enter(Operation::EnqueueMessage).await?;
+        self.inner.enqueue_message(message).await
     }
 
     async fn mark_sent(&self, id: OutboxMessageId, at: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -963,6 +963,21 @@ impl OutboxStore for InMemoryStore {
             .collect())
     }
 
+    async fn enqueue_message(&self, message: OutboxMessage) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.outbox.contains_key(&message.id) {
+            return Err(StoreError::msg("storing a message: its id is taken"));
+        }
+        state.outbox.insert(
+            message.id,
+            StoredMessage {
+                message,
+                claimed_until: None,
+            },
+        );
+        Ok(())
+    }
+
     async fn mark_sent(&self, id: OutboxMessageId, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut state = self.lock();
         match state.outbox.get_mut(&id) {

@@ -1,16 +1,31 @@
-//! Opaque refresh tokens: 256 random bits from the operating system's
-//! generator, handed to the client as URL-safe base64 without padding.
-//! Stores keep only their SHA-256 ([`RefreshTokenHash`]), so a leaked
-//! database does not leak usable tokens.
+//! Opaque tokens: 256 random bits from the operating system's generator,
+//! handed out as URL-safe base64 without padding (43 characters). Stores
+//! keep only their SHA-256, so a leaked database does not leak usable
+//! tokens:
+//! - [`OpaqueRefreshToken`], in a token response ([`RefreshTokenHash`]);
+//! - [`OpaqueAccountToken`], in an email's link: invitations, password
+//!   resets, email verifications ([`TokenHash`]).
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use orgsvc_domain::RefreshTokenHash;
+use orgsvc_domain::{RefreshTokenHash, TokenHash};
 use sha2::{Digest, Sha256};
 
-/// Random bytes in a refresh token (256 bits).
+/// Random bytes in an opaque token (256 bits).
 const TOKEN_BYTES: usize = 32;
+
+/// 32 bytes from the OS random generator, URL-safe base64 without padding.
+fn random_token_text() -> String {
+    let mut bytes = [0_u8; TOKEN_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The lowercase hex SHA-256 of a token's text.
+fn sha256_hex(presented: &str) -> String {
+    hex(&Sha256::digest(presented.as_bytes()))
+}
 
 /// A refresh token as the client receives it. Its `Debug` output is
 /// redacted; read it only to put it in the token response.
@@ -21,9 +36,7 @@ impl OpaqueRefreshToken {
     /// A new token: 32 bytes from the OS random generator, URL-safe base64
     /// without padding (43 characters).
     pub fn generate() -> Self {
-        let mut bytes = [0_u8; TOKEN_BYTES];
-        OsRng.fill_bytes(&mut bytes);
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        Self(random_token_text())
     }
 
     /// The hash to store and look the token up by.
@@ -51,8 +64,43 @@ impl std::fmt::Debug for OpaqueRefreshToken {
 /// The SHA-256 of a presented refresh token, hex-encoded (lowercase), as
 /// stores keep it. Any text hashes; an unknown one simply finds nothing.
 pub fn hash_refresh_token(presented: &str) -> RefreshTokenHash {
-    let digest = Sha256::digest(presented.as_bytes());
-    RefreshTokenHash::from_hex(hex(&digest))
+    RefreshTokenHash::from_hex(sha256_hex(presented))
+}
+
+/// An account token (invitation, password reset, email verification) as
+/// its email's link carries it. Its `Debug` output is redacted; read it
+/// only to build the link.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpaqueAccountToken(String);
+
+impl OpaqueAccountToken {
+    /// A new token: 32 bytes from the OS random generator, URL-safe base64
+    /// without padding (43 characters).
+    pub fn generate() -> Self {
+        Self(random_token_text())
+    }
+
+    /// The hash to store and look the token up by.
+    pub fn hash(&self) -> TokenHash {
+        hash_account_token(&self.0)
+    }
+
+    /// The token text, for the email's link only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OpaqueAccountToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpaqueAccountToken(<redacted>)")
+    }
+}
+
+/// The SHA-256 of a presented account token, hex-encoded (lowercase), as
+/// stores keep it. Any text hashes; an unknown one simply finds nothing.
+pub fn hash_account_token(presented: &str) -> TokenHash {
+    TokenHash::from_hex(sha256_hex(presented))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -102,6 +150,21 @@ mod tests {
         assert_eq!(token.hash(), hash_refresh_token(token.expose()));
         assert_ne!(token.hash(), OpaqueRefreshToken::generate().hash());
         assert!(!token.hash().as_str().contains(token.expose()));
+    }
+
+    #[test]
+    fn account_tokens_are_refresh_tokens_of_another_kind() {
+        let token = OpaqueAccountToken::generate();
+        assert_eq!(token.expose().len(), 43);
+        assert_eq!(URL_SAFE_NO_PAD.decode(token.expose()).unwrap().len(), 32);
+        assert_eq!(token.hash(), hash_account_token(token.expose()));
+        assert_eq!(
+            hash_account_token("abc").as_str(),
+            hash_refresh_token("abc").as_str()
+        );
+        let shown = format!("{token:?} {:?}", token.hash());
+        assert!(!shown.contains(token.expose()), "{shown}");
+        assert!(!shown.contains(token.hash().as_str()), "{shown}");
     }
 
     #[test]
