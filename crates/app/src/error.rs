@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use orgsvc_auth::{AuthError, TokenError};
 use orgsvc_domain::{
-    AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
+    AcceptInvitationError, AddAdminError, ChangeAdminError, CreateOrganizationError,
+    DeleteOrganizationError, DocumentError, InvitationError, InvitationStatus, InvitationTtlError,
+    RenameOrganizationError, StoreError, UpdateAdminError,
 };
 
 /// Why a use case did not happen.
@@ -76,6 +77,22 @@ pub enum AppError {
         /// The document's current revision.
         current: u64,
     },
+    /// The caller's organization has no invitation with this id.
+    #[error("invitation not found")]
+    InvitationNotFound,
+    /// The invitation is accepted, revoked or expired: it cannot be
+    /// revoked or resent.
+    #[error("invitation not pending")]
+    InvitationNotPending(InvitationStatus),
+    /// The invitation token is unknown, used, replaced by a resend,
+    /// revoked or expired, or its organization is gone: one answer for all,
+    /// so tokens cannot be probed.
+    #[error("invitation unusable")]
+    InvitationUnusable,
+    /// The requested invitation lifetime is zero or longer than 30 days
+    /// ([`orgsvc_domain::invitation_ttl`]).
+    #[error("invalid invitation lifetime")]
+    InvalidInvitationTtl,
     /// The store did not answer (retry later).
     #[error("store unavailable")]
     StoreUnavailable(#[source] StoreError),
@@ -187,5 +204,36 @@ impl From<ChangeAdminError> for AppError {
             ChangeAdminError::LastOwner => Self::LastOwner,
             ChangeAdminError::Store(error) => error.into(),
         }
+    }
+}
+
+impl From<InvitationError> for AppError {
+    fn from(error: InvitationError) -> Self {
+        match error {
+            InvitationError::EmailTaken => Self::EmailTaken,
+            InvitationError::NotFound => Self::InvitationNotFound,
+            InvitationError::NotPending(status) => Self::InvitationNotPending(status),
+            InvitationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<AcceptInvitationError> for AppError {
+    fn from(error: AcceptInvitationError) -> Self {
+        match error {
+            // A deleted organization's invitations are gone: the token is
+            // as dead as an unknown one.
+            AcceptInvitationError::InvalidToken | AcceptInvitationError::OrganizationNotFound => {
+                Self::InvitationUnusable
+            }
+            AcceptInvitationError::EmailTaken => Self::EmailTaken,
+            AcceptInvitationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<InvitationTtlError> for AppError {
+    fn from(_: InvitationTtlError) -> Self {
+        Self::InvalidInvitationTtl
     }
 }

@@ -10,6 +10,7 @@
 //! - [`documents`]: the tenant's documents, with conditional writes;
 //! - [`audit`]: recording what requests did, and reading the log;
 //! - [`emails`]: the emails use cases store in the outbox, from templates;
+//! - [`invitations`]: invite, list, revoke, resend; accept (no sign-in);
 //! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
 //! - [`signing_keys`]: the stored signing key set, kept current and rotated.
 //!
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod documents;
 pub mod emails;
 mod error;
+pub mod invitations;
 pub mod maintenance;
 pub mod organizations;
 pub mod sessions;

@@ -1,13 +1,16 @@
 //! Keeping a store in shape, in the background: reconciling half-done
 //! lifecycle operations ([`TenantStore::reconcile`], MongoDB) and purging
 //! expired sessions, idle login throttling, the audit entries of
-//! long-deleted organizations and ended rate-limit windows.
+//! long-deleted organizations, ended rate-limit windows, expired account
+//! tokens, delivered emails and long-expired invitations.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use orgsvc_domain::{ErrorChain, LoginThrottle, SharedRateLimits, TenantStore};
+use orgsvc_domain::{
+    ErrorChain, LoginThrottle, SharedRateLimits, StoreError, TenantStore, INVITATION_RETENTION,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -56,7 +59,14 @@ pub fn spawn_reconciler(
 /// ago ([`TenantStore::purge_deleted_before`]), and the shared rate limit
 /// counters of ended windows
 /// ([`SharedRateLimits::purge_expired_rate_limits`]: MongoDB's TTL index
-/// deletes them too, but not every MongoDB-compatible server runs it).
+/// deletes them too, but not every MongoDB-compatible server runs it);
+/// expired account tokens with their emails
+/// ([`orgsvc_domain::AccountTokenStore::purge_account_tokens`]), emails
+/// delivered more than [`SENT_MESSAGE_RETENTION`] ago
+/// ([`orgsvc_domain::OutboxStore::purge_sent_messages`]) and invitations
+/// that expired more than [`INVITATION_RETENTION`] ago
+/// ([`orgsvc_domain::InvitationStore::purge_invitations`]; until then
+/// the listing shows them `expired`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Maintenance {
     /// Time between runs (`security.purge_interval_secs`).
@@ -68,6 +78,11 @@ pub struct Maintenance {
     /// How long the audit entries of a deleted organization are kept.
     pub audit_retention: Duration,
 }
+
+/// How long a delivered email stays in the outbox (our choice: long enough
+/// to look into a delivery complaint; its token, if it still lives, keeps
+/// it longer).
+pub const SENT_MESSAGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Shortest time login-throttling state is kept after the last attempt.
 const MIN_THROTTLE_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -109,6 +124,22 @@ impl Maintenance {
                 tracing::error!(error = %ErrorChain(&error), "purging the audit log failed")
             }
         }
+        log_purge(
+            store.purge_account_tokens(now).await,
+            "expired account tokens and their emails",
+        );
+        log_purge(
+            store
+                .purge_sent_messages(before(now, SENT_MESSAGE_RETENTION))
+                .await,
+            "delivered emails past retention",
+        );
+        log_purge(
+            store
+                .purge_invitations(before(now, INVITATION_RETENTION))
+                .await,
+            "invitations expired past retention",
+        );
     }
 
     /// Deletes the shared rate limit counters of windows that ended by
@@ -143,6 +174,15 @@ impl Maintenance {
                 }
             }
         })
+    }
+}
+
+/// Logs what a purge of `what` did; a failure is logged, never fatal.
+fn log_purge(result: Result<u64, StoreError>, what: &'static str) {
+    match result {
+        Ok(0) => tracing::debug!(what, "nothing to purge"),
+        Ok(purged) => tracing::info!(purged, what, "purged"),
+        Err(error) => tracing::error!(error = %ErrorChain(&error), what, "purging failed"),
     }
 }
 

@@ -32,11 +32,17 @@ pub enum AuditAction {
     LoginLocked,
     /// A used refresh token was presented again; its family was revoked.
     RefreshTokenReuseDetected,
+    /// An owner invited an email (target: the invitation id).
+    InvitationCreated,
+    /// An invitee accepted (actor: the new admin; target: the invitation id).
+    InvitationAccepted,
+    /// An owner revoked an invitation (target: the invitation id).
+    InvitationRevoked,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::OrganizationCreated,
         Self::OrganizationRenamed,
         Self::OrganizationDeleted,
@@ -48,6 +54,9 @@ impl AuditAction {
         Self::LoginFailed,
         Self::LoginLocked,
         Self::RefreshTokenReuseDetected,
+        Self::InvitationCreated,
+        Self::InvitationAccepted,
+        Self::InvitationRevoked,
     ];
 
     /// The stable name, e.g. `organization.renamed`.
@@ -64,6 +73,9 @@ impl AuditAction {
             Self::LoginFailed => "login.failed",
             Self::LoginLocked => "login.locked",
             Self::RefreshTokenReuseDetected => "refresh_token.reuse_detected",
+            Self::InvitationCreated => "invitation.created",
+            Self::InvitationAccepted => "invitation.accepted",
+            Self::InvitationRevoked => "invitation.revoked",
         }
     }
 

@@ -198,7 +198,8 @@ pub const INVITATION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 ///   (checked when it is written; accept checks again), `NotFound` for an
 ///   unknown organization.
 /// - `invitations_of` lists one organization's invitations newest first
-///   (descending id) by pages: following `next` visits each exactly once.
+///   (descending id) by pages: following `next` visits each exactly once;
+///   `invitation` finds one of them by id, never another organization's.
 /// - `revoke_invitation` and `replace_invitation_token` act on a pending
 ///   invitation (at `now`) of that organization only (`NotFound`,
 ///   `NotPending`). Replacing stores the new hash and message atomically
@@ -233,6 +234,14 @@ pub trait InvitationStore: Send + Sync {
         organization: OrganizationId,
         query: InvitationQuery,
     ) -> Result<InvitationPage, StoreError>;
+
+    /// The organization's invitation with this id; `None` when the
+    /// organization has none (even if another one does).
+    async fn invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<Invitation>, StoreError>;
 
     /// Revokes a pending invitation at `now`; returns it revoked.
     async fn revoke_invitation(

@@ -360,6 +360,19 @@ impl InvitationStore for MongoStore {
         Ok(InvitationPage { invitations, next })
     }
 
+    async fn invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<Invitation>, StoreError> {
+        self.invitations()
+            .find_one(doc! { "_id": id.to_string(), "organization_id": organization.to_string() })
+            .await
+            .map_err(|e| store_error("reading an invitation", e))?
+            .map(InvitationDoc::into_invitation)
+            .transpose()
+    }
+
     async fn revoke_invitation(
         &self,
         organization: OrganizationId,

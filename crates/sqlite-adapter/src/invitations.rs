@@ -389,6 +389,18 @@ impl InvitationStore for SqliteStore {
             .await
     }
 
+    async fn invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let found = self
+            .connections()
+            .read(move |connection| find(connection, "id", &id.to_string()))
+            .await?;
+        Ok(found.filter(|invitation| invitation.organization_id == organization))
+    }
+
     async fn revoke_invitation(
         &self,
         organization: OrganizationId,

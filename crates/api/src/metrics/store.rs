@@ -447,6 +447,14 @@ impl InvitationStore for TimedStore {
         )
     }
 
+    async fn invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<Invitation>, StoreError> {
+        timed!("invitation", self.inner.invitation(organization, id))
+    }
+
     async fn revoke_invitation(
         &self,
         organization: OrganizationId,

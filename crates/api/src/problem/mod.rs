@@ -150,7 +150,8 @@ pub enum ApiError {
     /// gives it).
     #[error("cross-origin request refused: {0}")]
     CorsRefused(String),
-    /// The client IP made too many credential calls (login, refresh).
+    /// The client IP made too many credential calls (login, refresh,
+    /// accepting an invitation).
     #[error("rate limited")]
     RateLimited {
         /// Whole seconds until a call is allowed again (the `Retry-After` header).
@@ -291,7 +292,7 @@ impl ApiError {
                 S::TOO_MANY_REQUESTS,
                 "Too many requests",
                 Cow::from(format!(
-                "Too many login or refresh calls from your address; retry in {retry_after_secs} second(s)."
+                "Too many login, refresh or invitation-accept calls from your address; retry in {retry_after_secs} second(s)."
             )),
             ),
             Self::Unexpected(_) => (
@@ -440,6 +441,33 @@ fn app_problem_type(
              (it was changed since you read it, or it exists); nothing was done. Its \
              current ETag is \"{current}\"."
         )),
+        ),
+        AppError::InvitationNotFound => (
+            "invitation_not_found",
+            S::NOT_FOUND,
+            "Invitation not found",
+            Cow::from("Your organization has no invitation with this id."),
+        ),
+        AppError::InvitationNotPending(status) => (
+            "invitation_not_pending",
+            S::CONFLICT,
+            "Invitation not pending",
+            Cow::from(format!(
+                "The invitation is {}: only a pending invitation can be revoked or resent.",
+                status.as_str()
+            )),
+        ),
+        AppError::InvitationUnusable => (
+            "invitation_unusable",
+            S::GONE,
+            "Invitation unusable",
+            Cow::from("This invitation link cannot be used (it is unknown, already used, replaced, revoked or expired); ask for a new invitation."),
+        ),
+        AppError::InvalidInvitationTtl => (
+            "validation_failed",
+            S::UNPROCESSABLE_ENTITY,
+            "Invalid request",
+            Cow::from("`expires_in` must be more than 0 seconds and at most 30 days (2592000)."),
         ),
         AppError::StoreUnavailable(_) => (
             "store_unavailable",

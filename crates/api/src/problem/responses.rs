@@ -278,6 +278,52 @@ problem_responses! {
         headers: [],
         examples: [ApiError::App(AppError::EmailTaken)]
     }
+    /// 409 of inviting.
+    InviteConflict {
+        "An admin (of any organization) already has this email, compared ignoring case.",
+        headers: [],
+        examples: [ApiError::App(AppError::EmailTaken)]
+    }
+    /// 409 of accepting an invitation.
+    AcceptInvitationConflict {
+        "The invited email became an admin's (of any organization) since the invitation \
+         was sent: nothing was created, and the invitation stays pending.",
+        headers: [],
+        examples: [ApiError::App(AppError::EmailTaken)]
+    }
+    /// 404 of an invitation.
+    InvitationNotFound {
+        "The caller's organization has no invitation with this id (also for ids that are \
+         not UUIDs, and for other organizations' invitations).",
+        headers: [],
+        examples: [ApiError::App(AppError::InvitationNotFound)]
+    }
+    /// 409 of revoking or resending an invitation.
+    InvitationNotPending {
+        "The invitation is accepted, revoked or expired: only a pending invitation can be \
+         revoked or resent. Nothing was changed.",
+        headers: [],
+        examples: [ApiError::App(AppError::InvitationNotPending(
+            orgsvc_domain::InvitationStatus::Accepted,
+        ))]
+    }
+    /// 410 of accepting an invitation.
+    InvitationUnusable {
+        "The token cannot be used: it is unknown, already used, replaced by a resend, \
+         revoked or expired (or its organization was deleted). Every such token gets this \
+         same body, so tokens cannot be probed.",
+        headers: [],
+        examples: [ApiError::App(AppError::InvitationUnusable)]
+    }
+    /// 422 of the invitation listing.
+    InvalidInvitationListing {
+        "`limit` or `before` is invalid, or the query has another parameter.",
+        headers: [],
+        examples: [ApiError::Validation(vec![
+            FieldError::new("limit", "must be between 1 and 100"),
+            FieldError::new("before", "is not a cursor returned by this API"),
+        ])]
+    }
     /// 409 of removing or demoting an admin.
     LastOwner {
         "The admin is the organization's last owner: it cannot be removed or demoted \
@@ -319,9 +365,9 @@ problem_responses! {
             }),
         ]
     }
-    /// 429 of the refresh.
+    /// 429 of the refresh and of accepting an invitation.
     RateLimited {
-        "Too many login or refresh calls from the client IP \
+        "Too many login, refresh or invitation-accept calls from the client IP \
          (`security.login_rate_per_minute` after a burst of `security.login_rate_burst`), or \
          too many connections from it (`too_many_connections`: \
          `server.max_connections_per_ip`, the connection is closed).",

@@ -69,7 +69,7 @@ impl From<domain::AdminRole> for AdminRole {
 }
 
 /// Parses a role's name.
-fn parse_role(raw: &str) -> Result<domain::AdminRole, ValueError> {
+pub(crate) fn parse_role(raw: &str) -> Result<domain::AdminRole, ValueError> {
     domain::AdminRole::parse(raw).ok_or(INVALID_ROLE)
 }
 

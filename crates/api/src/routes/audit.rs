@@ -45,7 +45,9 @@ impl PartialSchema for AuditActionName {
                 "What happened: `organization.created`, `organization.renamed`, \
                  `organization.deleted`, `admin.added`, `admin.removed`, `admin.role_changed`, \
                  `admin.credentials_changed` (email and/or password), `login.succeeded`, \
-                 `login.failed`, `login.locked`, `refresh_token.reuse_detected`.",
+                 `login.failed`, `login.locked`, `refresh_token.reuse_detected`, \
+                 `invitation.created`, `invitation.accepted` (actor: the new admin), \
+                 `invitation.revoked` (target: the invitation id).",
             ))
             .enum_values(Some(AuditAction::ALL.map(AuditAction::as_str)))
             .examples(["organization.renamed"])

@@ -15,6 +15,7 @@ pub mod admins;
 pub mod audit;
 pub mod data;
 pub mod health;
+pub mod invitations;
 pub mod metrics;
 pub mod organizations;
 pub mod sessions;
@@ -22,13 +23,14 @@ pub mod well_known;
 
 /// Each route module's OpenAPI operations, in the document's order: the
 /// paths of the document (see [`crate::openapi::document`]).
-pub fn documented_operations() -> [utoipa::openapi::OpenApi; 7] {
+pub fn documented_operations() -> [utoipa::openapi::OpenApi; 8] {
     use utoipa::OpenApi;
     [
         organizations::Operations::openapi(),
         data::Operations::openapi(),
         admins::Operations::openapi(),
         audit::Operations::openapi(),
+        invitations::Operations::openapi(),
         sessions::Operations::openapi(),
         health::Operations::openapi(),
         well_known::Operations::openapi(),
@@ -42,6 +44,7 @@ pub fn table() -> RouteTable {
     data::routes(&mut table);
     admins::routes(&mut table);
     audit::routes(&mut table);
+    invitations::routes(&mut table);
     sessions::routes(&mut table);
     health::routes(&mut table);
     well_known::routes(&mut table);
@@ -217,7 +220,7 @@ mod tests {
             }
         }
         assert_eq!(served, documented);
-        assert_eq!(served.len(), 22);
+        assert_eq!(served.len(), 27);
     }
 
     #[test]

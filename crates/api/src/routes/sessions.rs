@@ -13,7 +13,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse, HttpResponseBuilder, ResponseError};
 use orgsvc_app::TokenPair;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -304,18 +304,30 @@ pub async fn limit_per_client_ip(
     }
 }
 
-/// The answer carrying `tokens`; not cacheable (RFC 6749 §5.1).
-fn tokens_response(tokens: TokenPair) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(AccessToken {
+impl From<TokenPair> for AccessToken {
+    fn from(tokens: TokenPair) -> Self {
+        Self {
             access_token: tokens.access_token,
             token_type: "bearer",
             expires_in: tokens.expires_in,
             refresh_token: tokens.refresh_token,
             refresh_expires_in: tokens.refresh_expires_in,
-        })
+        }
+    }
+}
+
+/// The answer carrying `tokens`; not cacheable (RFC 6749 §5.1).
+fn tokens_response(tokens: TokenPair) -> HttpResponse {
+    no_store(HttpResponse::Ok()).json(AccessToken::from(tokens))
+}
+
+/// `response` marked not cacheable, as every answer carrying tokens is
+/// (RFC 6749 §5.1).
+pub(crate) fn no_store(mut response: HttpResponseBuilder) -> HttpResponseBuilder {
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    response
 }
 
 /// This module's operations in the OpenAPI document, in its order.

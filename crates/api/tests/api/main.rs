@@ -81,6 +81,7 @@ mod data;
 mod failures;
 mod helpers;
 mod http;
+mod invitations;
 mod login_protection;
 mod metrics;
 mod openapi;

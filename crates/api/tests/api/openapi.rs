@@ -124,6 +124,38 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         &[200, 400, 401, 403, 408, 422, 429, 431, 500, 503],
     ),
     (
+        "/org/invitations",
+        "post",
+        "createInvitation",
+        &[
+            201, 400, 401, 403, 408, 409, 413, 415, 422, 429, 431, 500, 503,
+        ],
+    ),
+    (
+        "/org/invitations",
+        "get",
+        "listInvitations",
+        &[200, 400, 401, 403, 408, 422, 429, 431, 500, 503],
+    ),
+    (
+        "/org/invitations/{id}",
+        "delete",
+        "revokeInvitation",
+        &[204, 400, 401, 403, 404, 408, 409, 429, 431, 500, 503],
+    ),
+    (
+        "/org/invitations/{id}/resend",
+        "post",
+        "resendInvitation",
+        &[200, 400, 401, 403, 404, 408, 409, 429, 431, 500, 503],
+    ),
+    (
+        "/invitations/accept",
+        "post",
+        "acceptInvitation",
+        &[201, 400, 408, 409, 410, 413, 415, 422, 429, 431, 500, 503],
+    ),
+    (
         "/admin/login",
         "post",
         "adminLogin",
@@ -169,6 +201,10 @@ const PROTECTED: &[&str] = &[
     "changeAdminRole",
     "removeAdmin",
     "listAuditEvents",
+    "createInvitation",
+    "listInvitations",
+    "revokeInvitation",
+    "resendInvitation",
 ];
 
 async fn served_document() -> Value {

@@ -8,5 +8,6 @@
 mod admins;
 mod documents;
 mod fixture;
+mod invitations;
 mod organizations;
 mod sessions;

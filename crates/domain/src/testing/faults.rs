@@ -95,6 +95,7 @@ operations! {
     MarkEmailVerified => "mark_email_verified",
     CreateInvitation => "create_invitation",
     InvitationsOf => "invitations_of",
+    FindInvitation => "invitation",
     RevokeInvitation => "revoke_invitation",
     ReplaceInvitationToken => "replace_invitation_token",
     AcceptInvitation => "accept_invitation",
@@ -931,6 +932,15 @@ impl InvitationStore for FaultyStore {
     ) -> Result<InvitationPage, StoreError> {
         self.enter(Operation::InvitationsOf).await?;
         self.inner.invitations_of(organization, query).await
+    }
+
+    async fn invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<Invitation>, StoreError> {
+        self.enter(Operation::FindInvitation).await?;
+        self.inner.invitation(organization, id).await
     }
 
     async fn revoke_invitation(

@@ -103,6 +103,11 @@ pub async fn invitations_page_newest_first_per_organization(store: Store) {
         .await
         .unwrap();
     assert!(unknown.invitations.is_empty());
+    let one = &seen[2];
+    let found = store.invitation(org.0, one.id).await.unwrap();
+    assert_eq!(found.as_ref(), Some(one));
+    let foreign = store.invitation(other.0, one.id).await.unwrap();
+    assert_eq!(foreign, None, "another organization's invitation");
 }
 
 /// The invitation's email is queued with it; an invitation of an email

@@ -1172,6 +1172,19 @@ impl InvitationStore for InMemoryStore {
         Ok(InvitationPage { invitations, next })
     }
 
+    async fn invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<Invitation>, StoreError> {
+        Ok(self
+            .lock()
+            .invitations
+            .get(&id)
+            .map(|stored| stored.invitation.clone())
+            .filter(|invitation| invitation.organization_id == organization))
+    }
+
     async fn revoke_invitation(
         &self,
         organization: OrganizationId,
