@@ -60,8 +60,9 @@ pub(crate) const INVITATIONS: &str = "invitations";
 /// creating an admin takes.
 pub(crate) const ACCEPT_CLAIM: Duration = Duration::from_secs(30);
 
-/// An invitation document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An invitation document. No `Debug`: its waiting email carries the
+/// token's link.
+#[derive(Clone, Serialize, Deserialize)]
 struct InvitationDoc {
     #[serde(rename = "_id")]
     id: String,
