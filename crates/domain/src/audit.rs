@@ -32,11 +32,17 @@ pub enum AuditAction {
     LoginLocked,
     /// A used refresh token was presented again; its family was revoked.
     RefreshTokenReuseDetected,
+    /// A password-reset link was sent to an admin.
+    PasswordResetRequested,
+    /// An admin set a new password with a reset link.
+    PasswordResetCompleted,
+    /// An admin verified its email with a verification link.
+    EmailVerified,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::OrganizationCreated,
         Self::OrganizationRenamed,
         Self::OrganizationDeleted,
@@ -48,6 +54,9 @@ impl AuditAction {
         Self::LoginFailed,
         Self::LoginLocked,
         Self::RefreshTokenReuseDetected,
+        Self::PasswordResetRequested,
+        Self::PasswordResetCompleted,
+        Self::EmailVerified,
     ];
 
     /// The stable name, e.g. `organization.renamed`.
@@ -64,6 +73,9 @@ impl AuditAction {
             Self::LoginFailed => "login.failed",
             Self::LoginLocked => "login.locked",
             Self::RefreshTokenReuseDetected => "refresh_token.reuse_detected",
+            Self::PasswordResetRequested => "password_reset.requested",
+            Self::PasswordResetCompleted => "password_reset.completed",
+            Self::EmailVerified => "email.verified",
         }
     }
 

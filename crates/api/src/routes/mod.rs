@@ -11,6 +11,7 @@ use utoipa::openapi::path::HttpMethod;
 
 use crate::problem::ApiError;
 
+pub mod account_recovery;
 pub mod admins;
 pub mod audit;
 pub mod data;
@@ -22,7 +23,7 @@ pub mod well_known;
 
 /// Each route module's OpenAPI operations, in the document's order: the
 /// paths of the document (see [`crate::openapi::document`]).
-pub fn documented_operations() -> [utoipa::openapi::OpenApi; 7] {
+pub fn documented_operations() -> [utoipa::openapi::OpenApi; 8] {
     use utoipa::OpenApi;
     [
         organizations::Operations::openapi(),
@@ -30,6 +31,7 @@ pub fn documented_operations() -> [utoipa::openapi::OpenApi; 7] {
         admins::Operations::openapi(),
         audit::Operations::openapi(),
         sessions::Operations::openapi(),
+        account_recovery::Operations::openapi(),
         health::Operations::openapi(),
         well_known::Operations::openapi(),
     ]
@@ -43,6 +45,7 @@ pub fn table() -> RouteTable {
     admins::routes(&mut table);
     audit::routes(&mut table);
     sessions::routes(&mut table);
+    account_recovery::routes(&mut table);
     health::routes(&mut table);
     well_known::routes(&mut table);
     table
@@ -217,7 +220,7 @@ mod tests {
             }
         }
         assert_eq!(served, documented);
-        assert_eq!(served.len(), 22);
+        assert_eq!(served.len(), 26);
     }
 
     #[test]
