@@ -38,6 +38,12 @@
 //! | `auth.argon2.iterations` | `2` | argon2id time cost |
 //! | `auth.argon2.parallelism` | `1` | argon2id lanes |
 //! | `auth.hashing_concurrency` | half the CPUs (at least 1) | password hashes computed at once |
+//! | `auth.password_reset_ttl_secs` | `1800` | how long a password-reset link works (30 minutes; 60 to 86400) |
+//! | `auth.email_verification_ttl_secs` | `86400` | how long an email-verification link works (24 hours; 60 to 2592000) |
+//! | `auth.require_verified_email` | `false` | `true`: admins whose email is not verified may log in, refresh, log out and verify their email, and get 403 `email_unverified` on everything else |
+//! | `email.invitation_url` | `http://localhost:3000/invite?token={token}` | link of invitation emails: your front end's page that accepts an invitation (`POST /invitations/accept`); `{token}` is replaced by the token |
+//! | `email.password_reset_url` | `http://localhost:3000/reset-password?token={token}` | link of password-reset emails: your front end's page that sets the new password (`POST /admin/password-reset/confirm`) |
+//! | `email.verification_url` | `http://localhost:3000/verify-email?token={token}` | link of email-verification emails: your front end's page that confirms (`POST /admin/email-verification/confirm`) |
 //! | `security.login_max_failures` | `5` | failed logins allowed per email before the next attempt locks it |
 //! | `security.login_lock_secs` | `60` | first lock; each further lock without a success doubles it |
 //! | `security.login_max_lock_secs` | `3600` | longest lock |
@@ -64,7 +70,7 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use orgsvc_app::maintenance::Maintenance;
-use orgsvc_app::AppSettings;
+use orgsvc_app::{AppSettings, EmailLinks, LinkTemplate};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -103,6 +109,8 @@ pub struct Settings {
     pub data: DataSettings,
     /// Credentials.
     pub auth: AuthSettings,
+    /// The emails orgsvc sends.
+    pub email: EmailSettings,
     /// Login protection and client identification.
     pub security: SecuritySettings,
     /// The audit log.
@@ -275,7 +283,56 @@ pub struct AuthSettings {
     /// Password hashes computed at once; `None`: half the CPUs, at least
     /// one (see [`Settings::hashing_concurrency`]).
     pub hashing_concurrency: Option<NonZeroUsize>,
+    /// How long a password-reset link works, in seconds.
+    pub password_reset_ttl_secs: u64,
+    /// How long an email-verification link works, in seconds.
+    pub email_verification_ttl_secs: u64,
+    /// Whether unverified admins are refused all but verification, logout
+    /// and refresh.
+    pub require_verified_email: bool,
 }
+
+/// Email settings (`email.*`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct EmailSettings {
+    /// Link of invitation emails (a [`LinkTemplate`]).
+    #[serde(deserialize_with = "link_template")]
+    pub invitation_url: LinkTemplate,
+    /// Link of password-reset emails.
+    #[serde(deserialize_with = "link_template")]
+    pub password_reset_url: LinkTemplate,
+    /// Link of email-verification emails.
+    #[serde(deserialize_with = "link_template")]
+    pub verification_url: LinkTemplate,
+}
+
+impl EmailSettings {
+    /// The links of the emails the use cases send.
+    pub fn links(&self) -> EmailLinks {
+        EmailLinks {
+            invitation: self.invitation_url.clone(),
+            password_reset: self.password_reset_url.clone(),
+            email_verification: self.verification_url.clone(),
+        }
+    }
+}
+
+/// Reads a [`LinkTemplate`], saying what is wrong with a bad one.
+fn link_template<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<LinkTemplate, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    LinkTemplate::parse(&raw).map_err(|error| {
+        serde::de::Error::custom(format!(
+            "{error}, e.g. https://app.example.com/invite?token={{token}} (got {raw:?})"
+        ))
+    })
+}
+
+/// Allowed `auth.password_reset_ttl_secs`: a minute to a day.
+const PASSWORD_RESET_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=86_400;
+/// Allowed `auth.email_verification_ttl_secs`: a minute to 30 days.
+const EMAIL_VERIFICATION_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=2_592_000;
 
 /// How access tokens are signed (`auth.signing.*`).
 #[derive(Clone, Debug, Deserialize)]
@@ -483,6 +540,10 @@ impl Settings {
         AppSettings {
             refresh_token_ttl: Duration::from_secs(self.auth.refresh_token_ttl),
             login_throttle: self.security.login_throttle(),
+            email_links: self.email.links(),
+            password_reset_ttl: Duration::from_secs(self.auth.password_reset_ttl_secs),
+            email_verification_ttl: Duration::from_secs(self.auth.email_verification_ttl_secs),
+            require_verified_email: self.auth.require_verified_email,
         }
     }
 
@@ -622,6 +683,26 @@ impl Settings {
                 )));
             }
         }
+        for (key, value, range) in [
+            (
+                "auth.password_reset_ttl_secs",
+                self.auth.password_reset_ttl_secs,
+                PASSWORD_RESET_TTL_SECS,
+            ),
+            (
+                "auth.email_verification_ttl_secs",
+                self.auth.email_verification_ttl_secs,
+                EMAIL_VERIFICATION_TTL_SECS,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be between {} and {} seconds (got {value})",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
         let publish_ahead = self.auth.rotation_policy().publish_ahead;
         if Duration::from_secs(self.auth.signing.rotate_every_secs) <= publish_ahead {
             return Err(ConfigError::Invalid(
@@ -715,6 +796,21 @@ fn with_defaults(
         .set_default("auth.argon2.memory_kib", argon2.memory_kib)?
         .set_default("auth.argon2.iterations", argon2.iterations)?
         .set_default("auth.argon2.parallelism", argon2.parallelism)?
+        .set_default("auth.password_reset_ttl_secs", 1800)?
+        .set_default("auth.email_verification_ttl_secs", 86_400)?
+        .set_default("auth.require_verified_email", false)?
+        .set_default(
+            "email.invitation_url",
+            "http://localhost:3000/invite?token={token}",
+        )?
+        .set_default(
+            "email.password_reset_url",
+            "http://localhost:3000/reset-password?token={token}",
+        )?
+        .set_default(
+            "email.verification_url",
+            "http://localhost:3000/verify-email?token={token}",
+        )?
         .set_default("security.login_max_failures", 5)?
         .set_default("security.login_lock_secs", 60)?
         .set_default("security.login_max_lock_secs", 3600)?

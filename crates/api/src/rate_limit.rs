@@ -38,6 +38,17 @@ use orgsvc_domain::{ClientKey, RateDecision, RateLimit, SharedRateLimits};
 use crate::config::SecuritySettings;
 use crate::problem::{whole_seconds_up, ErrorChain};
 
+/// Emails with a link (password reset, email verification) asked for one
+/// address, on top of the per-IP limit: 3 at once, then one a minute (fixed
+/// windows of 3 minutes when shared), so nobody can flood an inbox.
+pub const LINK_EMAILS_PER_ADDRESS: RateLimit = RateLimit {
+    rate_per_minute: NonZeroU32::MIN,
+    burst: match NonZeroU32::new(3) {
+        Some(burst) => burst,
+        None => NonZeroU32::MIN,
+    },
+};
+
 /// Most clients the limiter keeps state for.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
@@ -104,7 +115,11 @@ impl RateLimiter {
 
     /// Counts a call of `client` at `now` (an injected clock, for tests).
     pub fn check_at(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Limited> {
-        let key = ClientKey::of(client);
+        self.check_key_at(ClientKey::of(client), now)
+    }
+
+    /// Counts a call under `key` at `now`.
+    pub fn check_key_at(&self, key: ClientKey, now: Instant) -> Result<(), Limited> {
         // The map stays consistent whatever panicked while holding the lock.
         let mut buckets = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let known = buckets.full_at.get(&key).copied();
@@ -193,7 +208,12 @@ impl LoginRateLimiter {
     /// This process counts its own calls: `security.login_rate_per_minute`
     /// after `security.login_rate_burst`, GCRA.
     pub fn in_process(security: &SecuritySettings) -> Self {
-        let limit = security.login_rate_limit();
+        Self::of_limit(security.login_rate_limit())
+    }
+
+    /// This process counts its own calls under `limit`, GCRA (e.g.
+    /// [`LINK_EMAILS_PER_ADDRESS`]).
+    pub fn of_limit(limit: RateLimit) -> Self {
         Self {
             limit,
             local: RateLimiter::new(limit.rate_per_minute, limit.burst),
@@ -202,13 +222,18 @@ impl LoginRateLimiter {
         }
     }
 
+    /// The same limit, counted by every instance on `store` together.
+    pub fn shared_via(self, store: Arc<dyn SharedRateLimits>) -> Self {
+        Self {
+            shared: Some(store),
+            ..self
+        }
+    }
+
     /// Every instance on `store` counts calls there, together: the same
     /// settings as fixed windows (see [`RateLimit`]).
     pub fn shared(security: &SecuritySettings, store: Arc<dyn SharedRateLimits>) -> Self {
-        Self {
-            shared: Some(store),
-            ..Self::in_process(security)
-        }
+        Self::in_process(security).shared_via(store)
     }
 
     /// The same limiter, reading the time for the shared store from `clock`
@@ -237,10 +262,26 @@ impl LoginRateLimiter {
         instant: Instant,
         now: DateTime<Utc>,
     ) -> Result<(), Limited> {
+        self.check_key_at(ClientKey::of(client), instant, now).await
+    }
+
+    /// Counts a call under `key` now (e.g. [`ClientKey::email`]); `Err`
+    /// when it is over the limit.
+    pub async fn check_key(&self, key: ClientKey) -> Result<(), Limited> {
+        self.check_key_at(key, Instant::now(), (self.clock)()).await
+    }
+
+    /// [`LoginRateLimiter::check_at`] for any key.
+    pub async fn check_key_at(
+        &self,
+        client: ClientKey,
+        instant: Instant,
+        now: DateTime<Utc>,
+    ) -> Result<(), Limited> {
         let Some(shared) = &self.shared else {
-            return self.local.check_at(client, instant);
+            return self.local.check_key_at(client, instant);
         };
-        match shared.hit(ClientKey::of(client), self.limit, now).await {
+        match shared.hit(client, self.limit, now).await {
             Ok(RateDecision::Allowed) => Ok(()),
             Ok(RateDecision::Limited { retry_after }) => Err(Limited { retry_after }),
             Err(error) => {
@@ -248,7 +289,7 @@ impl LoginRateLimiter {
                     error = %ErrorChain(&error),
                     "the shared credential rate limit is unavailable: this instance limits alone"
                 );
-                self.local.check_at(client, instant)
+                self.local.check_key_at(client, instant)
             }
         }
     }

@@ -27,7 +27,6 @@ use crate::extractors::body::{json_config, query_config};
 use crate::head::head_as_get;
 use crate::metrics::{self, Metrics, MetricsError};
 use crate::openapi;
-use crate::rate_limit::LoginRateLimiter;
 use crate::routes;
 use crate::routes::metrics::{self as metrics_routes, MetricsListener};
 use crate::shutdown::{self, ShutdownPlan, Signals};
@@ -219,7 +218,7 @@ pub async fn run(settings: Settings, command: Command) -> Result<(), StartupErro
         state = state.with_metrics(metrics);
     }
     if let Some(shared) = shared_rate_limits.clone() {
-        state = state.with_login_rate_limiter(LoginRateLimiter::shared(&settings.security, shared));
+        state = state.with_shared_rate_limits(&settings.security, shared);
     }
     let limiter = if state.login_rate_limiter.is_shared() {
         "shared by every instance on the store"

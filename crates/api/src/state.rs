@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use orgsvc_app::signing_keys::SigningKeys;
 use orgsvc_app::Application;
-use orgsvc_domain::TenantStore;
+use orgsvc_domain::{SharedRateLimits, TenantStore};
 
 use crate::config::{CorsSettings, SecuritySettings, Settings};
 use crate::credentials::Credentials;
 use crate::metrics::{Metrics, TimedStore};
-use crate::rate_limit::LoginRateLimiter;
+use crate::rate_limit::{LoginRateLimiter, LINK_EMAILS_PER_ADDRESS};
 
 /// Shared application state (held in `web::Data`).
 #[derive(Clone)]
@@ -40,6 +40,9 @@ pub struct AppState {
     /// shared by every worker (and every instance, when shared via the
     /// store).
     pub login_rate_limiter: Arc<LoginRateLimiter>,
+    /// Per-address limit of the emails with a link (password reset, email
+    /// verification): [`crate::rate_limit::LINK_EMAILS_PER_ADDRESS`].
+    pub email_link_limiter: Arc<LoginRateLimiter>,
     /// Whether the service is shutting down (readiness then answers 503).
     pub readiness: Readiness,
     /// Cross-origin requests from browsers.
@@ -101,6 +104,7 @@ impl AppState {
             body_read_timeout: settings.server.body_read_timeout(),
             security: settings.security.clone(),
             login_rate_limiter: Arc::new(LoginRateLimiter::in_process(&settings.security)),
+            email_link_limiter: Arc::new(LoginRateLimiter::of_limit(LINK_EMAILS_PER_ADDRESS)),
             readiness: Readiness::default(),
             cors: settings.cors.clone(),
             metrics: None,
@@ -127,6 +131,21 @@ impl AppState {
         Self {
             login_rate_limiter: Arc::new(limiter),
             ..self
+        }
+    }
+
+    /// The same state, every rate limit counted in `shared` by every
+    /// instance on the store together.
+    pub fn with_shared_rate_limits(
+        self,
+        security: &SecuritySettings,
+        shared: Arc<dyn SharedRateLimits>,
+    ) -> Self {
+        Self {
+            email_link_limiter: Arc::new(
+                LoginRateLimiter::of_limit(LINK_EMAILS_PER_ADDRESS).shared_via(shared.clone()),
+            ),
+            ..self.with_login_rate_limiter(LoginRateLimiter::shared(security, shared))
         }
     }
 }

@@ -93,6 +93,15 @@ pub enum AppError {
     /// ([`orgsvc_domain::invitation_ttl`]).
     #[error("invalid invitation lifetime")]
     InvalidInvitationTtl,
+    /// The password-reset or email-verification token is unknown, used,
+    /// expired, of another purpose, or its admin's email changed since it
+    /// was sent (one answer for all, so tokens cannot be probed).
+    #[error("the link's token is unknown, used or expired")]
+    AccountTokenUnusable,
+    /// `auth.require_verified_email` is on and the caller's email is not
+    /// verified yet.
+    #[error("the admin's email is not verified")]
+    EmailUnverified,
     /// The store did not answer (retry later).
     #[error("store unavailable")]
     StoreUnavailable(#[source] StoreError),

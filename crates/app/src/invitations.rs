@@ -21,7 +21,6 @@ use orgsvc_domain::{
 };
 
 use crate::audit::{AuditEntry, RequestOrigin};
-use crate::emails::{EmailLinks, LinkTemplate};
 use crate::{AppError, Application, Owner, TokenPair};
 
 /// An invitation, as an owner asks for it.
@@ -73,7 +72,8 @@ impl Application {
             ttl,
         );
         let token = OpaqueAccountToken::generate();
-        let message = invitation_email(&invitation, &organization, &inviter.email, &token, now)?;
+        let message =
+            self.invitation_email(&invitation, &organization, &inviter.email, &token, now);
         self.store
             .create_invitation(invitation.clone(), token.hash(), message)
             .await
@@ -157,7 +157,8 @@ impl Application {
         let organization = self.organization_name_of(owner).await?;
         invitation.expires_at = expiry(now, DEFAULT_INVITATION_TTL);
         let token = OpaqueAccountToken::generate();
-        let message = invitation_email(&invitation, &organization, &inviter.email, &token, now)?;
+        let message =
+            self.invitation_email(&invitation, &organization, &inviter.email, &token, now);
         let resent = self
             .store
             .replace_invitation_token(
@@ -223,27 +224,19 @@ impl Application {
     }
 }
 
-/// Where invitation links point until the configured `email.invitation_url`
-/// reaches the use cases (`AppSettings` does not carry the
-/// [`EmailLinks`] yet): a reserved `.invalid` host (RFC 2606), so that no
-/// real site ever receives a token.
-const UNCONFIGURED_LINK: &str = "https://invitation-link.invalid/accept?token={token}";
-
-/// The invitation's email, from the repository's template. Its only
-/// secret is the token, in the link.
-fn invitation_email(
-    invitation: &Invitation,
-    organization: &OrganizationName,
-    inviter: &AdminEmail,
-    token: &OpaqueAccountToken,
-    now: DateTime<Utc>,
-) -> Result<OutboxMessage, AppError> {
-    let link = LinkTemplate::parse(UNCONFIGURED_LINK)
-        .map_err(|error| AppError::Unexpected(Box::new(error)))?;
-    let links = EmailLinks {
-        invitation: link.clone(),
-        password_reset: link.clone(),
-        email_verification: link,
-    };
-    Ok(links.invitation(invitation, organization, inviter, token.expose(), now))
+impl Application {
+    /// The invitation's email, from the repository's template, with the
+    /// link `email.invitation_url` makes of `token` (its only secret).
+    fn invitation_email(
+        &self,
+        invitation: &Invitation,
+        organization: &OrganizationName,
+        inviter: &AdminEmail,
+        token: &OpaqueAccountToken,
+        now: DateTime<Utc>,
+    ) -> OutboxMessage {
+        self.settings
+            .email_links
+            .invitation(invitation, organization, inviter, token.expose(), now)
+    }
 }

@@ -9,6 +9,8 @@
 //! - [`admins`]: add, list, get, change the role of, remove;
 //! - [`documents`]: the tenant's documents, with conditional writes;
 //! - [`audit`]: recording what requests did, and reading the log;
+//! - [`password_resets`], [`email_verification`]: account recovery by
+//!   email;
 //! - [`emails`]: the emails use cases store in the outbox, from templates;
 //! - [`invitations`]: invite, list, revoke, resend; accept (no sign-in);
 //! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
@@ -29,26 +31,41 @@ use orgsvc_domain::{LoginThrottle, StoreError, TenantStore};
 pub mod admins;
 pub mod audit;
 pub mod documents;
+pub mod email_verification;
 pub mod emails;
 mod error;
 pub mod invitations;
 pub mod maintenance;
 pub mod organizations;
+pub mod password_resets;
 pub mod sessions;
 pub mod signing_keys;
 
 pub use admins::Owner;
 pub use audit::RequestOrigin;
+pub use emails::{EmailLinks, LinkTemplate, LinkTemplateError};
 pub use error::AppError;
 pub use sessions::TokenPair;
 
 /// What the use cases need from configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppSettings {
     /// How long a refresh token stays usable (`auth.refresh_token_ttl`).
     pub refresh_token_ttl: Duration,
     /// When failed logins lock an email (`security.login_*`).
     pub login_throttle: LoginThrottle,
+    /// Where the links of the emails point (`email.*_url`).
+    pub email_links: EmailLinks,
+    /// How long a password-reset link works
+    /// (`auth.password_reset_ttl_secs`, default 30 minutes).
+    pub password_reset_ttl: Duration,
+    /// How long an email-verification link works
+    /// (`auth.email_verification_ttl_secs`, default 24 hours).
+    pub email_verification_ttl: Duration,
+    /// Whether admins with an unverified email are refused everything but
+    /// verifying it, logging out and refreshing
+    /// (`auth.require_verified_email`).
+    pub require_verified_email: bool,
 }
 
 /// The use cases, over one store and one pair of credential services.

@@ -4,8 +4,9 @@
 //! Anyone may create an organization (its creator becomes its first owner)
 //! and read one; renaming and deleting take an owner, while every admin may
 //! change its own email and password. Each change is recorded in the audit
-//! log.
+//! log; an email change also sends a notice to the former address.
 
+use orgsvc_domain::clock::now_millis;
 use orgsvc_domain::{
     Admin, AdminEmail, AdminUpdate, AuditAction, NewOrganization, Organization, OrganizationName,
     Password,
@@ -13,6 +14,7 @@ use orgsvc_domain::{
 
 use crate::admins::require_owner;
 use crate::audit::{AuditEntry, RequestOrigin};
+use crate::emails;
 use crate::{AppError, Application, Owner};
 
 /// A new organization with its first admin (its first owner).
@@ -149,16 +151,45 @@ impl Application {
             password_hash,
         };
         if !update.is_empty() {
-            self.store.update_admin(caller.id, update).await?;
+            let changed = changed_credentials(&update);
+            let updated = self.store.update_admin(caller.id, update).await?;
             let entry = AuditEntry::by(
                 caller,
                 AuditAction::AdminCredentialsChanged,
-                caller.id.to_string(),
+                format!("{} ({changed})", caller.id),
             );
             self.audit(origin, entry).await;
+            if updated.email != caller.email {
+                self.notify_email_change(caller, &updated, &organization)
+                    .await;
+            }
         }
         tracing::info!(renamed = rename, "organization updated");
         Ok(organization)
+    }
+
+    /// Tells `before`'s address that the account's email is now `after`'s
+    /// (the new address is unverified until its owner verifies it). The
+    /// change is made, so a failure to store the notice is logged.
+    async fn notify_email_change(
+        &self,
+        before: &Admin,
+        after: &Admin,
+        organization: &Organization,
+    ) {
+        let notice = emails::email_changed(
+            before.email.clone(),
+            &after.email,
+            &organization.name,
+            now_millis(),
+        );
+        if let Err(error) = self.store.enqueue_message(notice).await {
+            tracing::error!(
+                error = %orgsvc_domain::ErrorChain(&error),
+                admin = %after.id,
+                "could not store the email-change notice"
+            );
+        }
     }
 
     /// Deletes the owner's organization, its admins and its tenant
@@ -195,5 +226,15 @@ impl Application {
         };
         self.audit(origin, entry).await;
         Ok(own)
+    }
+}
+
+/// Which credentials `update` changes, for the audit log (never their
+/// values): `email`, `password` or `email, password`.
+fn changed_credentials(update: &AdminUpdate) -> &'static str {
+    match (update.email.is_some(), update.password_hash.is_some()) {
+        (true, true) => "email, password",
+        (true, false) => "email",
+        _ => "password",
     }
 }

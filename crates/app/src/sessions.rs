@@ -240,9 +240,27 @@ impl Application {
     /// or the organization's deletion revokes earlier tokens at once:
     /// nothing is cached).
     ///
+    /// With `auth.require_verified_email`, an admin whose email is not
+    /// verified is refused ([`Application::authenticate_unverified`] is for
+    /// the routes that stay open to it).
+    ///
+    /// # Errors
+    /// [`AppError::TokenExpired`], [`AppError::InvalidToken`],
+    /// [`AppError::EmailUnverified`]; store failures.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Admin, AppError> {
+        let admin = self.authenticate_unverified(access_token).await?;
+        if self.settings.require_verified_email && !admin.email_verified {
+            return Err(AppError::EmailUnverified);
+        }
+        Ok(admin)
+    }
+
+    /// [`Application::authenticate`] without the verified-email rule: for
+    /// asking for a verification link while the email is unverified.
+    ///
     /// # Errors
     /// [`AppError::TokenExpired`], [`AppError::InvalidToken`]; store failures.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Admin, AppError> {
+    pub async fn authenticate_unverified(&self, access_token: &str) -> Result<Admin, AppError> {
         let claims = self.tokens.verify(access_token)?;
         self.store
             .admin_by_id(claims.sub)

@@ -38,11 +38,17 @@ pub enum AuditAction {
     InvitationAccepted,
     /// An owner revoked an invitation (target: the invitation id).
     InvitationRevoked,
+    /// A password-reset link was sent to an admin.
+    PasswordResetRequested,
+    /// An admin set a new password with a reset link.
+    PasswordResetCompleted,
+    /// An admin verified its email with a verification link.
+    EmailVerified,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 17] = [
         Self::OrganizationCreated,
         Self::OrganizationRenamed,
         Self::OrganizationDeleted,
@@ -57,6 +63,9 @@ impl AuditAction {
         Self::InvitationCreated,
         Self::InvitationAccepted,
         Self::InvitationRevoked,
+        Self::PasswordResetRequested,
+        Self::PasswordResetCompleted,
+        Self::EmailVerified,
     ];
 
     /// The stable name, e.g. `organization.renamed`.
@@ -76,6 +85,9 @@ impl AuditAction {
             Self::InvitationCreated => "invitation.created",
             Self::InvitationAccepted => "invitation.accepted",
             Self::InvitationRevoked => "invitation.revoked",
+            Self::PasswordResetRequested => "password_reset.requested",
+            Self::PasswordResetCompleted => "password_reset.completed",
+            Self::EmailVerified => "email.verified",
         }
     }
 

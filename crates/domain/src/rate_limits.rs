@@ -49,9 +49,18 @@ pub enum ClientKey {
     Ip(IpAddr),
     /// Requests without a peer address (not over TCP) share one key.
     Unknown,
+    /// An email address a request names (password resets are limited per
+    /// email as well as per IP), by a 128-bit FNV-1a digest of it: the
+    /// address itself is not kept in the limiter.
+    Email(u128),
 }
 
 impl ClientKey {
+    /// The key of requests naming `email`.
+    pub fn email(email: &crate::AdminEmail) -> Self {
+        Self::Email(fnv1a_128(email.as_str().as_bytes()))
+    }
+
     /// The key of a client at `client` (`None`: no peer address).
     pub fn of(client: Option<IpAddr>) -> Self {
         match client {
@@ -68,13 +77,26 @@ impl ClientKey {
     }
 }
 
-/// Stable text for storage keys: `192.0.2.1`, `2001:db8:1:2::/64`, `unknown`.
+/// FNV-1a, 128-bit (offset basis and prime of the FNV specification,
+/// draft-eastlake-fnv): stable across processes and versions, unlike std's
+/// hasher, so every instance counts an email under the same key.
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET_BASIS: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    bytes.iter().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u128::from(*byte)).wrapping_mul(PRIME)
+    })
+}
+
+/// Stable text for storage keys: `192.0.2.1`, `2001:db8:1:2::/64`,
+/// `unknown`, `email:<32 hex digits>`.
 impl fmt::Display for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ip(IpAddr::V4(v4)) => write!(f, "{v4}"),
             Self::Ip(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
             Self::Unknown => f.write_str("unknown"),
+            Self::Email(digest) => write!(f, "email:{digest:032x}"),
         }
     }
 }
@@ -194,6 +216,25 @@ pub trait SharedRateLimits: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn emails_are_keyed_by_a_stable_digest_not_the_address() {
+        let email = crate::AdminEmail::parse("Reset@Example.com").unwrap();
+        let key = ClientKey::email(&email);
+        assert_eq!(key, ClientKey::email(&email.clone()));
+        assert_ne!(
+            key,
+            ClientKey::email(&crate::AdminEmail::parse("other@example.com").unwrap())
+        );
+        let shown = key.to_string();
+        assert!(
+            shown.starts_with("email:") && shown.len() == 6 + 32,
+            "{shown}"
+        );
+        assert!(!shown.contains("example"), "{shown}");
+        // The specification's test vector: the same key in every process.
+        assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+    }
     use super::*;
 
     fn limit(rate_per_minute: u32, burst: u32) -> RateLimit {

@@ -20,7 +20,9 @@ use crate::state::AppState;
 /// not found), still belongs to the token's organization and that its token
 /// version has not moved on (a password change revokes earlier tokens); see
 /// [`orgsvc_app::Application::authenticate`]. Anything else is a 401
-/// `invalid_token`, at once: nothing is cached.
+/// `invalid_token`, at once: nothing is cached. With
+/// `auth.require_verified_email`, an unverified admin is a 403
+/// `email_unverified`.
 #[derive(Clone, Debug)]
 pub struct AuthenticatedAdmin(pub Admin);
 
@@ -34,6 +36,26 @@ impl FromRequest for AuthenticatedAdmin {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::unexpected("AppState is not registered"))?;
             let admin = state.app.authenticate(token?.as_str()).await?;
+            Ok(Self(admin))
+        })
+    }
+}
+
+/// [`AuthenticatedAdmin`] without the verified-email rule
+/// (`auth.require_verified_email`): for asking for a verification link.
+#[derive(Clone, Debug)]
+pub struct UnverifiedAdmin(pub Admin);
+
+impl FromRequest for UnverifiedAdmin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let token = bearer_token(req).map(str::to_owned);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::unexpected("AppState is not registered"))?;
+            let admin = state.app.authenticate_unverified(token?.as_str()).await?;
             Ok(Self(admin))
         })
     }

@@ -469,6 +469,18 @@ fn app_problem_type(
             "Invalid request",
             Cow::from("`expires_in` must be more than 0 seconds and at most 30 days (2592000)."),
         ),
+        AppError::AccountTokenUnusable => (
+            "account_token_unusable",
+            S::GONE,
+            "Link unusable",
+            Cow::from("The link's token is unknown, already used or expired, or the account's email changed since it was sent; ask for a new link."),
+        ),
+        AppError::EmailUnverified => (
+            "email_unverified",
+            S::FORBIDDEN,
+            "Email not verified",
+            Cow::from("Verify your email first: POST /admin/email-verification sends a link to it."),
+        ),
         AppError::StoreUnavailable(_) => (
             "store_unavailable",
             S::SERVICE_UNAVAILABLE,

@@ -252,18 +252,53 @@ problem_responses! {
         headers: [("Retry-After", "Seconds to wait before retrying.")],
         examples: [store_unavailable()]
     }
+    /// 403 of the operations of any signed-in admin.
+    EmailUnverified {
+        "With `auth.require_verified_email`, the caller's email is not verified yet \
+         (`email_unverified`): verify it first (`POST /admin/email-verification`).",
+        headers: [],
+        examples: [ApiError::App(AppError::EmailUnverified)]
+    }
     /// 403 of owner-only operations.
     OwnerRequired {
-        "The caller is an `admin` of its organization; this operation takes an `owner`.",
+        "The caller is an `admin` of its organization; this operation takes an `owner` \
+         (`owner_required`). With `auth.require_verified_email`, also an unverified \
+         caller (`email_unverified`).",
         headers: [],
-        examples: [ApiError::App(AppError::OwnerRequired)]
+        examples: [ApiError::App(AppError::OwnerRequired), ApiError::App(AppError::EmailUnverified)]
     }
     /// 403 of the deletion.
     DeleteForbidden {
         "The caller is not an owner of its organization (`owner_required`), or the named \
-         organization is not the caller's (`forbidden`, whether or not it exists).",
+         organization is not the caller's (`forbidden`, whether or not it exists), or \
+         (with `auth.require_verified_email`) its email is not verified (`email_unverified`).",
         headers: [],
-        examples: [ApiError::App(AppError::OwnerRequired), ApiError::App(AppError::Forbidden)]
+        examples: [
+            ApiError::App(AppError::OwnerRequired),
+            ApiError::App(AppError::Forbidden),
+            ApiError::App(AppError::EmailUnverified),
+        ]
+    }
+    /// 410 of a password-reset or email-verification link.
+    AccountTokenUnusable {
+        "The token is unknown, already used or expired, or the account's email changed \
+         since it was sent (`account_token_unusable`, one answer for all so tokens cannot \
+         be probed). Ask for a new link.",
+        headers: [],
+        examples: [ApiError::App(AppError::AccountTokenUnusable)]
+    }
+    /// 429 of the requests for an email with a link.
+    EmailLinksThrottled {
+        "Too many emails with a link (password reset, email verification) asked for the \
+         address (`rate_limited`: 3 at once, then one a minute), too many calls from the \
+         client IP (`rate_limited`, counted with logins: `security.login_rate_per_minute` \
+         after a burst of `security.login_rate_burst`), or too many connections \
+         (`too_many_connections`).",
+        headers: [RETRY_AFTER_THROTTLED],
+        examples: [
+            ApiError::RateLimited { retry_after_secs: 2 },
+            ApiError::TooManyConnections { limit: 64 },
+        ]
     }
     /// 404 of an admin.
     AdminNotFound {

@@ -78,6 +78,7 @@ pub(crate) fn parse_role(raw: &str) -> Result<domain::AdminRole, ValueError> {
 #[schema(example = json!({
     "id": "01936f3e-8a4b-7c5d-9e6f-3a4b5c6d7e8f",
     "email": "ops@acme.example",
+    "email_verified": false,
     "role": "admin",
     "created_at": "2025-01-31T12:00:00.123Z",
     "updated_at": "2025-01-31T12:00:00.123Z"
@@ -87,6 +88,9 @@ pub struct AdminView {
     id: Uuid,
     /// Login email (lowercase).
     email: String,
+    /// Whether the admin proved it owns the email (a verification link, an
+    /// accepted invitation or a password reset); an email change clears it.
+    email_verified: bool,
     /// What the admin may do.
     role: AdminRole,
     /// Creation time.
@@ -100,6 +104,7 @@ impl From<Admin> for AdminView {
         Self {
             id: admin.id.as_uuid(),
             email: admin.email.as_str().to_owned(),
+            email_verified: admin.email_verified,
             role: admin.role.into(),
             created_at: admin.created_at,
             updated_at: admin.updated_at,
@@ -114,6 +119,7 @@ impl From<Admin> for AdminView {
         {
             "id": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
             "email": "admin@acme.example",
+            "email_verified": true,
             "role": "owner",
             "created_at": "2025-01-31T12:00:00.123Z",
             "updated_at": "2025-01-31T12:00:00.123Z"
@@ -121,6 +127,7 @@ impl From<Admin> for AdminView {
         {
             "id": "01936f3e-8a4b-7c5d-9e6f-3a4b5c6d7e8f",
             "email": "ops@acme.example",
+            "email_verified": false,
             "role": "admin",
             "created_at": "2025-02-01T08:30:00.456Z",
             "updated_at": "2025-02-01T08:30:00.456Z"

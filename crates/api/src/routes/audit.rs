@@ -46,6 +46,7 @@ impl PartialSchema for AuditActionName {
                  `organization.deleted`, `admin.added`, `admin.removed`, `admin.role_changed`, \
                  `admin.credentials_changed` (email and/or password), `login.succeeded`, \
                  `login.failed`, `login.locked`, `refresh_token.reuse_detected`, \
+                 `password_reset.requested`, `password_reset.completed`, `email.verified`, \
                  `invitation.created`, `invitation.accepted` (actor: the new admin), \
                  `invitation.revoked` (target: the invitation id).",
             ))

@@ -35,8 +35,9 @@ use uuid::Uuid;
 use crate::extractors::auth::AuthenticatedAdmin;
 use crate::extractors::body::{json_body, query_of, NUMBER_OUT_OF_RANGE};
 use crate::problem::responses::{
-    BadRequestBody, DocumentNotFound, DocumentTooLarge, InternalError, InvalidDocument,
-    InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized, UnsupportedMediaType,
+    BadRequestBody, DocumentNotFound, DocumentTooLarge, EmailUnverified, InternalError,
+    InvalidDocument, InvalidListing, OrganizationBusy, PreconditionFailed, Unauthorized,
+    UnsupportedMediaType,
 };
 use crate::problem::{ApiError, FieldError};
 use crate::routes::RouteTable;
@@ -249,6 +250,7 @@ pub struct ListDocumentsQuery {
         )),
         (status = 400, response = BadRequestBody),
         (status = 401, response = Unauthorized),
+        (status = 403, response = EmailUnverified),
         (status = 413, response = DocumentTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = InvalidDocument),
@@ -289,6 +291,7 @@ pub async fn create(
             ("Link" = String, description = "`</org/data?...&after=...>; rel=\"next\"` when more documents may follow."),
         )),
         (status = 401, response = Unauthorized),
+        (status = 403, response = EmailUnverified),
         (status = 422, response = InvalidListing),
         (status = 500, response = InternalError),
         (status = 503, response = OrganizationBusy),
@@ -344,6 +347,7 @@ pub async fn list(
             ("ETag" = String, description = "The current revision."),
         )),
         (status = 401, response = Unauthorized),
+        (status = 403, response = EmailUnverified),
         (status = 404, response = DocumentNotFound),
         (status = 412, response = PreconditionFailed),
         (status = 500, response = InternalError),
@@ -402,6 +406,7 @@ pub async fn get(
         )),
         (status = 400, response = BadRequestBody),
         (status = 401, response = Unauthorized),
+        (status = 403, response = EmailUnverified),
         (status = 404, response = DocumentNotFound),
         (status = 412, response = PreconditionFailed),
         (status = 413, response = DocumentTooLarge),
@@ -450,6 +455,7 @@ pub async fn replace(
     responses(
         (status = 204, description = "The document was deleted."),
         (status = 401, response = Unauthorized),
+        (status = 403, response = EmailUnverified),
         (status = 404, response = DocumentNotFound),
         (status = 412, response = PreconditionFailed),
         (status = 500, response = InternalError),

@@ -11,6 +11,7 @@ use utoipa::openapi::path::HttpMethod;
 
 use crate::problem::ApiError;
 
+pub mod account_recovery;
 pub mod admins;
 pub mod audit;
 pub mod data;
@@ -23,7 +24,7 @@ pub mod well_known;
 
 /// Each route module's OpenAPI operations, in the document's order: the
 /// paths of the document (see [`crate::openapi::document`]).
-pub fn documented_operations() -> [utoipa::openapi::OpenApi; 8] {
+pub fn documented_operations() -> [utoipa::openapi::OpenApi; 9] {
     use utoipa::OpenApi;
     [
         organizations::Operations::openapi(),
@@ -32,6 +33,7 @@ pub fn documented_operations() -> [utoipa::openapi::OpenApi; 8] {
         audit::Operations::openapi(),
         invitations::Operations::openapi(),
         sessions::Operations::openapi(),
+        account_recovery::Operations::openapi(),
         health::Operations::openapi(),
         well_known::Operations::openapi(),
     ]
@@ -46,6 +48,7 @@ pub fn table() -> RouteTable {
     audit::routes(&mut table);
     invitations::routes(&mut table);
     sessions::routes(&mut table);
+    account_recovery::routes(&mut table);
     health::routes(&mut table);
     well_known::routes(&mut table);
     table
@@ -220,7 +223,7 @@ mod tests {
             }
         }
         assert_eq!(served, documented);
-        assert_eq!(served.len(), 27);
+        assert_eq!(served.len(), 31);
     }
 
     #[test]

@@ -155,7 +155,18 @@ async fn owner_adds_lists_gets_and_removes_admins(app: TestApp) {
     assert_eq!(added["role"], "admin");
     let mut keys: Vec<_> = added.as_object().unwrap().keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["created_at", "email", "id", "role", "updated_at"]);
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "email",
+            "email_verified",
+            "id",
+            "role",
+            "updated_at"
+        ]
+    );
+    assert_eq!(added["email_verified"], false);
 
     app.add_admin(&token, "boss@acme.example", Some("owner"))
         .await

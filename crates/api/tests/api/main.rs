@@ -70,6 +70,7 @@ macro_rules! store_independent_suite {
     };
 }
 
+mod account_recovery;
 mod admin_login;
 mod admins;
 mod audit;

@@ -55,33 +55,33 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "/org/data",
         "post",
         "createDocument",
-        &[201, 400, 401, 408, 413, 415, 422, 429, 431, 500, 503],
+        &[201, 400, 401, 403, 408, 413, 415, 422, 429, 431, 500, 503],
     ),
     (
         "/org/data",
         "get",
         "listDocuments",
-        &[200, 400, 401, 408, 422, 429, 431, 500, 503],
+        &[200, 400, 401, 403, 408, 422, 429, 431, 500, 503],
     ),
     (
         "/org/data/{id}",
         "get",
         "getDocument",
-        &[200, 304, 400, 401, 404, 408, 412, 429, 431, 500, 503],
+        &[200, 304, 400, 401, 403, 404, 408, 412, 429, 431, 500, 503],
     ),
     (
         "/org/data/{id}",
         "put",
         "replaceDocument",
         &[
-            200, 400, 401, 404, 408, 412, 413, 415, 422, 429, 431, 500, 503,
+            200, 400, 401, 403, 404, 408, 412, 413, 415, 422, 429, 431, 500, 503,
         ],
     ),
     (
         "/org/data/{id}",
         "delete",
         "deleteDocument",
-        &[204, 400, 401, 404, 408, 412, 429, 431, 500, 503],
+        &[204, 400, 401, 403, 404, 408, 412, 429, 431, 500, 503],
     ),
     (
         "/org/admins",
@@ -174,6 +174,30 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         &[204, 400, 408, 413, 415, 422, 429, 431, 500, 503],
     ),
     (
+        "/admin/password-reset",
+        "post",
+        "requestPasswordReset",
+        &[202, 400, 408, 413, 415, 422, 429, 431, 500, 503],
+    ),
+    (
+        "/admin/password-reset/confirm",
+        "post",
+        "confirmPasswordReset",
+        &[204, 400, 408, 410, 413, 415, 422, 429, 431, 500, 503],
+    ),
+    (
+        "/admin/email-verification",
+        "post",
+        "requestEmailVerification",
+        &[202, 400, 401, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/admin/email-verification/confirm",
+        "post",
+        "confirmEmailVerification",
+        &[204, 400, 408, 410, 413, 415, 422, 429, 431, 500, 503],
+    ),
+    (
         "/health/live",
         "get",
         "healthLive",
@@ -205,6 +229,7 @@ const PROTECTED: &[&str] = &[
     "listInvitations",
     "revokeInvitation",
     "resendInvitation",
+    "requestEmailVerification",
 ];
 
 async fn served_document() -> Value {

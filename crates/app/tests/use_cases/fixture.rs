@@ -5,13 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orgsvc_app::organizations::CreateOrganization;
-use orgsvc_app::{AppSettings, Application, RequestOrigin, TokenPair};
+use orgsvc_app::{AppSettings, Application, EmailLinks, LinkTemplate, RequestOrigin, TokenPair};
 use orgsvc_auth::{Argon2Params, PasswordHasher, TokenService, TokenSettings};
 use orgsvc_domain::testing::FaultyStore;
 use orgsvc_domain::{
     AdminEmail, AuditAction, AuditQuery, LoginThrottle, Organization, OrganizationId,
     OrganizationName, PageSize, Password, TenantStore,
 };
+
+fn link(template: &str) -> LinkTemplate {
+    LinkTemplate::parse(template).unwrap()
+}
 
 /// The password every fixture admin has.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -51,6 +55,14 @@ impl Fixture {
                 base_lock: Duration::from_secs(60),
                 max_lock: Duration::from_secs(3600),
             },
+            email_links: EmailLinks {
+                invitation: link("https://app.example/invite?token={token}"),
+                password_reset: link("https://app.example/reset?token={token}"),
+                email_verification: link("https://app.example/verify?token={token}"),
+            },
+            password_reset_ttl: Duration::from_secs(1800),
+            email_verification_ttl: Duration::from_secs(86_400),
+            require_verified_email: false,
         };
         let app = Application::new(store.clone(), hasher, tokens, settings);
         Self {

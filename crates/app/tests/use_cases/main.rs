@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failed checks panic
 
+mod account_recovery;
 mod admins;
 mod documents;
 mod fixture;
