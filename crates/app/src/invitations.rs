@@ -175,8 +175,9 @@ impl Application {
     }
 
     /// Accepts the invitation whose email carried `token`: creates the
-    /// invited admin (the invitation's email and role) with `password` and
-    /// signs it in.
+    /// invited admin (the invitation's email and role; the email counts as
+    /// verified, since the link reached it) with `password` and signs it
+    /// in.
     ///
     /// # Errors
     /// [`AppError::InvitationUnusable`] for a token that is unknown, used,

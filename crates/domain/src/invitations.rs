@@ -208,7 +208,8 @@ pub const INVITATION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 ///   current token has this hash and that is pending at `now`, and,
 ///   atomically and once, creates the admin (a new id, the invitation's
 ///   email and role, token version 0, through the same rules as
-///   [`crate::TenantStore::add_admin`]) and marks the invitation accepted
+///   [`crate::TenantStore::add_admin`]; its email verified, since the
+///   token reached that address) and marks the invitation accepted
 ///   at `now`: of racing accepts exactly one succeeds, the others get
 ///   `InvalidToken`. When the email belongs to an admin, `EmailTaken`:
 ///   nothing is created and the invitation stays pending.

@@ -21,8 +21,10 @@
 //! update claims a pending invitation (`claim_until_ms` passed) for
 //! [`ACCEPT_CLAIM`] and records the id the new admin gets
 //! (`claim_admin_id`), so of racing accepts one proceeds; `add_admin`
-//! (which checks the email and the organization) creates the admin; the
-//! invitation is then marked accepted. A taken email releases the claim
+//! (which checks the email and the organization) creates the admin, whose
+//! email is then marked verified (a crash in between leaves it unverified:
+//! the admin can verify it by link); the invitation is then marked
+//! accepted. A taken email releases the claim
 //! and the invitation stays pending. A process dying after creating the
 //! admin leaves a claim that expires: the next accept takes it over, finds
 //! the email taken by the admin the claim recorded, and completes the
@@ -42,8 +44,8 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
 use orgsvc_domain::{
-    AcceptInvitationError, AddAdminError, Admin, AdminEmail, AdminId, AdminRole, Invitation,
-    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStatus,
+    AcceptInvitationError, AccountTokenStore, AddAdminError, Admin, AdminEmail, AdminId, AdminRole,
+    Invitation, InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStatus,
     InvitationStore, NewAdmin, OrganizationId, OutboxMessage, PasswordHash, StoreError, TokenHash,
 };
 use serde::{Deserialize, Serialize};
@@ -444,7 +446,8 @@ impl InvitationStore for MongoStore {
             password_hash,
         };
         match self.add_admin(invitation.organization_id, new).await {
-            Ok(admin) => {
+            Ok(mut admin) => {
+                admin.email_verified = self.mark_email_verified(admin.id, &admin.email).await?;
                 self.mark_accepted(&record_id, &admin_id, ms(now)).await?;
                 invitation.accepted = Some((now, admin.id));
                 Ok((invitation, admin))

@@ -309,6 +309,12 @@ fn accept(
     })?;
     transaction
         .execute(
+            "UPDATE admins SET email_verified = 1 WHERE id = ?1",
+            [new.id.to_string()],
+        )
+        .map_err(|e| StoreError::new("marking the invited admin's email verified", e))?;
+    transaction
+        .execute(
             "UPDATE invitations SET accepted_at = ?2, accepted_admin_id = ?3 WHERE id = ?1",
             params![
                 invitation.id.to_string(),
@@ -325,7 +331,7 @@ fn accept(
         email: new.email,
         role: new.role,
         token_version: 0,
-        email_verified: false,
+        email_verified: true,
         created_at,
         updated_at: created_at,
     };

@@ -420,8 +420,8 @@ pub async fn resend(
 
 /// Accept an invitation
 ///
-/// Creates the invited admin (the invitation's email and role) with the
-/// given password and signs it in: the answer carries a token pair, as
+/// Creates the invited admin (the invitation's email, verified since the
+/// link reached it, and role) with the given password and signs it in: the answer carries a token pair, as
 /// `POST /admin/login` does. No bearer token: the invitation token is the
 /// credential, and it works once. A token that is unknown, already used,
 /// replaced by a resend, revoked or expired gets one and the same 410

@@ -201,6 +201,10 @@ pub async fn invitation_is_accepted_once(store: Store) {
     assert_eq!(admin.role, AdminRole::Owner);
     assert_eq!(admin.organization_id, org.0);
     assert_eq!(admin.token_version, 0);
+    assert!(
+        admin.email_verified,
+        "the token reached the invited address"
+    );
     invitation.accepted = Some((at, admin.id));
     assert_eq!(accepted, invitation);
     assert_eq!(accepted.status_at(at), InvitationStatus::Accepted);

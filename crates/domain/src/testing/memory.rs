@@ -1248,7 +1248,11 @@ impl InvitationStore for InMemoryStore {
             return Err(AcceptInvitationError::EmailTaken);
         }
         let new = NewAdmin::new(invitation.email.clone(), invitation.role, password_hash);
-        let admin = state.insert_admin(invitation.organization_id, &new, now_millis());
+        let mut admin = state.insert_admin(invitation.organization_id, &new, now_millis());
+        admin.email_verified = true;
+        if let Some(stored) = state.admins.get_mut(&admin.id) {
+            stored.admin.email_verified = true;
+        }
         let stored = state
             .invitations
             .get_mut(&invitation.id)
