@@ -5,10 +5,24 @@
 //! of the wrong JSON type is reported here, next to the other fields, instead
 //! of failing the whole body.
 
+use std::fmt::Display;
+use std::str::FromStr;
+
 use orgsvc_domain::{PageSize, ValueError};
 use serde_json::Value;
 
 use crate::problem::{ApiError, FieldError};
+
+/// The message of a `before` cursor that no page answered.
+const INVALID_CURSOR: &str = "is not a cursor returned by this API";
+
+/// An id cursor of a newest-first listing (`GET /org/audit`, `GET
+/// /org/invitations`) exactly as the API answers it: a lowercase
+/// hyphenated UUID (other spellings of a UUID are refused, as the
+/// documented pattern says).
+pub fn id_cursor<T: FromStr + Display>(text: &str) -> Option<T> {
+    text.parse::<T>().ok().filter(|id| id.to_string() == text)
+}
 
 /// The offending fields found so far.
 #[derive(Debug, Default)]
@@ -69,6 +83,22 @@ impl FieldErrors {
                     .ok(),
                 Err(_) => {
                     self.push("limit", "must be an integer between 1 and 100");
+                    None
+                }
+            },
+        }
+    }
+
+    /// A newest-first listing's `before` query parameter: `Some(None)`
+    /// when absent, `Some(Some(id))` for an [`id_cursor`]; `None` (with
+    /// the error recorded) otherwise.
+    pub fn before<T: FromStr + Display>(&mut self, raw: Option<&str>) -> Option<Option<T>> {
+        match raw {
+            None => Some(None),
+            Some(text) => match id_cursor(text) {
+                Some(id) => Some(Some(id)),
+                None => {
+                    self.push("before", INVALID_CURSOR);
                     None
                 }
             },

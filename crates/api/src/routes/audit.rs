@@ -10,7 +10,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use orgsvc_domain::{AuditAction, AuditEvent, AuditEventId, AuditQuery};
+use orgsvc_domain::{AuditAction, AuditEvent, AuditQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
@@ -27,9 +27,6 @@ use crate::validation::FieldErrors;
 
 /// The path of the audit log.
 const AUDIT_PATH: &str = "/org/audit";
-
-/// The message of a `before` that no page answered.
-const INVALID_CURSOR: &str = "is not a cursor returned by this API";
 
 /// What happened, by its stable name (the schema is written by hand from
 /// [`AuditAction::ALL`], so it lists exactly the actions the service records).
@@ -205,28 +202,11 @@ pub async fn list(
 fn parse_query(raw: &ListAuditQuery) -> Result<AuditQuery, ApiError> {
     let mut errors = FieldErrors::default();
     let limit = errors.page_size(raw.limit.as_deref());
-    let before = match raw.before.as_deref() {
-        None => Some(None),
-        Some(text) => match parse_cursor(text) {
-            Some(id) => Some(Some(id)),
-            None => {
-                errors.push("before", INVALID_CURSOR);
-                None
-            }
-        },
-    };
+    let before = errors.before(raw.before.as_deref());
     match (limit, before) {
         (Some(limit), Some(before)) => Ok(AuditQuery { limit, before }),
         _ => Err(errors.into_error()),
     }
-}
-
-/// A cursor is an entry id exactly as answered: a lowercase hyphenated UUID
-/// (other spellings of a UUID are refused, as the documented pattern says).
-fn parse_cursor(text: &str) -> Option<AuditEventId> {
-    text.parse::<AuditEventId>()
-        .ok()
-        .filter(|id| id.to_string() == text)
 }
 
 /// This module's operations in the OpenAPI document, in its order.
@@ -242,7 +222,10 @@ pub fn routes(table: &mut RouteTable) {
 
 #[cfg(test)]
 mod tests {
+    use orgsvc_domain::AuditEventId;
+
     use super::*;
+    use crate::validation::id_cursor;
 
     fn query(limit: Option<&str>, before: Option<&str>) -> ListAuditQuery {
         ListAuditQuery {
@@ -254,7 +237,7 @@ mod tests {
     #[test]
     fn cursors_are_lowercase_hyphenated_uuids_only() {
         let id = AuditEventId::new();
-        assert_eq!(parse_cursor(&id.to_string()), Some(id));
+        assert_eq!(id_cursor::<AuditEventId>(&id.to_string()), Some(id));
         let upper = id.to_string().to_uppercase();
         let simple = id.as_uuid().simple().to_string();
         for invalid in [
@@ -264,7 +247,7 @@ mod tests {
             "nope",
             "1738324800123_0",
         ] {
-            assert_eq!(parse_cursor(invalid), None, "{invalid}");
+            assert_eq!(id_cursor::<AuditEventId>(invalid), None, "{invalid}");
         }
     }
 

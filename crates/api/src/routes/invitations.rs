@@ -52,9 +52,6 @@ use crate::validation::FieldErrors;
 /// The path of the collection resource.
 const COLLECTION_PATH: &str = "/org/invitations";
 
-/// The message of a `before` that no page answered.
-const INVALID_CURSOR: &str = "is not a cursor returned by this API";
-
 /// The message of an `expires_in` out of bounds (the rule:
 /// [`invitation_ttl`]).
 const INVALID_EXPIRES_IN: &str =
@@ -479,28 +476,11 @@ pub async fn accept(
 fn parse_query(raw: &ListInvitationsQuery) -> Result<InvitationQuery, ApiError> {
     let mut errors = FieldErrors::default();
     let limit = errors.page_size(raw.limit.as_deref());
-    let before = match raw.before.as_deref() {
-        None => Some(None),
-        Some(text) => match parse_cursor(text) {
-            Some(id) => Some(Some(id)),
-            None => {
-                errors.push("before", INVALID_CURSOR);
-                None
-            }
-        },
-    };
+    let before = errors.before(raw.before.as_deref());
     match (limit, before) {
         (Some(limit), Some(before)) => Ok(InvitationQuery { limit, before }),
         _ => Err(errors.into_error()),
     }
-}
-
-/// A cursor is an invitation id exactly as answered: a lowercase
-/// hyphenated UUID.
-fn parse_cursor(text: &str) -> Option<InvitationId> {
-    text.parse::<InvitationId>()
-        .ok()
-        .filter(|id| id.to_string() == text)
 }
 
 /// Invitation ids are UUIDs; anything else names no invitation.
@@ -530,6 +510,7 @@ pub fn routes(table: &mut RouteTable) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validation::id_cursor;
     use serde_json::json;
 
     fn request(body: Value) -> InviteRequest {
@@ -567,7 +548,10 @@ mod tests {
             Err(ApiError::App(AppError::InvitationNotFound))
         ));
         let id = InvitationId::new();
-        assert_eq!(parse_cursor(&id.to_string()), Some(id));
-        assert_eq!(parse_cursor(&id.to_string().to_uppercase()), None);
+        assert_eq!(id_cursor::<InvitationId>(&id.to_string()), Some(id));
+        assert_eq!(
+            id_cursor::<InvitationId>(&id.to_string().to_uppercase()),
+            None
+        );
     }
 }

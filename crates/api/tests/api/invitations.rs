@@ -92,7 +92,10 @@ async fn an_invitee_accepts_once_and_is_signed_in_as_the_invited_admin(app: Test
     let accepted = response.expect(201, None);
     assert_eq!(accepted["admin"]["email"], "new@acme.example");
     assert_eq!(accepted["admin"]["role"], "owner");
-    assert_eq!(accepted["admin"]["email_verified"], true, "the link reached the address");
+    assert_eq!(
+        accepted["admin"]["email_verified"], true,
+        "the link reached the address"
+    );
     assert_eq!(response.header("cache-control"), Some("no-store"));
     let admin_id = accepted["admin"]["id"].as_str().unwrap();
     assert_eq!(
