@@ -47,7 +47,7 @@
 //! | `security.login_max_failures` | `5` | failed logins allowed per email before the next attempt locks it |
 //! | `security.login_lock_secs` | `60` | first lock; each further lock without a success doubles it |
 //! | `security.login_max_lock_secs` | `3600` | longest lock |
-//! | `security.login_rate_per_minute` | `30` | `POST /admin/login` and `/admin/refresh` calls per client IP and minute; more get 429 (on MongoDB: for all instances together) |
+//! | `security.login_rate_per_minute` | `30` | credential calls (`POST /admin/login`, `/admin/refresh`, `/admin/password-reset(/confirm)`, `/admin/email-verification/confirm`, `POST /invitations/accept`) per client IP and minute, all counted together; more get 429 (on MongoDB: for all instances together) |
 //! | `security.login_rate_burst` | `10` | calls a client IP may make at once before the rate applies (on MongoDB: per window of `burst × 60 s / rate`) |
 //! | `security.trusted_proxies` | empty | addresses and CIDR networks (`10.0.0.0/8`, `::1`) of the proxies whose `X-Forwarded-For`/`Forwarded` is believed; a TOML array, or in the environment a comma-separated list (`ORGSVC__SECURITY__TRUSTED_PROXIES=127.0.0.1/32,10.0.0.0/8`); empty: the connection's peer is the client |
 //! | `security.trust_forwarded_for` | `false` | deprecated: `true` trusts any peer as a proxy (the client is the last `X-Forwarded-For` entry); use `security.trusted_proxies` |
