@@ -8,11 +8,8 @@
 //! advance and lock it for a growing interval (the rule is
 //! [`orgsvc_domain::ThrottleState::count_attempt`]).
 
-use std::time::Duration;
-
-use chrono::{DateTime, TimeDelta, Utc};
 use orgsvc_auth::{hash_refresh_token, IssuedToken, OpaqueRefreshToken};
-use orgsvc_domain::clock::now_millis;
+use orgsvc_domain::clock::{expiry, now_millis};
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AuditAction, ErrorChain, LoginAttempt,
     Organization, Password, PasswordHash, RefreshToken, RefreshTokenUse, SessionFamilyId,
@@ -328,27 +325,5 @@ impl Application {
                 }
             }
         });
-    }
-}
-
-/// `issued_at + ttl`, saturating.
-fn expiry(issued_at: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
-    TimeDelta::from_std(ttl)
-        .ok()
-        .and_then(|ttl| issued_at.checked_add_signed(ttl))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_tokens_expire_ttl_after_issue_saturating() {
-        let issued_at = now_millis();
-        let ttl = Duration::from_secs(3600);
-        assert_eq!(expiry(issued_at, ttl), issued_at + TimeDelta::hours(1));
-        let forever = Duration::from_secs(u64::MAX);
-        assert_eq!(expiry(issued_at, forever), DateTime::<Utc>::MAX_UTC);
     }
 }

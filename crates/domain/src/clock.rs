@@ -30,6 +30,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn expiry_is_ttl_later_in_milliseconds_saturating() {
+        let at = now_millis();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(expiry(at, hour), at + TimeDelta::hours(1));
+        let forever = expiry(at, Duration::from_secs(u64::MAX));
+        assert_eq!(forever, to_millis(DateTime::<Utc>::MAX_UTC));
+        assert!(forever > at + TimeDelta::days(365 * 1000));
+    }
+
+    #[test]
     fn times_keep_whole_milliseconds_only() {
         let time = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
         let kept = to_millis(time);
