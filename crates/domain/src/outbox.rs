@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::errors::StoreError;
 use crate::ids::OutboxMessageId;
@@ -118,11 +118,7 @@ impl RetryPolicy {
     /// millisecond: the `next_attempt_at` for
     /// [`OutboxStore::mark_failed`].
     pub fn next_attempt_at(&self, attempts: u32, now: DateTime<Utc>) -> DateTime<Utc> {
-        let wait = TimeDelta::from_std(self.backoff(attempts)).unwrap_or(TimeDelta::MAX);
-        crate::clock::to_millis(
-            now.checked_add_signed(wait)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        )
+        crate::clock::expiry(now, self.backoff(attempts))
     }
 }
 
@@ -181,6 +177,8 @@ pub trait OutboxStore: Send + Sync {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
 
     #[test]
