@@ -7,6 +7,7 @@
 mod admins;
 mod contract;
 mod documents;
+mod invitations;
 mod leases;
 mod lifecycle;
 mod migrations;
