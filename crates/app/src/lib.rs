@@ -10,7 +10,8 @@
 //! - [`documents`]: the tenant's documents, with conditional writes;
 //! - [`audit`]: recording what requests did, and reading the log;
 //! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
-//! - [`signing_keys`]: the stored signing key set, kept current and rotated.
+//! - [`signing_keys`]: the stored signing key set, kept current and rotated;
+//! - [`outbox`]: delivering the email outbox in the background.
 //!
 //! This crate depends on `orgsvc-domain` and `orgsvc-auth` only: no web
 //! framework, no database driver (`scripts/check-layering` proves it). The
@@ -30,6 +31,7 @@ pub mod documents;
 mod error;
 pub mod maintenance;
 pub mod organizations;
+pub mod outbox;
 pub mod sessions;
 pub mod signing_keys;
 
