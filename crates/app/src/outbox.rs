@@ -93,12 +93,16 @@ pub struct RoundReport {
     pub skipped: usize,
 }
 
+/// Told each round's report (e.g. to count deliveries).
+pub type RoundObserver = Arc<dyn Fn(&RoundReport) + Send + Sync>;
+
 /// Delivers the outbox: see the [module documentation](self).
 #[derive(Clone)]
 pub struct MailSender {
     store: Arc<dyn OutboxStore>,
     transport: Arc<dyn MailTransport>,
     settings: SenderSettings,
+    observer: Option<RoundObserver>,
 }
 
 impl std::fmt::Debug for MailSender {
@@ -120,6 +124,15 @@ impl MailSender {
             store,
             transport,
             settings,
+            observer: None,
+        }
+    }
+
+    /// The same sender, telling `observer` what each round did.
+    pub fn with_observer(self, observer: RoundObserver) -> Self {
+        Self {
+            observer: Some(observer),
+            ..self
         }
     }
 
@@ -209,6 +222,9 @@ impl MailSender {
                     }
                 }
             }
+        }
+        if let Some(observer) = &self.observer {
+            observer(&report);
         }
         Ok(report)
     }
