@@ -182,6 +182,47 @@ mod tests {
         assert_eq!(mime.envelope().to(), ["ann@example.org".parse().unwrap()]);
     }
 
+    /// Collects what a `fmt` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_log_transport_writes_recipient_subject_and_link() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let message = OutboxMessage::new(
+            AdminEmail::parse("ann@example.org").unwrap(),
+            "Your invitation",
+            "Open http://localhost:8080/invite?token=abc123",
+            "<a href=\"http://localhost:8080/invite?token=abc123\">Open</a>",
+            chrono::Utc::now(),
+        );
+        LogTransport.deliver(&message).await.unwrap();
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains(" INFO "), "{log}");
+        assert!(log.contains("ann@example.org"), "{log}");
+        assert!(log.contains("Your invitation"), "{log}");
+        assert!(
+            log.contains("http://localhost:8080/invite?token=abc123"),
+            "{log}"
+        );
+    }
+
     #[tokio::test] // lettre's connection pool lives on the runtime
     async fn the_transport_never_shows_the_smtp_password() {
         let settings = crate::config::Settings::load_from(
