@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use actix_web::web;
 use chrono::Utc;
 use orgsvc_api::credentials::Credentials;
+use orgsvc_api::metrics::Metrics;
 use orgsvc_api::startup::Service;
 use orgsvc_api::state::AppState;
 use orgsvc_domain::testing::{FaultyStore, Operation};
@@ -31,24 +32,54 @@ fn required_env(name: &str) -> String {
     })
 }
 
-/// The running service on `store`, with `app`'s settings: serves until
-/// the returned sender is dropped or sent to.
-async fn serve(
-    app: &TestApp,
-    store: Arc<dyn TenantStore>,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    actix_web::rt::task::JoinHandle<Result<(), orgsvc_api::startup::StartupError>>,
-) {
+/// The running service, until `stop` is sent to (or dropped).
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: actix_web::rt::task::JoinHandle<Result<(), orgsvc_api::startup::StartupError>>,
+    state: web::Data<AppState>,
+}
+
+impl Running {
+    /// The metrics as `GET /metrics` serves them (with `metrics.enabled`).
+    fn scrape(&self) -> String {
+        let metrics = self.state.metrics.as_ref().expect("metrics.enabled");
+        metrics.render(self.state.app.hashing_pool_usage(), None)
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.serving.await.unwrap().unwrap();
+    }
+}
+
+/// The running service on `store`, with `app`'s settings.
+async fn serve(app: &TestApp, store: Arc<dyn TenantStore>) -> Running {
     let settings = app.settings.clone();
     let credentials = Credentials::load(&settings, store.clone()).await.unwrap();
-    let state = web::Data::new(AppState::new(&settings, store, credentials));
-    let service = Service::start(&settings, state, false, None).unwrap();
+    let mut state = AppState::new(&settings, store, credentials);
+    if let Some(metrics) = Metrics::from_settings(&settings.metrics).unwrap() {
+        state = state.with_metrics(metrics);
+    }
+    let state = web::Data::new(state);
+    let service = Service::start(&settings, state.clone(), false, None).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = actix_web::rt::spawn(service.serve_until(async {
         let _ = stopped.await;
     }));
-    (stop, serving)
+    Running {
+        stop,
+        serving,
+        state,
+    }
+}
+
+/// The value of the sample `series` (name and labels as exposed), 0 when
+/// absent.
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
 /// `email.*` settings for a service delivering to `smtp_url` quickly.
@@ -174,7 +205,7 @@ async fn outbox_messages_arrive_at_the_smtp_server(backend: Backend) {
     let smtp_url = required_env("ORGSVC_TEST_SMTP_URL");
     let maildir = PathBuf::from(required_env("ORGSVC_TEST_MAILDIR"));
     let app = spawn_app(backend, &smtp_url).await;
-    let (stop, serving) = serve(&app, app.store.clone()).await;
+    let running = serve(&app, app.store.clone()).await;
 
     let message = queue(app.store.as_ref(), "example.com").await;
     let to = message.to.to_string();
@@ -186,8 +217,7 @@ async fn outbox_messages_arrive_at_the_smtp_server(backend: Backend) {
     assert_eq!(mails.len(), 1);
     check_delivered(&mails[0], &message);
 
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 backend_suite!(outbox_messages_arrive_at_the_smtp_server);
@@ -238,7 +268,7 @@ async fn delivery_is_retried_while_the_server_is_down_and_happens_once_it_is_bac
     let port = free_port(); // nothing listens there yet
     let app = spawn_app(Backend::Embedded, &format!("smtp://127.0.0.1:{port}")).await;
     let store = Arc::new(FaultyStore::new(app.store.clone()));
-    let (stop, serving) = serve(&app, store.clone()).await;
+    let running = serve(&app, store.clone()).await;
 
     let message = queue(app.store.as_ref(), "example.com").await;
     // Refused connections: failed, and tried again after the backoff.
@@ -263,17 +293,23 @@ async fn delivery_is_retried_while_the_server_is_down_and_happens_once_it_is_bac
     check_delivered(&mails[0], &message);
     assert_eq!(store.calls_to(Operation::MarkSent), 1);
 
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[actix_web::test]
 async fn a_recipient_the_server_refuses_is_given_up_after_one_attempt() {
     let port = free_port();
     let sink = OwnSink::start(port, &["--reject-domain", "bounce.test"]).await;
-    let app = spawn_app(Backend::Embedded, &format!("smtp://127.0.0.1:{port}")).await;
+    let mut env = email_env(&format!("smtp://127.0.0.1:{port}"));
+    env.push(("ORGSVC__METRICS__ENABLED", "true".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(Backend::Embedded, &env).await;
     let store = Arc::new(FaultyStore::new(app.store.clone()));
-    let (stop, serving) = serve(&app, store.clone()).await;
+    let running = serve(&app, store.clone()).await;
+    // Counters are process-wide (other tests may add to them): compare.
+    const DELIVERED: &str = "orgsvc_emails_delivered_total";
+    const GIVEN_UP: &str = "orgsvc_email_delivery_failures_total{outcome=\"given_up\"}";
+    let before = running.scrape();
 
     let refused = queue(app.store.as_ref(), "bounce.test").await;
     let accepted = queue(app.store.as_ref(), "example.com").await;
@@ -286,7 +322,15 @@ async fn a_recipient_the_server_refuses_is_given_up_after_one_attempt() {
     assert!(eventually(|| store.calls_to(Operation::ClaimDueMessages) >= rounds + 3).await);
     assert_eq!(store.calls_to(Operation::MarkFailed), 1);
     assert!(delivered_to(sink.maildir.path(), refused.to.as_str()).is_empty());
+    let after = running.scrape();
+    assert!(
+        sample(&after, DELIVERED) >= sample(&before, DELIVERED) + 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, GIVEN_UP) >= sample(&before, GIVEN_UP) + 1.0,
+        "{after}"
+    );
 
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    running.stop().await;
 }
