@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use chrono::Utc;
+use orgsvc_api::config::Settings;
 use orgsvc_api::credentials::Credentials;
 use orgsvc_api::metrics::Metrics;
 use orgsvc_api::startup::Service;
@@ -52,16 +53,15 @@ impl Running {
     }
 }
 
-/// The running service on `store`, with `app`'s settings.
-async fn serve(app: &TestApp, store: Arc<dyn TenantStore>) -> Running {
-    let settings = app.settings.clone();
-    let credentials = Credentials::load(&settings, store.clone()).await.unwrap();
-    let mut state = AppState::new(&settings, store, credentials);
+/// The running service on `store`, with `settings`.
+async fn serve(settings: &Settings, store: Arc<dyn TenantStore>) -> Running {
+    let credentials = Credentials::load(settings, store.clone()).await.unwrap();
+    let mut state = AppState::new(settings, store, credentials);
     if let Some(metrics) = Metrics::from_settings(&settings.metrics).unwrap() {
         state = state.with_metrics(metrics);
     }
     let state = web::Data::new(state);
-    let service = Service::start(&settings, state.clone(), false, None).unwrap();
+    let service = Service::start(settings, state.clone(), false, None).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = actix_web::rt::spawn(service.serve_until(async {
         let _ = stopped.await;
@@ -205,7 +205,7 @@ async fn outbox_messages_arrive_at_the_smtp_server(backend: Backend) {
     let smtp_url = required_env("ORGSVC_TEST_SMTP_URL");
     let maildir = PathBuf::from(required_env("ORGSVC_TEST_MAILDIR"));
     let app = spawn_app(backend, &smtp_url).await;
-    let running = serve(&app, app.store.clone()).await;
+    let running = serve(&app.settings, app.store.clone()).await;
 
     let message = queue(app.store.as_ref(), "example.com").await;
     let to = message.to.to_string();
@@ -268,7 +268,7 @@ async fn delivery_is_retried_while_the_server_is_down_and_happens_once_it_is_bac
     let port = free_port(); // nothing listens there yet
     let app = spawn_app(Backend::Embedded, &format!("smtp://127.0.0.1:{port}")).await;
     let store = Arc::new(FaultyStore::new(app.store.clone()));
-    let running = serve(&app, store.clone()).await;
+    let running = serve(&app.settings, store.clone()).await;
 
     let message = queue(app.store.as_ref(), "example.com").await;
     // Refused connections: failed, and tried again after the backoff.
@@ -305,7 +305,7 @@ async fn a_recipient_the_server_refuses_is_given_up_after_one_attempt() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = TestApp::spawn_with(Backend::Embedded, &env).await;
     let store = Arc::new(FaultyStore::new(app.store.clone()));
-    let running = serve(&app, store.clone()).await;
+    let running = serve(&app.settings, store.clone()).await;
     // Counters are process-wide (other tests may add to them): compare.
     const DELIVERED: &str = "orgsvc_emails_delivered_total";
     const GIVEN_UP: &str = "orgsvc_email_delivery_failures_total{outcome=\"given_up\"}";
@@ -332,5 +332,40 @@ async fn a_recipient_the_server_refuses_is_given_up_after_one_attempt() {
         "{after}"
     );
 
+    running.stop().await;
+}
+
+#[actix_web::test]
+async fn rejected_credentials_are_retried_not_given_up_and_good_ones_deliver() {
+    let port = free_port();
+    let sink = OwnSink::start(port, &["--login", "orgsvc:s3cr@t"]).await;
+
+    // A wrong password: 535 is our configuration, not the message's fault.
+    let app = spawn_app(
+        Backend::Embedded,
+        &format!("smtp://orgsvc:wrong@127.0.0.1:{port}"),
+    )
+    .await;
+    let store = Arc::new(FaultyStore::new(app.store.clone()));
+    let running = serve(&app.settings, store.clone()).await;
+    let message = queue(app.store.as_ref(), "example.com").await;
+    assert!(
+        eventually(|| store.calls_to(Operation::MarkFailed) >= 2).await,
+        "a refused login was not retried"
+    );
+    assert_eq!(store.calls_to(Operation::MarkSent), 0);
+    running.stop().await;
+
+    // The right one (percent-encoded in the URL's userinfo) delivers it.
+    let fixed = format!("smtp://orgsvc:s3cr%40t@127.0.0.1:{port}");
+    let mut settings = app.settings.clone();
+    settings.email.smtp_url = Some(fixed.into());
+    let running = serve(&settings, app.store.clone()).await;
+    let to = message.to.to_string();
+    assert!(
+        eventually(|| !delivered_to(sink.maildir.path(), &to).is_empty()).await,
+        "not delivered with the right credentials"
+    );
+    check_delivered(&delivered_to(sink.maildir.path(), &to)[0], &message);
     running.stop().await;
 }
