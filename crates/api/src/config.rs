@@ -6,7 +6,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `profile` [`ORGSVC__PROFILE`] | `development` | `development` or `production`; production refuses to start without `auth.key_encryption_secret` (or, with `auth.signing.algorithm = "HS256"`, `auth.jwt_secret`) |
+//! | `profile` [`ORGSVC__PROFILE`] | `development` | `development` or `production`; production refuses to start without `auth.key_encryption_secret` (or, with `auth.signing.algorithm = "HS256"`, `auth.jwt_secret`), with `email.transport = "log"`, or without `email.from` and the `email.*_url` link templates |
 //! | `server.host` | `127.0.0.1` | address to listen on |
 //! | `server.port` | `8080` | port to listen on |
 //! | `server.workers` | number of CPUs | HTTP worker threads |

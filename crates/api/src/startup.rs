@@ -196,7 +196,8 @@ async fn expose_request_id(
 /// serves HTTP until SIGTERM or SIGINT, then shuts down gracefully within
 /// `server.shutdown_timeout_secs` (see [`crate::shutdown`]). Half-done
 /// MongoDB operations are reconciled in the background, the first time as
-/// soon as the service listens.
+/// soon as the service listens; the email outbox is delivered in the
+/// background too.
 pub async fn run(settings: Settings, command: Command) -> Result<(), StartupError> {
     if settings.security.trust_forwarded_for {
         tracing::warn!("security.trust_forwarded_for is deprecated: it trusts any peer as a proxy; list the proxies in security.trusted_proxies instead");
@@ -272,7 +273,9 @@ impl fmt::Debug for Service {
 
 impl Service {
     /// Listens on `server.host`:`server.port`, then starts the background
-    /// tasks: maintenance, and with `reconcile` the reconciliation of
+    /// tasks: maintenance, the email outbox's sender (through the
+    /// `email.transport` the settings name; it needs the runtime: lettre's
+    /// connection pool lives on it), and with `reconcile` the reconciliation of
     /// half-done operations (first run at once, so start-up never waits for
     /// it). Maintenance also purges `shared_rate_limits` when given.
     /// Connections are accepted once [`Service::serve_until`] runs. Call it
