@@ -220,8 +220,6 @@ async fn outbox_messages_arrive_at_the_smtp_server(backend: Backend) {
     running.stop().await;
 }
 
-backend_suite!(outbox_messages_arrive_at_the_smtp_server);
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -263,10 +261,11 @@ impl Drop for OwnSink {
     }
 }
 
-#[actix_web::test]
-async fn delivery_is_retried_while_the_server_is_down_and_happens_once_it_is_back() {
+async fn delivery_is_retried_while_the_server_is_down_and_happens_once_it_is_back(
+    backend: Backend,
+) {
     let port = free_port(); // nothing listens there yet
-    let app = spawn_app(Backend::Embedded, &format!("smtp://127.0.0.1:{port}")).await;
+    let app = spawn_app(backend, &format!("smtp://127.0.0.1:{port}")).await;
     let store = Arc::new(FaultyStore::new(app.store.clone()));
     let running = serve(&app.settings, store.clone()).await;
 
@@ -296,14 +295,13 @@ async fn delivery_is_retried_while_the_server_is_down_and_happens_once_it_is_bac
     running.stop().await;
 }
 
-#[actix_web::test]
-async fn a_recipient_the_server_refuses_is_given_up_after_one_attempt() {
+async fn a_recipient_the_server_refuses_is_given_up_after_one_attempt(backend: Backend) {
     let port = free_port();
     let sink = OwnSink::start(port, &["--reject-domain", "bounce.test"]).await;
     let mut env = email_env(&format!("smtp://127.0.0.1:{port}"));
     env.push(("ORGSVC__METRICS__ENABLED", "true".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::spawn_with(Backend::Embedded, &env).await;
+    let app = TestApp::spawn_with(backend, &env).await;
     let store = Arc::new(FaultyStore::new(app.store.clone()));
     let running = serve(&app.settings, store.clone()).await;
     // Counters are process-wide (other tests may add to them): compare.
@@ -334,6 +332,12 @@ async fn a_recipient_the_server_refuses_is_given_up_after_one_attempt() {
 
     running.stop().await;
 }
+
+backend_suite!(
+    outbox_messages_arrive_at_the_smtp_server,
+    delivery_is_retried_while_the_server_is_down_and_happens_once_it_is_back,
+    a_recipient_the_server_refuses_is_given_up_after_one_attempt,
+);
 
 #[actix_web::test]
 async fn rejected_credentials_are_retried_not_given_up_and_good_ones_deliver() {
