@@ -6,7 +6,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `profile` [`ORGSVC__PROFILE`] | `development` | `development` or `production`; production refuses to start without `auth.key_encryption_secret` (or, with `auth.signing.algorithm = "HS256"`, `auth.jwt_secret`) |
+//! | `profile` [`ORGSVC__PROFILE`] | `development` | `development` or `production`; production refuses to start without `auth.key_encryption_secret` (or, with `auth.signing.algorithm = "HS256"`, `auth.jwt_secret`), with `email.transport = "log"`, or without `email.from` and the `email.*_url` link templates |
 //! | `server.host` | `127.0.0.1` | address to listen on |
 //! | `server.port` | `8080` | port to listen on |
 //! | `server.workers` | number of CPUs | HTTP worker threads |
@@ -41,9 +41,6 @@
 //! | `auth.password_reset_ttl_secs` | `1800` | how long a password-reset link works (30 minutes; 60 to 86400) |
 //! | `auth.email_verification_ttl_secs` | `86400` | how long an email-verification link works (24 hours; 60 to 2592000) |
 //! | `auth.require_verified_email` | `false` | `true`: admins whose email is not verified may log in, refresh, log out and verify their email, and get 403 `email_unverified` on everything else |
-//! | `email.invitation_url` | `http://localhost:3000/invite?token={token}` | link of invitation emails: your front end's page that accepts an invitation (`POST /invitations/accept`); `{token}` is replaced by the token |
-//! | `email.password_reset_url` | `http://localhost:3000/reset-password?token={token}` | link of password-reset emails: your front end's page that sets the new password (`POST /admin/password-reset/confirm`) |
-//! | `email.verification_url` | `http://localhost:3000/verify-email?token={token}` | link of email-verification emails: your front end's page that confirms (`POST /admin/email-verification/confirm`) |
 //! | `security.login_max_failures` | `5` | failed logins allowed per email before the next attempt locks it |
 //! | `security.login_lock_secs` | `60` | first lock; each further lock without a success doubles it |
 //! | `security.login_max_lock_secs` | `3600` | longest lock |
@@ -57,6 +54,18 @@
 //! | `cors.max_age_secs` | `600` | how long browsers may cache a preflight answer |
 //! | `metrics.enabled` | `false` | serve Prometheus metrics at `GET /metrics` (see `docs/operations.md`); off: `/metrics` answers 404 like any unknown path |
 //! | `metrics.listen` | unset | with `metrics.enabled`, serve `/metrics` on this address instead (e.g. `127.0.0.1:9100`), not on the main port |
+//! | `email.transport` | `log` | how the email outbox (invitations, password resets, email verification) is delivered: `smtp` (to `email.smtp_url`) or `log` (written to the log, links included; development only: production refuses it) |
+//! | `email.smtp_url` | unset | the SMTP relay, required with `smtp`: `smtp://host:port` (no encryption), `smtp://host:587?tls=required` (STARTTLS; `tls=opportunistic` when offered), `smtps://user:password@host:465` (implicit TLS); credentials percent-encoded in the userinfo. Secret: never logged |
+//! | `email.from` | `orgsvc <no-reply@localhost>` in development | the sender mailbox (`Name <address>` or `address`); required in production |
+//! | `email.invitation_url` | `http://localhost:3000/invite?token={token}` in development | the link in invitations: your front end's page that accepts one (`POST /invitations/accept`); an http(s) URL containing `{token}`, which is replaced by the token; required in production |
+//! | `email.password_reset_url` | `http://localhost:3000/reset-password?token={token}` in development | the link in password-reset emails: your page that sets the new password (`POST /admin/password-reset/confirm`); as above |
+//! | `email.verification_url` | `http://localhost:3000/verify-email?token={token}` in development | the link in email-verification emails: your page that confirms (`POST /admin/email-verification/confirm`); as above |
+//! | `email.timeout_secs` | `30` | longest an SMTP command (connecting included) or one delivery may take; slower counts as a transient failure (1 to 600) |
+//! | `email.poll_interval_secs` | `5` | how often each instance looks for messages due (at least 1) |
+//! | `email.batch_size` | `20` | messages an instance claims at once; a claim lasts `email.timeout_secs × (batch_size + 1)` (1 to 1000) |
+//! | `email.retry_base_secs` | `30` | wait after the first failed delivery; doubles with each further failure (at least 1) |
+//! | `email.retry_max_secs` | `3600` | longest wait between attempts (at least `email.retry_base_secs`) |
+//! | `email.max_attempts` | `10` | failed deliveries after which a message is given up (logged with its id); a permanent refusal (SMTP `5yz`) gives up at once (at least 1) |
 //! | `log.level` | `info` | tracing filter; `RUST_LOG` overrides it |
 //! | `log.format` | `text` | `text` or `json` |
 //!
@@ -109,8 +118,6 @@ pub struct Settings {
     pub data: DataSettings,
     /// Credentials.
     pub auth: AuthSettings,
-    /// The emails orgsvc sends.
-    pub email: EmailSettings,
     /// Login protection and client identification.
     pub security: SecuritySettings,
     /// The audit log.
@@ -121,6 +128,8 @@ pub struct Settings {
     /// Prometheus metrics (off by default).
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// The emails orgsvc sends, and how they are delivered.
+    pub email: EmailSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -290,43 +299,6 @@ pub struct AuthSettings {
     /// Whether unverified admins are refused all but verification, logout
     /// and refresh.
     pub require_verified_email: bool,
-}
-
-/// Email settings (`email.*`).
-#[derive(Clone, Debug, Deserialize)]
-pub struct EmailSettings {
-    /// Link of invitation emails (a [`LinkTemplate`]).
-    #[serde(deserialize_with = "link_template")]
-    pub invitation_url: LinkTemplate,
-    /// Link of password-reset emails.
-    #[serde(deserialize_with = "link_template")]
-    pub password_reset_url: LinkTemplate,
-    /// Link of email-verification emails.
-    #[serde(deserialize_with = "link_template")]
-    pub verification_url: LinkTemplate,
-}
-
-impl EmailSettings {
-    /// The links of the emails the use cases send.
-    pub fn links(&self) -> EmailLinks {
-        EmailLinks {
-            invitation: self.invitation_url.clone(),
-            password_reset: self.password_reset_url.clone(),
-            email_verification: self.verification_url.clone(),
-        }
-    }
-}
-
-/// Reads a [`LinkTemplate`], saying what is wrong with a bad one.
-fn link_template<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<LinkTemplate, D::Error> {
-    let raw = String::deserialize(deserializer)?;
-    LinkTemplate::parse(&raw).map_err(|error| {
-        serde::de::Error::custom(format!(
-            "{error}, e.g. https://app.example.com/invite?token={{token}} (got {raw:?})"
-        ))
-    })
 }
 
 /// Allowed `auth.password_reset_ttl_secs`: a minute to a day.
@@ -513,6 +485,202 @@ impl MetricsSettings {
             _ => Ok(()),
         }
     }
+}
+
+/// How the email outbox is delivered (`email.*`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct EmailSettings {
+    /// Which transport.
+    pub transport: EmailTransportKind,
+    /// The SMTP relay's URL (see the `email` module's `SmtpTransport`); may
+    /// hold a password, so it is never logged (`Debug` redacts it).
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender mailbox; `None`: [`DEVELOPMENT_FROM`] (development only).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The invitation link template (contains `{token}`); `None`: the
+    /// development default.
+    #[serde(default)]
+    pub invitation_url: Option<String>,
+    /// The password reset link template (contains `{token}`).
+    #[serde(default)]
+    pub password_reset_url: Option<String>,
+    /// The email verification link template (contains `{token}`).
+    #[serde(default)]
+    pub verification_url: Option<String>,
+    /// Seconds an SMTP command, and one delivery, may take.
+    pub timeout_secs: u64,
+    /// Seconds between looks at the outbox.
+    pub poll_interval_secs: u64,
+    /// Messages claimed at once.
+    pub batch_size: u32,
+    /// Seconds to wait after the first failure (doubling after each).
+    pub retry_base_secs: u64,
+    /// Longest wait between attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// Failed deliveries after which a message is given up.
+    pub max_attempts: u32,
+}
+
+/// `email.transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTransportKind {
+    /// Written to the log (development).
+    Log,
+    /// Sent to `email.smtp_url`.
+    Smtp,
+}
+
+/// `email.from` in development when unset.
+pub const DEVELOPMENT_FROM: &str = "orgsvc <no-reply@localhost>";
+/// The page of `email.invitation_url` in development when unset (see
+/// [`LinkTemplate::development`]).
+pub const DEVELOPMENT_INVITATION_PAGE: &str = "invite";
+/// The page of `email.password_reset_url` in development when unset.
+pub const DEVELOPMENT_PASSWORD_RESET_PAGE: &str = "reset-password";
+/// The page of `email.verification_url` in development when unset.
+pub const DEVELOPMENT_VERIFICATION_PAGE: &str = "verify-email";
+/// Longest accepted `email.timeout_secs`.
+pub const MAX_EMAIL_TIMEOUT_SECS: u64 = 600;
+/// Largest accepted `email.batch_size`.
+pub const MAX_EMAIL_BATCH_SIZE: u32 = 1000;
+
+impl EmailSettings {
+    /// `email.from`, or [`DEVELOPMENT_FROM`].
+    pub fn from(&self) -> &str {
+        self.from.as_deref().unwrap_or(DEVELOPMENT_FROM)
+    }
+
+    /// `email.from` as a mailbox.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `email.from` when it is no mailbox.
+    pub fn from_mailbox(&self) -> Result<lettre::message::Mailbox, ConfigError> {
+        self.from().parse().map_err(|error| {
+            ConfigError::Invalid(format!(
+                "email.from must be a mailbox like `orgsvc <no-reply@example.com>` ({error})"
+            ))
+        })
+    }
+
+    /// The links of the emails the use cases send: `email.*_url`, each
+    /// unset one its development default. (Loading the settings refuses a
+    /// template [`LinkTemplate::parse`] refuses; one that slipped past, in
+    /// settings built by hand, is replaced by the default too.)
+    pub fn links(&self) -> EmailLinks {
+        let or_development = |template: &Option<String>, page: &str| {
+            template
+                .as_deref()
+                .and_then(|raw| LinkTemplate::parse(raw).ok())
+                .unwrap_or_else(|| LinkTemplate::development(page))
+        };
+        EmailLinks {
+            invitation: or_development(&self.invitation_url, DEVELOPMENT_INVITATION_PAGE),
+            password_reset: or_development(
+                &self.password_reset_url,
+                DEVELOPMENT_PASSWORD_RESET_PAGE,
+            ),
+            email_verification: or_development(
+                &self.verification_url,
+                DEVELOPMENT_VERIFICATION_PAGE,
+            ),
+        }
+    }
+
+    /// How the background sender works.
+    pub fn sender_settings(&self) -> orgsvc_app::outbox::SenderSettings {
+        orgsvc_app::outbox::SenderSettings {
+            poll_interval: Duration::from_secs(self.poll_interval_secs),
+            batch_size: self.batch_size,
+            delivery_timeout: Duration::from_secs(self.timeout_secs),
+            retry: orgsvc_domain::RetryPolicy {
+                base: Duration::from_secs(self.retry_base_secs),
+                max: Duration::from_secs(self.retry_max_secs),
+            },
+            max_attempts: self.max_attempts,
+        }
+    }
+
+    fn validate(&self, profile: Profile) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        if profile == Profile::Production {
+            if self.transport == EmailTransportKind::Log {
+                return invalid("profile \"production\" refuses email.transport = \"log\" (it writes emails and their links to the log): set email.transport = \"smtp\" (env ORGSVC__EMAIL__TRANSPORT) and email.smtp_url".into());
+            }
+            for (key, set) in [
+                ("from", self.from.is_some()),
+                ("invitation_url", self.invitation_url.is_some()),
+                ("password_reset_url", self.password_reset_url.is_some()),
+                ("verification_url", self.verification_url.is_some()),
+            ] {
+                if !set {
+                    let env = key.to_uppercase();
+                    return invalid(format!(
+                        "profile \"production\" requires email.{key} (env ORGSVC__EMAIL__{env})"
+                    ));
+                }
+            }
+        }
+        match (&self.smtp_url, self.transport) {
+            (None, EmailTransportKind::Smtp) => {
+                return invalid("email.transport = \"smtp\" requires email.smtp_url (env ORGSVC__EMAIL__SMTP_URL)".into());
+            }
+            (Some(url), _) => {
+                smtp_builder(url.expose_secret())?;
+            }
+            (None, EmailTransportKind::Log) => {}
+        }
+        self.from_mailbox()?;
+        for (key, template) in [
+            ("email.invitation_url", &self.invitation_url),
+            ("email.password_reset_url", &self.password_reset_url),
+            ("email.verification_url", &self.verification_url),
+        ] {
+            if let Some(raw) = template {
+                if let Err(error) = LinkTemplate::parse(raw) {
+                    return invalid(format!(
+                        "{key} {error}, e.g. https://app.example.com/invite?token={{token}} (got {raw:?})"
+                    ));
+                }
+            }
+        }
+        if !(1..=MAX_EMAIL_TIMEOUT_SECS).contains(&self.timeout_secs) {
+            return invalid(format!(
+                "email.timeout_secs must be between 1 and {MAX_EMAIL_TIMEOUT_SECS}"
+            ));
+        }
+        if self.poll_interval_secs == 0 {
+            return invalid("email.poll_interval_secs must be at least 1".into());
+        }
+        if !(1..=MAX_EMAIL_BATCH_SIZE).contains(&self.batch_size) {
+            return invalid(format!(
+                "email.batch_size must be between 1 and {MAX_EMAIL_BATCH_SIZE}"
+            ));
+        }
+        if self.retry_base_secs == 0 || self.retry_max_secs < self.retry_base_secs {
+            return invalid(
+                "email.retry_base_secs must be at least 1 and at most email.retry_max_secs".into(),
+            );
+        }
+        if self.max_attempts == 0 {
+            return invalid("email.max_attempts must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// lettre's builder for `url`, or an error naming `email.smtp_url` (lettre's
+/// reasons name the part at fault, never the URL or its password).
+pub fn smtp_builder(
+    url: &str,
+) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, ConfigError> {
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url).map_err(|error| {
+        ConfigError::Invalid(format!(
+            "email.smtp_url must be smtp://host[:port][?tls=required|opportunistic] or smtps://[user:password@]host[:port] ({error})"
+        ))
+    })
 }
 
 /// Logging settings.
@@ -733,6 +901,7 @@ impl Settings {
                 )));
             }
         }
+        self.email.validate(self.profile)?;
         Ok(())
     }
 
@@ -799,18 +968,6 @@ fn with_defaults(
         .set_default("auth.password_reset_ttl_secs", 1800)?
         .set_default("auth.email_verification_ttl_secs", 86_400)?
         .set_default("auth.require_verified_email", false)?
-        .set_default(
-            "email.invitation_url",
-            "http://localhost:3000/invite?token={token}",
-        )?
-        .set_default(
-            "email.password_reset_url",
-            "http://localhost:3000/reset-password?token={token}",
-        )?
-        .set_default(
-            "email.verification_url",
-            "http://localhost:3000/verify-email?token={token}",
-        )?
         .set_default("security.login_max_failures", 5)?
         .set_default("security.login_lock_secs", 60)?
         .set_default("security.login_max_lock_secs", 3600)?
@@ -819,6 +976,13 @@ fn with_defaults(
         .set_default("security.trust_forwarded_for", false)?
         .set_default("security.purge_interval_secs", 3600)?
         .set_default("audit.retention_days", 90)?
+        .set_default("email.transport", "log")?
+        .set_default("email.timeout_secs", 30)?
+        .set_default("email.poll_interval_secs", 5)?
+        .set_default("email.batch_size", 20)?
+        .set_default("email.retry_base_secs", 30)?
+        .set_default("email.retry_max_secs", 3600)?
+        .set_default("email.max_attempts", 10)?
         .set_default("log.level", "info")?
         .set_default("log.format", "text")
 }
@@ -899,6 +1063,154 @@ mod tests {
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                 .collect(),
         )
+    }
+
+    /// The email settings production requires.
+    const PRODUCTION_EMAIL: [(&str, &str); 5] = [
+        ("ORGSVC__EMAIL__TRANSPORT", "smtp"),
+        (
+            "ORGSVC__EMAIL__SMTP_URL",
+            "smtps://mailer:hunter2@smtp.example.com",
+        ),
+        ("ORGSVC__EMAIL__FROM", "Example <no-reply@example.com>"),
+        (
+            "ORGSVC__EMAIL__INVITATION_URL",
+            "https://app.example.com/invite?token={token}",
+        ),
+        (
+            "ORGSVC__EMAIL__PASSWORD_RESET_URL",
+            "https://app.example.com/reset#{token}",
+        ),
+    ];
+
+    /// `vars` with every email setting production requires.
+    fn production_env(vars: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        let mut all: Vec<(&str, &str)> = PRODUCTION_EMAIL.to_vec();
+        all.push((
+            "ORGSVC__EMAIL__VERIFICATION_URL",
+            "https://app.example.com/verify/{token}",
+        ));
+        all.extend_from_slice(vars);
+        env(&all)
+    }
+
+    #[test]
+    fn email_defaults_to_the_log_with_local_links_in_development() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        let email = &settings.email;
+        assert_eq!(email.transport, EmailTransportKind::Log);
+        assert!(email.smtp_url.is_none());
+        assert_eq!(email.from(), "orgsvc <no-reply@localhost>");
+        let links = email.links();
+        assert_eq!(
+            links.invitation.as_str(),
+            "http://localhost:3000/invite?token={token}"
+        );
+        assert_eq!(
+            links.password_reset.as_str(),
+            "http://localhost:3000/reset-password?token={token}"
+        );
+        assert_eq!(
+            links.email_verification.as_str(),
+            "http://localhost:3000/verify-email?token={token}"
+        );
+        let sender = email.sender_settings();
+        assert_eq!(sender, orgsvc_app::outbox::SenderSettings::default());
+    }
+
+    #[test]
+    fn production_refuses_the_log_transport_and_missing_email_settings() {
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        let secret = ("ORGSVC__AUTH__KEY_ENCRYPTION_SECRET", long.as_str());
+        let production = ("ORGSVC__PROFILE", "production");
+        let log = Settings::load_from(None, env(&[production, secret])).unwrap_err();
+        assert!(log.to_string().contains("email.transport"), "{log}");
+        // Each required email setting is named when missing.
+        for missing in [
+            "from",
+            "invitation_url",
+            "password_reset_url",
+            "verification_url",
+        ] {
+            let vars: HashMap<String, String> = production_env(&[production, secret])
+                .unwrap()
+                .into_iter()
+                .filter(|(key, _)| *key != format!("ORGSVC__EMAIL__{}", missing.to_uppercase()))
+                .collect();
+            let error = Settings::load_from(None, Some(vars)).unwrap_err();
+            assert!(
+                error.to_string().contains(&format!("email.{missing}")),
+                "{error}"
+            );
+        }
+        let settings = Settings::load_from(None, production_env(&[production, secret])).unwrap();
+        assert_eq!(settings.email.transport, EmailTransportKind::Smtp);
+    }
+
+    #[test]
+    fn unusable_email_settings_are_refused_naming_the_key() {
+        for (key, value, named) in [
+            ("TRANSPORT", "sendmail", None),
+            ("FROM", "not a mailbox", Some("email.from")),
+            (
+                "INVITATION_URL",
+                "https://app.example.com/invite",
+                Some("email.invitation_url"),
+            ),
+            (
+                "PASSWORD_RESET_URL",
+                "ftp://x/{token}",
+                Some("email.password_reset_url"),
+            ),
+            (
+                "VERIFICATION_URL",
+                "https://{token}",
+                Some("email.verification_url"),
+            ),
+            (
+                "SMTP_URL",
+                "http://user:hunter2@relay",
+                Some("email.smtp_url"),
+            ),
+            ("TIMEOUT_SECS", "0", Some("email.timeout_secs")),
+            ("POLL_INTERVAL_SECS", "0", Some("email.poll_interval_secs")),
+            ("BATCH_SIZE", "0", Some("email.batch_size")),
+            ("RETRY_BASE_SECS", "7200", Some("email.retry_base_secs")),
+            ("MAX_ATTEMPTS", "0", Some("email.max_attempts")),
+        ] {
+            let var = format!("ORGSVC__EMAIL__{key}");
+            let error = Settings::load_from(None, env(&[(&var, value)])).unwrap_err();
+            let message = error.to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+            match named {
+                Some(named) => assert!(message.contains(named), "{key}={value}: {message}"),
+                None => assert!(matches!(error, ConfigError::Load(_)), "{key}: {message}"),
+            }
+        }
+        let smtp_without_url =
+            Settings::load_from(None, env(&[("ORGSVC__EMAIL__TRANSPORT", "smtp")])).unwrap_err();
+        assert!(smtp_without_url.to_string().contains("email.smtp_url"));
+    }
+
+    #[test]
+    fn the_smtp_url_is_a_secret_debug_never_shows() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("ORGSVC__EMAIL__TRANSPORT", "smtp"),
+                (
+                    "ORGSVC__EMAIL__SMTP_URL",
+                    "smtps://mailer:hunter2@smtp.example.com",
+                ),
+                ("ORGSVC__EMAIL__RETRY_BASE_SECS", "2"),
+                ("ORGSVC__EMAIL__MAX_ATTEMPTS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let sender = settings.email.sender_settings();
+        assert_eq!(sender.retry.base, Duration::from_secs(2));
+        assert_eq!(sender.max_attempts, 3);
     }
 
     #[test]
@@ -1247,7 +1559,7 @@ mod tests {
         }
         let settings = Settings::load_from(
             None,
-            env(&[
+            production_env(&[
                 ("ORGSVC__PROFILE", "production"),
                 ("ORGSVC__AUTH__KEY_ENCRYPTION_SECRET", &long),
             ]),
@@ -1270,7 +1582,7 @@ mod tests {
         assert!(hs256.to_string().contains("auth.jwt_secret"), "{hs256}");
         Settings::load_from(
             None,
-            env(&[
+            production_env(&[
                 ("ORGSVC__PROFILE", "production"),
                 ("ORGSVC__AUTH__SIGNING__ALGORITHM", "HS256"),
                 ("ORGSVC__AUTH__JWT_SECRET", &long),

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod cors;
 pub mod credentials;
+pub mod email;
 pub mod extractors;
 pub mod head;
 pub mod key_commands;

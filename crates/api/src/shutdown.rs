@@ -29,7 +29,7 @@ pub struct ShutdownPlan {
     /// connections close, so that their requests can still answer.
     pub operations_deadline: Duration,
     /// Connections still open then are closed, cutting their requests; the
-    /// background reconciliation is stopped too.
+    /// background reconciliation and email delivery are stopped too.
     pub close_connections_after: Duration,
     /// The process exits then, whatever still runs
     /// (`server.shutdown_timeout_secs`).

@@ -23,6 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{ConfigError, Settings};
 use crate::cors;
 use crate::credentials::{Credentials, CredentialsError};
+use crate::email;
 use crate::extractors::body::{json_config, query_config};
 use crate::head::head_as_get;
 use crate::metrics::{self, Metrics, MetricsError};
@@ -35,7 +36,9 @@ use crate::store_selection::{MigrationFailed, SelectedStore};
 use crate::telemetry::InvalidLogFilter;
 use crate::transport;
 use orgsvc_app::maintenance::spawn_reconciler;
+use orgsvc_app::outbox::MailSender;
 use orgsvc_auth::KeyError;
+use orgsvc_domain::{MailTransport, OutboxStore};
 
 /// What the binary does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,7 +195,8 @@ async fn expose_request_id(
 /// serves HTTP until SIGTERM or SIGINT, then shuts down gracefully within
 /// `server.shutdown_timeout_secs` (see [`crate::shutdown`]). Half-done
 /// MongoDB operations are reconciled in the background, the first time as
-/// soon as the service listens.
+/// soon as the service listens; the email outbox is delivered in the
+/// background too.
 pub async fn run(settings: Settings, command: Command) -> Result<(), StartupError> {
     if settings.security.trust_forwarded_for {
         tracing::warn!("security.trust_forwarded_for is deprecated: it trusts any peer as a proxy; list the proxies in security.trusted_proxies instead");
@@ -268,7 +272,9 @@ impl fmt::Debug for Service {
 
 impl Service {
     /// Listens on `server.host`:`server.port`, then starts the background
-    /// tasks: maintenance, and with `reconcile` the reconciliation of
+    /// tasks: maintenance, the email outbox's sender (through the
+    /// `email.transport` the settings name; it needs the runtime: lettre's
+    /// connection pool lives on it), and with `reconcile` the reconciliation of
     /// half-done operations (first run at once, so start-up never waits for
     /// it). Maintenance also purges `shared_rate_limits` when given.
     /// Connections are accepted once [`Service::serve_until`] runs. Call it
@@ -289,7 +295,9 @@ impl Service {
             tracing::info!(%address, "listening");
         }
         let metrics = MetricsListener::start(&state).map_err(StartupError::Server)?;
-        let background = Background::spawn(settings, &state, reconcile, shared_rate_limits);
+        let transport = email::transport(&settings.email)?;
+        let background =
+            Background::spawn(settings, &state, reconcile, shared_rate_limits, transport);
         Ok(Self {
             server,
             addrs,
@@ -376,6 +384,8 @@ struct Background {
     maintenance: JoinHandle<()>,
     /// Keeps the signing keys current (a stored key set only).
     key_refresher: Option<JoinHandle<()>>,
+    /// Delivers the email outbox.
+    mail_sender: JoinHandle<()>,
 }
 
 impl Background {
@@ -384,9 +394,21 @@ impl Background {
         state: &AppState,
         reconcile: bool,
         shared_rate_limits: Option<Arc<dyn SharedRateLimits>>,
+        transport: Arc<dyn MailTransport>,
     ) -> Self {
         let store = state.app.store().clone();
+        let outbox: Arc<dyn OutboxStore> = store.clone();
+        let mut sender = MailSender::new(outbox, transport, settings.email.sender_settings());
+        if let Some(metrics) = &state.metrics {
+            sender = metrics.observe_sender(sender);
+        }
+        tracing::info!(
+            transport = ?settings.email.transport,
+            from = settings.email.from(),
+            "email outbox delivery"
+        );
         let (stop_reconciler, stop) = watch::channel(false);
+        let mail_sender = sender.spawn(stop_reconciler.subscribe());
         let reconciler = reconcile.then(|| {
             spawn_reconciler(
                 store.clone(),
@@ -405,23 +427,36 @@ impl Background {
             stop_reconciler,
             maintenance,
             key_refresher,
+            mail_sender,
         }
     }
 
-    /// No new reconciliation starts; one in progress goes on.
+    /// No new reconciliation or email round starts; one in progress goes on
+    /// (an email round ends after the message being delivered).
     fn stop_starting(&self) {
         self.stop_reconciler.send_replace(true);
     }
 
-    /// Stops maintenance, and waits for a reconciliation in progress until
-    /// `deadline` (it was told to stop before, by `begin_drain`).
+    /// Stops maintenance, and waits for the email delivery and the
+    /// reconciliation in progress until `deadline` (they were told to stop
+    /// before, by `stop_starting` and `begin_drain`).
     async fn finish(self, deadline: Instant) {
         self.maintenance.abort();
         if let Some(refresher) = self.key_refresher {
             refresher.abort();
         }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let mut mail_sender = self.mail_sender;
+        if tokio::time::timeout_at(deadline, &mut mail_sender)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "an email delivery was still running at the shutdown deadline: stopped; its message is delivered again once its claim expires"
+            );
+            mail_sender.abort();
+        }
         if let Some(mut reconciler) = self.reconciler {
-            let deadline = tokio::time::Instant::from_std(deadline);
             if tokio::time::timeout_at(deadline, &mut reconciler)
                 .await
                 .is_err()
@@ -436,6 +471,7 @@ impl Background {
 
     fn abort(self) {
         self.maintenance.abort();
+        self.mail_sender.abort();
         if let Some(refresher) = self.key_refresher {
             refresher.abort();
         }

@@ -24,8 +24,10 @@ pub struct LinkTemplate(String);
 /// Why a text is not a [`LinkTemplate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LinkTemplateError {
-    /// Not an absolute `http://` or `https://` URL with a host.
-    #[error("must be an absolute http:// or https:// URL")]
+    /// Not an absolute `http://` or `https://` URL with a host (and no
+    /// userinfo: a link must not carry credentials, nor hide its host
+    /// behind them).
+    #[error("must be an absolute http:// or https:// URL with a host")]
     NotHttpUrl,
     /// No `{token}` in it.
     #[error("must contain {{token}} where the token goes")]
@@ -42,7 +44,8 @@ impl LinkTemplate {
             .strip_prefix("https://")
             .or_else(|| raw.strip_prefix("http://"))
             .ok_or(LinkTemplateError::NotHttpUrl)?;
-        if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || authority.contains(['@', '{', '}']) {
             return Err(LinkTemplateError::NotHttpUrl);
         }
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -52,6 +55,15 @@ impl LinkTemplate {
             return Err(LinkTemplateError::NoTokenPlaceholder);
         }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// `http://localhost:3000/<page>?token={token}`: a link's development
+    /// default (a front end on its usual development port). `page` is a
+    /// plain path segment such as `invite`.
+    pub fn development(page: &str) -> Self {
+        Self(format!(
+            "http://localhost:3000/{page}?token={TOKEN_PLACEHOLDER}"
+        ))
     }
 
     /// The template with every `{token}` replaced by `token` (URL-safe
@@ -280,6 +292,11 @@ mod tests {
             ),
             ("ftp://example.com/{token}", LinkTemplateError::NotHttpUrl),
             ("https:///path/{token}", LinkTemplateError::NotHttpUrl),
+            ("https://{token}", LinkTemplateError::NotHttpUrl),
+            (
+                "https://user:pw@app.example.com/{token}",
+                LinkTemplateError::NotHttpUrl,
+            ),
             (
                 "https://app.example.com/invite",
                 LinkTemplateError::NoTokenPlaceholder,
@@ -290,6 +307,10 @@ mod tests {
             ),
         ] {
             assert_eq!(LinkTemplate::parse(bad), Err(error), "{bad}");
+        }
+        for page in ["invite", "reset-password", "verify-email"] {
+            let development = LinkTemplate::development(page);
+            assert_eq!(LinkTemplate::parse(development.as_str()), Ok(development));
         }
         let template = LinkTemplate::parse("https://a.example/x?t={token}&again={token}").unwrap();
         assert_eq!(

@@ -14,7 +14,8 @@
 //! - [`emails`]: the emails use cases store in the outbox, from templates;
 //! - [`invitations`]: invite, list, revoke, resend; accept (no sign-in);
 //! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
-//! - [`signing_keys`]: the stored signing key set, kept current and rotated.
+//! - [`signing_keys`]: the stored signing key set, kept current and rotated;
+//! - [`outbox`]: delivering the email outbox in the background.
 //!
 //! This crate depends on `orgsvc-domain` and `orgsvc-auth` only: no web
 //! framework, no database driver (`scripts/check-layering` proves it). The
@@ -37,6 +38,7 @@ mod error;
 pub mod invitations;
 pub mod maintenance;
 pub mod organizations;
+pub mod outbox;
 pub mod password_resets;
 pub mod sessions;
 pub mod signing_keys;

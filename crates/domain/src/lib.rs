@@ -51,7 +51,9 @@ pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,
     Organization, TenantLocation,
 };
-pub use outbox::{OutboxMessage, OutboxStore, RetryPolicy};
+pub use outbox::{
+    given_up_at, DeliveryError, MailTransport, OutboxMessage, OutboxStore, RetryPolicy,
+};
 pub use rate_limits::{ClientKey, RateDecision, RateLimit, RateWindow, SharedRateLimits};
 pub use sessions::{
     LoginAttempt, LoginThrottle, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionStore,

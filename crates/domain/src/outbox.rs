@@ -3,7 +3,9 @@
 //! email is lost nor an email whose token was never stored. A background
 //! sender claims due messages ([`OutboxStore::claim_due_messages`]),
 //! delivers them and marks them sent or failed: delivery is at least once.
-//! The retry schedule is a plain function ([`RetryPolicy::next_attempt_at`]).
+//! The retry schedule is a plain function ([`RetryPolicy::next_attempt_at`]);
+//! delivery itself goes through the [`MailTransport`] port (SMTP, or the
+//! log in development).
 
 use std::time::Duration;
 
@@ -175,6 +177,62 @@ pub trait OutboxStore: Send + Sync {
     async fn purge_sent_messages(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
+/// Why a delivery failed, as far as retrying is concerned. The text names
+/// the cause (an SMTP reply, a connection error), never a body.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth trying again later: the server could not be reached, timed
+    /// out, or answered a transient negative reply (RFC 5321 §4.2.1:
+    /// `4yz`, e.g. 421 service not available, 451 local error).
+    #[error("transient delivery failure: {0}")]
+    Transient(String),
+    /// Trying again will not help: a permanent negative reply (RFC 5321
+    /// §4.2.1: `5yz`, e.g. 550 mailbox unavailable, 553 mailbox name not
+    /// allowed) or a message the transport cannot even build.
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+}
+
+impl DeliveryError {
+    /// Whether a later attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+
+    /// `transient` or `permanent` (a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Transient(_) => "transient",
+            Self::Permanent(_) => "permanent",
+        }
+    }
+}
+
+/// Hands an outbox message to the outside world (an SMTP relay, the log).
+///
+/// An implementation answers `Ok` only once the message was accepted (for
+/// SMTP: the server's `250` after the data); any error may still mean the
+/// message went out (e.g. the connection broke after the data was sent),
+/// which is why delivery is at least once.
+#[async_trait]
+pub trait MailTransport: Send + Sync {
+    /// Delivers `message` to its recipient.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Transient`] when a later attempt may succeed,
+    /// [`DeliveryError::Permanent`] when it will not.
+    async fn deliver(&self, message: &OutboxMessage) -> Result<(), DeliveryError>;
+}
+
+/// The `next_attempt_at` of a message the sender gave up on (a permanent
+/// failure, or too many attempts): 9999-12-31T23:59:59.999Z, so that it is
+/// never due again. It stays stored, unsent, until its token is purged
+/// ([`crate::AccountTokenStore::purge_account_tokens`]).
+pub fn given_up_at() -> DateTime<Utc> {
+    // 253402300799999 ms after the epoch is 9999-12-31T23:59:59.999Z.
+    DateTime::from_timestamp_millis(253_402_300_799_999).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeDelta;
@@ -204,6 +262,18 @@ mod tests {
             far.timestamp_millis(),
             DateTime::<Utc>::MAX_UTC.timestamp_millis()
         );
+    }
+
+    #[test]
+    fn a_message_given_up_on_is_never_due_again() {
+        let at = given_up_at();
+        assert_eq!(at.to_rfc3339(), "9999-12-31T23:59:59.999+00:00");
+        let email = AdminEmail::parse("a@example.com").unwrap();
+        let mut message = OutboxMessage::new(email, "s", "t", "h", crate::clock::now_millis());
+        message.next_attempt_at = at;
+        assert!(!message.is_due(crate::clock::now_millis()));
+        assert!(DeliveryError::Transient("x".into()).is_transient());
+        assert_eq!(DeliveryError::Permanent("x".into()).kind(), "permanent");
     }
 
     #[test]

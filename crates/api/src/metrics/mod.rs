@@ -26,6 +26,7 @@ use actix_web::middleware::Next;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use orgsvc_app::outbox::{MailSender, RoundReport};
 use orgsvc_app::signing_keys::SigningKeysStatus;
 use orgsvc_app::{AppError, TokenPair};
 use orgsvc_auth::{HashingPoolUsage, PasswordHasher};
@@ -66,6 +67,12 @@ pub const RECONCILE_RUNS: &str = "orgsvc_reconcile_runs_total";
 /// Counter: half-done operations repaired by reconciliation, by `repair`
 /// (`completed`, `rolled_back`).
 pub const RECONCILE_REPAIRS: &str = "orgsvc_reconcile_repairs_total";
+/// Counter: emails the transport accepted (outbox messages marked sent).
+pub const EMAILS_DELIVERED: &str = "orgsvc_emails_delivered_total";
+/// Counter: failed email deliveries by `outcome`: `retried` (transient,
+/// due again after the backoff) or `given_up` (a permanent refusal, or
+/// `email.max_attempts` reached: never delivered).
+pub const EMAIL_DELIVERY_FAILURES: &str = "orgsvc_email_delivery_failures_total";
 /// Gauge: always 1; label `version` (the crate version).
 pub const BUILD_INFO: &str = "orgsvc_build_info";
 /// Version of the stored signing key set the instance signs and verifies
@@ -159,6 +166,20 @@ impl Metrics {
         counter!(LOGIN_ATTEMPTS, "outcome" => "rate_limited").increment(1);
     }
 
+    /// `sender`, counting its deliveries ([`EMAILS_DELIVERED`]) and
+    /// failures ([`EMAIL_DELIVERY_FAILURES`]).
+    pub fn observe_sender(&self, sender: MailSender) -> MailSender {
+        let delivered = counter!(EMAILS_DELIVERED);
+        let retried = counter!(EMAIL_DELIVERY_FAILURES, "outcome" => "retried");
+        let given_up = counter!(EMAIL_DELIVERY_FAILURES, "outcome" => "given_up");
+        sender.with_observer(Arc::new(move |round: &RoundReport| {
+            // Batch sizes far below 2^64.
+            delivered.increment(round.delivered as u64);
+            retried.increment(round.retried as u64);
+            given_up.increment(round.given_up as u64);
+        }))
+    }
+
     /// Counts a refresh token presented again after use.
     pub fn record_refresh_token_reuse(&self) {
         counter!(REFRESH_TOKEN_REUSE).increment(1);
@@ -223,6 +244,10 @@ fn install() -> Result<PrometheusHandle, MetricsError> {
     }
     for repair in ["completed", "rolled_back"] {
         counter!(RECONCILE_REPAIRS, "repair" => repair).increment(0);
+    }
+    counter!(EMAILS_DELIVERED).increment(0);
+    for outcome in ["retried", "given_up"] {
+        counter!(EMAIL_DELIVERY_FAILURES, "outcome" => outcome).increment(0);
     }
     gauge!(HTTP_IN_FLIGHT).set(0.0);
     // Set only here, under the lock: the recorder is installed exactly once.
@@ -296,6 +321,16 @@ fn describe() {
         SIGNING_KEY_LAST_REFRESH,
         Unit::Seconds,
         "When the signing key ring last refreshed successfully (Unix time)."
+    );
+    describe_counter!(
+        EMAILS_DELIVERED,
+        Unit::Count,
+        "Emails accepted by the transport (outbox messages marked sent)."
+    );
+    describe_counter!(
+        EMAIL_DELIVERY_FAILURES,
+        Unit::Count,
+        "Failed email deliveries, by outcome (retried, given_up)."
     );
     describe_gauge!(
         BUILD_INFO,

@@ -79,6 +79,7 @@ mod bodies;
 mod conditional;
 mod cors;
 mod data;
+mod email;
 mod failures;
 mod helpers;
 mod http;
