@@ -223,9 +223,7 @@ impl Application {
             .ok_or(AppError::InvalidToken)?
             .name)
     }
-}
 
-impl Application {
     /// The invitation's email, from the repository's template, with the
     /// link `email.invitation_url` makes of `token` (its only secret).
     fn invitation_email(
