@@ -39,8 +39,9 @@ use crate::store::MongoStore;
 /// The outbox collection.
 pub(crate) const OUTBOX: &str = "outbox";
 
-/// An outbox document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An outbox document. No `Debug`: its bodies carry a token's link, its
+/// token its hash.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MessageDoc {
     #[serde(rename = "_id")]
     id: String,
@@ -62,7 +63,7 @@ pub(crate) struct MessageDoc {
 }
 
 /// An account token, embedded in the message that carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct TokenDoc {
     hash: String,
     purpose: String,
