@@ -64,6 +64,7 @@ stop_service() {
 cleanup() {
   local status=$?
   stop_service
+  stop_mail_sink
   if [ "$status" -ne 0 ] && [ -f "${WORK:-}/server.log" ]; then
     log "the service's last log lines:"
     tail -n 40 "$WORK/server.log" >&2 || true
@@ -79,6 +80,7 @@ start_service() {
   # A copy, so a concurrent build in the same target dir cannot swap it.
   cp "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/orgsvc" "$WORK/orgsvc"
 
+  start_mail_sink
   SERVICE_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   ORGSVC_URL="http://127.0.0.1:$SERVICE_PORT"
   export ORGSVC_URL
@@ -90,6 +92,26 @@ start_service() {
 # `run_orgsvc keys rotate`. Tokens are signed with the stored key set
 # (EdDSA); a new key signs 2 s after it is published, so the resource-server
 # check can rotate without waiting a token lifetime.
+# A real SMTP server on loopback (scripts/smtp-sink): the service delivers
+# its emails there, and the client flows read the links' tokens from
+# ORGSVC_TEST_MAILDIR.
+start_mail_sink() {
+  SMTP_SINK_STATE="$WORK/smtp-sink"
+  export SMTP_SINK_STATE
+  local started
+  started=$("$REPO_ROOT/scripts/smtp-sink" start)
+  SMTP_URL=${started%% *}
+  ORGSVC_TEST_MAILDIR=${started#* }
+  export ORGSVC_TEST_MAILDIR
+  log "SMTP sink at $SMTP_URL, delivering into $ORGSVC_TEST_MAILDIR"
+}
+
+stop_mail_sink() {
+  if [ -n "${SMTP_SINK_STATE:-}" ]; then
+    "$REPO_ROOT/scripts/smtp-sink" stop || true
+  fi
+}
+
 set_orgsvc_command() {
   ORGSVC_CMD=(env -u ORGSVC_CONFIG
     ORGSVC__PROFILE=development
@@ -106,6 +128,9 @@ set_orgsvc_command() {
     ORGSVC__AUTH__ARGON2__PARALLELISM=1
     ORGSVC__SECURITY__LOGIN_RATE_PER_MINUTE=1000000
     ORGSVC__SECURITY__LOGIN_RATE_BURST=1000000
+    ORGSVC__EMAIL__TRANSPORT=smtp
+    ORGSVC__EMAIL__SMTP_URL="$SMTP_URL"
+    ORGSVC__EMAIL__POLL_INTERVAL_SECS=1
     ORGSVC__LOG__LEVEL=warn
     "$WORK/orgsvc")
 }

@@ -159,11 +159,25 @@ pub struct InviteRequest {
     expires_in: Option<Value>,
 }
 
-/// Parses `expires_in` with the domain's rule ([`invitation_ttl`]).
+/// Largest `expires_in` read from a number written with a fraction (far
+/// above the rule's 30 days, which then refuses it).
+const MAX_WHOLE_SECONDS: f64 = 4_294_967_295.0;
+
+/// Parses `expires_in` with the domain's rule ([`invitation_ttl`]). A
+/// number with a zero fractional part (`86400.0`) is an integer, as JSON
+/// Schema counts them (draft 2020-12 Validation §6.1.1: `integer`).
 fn parse_expires_in(errors: &mut FieldErrors, raw: Option<&Value>) -> Option<Option<Duration>> {
     let seconds = match raw {
         None | Some(Value::Null) => return Some(None),
-        Some(Value::Number(number)) => number.as_u64(),
+        Some(Value::Number(number)) => number.as_u64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|seconds| {
+                    seconds.fract() == 0.0 && (0.0..=MAX_WHOLE_SECONDS).contains(seconds)
+                })
+                // Exact: a whole number within u32's range.
+                .map(|seconds| seconds as u64)
+        }),
         Some(_) => None,
     };
     match seconds.map(|seconds| invitation_ttl(Some(Duration::from_secs(seconds)))) {
@@ -526,7 +540,22 @@ mod tests {
             ok.ok().and_then(|invite| invite.expires_in),
             Some(Duration::from_secs(2_592_000))
         );
-        for invalid in [json!(0), json!(2592001), json!(-1), json!(1.5), json!("60")] {
+        let integral = invite_command(request(
+            json!({"email": "a@b.example", "expires_in": 86400.0}),
+        ));
+        assert_eq!(
+            integral.ok().and_then(|invite| invite.expires_in),
+            Some(Duration::from_secs(86_400))
+        );
+        for invalid in [
+            json!(0),
+            json!(2592001),
+            json!(-1),
+            json!(1.5),
+            json!(0.0),
+            json!(1e300),
+            json!("60"),
+        ] {
             let refused = invite_command(request(
                 json!({"email": "a@b.example", "expires_in": invalid}),
             ));
