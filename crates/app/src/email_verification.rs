@@ -4,9 +4,7 @@
 //! link reached it). With `auth.require_verified_email`, unverified admins
 //! may do nothing else ([`Application::authenticate`]).
 
-use orgsvc_auth::OpaqueAccountToken;
-use orgsvc_domain::clock::now_millis;
-use orgsvc_domain::{AccountToken, AccountTokenPurpose, Admin, AuditAction};
+use orgsvc_domain::{AccountTokenPurpose, Admin, AuditAction};
 
 use crate::audit::{AuditEntry, RequestOrigin};
 use crate::{AppError, Application};
@@ -34,23 +32,8 @@ impl Application {
         if admin.email_verified {
             return Ok(VerificationRequest::AlreadyVerified);
         }
-        let token = OpaqueAccountToken::generate();
-        let now = now_millis();
-        let record = AccountToken::issue(
-            token.hash(),
-            AccountTokenPurpose::EmailVerification,
-            admin.id,
-            admin.email.clone(),
-            now,
-            self.settings.email_verification_ttl,
-        );
-        let message = self.settings.email_links.email_verification(
-            admin.email.clone(),
-            token.expose(),
-            record.expires_at,
-            now,
-        );
-        self.store.issue_account_token(record, message).await?;
+        self.send_account_link(admin, AccountTokenPurpose::EmailVerification)
+            .await?;
         Ok(VerificationRequest::Sent)
     }
 

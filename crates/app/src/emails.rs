@@ -195,12 +195,8 @@ impl EmailLinks {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> OutboxMessage {
-        let values = [
-            ("email", to.to_string()),
-            ("link", self.password_reset.link(token)),
-            ("expires_at", human_time(expires_at)),
-        ];
-        PASSWORD_RESET.render(to, &borrowed(&values), now)
+        let link = self.password_reset.link(token);
+        link_to_address(&PASSWORD_RESET, to, link, expires_at, now)
     }
 
     /// The verification of the address `to`, with the link that verifies
@@ -212,13 +208,26 @@ impl EmailLinks {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> OutboxMessage {
-        let values = [
-            ("email", to.to_string()),
-            ("link", self.email_verification.link(token)),
-            ("expires_at", human_time(expires_at)),
-        ];
-        EMAIL_VERIFICATION.render(to, &borrowed(&values), now)
+        let link = self.email_verification.link(token);
+        link_to_address(&EMAIL_VERIFICATION, to, link, expires_at, now)
     }
+}
+
+/// An email to the address `to` about that address, carrying `link`
+/// (valid until `expires_at`).
+fn link_to_address(
+    template: &Template,
+    to: AdminEmail,
+    link: String,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> OutboxMessage {
+    let values = [
+        ("email", to.to_string()),
+        ("link", link),
+        ("expires_at", human_time(expires_at)),
+    ];
+    template.render(to, &borrowed(&values), now)
 }
 
 /// The notice to an admin's former address `old_email` that the sign-in

@@ -47,23 +47,8 @@ impl Application {
             return Ok(());
         };
         let admin = credentials.admin;
-        let token = OpaqueAccountToken::generate();
-        let now = now_millis();
-        let record = AccountToken::issue(
-            token.hash(),
-            AccountTokenPurpose::PasswordReset,
-            admin.id,
-            admin.email.clone(),
-            now,
-            self.settings.password_reset_ttl,
-        );
-        let message = self.settings.email_links.password_reset(
-            admin.email.clone(),
-            token.expose(),
-            record.expires_at,
-            now,
-        );
-        self.store.issue_account_token(record, message).await?;
+        self.send_account_link(&admin, AccountTokenPurpose::PasswordReset)
+            .await?;
         let entry = AuditEntry::about(AuditAction::PasswordResetRequested, &admin);
         self.audit(origin, entry).await;
         Ok(())
@@ -102,6 +87,45 @@ impl Application {
         self.audit(origin, entry).await;
         tracing::info!(admin = %admin.id, "password reset completed");
         Ok(admin)
+    }
+
+    /// Emails `admin` a link with a new account token for `purpose` (a
+    /// reset or a verification link, valid that purpose's lifetime from
+    /// [`crate::AppSettings`]), the token and its email stored in one
+    /// write ([`orgsvc_domain::AccountTokenStore::issue_account_token`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub(crate) async fn send_account_link(
+        &self,
+        admin: &Admin,
+        purpose: AccountTokenPurpose,
+    ) -> Result<(), AppError> {
+        let token = OpaqueAccountToken::generate();
+        let now = now_millis();
+        let ttl = match purpose {
+            AccountTokenPurpose::PasswordReset => self.settings.password_reset_ttl,
+            AccountTokenPurpose::EmailVerification => self.settings.email_verification_ttl,
+        };
+        let record = AccountToken::issue(
+            token.hash(),
+            purpose,
+            admin.id,
+            admin.email.clone(),
+            now,
+            ttl,
+        );
+        let links = &self.settings.email_links;
+        let (to, expires_at) = (admin.email.clone(), record.expires_at);
+        let message = match purpose {
+            AccountTokenPurpose::PasswordReset => {
+                links.password_reset(to, token.expose(), expires_at, now)
+            }
+            AccountTokenPurpose::EmailVerification => {
+                links.email_verification(to, token.expose(), expires_at, now)
+            }
+        };
+        Ok(self.store.issue_account_token(record, message).await?)
     }
 
     /// Uses up the account token `presented` for `purpose` and answers its

@@ -31,13 +31,8 @@ impl FromRequest for AuthenticatedAdmin {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let token = bearer_token(req).map(str::to_owned);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::unexpected("AppState is not registered"))?;
-            let admin = state.app.authenticate(token?.as_str()).await?;
-            Ok(Self(admin))
-        })
+        let admin = authenticate(req, EmailRule::Enforced);
+        Box::pin(async move { Ok(Self(admin.await?)) })
     }
 }
 
@@ -51,13 +46,8 @@ impl FromRequest for UnverifiedAdmin {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let token = bearer_token(req).map(str::to_owned);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::unexpected("AppState is not registered"))?;
-            let admin = state.app.authenticate_unverified(token?.as_str()).await?;
-            Ok(Self(admin))
-        })
+        let admin = authenticate(req, EmailRule::Waived);
+        Box::pin(async move { Ok(Self(admin.await?)) })
     }
 }
 
@@ -77,6 +67,33 @@ impl FromRequest for OwnerCaller {
             let AuthenticatedAdmin(admin) = authenticated.await?;
             Ok(Self(Owner::try_from(admin)?))
         })
+    }
+}
+
+/// Whether extraction applies `auth.require_verified_email`.
+#[derive(Clone, Copy)]
+enum EmailRule {
+    /// [`orgsvc_app::Application::authenticate`].
+    Enforced,
+    /// [`orgsvc_app::Application::authenticate_unverified`].
+    Waived,
+}
+
+/// The admin the request's bearer token names, under `rule`.
+fn authenticate(
+    req: &HttpRequest,
+    rule: EmailRule,
+) -> impl Future<Output = Result<Admin, ApiError>> + 'static {
+    let token = bearer_token(req).map(str::to_owned);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    async move {
+        let state = state.ok_or_else(|| ApiError::unexpected("AppState is not registered"))?;
+        let token = token?;
+        let admin = match rule {
+            EmailRule::Enforced => state.app.authenticate(&token).await?,
+            EmailRule::Waived => state.app.authenticate_unverified(&token).await?,
+        };
+        Ok(admin)
     }
 }
 
