@@ -102,6 +102,11 @@ pub enum AppError {
     /// verified yet.
     #[error("the admin's email is not verified")]
     EmailUnverified,
+    /// An operator suspended the caller's organization (issue #17): its
+    /// admins cannot log in, refresh, or use their access tokens until it is
+    /// resumed; nothing of it was changed.
+    #[error("organization suspended")]
+    OrganizationSuspended,
     /// The store did not answer (retry later).
     #[error("store unavailable")]
     StoreUnavailable(#[source] StoreError),

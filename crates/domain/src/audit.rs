@@ -129,6 +129,19 @@ pub struct AuditQuery {
     pub before: Option<AuditEventId>,
 }
 
+/// A page request over the audit log of every organization, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this organization's events.
+    pub organization: Option<OrganizationId>,
+    /// Only events of this action.
+    pub action: Option<AuditAction>,
+    /// Page size.
+    pub limit: PageSize,
+    /// Continue with the events older than this one.
+    pub before: Option<AuditEventId>,
+}
+
 /// One page of the audit log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditPage {
@@ -156,6 +169,11 @@ pub trait AuditLog: Send + Sync + 'static {
         organization: OrganizationId,
         query: AuditQuery,
     ) -> Result<AuditPage, StoreError>;
+
+    /// One page of the entries of every organization (deleted ones too)
+    /// that meet the filter, newest first (descending id), older than
+    /// `filter.before`; the paging rule of [`AuditLog::audit_events`].
+    async fn all_audit_events(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError>;
 
     /// Deletes every entry of each organization whose `organization.deleted`
     /// entry is dated before `cutoff`; returns how many entries went.

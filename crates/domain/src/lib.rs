@@ -16,6 +16,7 @@ mod errors;
 mod ids;
 mod invitations;
 mod model;
+mod operator;
 mod outbox;
 pub mod preconditions;
 mod rate_limits;
@@ -29,10 +30,10 @@ mod values;
 pub mod testing;
 
 pub use account_tokens::{AccountToken, AccountTokenPurpose, AccountTokenStore, TokenHash};
-pub use audit::{AuditAction, AuditEvent, AuditLog, AuditPage, AuditQuery};
+pub use audit::{AuditAction, AuditEvent, AuditFilter, AuditLog, AuditPage, AuditQuery};
 pub use documents::{
-    check_field_name, check_revision, DocumentBody, DocumentPage, DocumentQuery, FieldFilter,
-    FilterValue, InvalidDocument, PageCursor, PageSize, TenantDocument,
+    check_field_name, check_revision, json_len, DocumentBody, DocumentPage, DocumentQuery,
+    FieldFilter, FilterValue, InvalidDocument, PageCursor, PageSize, TenantDocument,
 };
 pub use errors::{
     AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
@@ -49,7 +50,11 @@ pub use invitations::{
 };
 pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,
-    Organization, TenantLocation,
+    Organization, OrganizationState, Suspension, TenantLocation,
+};
+pub use operator::{
+    ChangeStateError, NameMatch, NameSearch, OrganizationCursor, OrganizationPage,
+    OrganizationQuery, OrganizationUsage, StateChange, StateFilter,
 };
 pub use outbox::{
     given_up_at, DeliveryError, MailTransport, OutboxMessage, OutboxStore, RetryPolicy,
@@ -68,6 +73,6 @@ pub use signing_keys::{
 pub use store::{ReconcileReport, TenantStore};
 pub use succession::{plan_admin_change, AdminChange, AdminChangePlan, AdminStanding};
 pub use values::{
-    AdminEmail, CollectionName, OrganizationName, Password, PasswordHash, ValueError,
+    AdminEmail, CollectionName, NameFragment, OrganizationName, Password, PasswordHash, ValueError,
     COLLECTION_PREFIX,
 };

@@ -26,12 +26,14 @@ mod account_tokens;
 mod faults;
 mod invitations;
 mod memory;
+mod operator;
 mod security;
 mod signing_keys;
 pub use account_tokens::*;
 pub use faults::{Failure, FaultyStore, Operation, Times};
 pub use invitations::*;
 pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
+pub use operator::*;
 pub use security::*;
 pub use signing_keys::*;
 
@@ -118,6 +120,13 @@ macro_rules! tenant_store_contract_tests {
             accepting_with_a_taken_email_creates_nothing,
             deleting_an_organization_deletes_its_invitations,
             purge_forgets_long_expired_invitations,
+            organizations_list_in_name_order_and_search_by_prefix_or_substring,
+            organizations_list_filters_on_creation_time_and_state,
+            suspension_is_idempotent_and_kept_across_a_rename,
+            state_change_of_a_deleted_organization_is_not_found,
+            suspension_racing_a_rename_loses_neither,
+            usage_counts_admins_invitations_documents_and_bytes,
+            audit_across_organizations_pages_newest_first_with_filters,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

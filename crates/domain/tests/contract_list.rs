@@ -8,12 +8,13 @@
 
 use std::collections::BTreeSet;
 
-const SOURCES: [&str; 5] = [
+const SOURCES: [&str; 6] = [
     include_str!("../src/testing.rs"),
     include_str!("../src/testing/security.rs"),
     include_str!("../src/testing/signing_keys.rs"),
     include_str!("../src/testing/account_tokens.rs"),
     include_str!("../src/testing/invitations.rs"),
+    include_str!("../src/testing/operator.rs"),
 ];
 
 /// Every `pub async fn NAME(store: Store)`: the signature of a check.

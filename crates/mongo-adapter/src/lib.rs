@@ -49,6 +49,7 @@ mod lifecycle;
 mod login_throttle;
 mod migrations;
 mod names;
+mod operator;
 mod orphans;
 mod outbox;
 mod rate_limits;

@@ -39,6 +39,13 @@
 //! its current token's hash (unique index) and the email waiting to move to
 //! the outbox embedded (see `invitations.rs`), and an index of the outbox
 //! on `invitation_id`.
+//!
+//! 0009 (organization state) restates the organizations validator with the
+//! optional `suspension: {reason, at}` an operator's suspension writes
+//! (absent: active, so every existing organization stays active) and adds
+//! the `audit_events` index `{action: 1, id: -1}` for the operator's audit
+//! listing filtered by action. The operator listing's prefix search reads
+//! the `canonical` index of 0001.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -102,6 +109,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0006_signing_keys"),
     migration!("0007_outbox"),
     migration!("0008_invitations"),
+    migration!("0009_organization_state"),
 ];
 
 /// The record of an applied migration.

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    AuditAction, AuditEvent, AuditEventId, AuditLog, AuditPage, AuditQuery, OrganizationId,
-    StoreError,
+    AuditAction, AuditEvent, AuditEventId, AuditFilter, AuditLog, AuditPage, AuditQuery,
+    OrganizationId, StoreError,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, Row};
@@ -64,6 +64,62 @@ pub(crate) fn page(
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(|e| StoreError::new("listing audit events", e))?;
+    let more = found.len() > limit;
+    let events = found
+        .into_iter()
+        .take(limit)
+        .map(EventRow::into_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if more {
+        events.last().map(|event| event.id)
+    } else {
+        None
+    };
+    Ok(AuditPage { events, next })
+}
+
+/// One page of every organization's events that meet `filter`, newest
+/// first, older than `filter.before`. Without an organization it walks the
+/// primary key backwards; with one, `audit_events_by_organization`.
+pub(crate) fn page_all(
+    connection: &Connection,
+    filter: &AuditFilter,
+) -> Result<AuditPage, StoreError> {
+    let limit = filter.limit.get();
+    let mut conditions = Vec::new();
+    let mut parameters = Vec::new();
+    if let Some(organization) = filter.organization {
+        parameters.push(SqlValue::Text(organization.to_string()));
+        conditions.push(format!("organization_id = ?{}", parameters.len()));
+    }
+    if let Some(action) = filter.action {
+        parameters.push(SqlValue::Text(action.as_str().to_owned()));
+        conditions.push(format!("action = ?{}", parameters.len()));
+    }
+    if let Some(before) = filter.before {
+        parameters.push(SqlValue::Text(before.to_string()));
+        conditions.push(format!("id < ?{}", parameters.len()));
+    }
+    parameters.push(SqlValue::Integer(
+        i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
+    ));
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events {filter_sql}ORDER BY id DESC LIMIT ?{}",
+        parameters.len()
+    );
+    let found = connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_map(params_from_iter(parameters), EventRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| StoreError::new("listing audit events of every organization", e))?;
     let more = found.len() > limit;
     let events = found
         .into_iter()
@@ -180,6 +236,13 @@ impl AuditLog for SqliteStore {
     ) -> Result<AuditPage, StoreError> {
         self.connections()
             .read(move |connection| page(connection, organization, &query))
+            .await
+    }
+
+    async fn all_audit_events(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+        let filter = filter.clone();
+        self.connections()
+            .read(move |connection| page_all(connection, &filter))
             .await
     }
 

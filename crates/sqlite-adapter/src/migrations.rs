@@ -109,6 +109,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_signing_keys"),
     migration!(6, "0006_outbox_and_account_tokens"),
     migration!(7, "0007_invitations"),
+    migration!(8, "0008_organization_state"),
 ];
 
 /// Applies the pending `migrations` in order; returns the names applied now.

@@ -86,6 +86,32 @@ impl TenantStore for TimedStore {
         timed!("organization_by_id", self.inner.organization_by_id(id))
     }
 
+    async fn list_organizations(
+        &self,
+        query: &orgsvc_domain::OrganizationQuery,
+    ) -> Result<orgsvc_domain::OrganizationPage, StoreError> {
+        timed!("list_organizations", self.inner.list_organizations(query))
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &orgsvc_domain::StateChange,
+    ) -> Result<Organization, orgsvc_domain::ChangeStateError> {
+        timed!(
+            "change_organization_state",
+            self.inner.change_organization_state(id, change)
+        )
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<orgsvc_domain::OrganizationUsage>, StoreError> {
+        timed!("organization_usage", self.inner.organization_usage(id, now))
+    }
+
     async fn rename_organization(
         &self,
         id: OrganizationId,
@@ -315,6 +341,13 @@ impl AuditLog for TimedStore {
         query: AuditQuery,
     ) -> Result<AuditPage, StoreError> {
         timed!("audit_events", self.inner.audit_events(organization, query))
+    }
+
+    async fn all_audit_events(
+        &self,
+        filter: &orgsvc_domain::AuditFilter,
+    ) -> Result<AuditPage, StoreError> {
+        timed!("all_audit_events", self.inner.all_audit_events(filter))
     }
 
     async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -481,6 +481,15 @@ fn app_problem_type(
             "Email not verified",
             Cow::from("Verify your email first: POST /admin/email-verification sends a link to it."),
         ),
+        AppError::OrganizationSuspended => (
+            "organization_suspended",
+            S::FORBIDDEN,
+            "Organization suspended",
+            Cow::from(
+                "An operator suspended this organization: its admins cannot log in or use \
+                 their tokens until it is resumed. Nothing of it was changed.",
+            ),
+        ),
         AppError::StoreUnavailable(_) => (
             "store_unavailable",
             S::SERVICE_UNAVAILABLE,

@@ -14,12 +14,12 @@ use super::InMemoryStore;
 use crate::{
     AcceptInvitationError, AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError,
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog,
-    AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, Invitation,
-    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore, LoginAttempt,
-    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
-    OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken,
-    RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
+    AuditPage, AuditQuery, ChangeAdminError, ChangeStateError, CreateOrganizationError,
+    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    Invitation, InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore,
+    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
+    OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport,
+    RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
     SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
     TenantStore, TokenHash, UpdateAdminError, VersionedKeySet,
 };
@@ -57,6 +57,9 @@ operations! {
     RenameOrganization => "rename_organization",
     RenameOrganizationFrom => "rename_organization_from",
     DeleteOrganization => "delete_organization",
+    ListOrganizations => "list_organizations",
+    ChangeOrganizationState => "change_organization_state",
+    OrganizationUsage => "organization_usage",
     AdminById => "admin_by_id",
     AdminCredentialsByEmail => "admin_credentials_by_email",
     UpdateAdmin => "update_admin",
@@ -81,6 +84,7 @@ operations! {
     PurgeSessions => "purge_sessions",
     Record => "record",
     AuditEvents => "audit_events",
+    AllAuditEvents => "all_audit_events",
     PurgeDeletedBefore => "purge_deleted_before",
     LoadSigningKeys => "load_signing_keys",
     ReplaceSigningKeys => "replace_signing_keys",
@@ -121,6 +125,7 @@ impl Operation {
                 RenameOrganizationError::inject(failure).is_some()
             }
             O::DeleteOrganization => DeleteOrganizationError::inject(failure).is_some(),
+            O::ChangeOrganizationState => crate::ChangeStateError::inject(failure).is_some(),
             O::UpdateAdmin => UpdateAdminError::inject(failure).is_some(),
             O::AddAdmin => AddAdminError::inject(failure).is_some(),
             O::RemoveAdmin | O::SetAdminRole => ChangeAdminError::inject(failure).is_some(),
@@ -259,6 +264,9 @@ inject!(RenameOrganizationError {
 inject!(DeleteOrganizationError {
     Failure::NotFound => Self::NotFound,
     Failure::Busy => Self::Busy,
+});
+inject!(ChangeStateError {
+    Failure::NotFound => Self::NotFound,
 });
 inject!(UpdateAdminError {
     Failure::NotFound => Self::NotFound,
@@ -544,7 +552,8 @@ from_injected!(
     DocumentError,
     ReplaceKeySetError,
     InvitationError,
-    AcceptInvitationError
+    AcceptInvitationError,
+    ChangeStateError
 );
 
 impl fmt::Debug for FaultyStore {
@@ -582,6 +591,32 @@ impl TenantStore for FaultyStore {
     ) -> Result<Option<Organization>, StoreError> {
         self.enter(Operation::OrganizationById).await?;
         self.inner.organization_by_id(id).await
+    }
+
+    async fn list_organizations(
+        &self,
+        query: &crate::OrganizationQuery,
+    ) -> Result<crate::OrganizationPage, StoreError> {
+        self.enter(Operation::ListOrganizations).await?;
+        self.inner.list_organizations(query).await
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &crate::StateChange,
+    ) -> Result<Organization, crate::ChangeStateError> {
+        self.enter(Operation::ChangeOrganizationState).await?;
+        self.inner.change_organization_state(id, change).await
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::OrganizationUsage>, StoreError> {
+        self.enter(Operation::OrganizationUsage).await?;
+        self.inner.organization_usage(id, now).await
     }
 
     async fn rename_organization(
@@ -811,6 +846,11 @@ impl AuditLog for FaultyStore {
     ) -> Result<AuditPage, StoreError> {
         self.enter(Operation::AuditEvents).await?;
         self.inner.audit_events(organization, query).await
+    }
+
+    async fn all_audit_events(&self, filter: &crate::AuditFilter) -> Result<AuditPage, StoreError> {
+        self.enter(Operation::AllAuditEvents).await?;
+        self.inner.all_audit_events(filter).await
     }
 
     async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {

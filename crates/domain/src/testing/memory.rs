@@ -444,6 +444,7 @@ impl TenantStore for InMemoryStore {
             admin_id: new.owner.id,
             created_at: now,
             updated_at: now,
+            state: crate::OrganizationState::Active,
         };
         state.insert_admin(new.id, &new.owner.as_admin(), now);
         state.names.insert(new.name.canonical().to_owned(), new.id);
@@ -502,6 +503,71 @@ impl TenantStore for InMemoryStore {
         state.collections.remove(&organization.location.collection);
         state.remove_invitations(|invitation| invitation.organization_id == id);
         Ok(())
+    }
+
+    async fn list_organizations(
+        &self,
+        query: &crate::OrganizationQuery,
+    ) -> Result<crate::OrganizationPage, StoreError> {
+        let state = self.lock();
+        let mut matching: Vec<Organization> = state
+            .organizations
+            .values()
+            .filter(|organization| query.admits(organization))
+            .cloned()
+            .collect();
+        matching.sort_by(|a, b| a.name.canonical().cmp(b.name.canonical()));
+        matching.truncate(query.limit.get().saturating_add(1));
+        Ok(query.page(matching))
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &crate::StateChange,
+    ) -> Result<Organization, crate::ChangeStateError> {
+        let mut state = self.lock();
+        let organization = state
+            .organizations
+            .get_mut(&id)
+            .ok_or(crate::ChangeStateError::NotFound)?;
+        if let Some(next) = change.apply(&organization.state) {
+            organization.state = next;
+        }
+        Ok(organization.clone())
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::OrganizationUsage>, StoreError> {
+        let state = self.lock();
+        let Some(organization) = state.organizations.get(&id) else {
+            return Ok(None);
+        };
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let collection = state.collections.get(&organization.location.collection);
+        Ok(Some(crate::OrganizationUsage {
+            admins: count(state.admins_of(id).len()),
+            pending_invitations: count(
+                state
+                    .invitations
+                    .values()
+                    .filter(|stored| {
+                        stored.invitation.organization_id == id
+                            && stored.invitation.status_at(now) == InvitationStatus::Pending
+                    })
+                    .count(),
+            ),
+            documents: count(collection.map_or(0, |c| c.documents.len())),
+            bytes: collection.map_or(0, |c| {
+                c.documents
+                    .values()
+                    .map(|document| document.body.json_len())
+                    .sum()
+            }),
+        }))
     }
 
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
@@ -884,6 +950,37 @@ impl AuditLog for InMemoryStore {
             .rev()
             .map(|(_, event)| event)
             .filter(|event| event.organization_id == organization)
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let more = events.len() > limit;
+        events.truncate(limit);
+        let next = if more {
+            events.last().map(|event| event.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { events, next })
+    }
+
+    async fn all_audit_events(&self, filter: &crate::AuditFilter) -> Result<AuditPage, StoreError> {
+        let state = self.lock();
+        let end = match filter.before {
+            Some(before) => Bound::Excluded(before),
+            None => Bound::Unbounded,
+        };
+        let limit = filter.limit.get();
+        let mut events: Vec<AuditEvent> = state
+            .audit
+            .range((Bound::Unbounded, end))
+            .rev()
+            .map(|(_, event)| event)
+            .filter(|event| {
+                filter
+                    .organization
+                    .is_none_or(|id| event.organization_id == id)
+                    && filter.action.is_none_or(|action| event.action == action)
+            })
             .take(limit.saturating_add(1))
             .cloned()
             .collect();

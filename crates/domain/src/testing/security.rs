@@ -553,7 +553,7 @@ pub async fn purge_forgets_idle_login_failures_but_keeps_locks(store: Store) {
     );
 }
 
-fn event(
+pub(super) fn event(
     organization: OrganizationId,
     action: AuditAction,
     target: &str,
