@@ -19,6 +19,7 @@ use crate::ids::{AdminId, DocumentId, OrganizationId};
 use crate::model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
 };
+use crate::operator_keys::OperatorKeyStore;
 use crate::outbox::OutboxStore;
 use crate::sessions::SessionStore;
 use crate::signing_keys::SigningKeyStore;
@@ -44,9 +45,10 @@ impl ReconcileReport {
 /// Organizations, their admins and their tenant collections.
 ///
 /// A store also keeps the admins' sessions, the audit log, the token
-/// signing keys, the email outbox and the single-use account tokens: see
-/// the supertraits [`SessionStore`], [`AuditLog`], [`SigningKeyStore`],
-/// [`OutboxStore`] and [`AccountTokenStore`] for their own rules.
+/// signing keys, the email outbox, the single-use account tokens and the
+/// operator API keys: see the supertraits [`SessionStore`], [`AuditLog`],
+/// [`SigningKeyStore`], [`OutboxStore`], [`AccountTokenStore`] and
+/// [`OperatorKeyStore`] for their own rules.
 ///
 /// Rules every implementation MUST follow:
 /// - Organization names are unique by their canonical form
@@ -74,7 +76,15 @@ impl ReconcileReport {
 ///   when they race each other.
 #[async_trait]
 pub trait TenantStore:
-    SessionStore + AuditLog + SigningKeyStore + OutboxStore + AccountTokenStore + Send + Sync + 'static
+    SessionStore
+    + AuditLog
+    + SigningKeyStore
+    + OutboxStore
+    + AccountTokenStore
+    + OperatorKeyStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Registers an organization, its first admin (an owner) and its
     /// (empty) tenant collection.

@@ -1,6 +1,7 @@
 //! The [`TenantStore`] contract suite (with its [`crate::SessionStore`],
 //! [`crate::AuditLog`], [`crate::SigningKeyStore`], [`crate::OutboxStore`] and
-//! [`crate::AccountTokenStore`] parts), shared by every adapter.
+//! [`crate::AccountTokenStore`] and [`crate::OperatorKeyStore`] parts), shared
+//! by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
 //! expression that yields a fresh, empty store as a [`ContractFixture`] (an
@@ -24,11 +25,13 @@ use serde_json::{json, Value};
 mod account_tokens;
 mod faults;
 mod memory;
+mod operator_keys;
 mod security;
 mod signing_keys;
 pub use account_tokens::*;
 pub use faults::{Failure, FaultyStore, Operation, Times};
 pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
+pub use operator_keys::*;
 pub use security::*;
 pub use signing_keys::*;
 
@@ -106,6 +109,11 @@ macro_rules! tenant_store_contract_tests {
             notices_are_delivered_and_purged_like_any_message,
             purges_forget_expired_tokens_and_sent_messages,
             email_verification_follows_the_admins_email,
+            operator_keys_are_created_listed_and_revoked,
+            operator_key_names_are_unique,
+            operator_keys_are_found_by_hash,
+            expired_and_revoked_operator_keys_are_not_found,
+            operator_key_last_use_is_recorded,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

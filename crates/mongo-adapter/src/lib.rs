@@ -46,6 +46,7 @@ mod lifecycle;
 mod login_throttle;
 mod migrations;
 mod names;
+mod operator_keys;
 mod orphans;
 mod outbox;
 mod rate_limits;

@@ -34,6 +34,11 @@
 //! 0007 (outbox) adds `outbox`: one document per email, with the
 //! single-use account token it carries embedded (see `outbox.rs`), a
 //! unique index on the token's hash and a validator for the shape.
+//!
+//! 0008 (operator keys) adds `operator_keys` (see `operator_keys.rs`), with
+//! unique indexes on the name and the hash and a validator, and restates
+//! the `audit_events` validator with the optional `operator` (the acting
+//! operator key's name); entries written before have none.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -96,6 +101,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0005_lifecycle_leases"),
     migration!("0006_signing_keys"),
     migration!("0007_outbox"),
+    migration!("0008_operator_keys"),
 ];
 
 /// The record of an applied migration.

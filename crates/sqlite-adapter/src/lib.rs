@@ -40,6 +40,7 @@ mod documents;
 mod login_throttles;
 mod lookups;
 mod migrations;
+mod operator_keys;
 mod organizations;
 mod records;
 mod refresh_tokens;

@@ -108,6 +108,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_admin_security"),
     migration!(5, "0005_signing_keys"),
     migration!(6, "0006_outbox_and_account_tokens"),
+    migration!(7, "0007_operator_keys"),
 ];
 
 /// Applies the pending `migrations` in order; returns the names applied now.

@@ -9,5 +9,6 @@ mod account_recovery;
 mod admins;
 mod documents;
 mod fixture;
+mod operators;
 mod organizations;
 mod sessions;

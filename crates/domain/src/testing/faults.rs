@@ -14,9 +14,10 @@ use super::InMemoryStore;
 use crate::{
     AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError, Admin, AdminCredentials,
     AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog, AuditPage, AuditQuery,
-    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
-    DocumentError, DocumentId, DocumentPage, DocumentQuery, LoginAttempt, LoginThrottle, NewAdmin,
-    NewOrganization, Organization, OrganizationId, OrganizationName, OutboxMessage,
+    ChangeAdminError, CreateOperatorKeyError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, LoginAttempt,
+    LoginThrottle, NewAdmin, NewOrganization, OperatorKey, OperatorKeyId, OperatorKeyName,
+    OperatorKeyStore, Organization, OrganizationId, OrganizationName, OutboxMessage,
     OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken, RefreshTokenHash,
     RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError, SessionFamilyId, SessionStore,
     SigningKey, SigningKeyStore, StoreError, TenantDocument, TenantStore, TokenHash,
@@ -92,6 +93,11 @@ operations! {
     UseAccountToken => "use_account_token",
     PurgeAccountTokens => "purge_account_tokens",
     MarkEmailVerified => "mark_email_verified",
+    CreateOperatorKey => "create_operator_key",
+    OperatorKeys => "operator_keys",
+    RevokeOperatorKey => "revoke_operator_key",
+    OperatorKeyByHash => "operator_key_by_hash",
+    RecordOperatorKeyUse => "record_operator_key_use",
 }
 
 impl Operation {
@@ -117,6 +123,7 @@ impl Operation {
             O::AddAdmin => AddAdminError::inject(failure).is_some(),
             O::RemoveAdmin | O::SetAdminRole => ChangeAdminError::inject(failure).is_some(),
             O::ReplaceSigningKeys => ReplaceKeySetError::inject(failure).is_some(),
+            O::CreateOperatorKey => CreateOperatorKeyError::inject(failure).is_some(),
             O::InsertDocument
             | O::FindDocument
             | O::ListDocuments
@@ -139,7 +146,7 @@ impl fmt::Display for Operation {
 pub enum Failure {
     /// A [`StoreError`], made afresh for each failing call.
     Store(Arc<dyn Fn() -> StoreError + Send + Sync>),
-    /// `NameTaken` (create, rename).
+    /// `NameTaken` (create, rename, `create_operator_key`).
     NameTaken,
     /// `EmailTaken` (create, `update_admin`, `add_admin`).
     EmailTaken,
@@ -255,6 +262,9 @@ inject!(AddAdminError {
 });
 inject!(ReplaceKeySetError {
     Failure::VersionConflict => Self::VersionConflict,
+});
+inject!(CreateOperatorKeyError {
+    Failure::NameTaken => Self::NameTaken,
 });
 inject!(ChangeAdminError {
     Failure::NotFound => Self::NotFound,
@@ -519,7 +529,8 @@ from_injected!(
     AddAdminError,
     ChangeAdminError,
     DocumentError,
-    ReplaceKeySetError
+    ReplaceKeySetError,
+    CreateOperatorKeyError
 );
 
 impl fmt::Debug for FaultyStore {
@@ -883,5 +894,45 @@ impl AccountTokenStore for FaultyStore {
     ) -> Result<bool, StoreError> {
         self.enter(Operation::MarkEmailVerified).await?;
         self.inner.mark_email_verified(admin, email).await
+    }
+}
+
+#[async_trait]
+impl OperatorKeyStore for FaultyStore {
+    async fn create_operator_key(&self, key: OperatorKey) -> Result<(), CreateOperatorKeyError> {
+        self.enter(Operation::CreateOperatorKey).await?;
+        self.inner.create_operator_key(key).await
+    }
+
+    async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
+        self.enter(Operation::OperatorKeys).await?;
+        self.inner.operator_keys().await
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        name: &OperatorKeyName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        self.enter(Operation::RevokeOperatorKey).await?;
+        self.inner.revoke_operator_key(name, at).await
+    }
+
+    async fn operator_key_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        self.enter(Operation::OperatorKeyByHash).await?;
+        self.inner.operator_key_by_hash(hash, now).await
+    }
+
+    async fn record_operator_key_use(
+        &self,
+        id: OperatorKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.enter(Operation::RecordOperatorKeyUse).await?;
+        self.inner.record_operator_key_use(id, at).await
     }
 }

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{email, new_org, TestStore};
 
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "0001_collections_and_indexes",
     "0002_validators",
     "0003_admin_security",
@@ -15,6 +15,7 @@ const ALL: [&str; 7] = [
     "0005_lifecycle_leases",
     "0006_signing_keys",
     "0007_outbox",
+    "0008_operator_keys",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,6 +99,7 @@ fn event(organization: OrganizationId, action: AuditAction, days_ago: i64) -> Au
         id: AuditEventId::new(),
         organization_id: organization,
         actor: None,
+        operator: None,
         action,
         target: "Acme".into(),
         at: now_ms() - TimeDelta::days(days_ago),

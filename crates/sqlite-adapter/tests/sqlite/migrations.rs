@@ -30,6 +30,7 @@ async fn migrate_applies_every_migration_once() {
             "0004_admin_security",
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
+            "0007_operator_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -57,6 +58,7 @@ async fn migrate_applies_every_migration_once() {
             (4, "0004_admin_security"),
             (5, "0005_signing_keys"),
             (6, "0006_outbox_and_account_tokens"),
+            (7, "0007_operator_keys"),
         ]
     );
     for (_, name, checksum) in &recorded {
@@ -226,6 +228,7 @@ async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document
             "0004_admin_security",
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
+            "0007_operator_keys",
         ],
     )
     .await;
@@ -239,6 +242,7 @@ async fn a_file_migrated_up_to_0004_gets_0003_after_it() {
             "0003_light_tenant_tables",
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
+            "0007_operator_keys",
         ],
     )
     .await;
@@ -387,6 +391,7 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
             "0004_admin_security",
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
+            "0007_operator_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
