@@ -78,10 +78,10 @@ impl fmt::Display for OperatorKeyName {
 /// What an operator key may do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OperatorScope {
-    /// Read-only routes (`GET`).
+    /// Read-only routes (`GET`); the default (least privilege).
+    #[default]
     Read,
     /// Every operator route, including key management.
-    #[default]
     Write,
 }
 

@@ -17,13 +17,14 @@ pub mod audit;
 pub mod data;
 pub mod health;
 pub mod metrics;
+pub mod operator_keys;
 pub mod organizations;
 pub mod sessions;
 pub mod well_known;
 
 /// Each route module's OpenAPI operations, in the document's order: the
 /// paths of the document (see [`crate::openapi::document`]).
-pub fn documented_operations() -> [utoipa::openapi::OpenApi; 8] {
+pub fn documented_operations() -> [utoipa::openapi::OpenApi; 9] {
     use utoipa::OpenApi;
     [
         organizations::Operations::openapi(),
@@ -32,6 +33,7 @@ pub fn documented_operations() -> [utoipa::openapi::OpenApi; 8] {
         audit::Operations::openapi(),
         sessions::Operations::openapi(),
         account_recovery::Operations::openapi(),
+        operator_keys::Operations::openapi(),
         health::Operations::openapi(),
         well_known::Operations::openapi(),
     ]
@@ -46,6 +48,7 @@ pub fn table() -> RouteTable {
     audit::routes(&mut table);
     sessions::routes(&mut table);
     account_recovery::routes(&mut table);
+    operator_keys::routes(&mut table);
     health::routes(&mut table);
     well_known::routes(&mut table);
     table
@@ -220,7 +223,7 @@ mod tests {
             }
         }
         assert_eq!(served, documented);
-        assert_eq!(served.len(), 26);
+        assert_eq!(served.len(), 29);
     }
 
     #[test]
