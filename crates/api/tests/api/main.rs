@@ -86,6 +86,7 @@ mod http;
 mod login_protection;
 mod metrics;
 mod openapi;
+mod operator_cli;
 mod operator_keys;
 mod organizations;
 mod sessions;
