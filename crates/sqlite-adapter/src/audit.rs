@@ -252,6 +252,42 @@ mod tests {
     }
 
     #[test]
+    fn entries_recorded_before_operators_read_back_without_one() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrations::apply(&mut connection, &MIGRATIONS[..6]).unwrap();
+        let organization = OrganizationId::new();
+        let id = AuditEventId::new();
+        connection
+            .execute(
+                "INSERT INTO audit_events (id, organization_id, actor, action, target, at) \
+                 VALUES (?1, ?2, NULL, 'organization.created', 'Acme', 0)",
+                params![id.to_string(), organization.to_string()],
+            )
+            .unwrap();
+        migrations::apply(&mut connection, MIGRATIONS).unwrap();
+        let old = page(&connection, organization, &AuditQuery::default()).unwrap();
+        assert_eq!(old.events.len(), 1);
+        assert_eq!(old.events[0].id, id);
+        assert_eq!(old.events[0].operator, None);
+
+        let operator = OrganizationId::new();
+        let event = AuditEvent {
+            id: AuditEventId::new(),
+            organization_id: operator,
+            actor: None,
+            operator: Some(OperatorKeyName::parse("support-bot").unwrap()),
+            action: AuditAction::OrganizationRenamed,
+            target: "a -> b".into(),
+            at: rows::now(),
+            request_id: None,
+            client_ip: None,
+        };
+        record(&connection, &event).unwrap();
+        let new = page(&connection, operator, &AuditQuery::default()).unwrap();
+        assert_eq!(new.events, vec![event]);
+    }
+
+    #[test]
     fn the_purge_finds_deletions_by_the_partial_index() {
         let connection = migrated();
         let steps = plan(&connection, &purge_sql(), &[SqlValue::Integer(0)]);
