@@ -107,6 +107,23 @@ pub enum AppError {
     /// resumed; nothing of it was changed.
     #[error("organization suspended")]
     OrganizationSuspended,
+    /// The operator key is missing its `osk_` shape, unknown, revoked or
+    /// expired (one answer for all, so keys cannot be probed).
+    #[error("invalid operator key")]
+    InvalidOperatorKey,
+    /// The operator key's scope (`read`) does not cover the action.
+    #[error("operator key scope insufficient")]
+    OperatorScopeInsufficient,
+    /// An operator key (revoked or not) already has the name.
+    #[error("operator key name taken")]
+    OperatorKeyNameTaken,
+    /// No operator key has the name.
+    #[error("operator key not found")]
+    OperatorKeyNotFound,
+    /// The requested expiry of an operator key is zero or too far away
+    /// ([`crate::operators::MAX_OPERATOR_KEY_TTL`]).
+    #[error("invalid operator key expiry")]
+    InvalidOperatorKeyExpiry,
     /// The store did not answer (retry later).
     #[error("store unavailable")]
     StoreUnavailable(#[source] StoreError),

@@ -66,6 +66,7 @@ impl Application {
         let entry = AuditEntry {
             organization: organization.id,
             actor: Some(organization.admin_id),
+            operator: None,
             action: AuditAction::OrganizationCreated,
             target: organization.name.as_str().to_owned(),
         };
@@ -138,6 +139,7 @@ impl Application {
             let entry = AuditEntry {
                 organization: renamed.id,
                 actor: Some(caller.id),
+                operator: None,
                 action: AuditAction::OrganizationRenamed,
                 target: format!("{} -> {}", current.name.as_str(), renamed.name.as_str()),
             };
@@ -221,6 +223,7 @@ impl Application {
         let entry = AuditEntry {
             organization: own.id,
             actor: Some(owner.id),
+            operator: None,
             action: AuditAction::OrganizationDeleted,
             target: own.name.as_str().to_owned(),
         };

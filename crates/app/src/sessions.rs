@@ -180,6 +180,7 @@ impl Application {
                 let entry = AuditEntry {
                     organization: token.organization_id,
                     actor: None,
+                    operator: None,
                     action: AuditAction::RefreshTokenReuseDetected,
                     target: token.admin_id.to_string(),
                 };

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::documents::PageSize;
 use crate::errors::StoreError;
 use crate::ids::{AdminId, AuditEventId, OrganizationId};
+use crate::operator_keys::OperatorKeyName;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,8 +106,13 @@ pub struct AuditEvent {
     /// The organization it concerns.
     pub organization_id: OrganizationId,
     /// The admin who acted; `None` when nobody was signed in (a failed or
-    /// locked login names the targeted admin in `target` instead).
+    /// locked login names the targeted admin in `target` instead) and for
+    /// an operator action.
     pub actor: Option<AdminId>,
+    /// The operator key that acted (issue #17), for an action through the
+    /// operator API; `None` otherwise, and for every entry recorded before
+    /// operators existed.
+    pub operator: Option<OperatorKeyName>,
     /// What happened.
     pub action: AuditAction,
     /// What it happened to: an admin id, or an organization name (for a

@@ -1,7 +1,7 @@
 //! orgsvc's domain: what an organization and its admins are, the validated
 //! values they are made of, and the [`TenantStore`] port (with its
-//! [`SessionStore`], [`AuditLog`], [`SigningKeyStore`], [`OutboxStore`] and
-//! [`AccountTokenStore`] parts) every storage
+//! [`SessionStore`], [`AuditLog`], [`SigningKeyStore`], [`OutboxStore`],
+//! [`AccountTokenStore`] and [`OperatorKeyStore`] parts) every storage
 //! adapter implements,
 //! and the [`SharedRateLimits`] port of stores that several instances share.
 //!
@@ -17,6 +17,7 @@ mod ids;
 mod invitations;
 mod model;
 mod operator;
+mod operator_keys;
 mod outbox;
 pub mod preconditions;
 mod rate_limits;
@@ -40,8 +41,8 @@ pub use errors::{
     DocumentError, ErrorChain, RenameOrganizationError, StoreError, UpdateAdminError,
 };
 pub use ids::{
-    AdminId, AuditEventId, DocumentId, InvitationId, OrganizationId, OutboxMessageId,
-    SessionFamilyId,
+    AdminId, AuditEventId, DocumentId, InvitationId, OperatorKeyId, OrganizationId,
+    OutboxMessageId, SessionFamilyId,
 };
 pub use invitations::{
     invitation_ttl, AcceptInvitationError, Invitation, InvitationError, InvitationPage,
@@ -55,6 +56,10 @@ pub use model::{
 pub use operator::{
     ChangeStateError, NameMatch, NameSearch, OrganizationCursor, OrganizationPage,
     OrganizationQuery, OrganizationUsage, StateChange, StateFilter,
+};
+pub use operator_keys::{
+    last_use_due, CreateOperatorKeyError, OperatorKey, OperatorKeyName, OperatorKeyStore,
+    OperatorScope, LAST_USE_RESOLUTION,
 };
 pub use outbox::{
     given_up_at, DeliveryError, MailTransport, OutboxMessage, OutboxStore, RetryPolicy,

@@ -23,6 +23,7 @@ use crate::model::{
 use crate::operator::{
     ChangeStateError, OrganizationPage, OrganizationQuery, OrganizationUsage, StateChange,
 };
+use crate::operator_keys::OperatorKeyStore;
 use crate::outbox::OutboxStore;
 use crate::sessions::SessionStore;
 use crate::signing_keys::SigningKeyStore;
@@ -49,9 +50,10 @@ impl ReconcileReport {
 ///
 /// A store also keeps the admins' sessions, the audit log, the token
 /// signing keys, the email outbox, the single-use account tokens and the
-/// invitations: see the supertraits [`SessionStore`], [`AuditLog`],
-/// [`SigningKeyStore`], [`OutboxStore`], [`AccountTokenStore`] and
-/// [`InvitationStore`] for their own rules.
+/// invitations and the operator API keys: see the supertraits
+/// [`SessionStore`], [`AuditLog`], [`SigningKeyStore`], [`OutboxStore`],
+/// [`AccountTokenStore`], [`InvitationStore`] and [`OperatorKeyStore`] for
+/// their own rules.
 ///
 /// Rules every implementation MUST follow:
 /// - Organization names are unique by their canonical form
@@ -85,6 +87,7 @@ pub trait TenantStore:
     + OutboxStore
     + AccountTokenStore
     + InvitationStore
+    + OperatorKeyStore
     + Send
     + Sync
     + 'static

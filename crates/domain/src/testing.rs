@@ -1,7 +1,7 @@
 //! The [`TenantStore`] contract suite (with its [`crate::SessionStore`],
 //! [`crate::AuditLog`], [`crate::SigningKeyStore`], [`crate::OutboxStore`],
-//! [`crate::AccountTokenStore`] and [`crate::InvitationStore`] parts),
-//! shared by every adapter.
+//! [`crate::AccountTokenStore`], [`crate::InvitationStore`] and
+//! [`crate::OperatorKeyStore`] parts), shared by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
 //! expression that yields a fresh, empty store as a [`ContractFixture`] (an
@@ -27,6 +27,7 @@ mod faults;
 mod invitations;
 mod memory;
 mod operator;
+mod operator_keys;
 mod security;
 mod signing_keys;
 pub use account_tokens::*;
@@ -34,6 +35,7 @@ pub use faults::{Failure, FaultyStore, Operation, Times};
 pub use invitations::*;
 pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
 pub use operator::*;
+pub use operator_keys::*;
 pub use security::*;
 pub use signing_keys::*;
 
@@ -127,6 +129,11 @@ macro_rules! tenant_store_contract_tests {
             suspension_racing_a_rename_loses_neither,
             usage_counts_admins_invitations_documents_and_bytes,
             audit_across_organizations_pages_newest_first_with_filters,
+            operator_keys_are_created_listed_and_revoked,
+            operator_key_names_are_unique,
+            operator_keys_are_found_by_hash,
+            expired_and_revoked_operator_keys_are_not_found,
+            operator_key_last_use_is_recorded,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

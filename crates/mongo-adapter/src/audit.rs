@@ -1,5 +1,5 @@
 //! The audit log: `audit_events`, one record per entry, as
-//! `{_id: <ObjectId>, id: <event id>, organization_id, actor?, action,
+//! `{_id: <ObjectId>, id: <event id>, organization_id, actor?, operator?, action,
 //! target, at, request_id?, client_ip?}`.
 //!
 //! Pages are read newest first through the unique index
@@ -19,8 +19,8 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{self, doc};
 use mongodb::Collection;
 use orgsvc_domain::{
-    AuditAction, AuditEvent, AuditFilter, AuditLog, AuditPage, AuditQuery, OrganizationId,
-    StoreError,
+    AuditAction, AuditEvent, AuditFilter, AuditLog, AuditPage, AuditQuery, OperatorKeyName,
+    OrganizationId, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,8 @@ struct AuditDoc {
     organization_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operator: Option<String>,
     action: String,
     target: String,
     at: bson::DateTime,
@@ -54,6 +56,7 @@ impl AuditDoc {
             id: event.id.to_string(),
             organization_id: event.organization_id.to_string(),
             actor: event.actor.map(|actor| actor.to_string()),
+            operator: event.operator.as_ref().map(|name| name.as_str().to_owned()),
             action: event.action.as_str().to_owned(),
             target: event.target.clone(),
             at: to_bson_time(event.at),
@@ -70,6 +73,18 @@ impl AuditDoc {
                 .actor
                 .as_deref()
                 .map(|actor| parse_id(actor, "admin"))
+                .transpose()?,
+            operator: self
+                .operator
+                .as_deref()
+                .map(|name| {
+                    OperatorKeyName::parse(name).map_err(|e| {
+                        StoreError::new(
+                            format!("audit event {} has an invalid operator", self.id),
+                            e,
+                        )
+                    })
+                })
                 .transpose()?,
             action: AuditAction::parse(&self.action).ok_or_else(|| {
                 StoreError::msg(format!(
@@ -251,6 +266,7 @@ mod tests {
             id: AuditEventId::new(),
             organization_id: OrganizationId::new(),
             actor,
+            operator: None,
             action: AuditAction::OrganizationRenamed,
             target: "Acme -> Acme Labs".into(),
             at: DateTime::from_timestamp_millis(1_700_000_000_001).unwrap(),

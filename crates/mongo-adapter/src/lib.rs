@@ -50,6 +50,7 @@ mod login_throttle;
 mod migrations;
 mod names;
 mod operator;
+mod operator_keys;
 mod orphans;
 mod outbox;
 mod rate_limits;

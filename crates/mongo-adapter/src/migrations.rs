@@ -46,6 +46,11 @@
 //! the `audit_events` index `{action: 1, id: -1}` for the operator's audit
 //! listing filtered by action. The operator listing's prefix search reads
 //! the `canonical` index of 0001.
+//!
+//! 0010 (operator keys) adds `operator_keys` (see `operator_keys.rs`), with
+//! unique indexes on the name and the hash and a validator, and restates
+//! the `audit_events` validator with the optional `operator` (the acting
+//! operator key's name); entries written before have none.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -110,6 +115,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0007_outbox"),
     migration!("0008_invitations"),
     migration!("0009_organization_state"),
+    migration!("0010_operator_keys"),
 ];
 
 /// The record of an applied migration.

@@ -110,6 +110,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_outbox_and_account_tokens"),
     migration!(7, "0007_invitations"),
     migration!(8, "0008_organization_state"),
+    migration!(9, "0009_operator_keys"),
 ];
 
 /// Applies the pending `migrations` in order; returns the names applied now.

@@ -9,10 +9,11 @@ use metrics::{counter, histogram, Histogram};
 use orgsvc_domain::{
     AcceptInvitationError, AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError,
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog,
-    AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, Invitation,
-    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore, LoginAttempt,
-    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
+    AuditPage, AuditQuery, ChangeAdminError, CreateOperatorKeyError, CreateOrganizationError,
+    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    Invitation, InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore,
+    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, OperatorKey, OperatorKeyId,
+    OperatorKeyName, OperatorKeyStore, Organization, OrganizationId, OrganizationName,
     OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken,
     RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
     SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
@@ -530,5 +531,49 @@ impl InvitationStore for TimedStore {
 
     async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         timed!("purge_invitations", self.inner.purge_invitations(cutoff))
+    }
+}
+
+#[async_trait]
+impl OperatorKeyStore for TimedStore {
+    async fn create_operator_key(&self, key: OperatorKey) -> Result<(), CreateOperatorKeyError> {
+        timed!("create_operator_key", self.inner.create_operator_key(key))
+    }
+
+    async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
+        timed!("operator_keys", self.inner.operator_keys())
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        name: &OperatorKeyName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        timed!(
+            "revoke_operator_key",
+            self.inner.revoke_operator_key(name, at)
+        )
+    }
+
+    async fn operator_key_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        timed!(
+            "operator_key_by_hash",
+            self.inner.operator_key_by_hash(hash, now)
+        )
+    }
+
+    async fn record_operator_key_use(
+        &self,
+        id: OperatorKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        timed!(
+            "record_operator_key_use",
+            self.inner.record_operator_key_use(id, at)
+        )
     }
 }

@@ -73,7 +73,55 @@ const RETRY_AFTER_THROTTLED: (&str, &str) = (
      again, or until the email's lock ends.",
 );
 
+const WWW_AUTHENTICATE_OPERATOR: (&str, &str) = (
+    "WWW-Authenticate",
+    "`Bearer realm=\"orgsvc-operator\"`, with `error=\"invalid_token\"` when a key was \
+     presented but refused (RFC 6750 §3.1).",
+);
+
 problem_responses! {
+    /// 401 of the operator API.
+    OperatorUnauthorized {
+        "No bearer token (`missing_operator_key`), or not a usable operator key \
+         (`invalid_operator_key`): malformed, unknown, revoked or expired. An admin's access \
+         token is not an operator key.",
+        headers: [WWW_AUTHENTICATE_OPERATOR],
+        examples: [ApiError::MissingOperatorKey, ApiError::App(AppError::InvalidOperatorKey)]
+    }
+    /// 403 of the operator API's writes.
+    OperatorScopeInsufficient {
+        "The operator key has the `read` scope; this operation needs `write`.",
+        headers: [(
+            "WWW-Authenticate",
+            "`Bearer realm=\"orgsvc-operator\", error=\"insufficient_scope\", scope=\"write\"` (RFC 6750 §3.1)."
+        )],
+        examples: [ApiError::App(AppError::OperatorScopeInsufficient)]
+    }
+    /// 409 of the key creation.
+    OperatorKeyNameTaken {
+        "A key (revoked or not) already has this name.",
+        headers: [],
+        examples: [ApiError::App(AppError::OperatorKeyNameTaken)]
+    }
+    /// 404 of the key revocation.
+    OperatorKeyNotFound {
+        "No operator key has this name.",
+        headers: [],
+        examples: [ApiError::App(AppError::OperatorKeyNotFound)]
+    }
+    /// 429 of the operator API.
+    OperatorRateLimited {
+        "The operator key made more than `security.operator_rate_burst` (default 120) requests \
+         at once, or more than `security.operator_rate_per_minute` (default 600) a minute; \
+         or the client IP holds `server.max_connections_per_ip` open connections already \
+         (`too_many_connections`, the connection is closed).",
+        headers: [("Retry-After", "Whole seconds (rounded up) until the key may call again; 1 on `too_many_connections`.")],
+        examples: [
+            ApiError::OperatorRateLimited { retry_after_secs: 1 },
+            ApiError::TooManyConnections { limit: 64 },
+        ]
+    }
+
     /// 400.
     BadRequestBody {
         "The body is not valid JSON (`errors` names the member or element the error is in \

@@ -87,6 +87,8 @@ mod invitations;
 mod login_protection;
 mod metrics;
 mod openapi;
+mod operator_cli;
+mod operator_keys;
 mod organizations;
 mod sessions;
 mod shutdown;

@@ -198,6 +198,26 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         &[204, 400, 408, 410, 413, 415, 422, 429, 431, 500, 503],
     ),
     (
+        "/operator/keys",
+        "get",
+        "listOperatorKeys",
+        &[200, 400, 401, 403, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/keys",
+        "post",
+        "createOperatorKey",
+        &[
+            201, 400, 401, 403, 408, 409, 413, 415, 422, 429, 431, 500, 503,
+        ],
+    ),
+    (
+        "/operator/keys/{name}",
+        "delete",
+        "revokeOperatorKey",
+        &[204, 400, 401, 403, 404, 408, 429, 431, 500, 503],
+    ),
+    (
         "/health/live",
         "get",
         "healthLive",
@@ -231,6 +251,9 @@ const PROTECTED: &[&str] = &[
     "resendInvitation",
     "requestEmailVerification",
 ];
+
+/// The operator API's operations: operator keys only (`operator_key`).
+const OPERATOR_PROTECTED: &[&str] = &["listOperatorKeys", "createOperatorKey", "revokeOperatorKey"];
 
 async fn served_document() -> Value {
     let app = TestApp::spawn(Backend::Embedded).await;
@@ -317,14 +340,26 @@ async fn protected_operations_require_the_bearer_scheme() {
     let scheme = &document["components"]["securitySchemes"]["bearer_auth"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
+    let operator = &document["components"]["securitySchemes"]["operator_key"];
+    assert_eq!(operator["type"], "http");
+    assert_eq!(operator["scheme"], "bearer");
+    assert!(operator["description"].as_str().unwrap().contains("osk_"));
     for (path, method, operation_id, _) in OPERATIONS {
         let security = &document["paths"][path][method]["security"];
         if PROTECTED.contains(operation_id) {
             assert_eq!(
-                security[0]["bearer_auth"],
-                serde_json::json!([]),
+                security,
+                &serde_json::json!([{"bearer_auth": []}]),
                 "{operation_id}"
             );
+        } else if OPERATOR_PROTECTED.contains(operation_id) {
+            assert_eq!(
+                security,
+                &serde_json::json!([{"operator_key": []}]),
+                "{operation_id}"
+            );
+            let tags = &document["paths"][path][method]["tags"];
+            assert_eq!(tags, &serde_json::json!(["operator"]), "{operation_id}");
         } else {
             assert!(security.is_null(), "{operation_id} should be public");
         }

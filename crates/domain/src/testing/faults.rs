@@ -14,10 +14,11 @@ use super::InMemoryStore;
 use crate::{
     AcceptInvitationError, AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError,
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog,
-    AuditPage, AuditQuery, ChangeAdminError, ChangeStateError, CreateOrganizationError,
-    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
-    Invitation, InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore,
-    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId,
+    AuditPage, AuditQuery, ChangeAdminError, ChangeStateError, CreateOperatorKeyError,
+    CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
+    DocumentPage, DocumentQuery, Invitation, InvitationError, InvitationId, InvitationPage,
+    InvitationQuery, InvitationStore, LoginAttempt, LoginThrottle, NewAdmin, NewOrganization,
+    OperatorKey, OperatorKeyId, OperatorKeyName, OperatorKeyStore, Organization, OrganizationId,
     OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport,
     RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
     SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
@@ -104,6 +105,11 @@ operations! {
     ReplaceInvitationToken => "replace_invitation_token",
     AcceptInvitation => "accept_invitation",
     PurgeInvitations => "purge_invitations",
+    CreateOperatorKey => "create_operator_key",
+    OperatorKeys => "operator_keys",
+    RevokeOperatorKey => "revoke_operator_key",
+    OperatorKeyByHash => "operator_key_by_hash",
+    RecordOperatorKeyUse => "record_operator_key_use",
 }
 
 impl Operation {
@@ -134,6 +140,7 @@ impl Operation {
                 InvitationError::inject(failure).is_some()
             }
             O::AcceptInvitation => AcceptInvitationError::inject(failure).is_some(),
+            O::CreateOperatorKey => CreateOperatorKeyError::inject(failure).is_some(),
             O::InsertDocument
             | O::FindDocument
             | O::ListDocuments
@@ -156,7 +163,7 @@ impl fmt::Display for Operation {
 pub enum Failure {
     /// A [`StoreError`], made afresh for each failing call.
     Store(Arc<dyn Fn() -> StoreError + Send + Sync>),
-    /// `NameTaken` (create, rename).
+    /// `NameTaken` (create, rename, `create_operator_key`).
     NameTaken,
     /// `EmailTaken` (create, `update_admin`, `add_admin`, invitations and
     /// their acceptance).
@@ -278,6 +285,9 @@ inject!(AddAdminError {
 });
 inject!(ReplaceKeySetError {
     Failure::VersionConflict => Self::VersionConflict,
+});
+inject!(CreateOperatorKeyError {
+    Failure::NameTaken => Self::NameTaken,
 });
 inject!(ChangeAdminError {
     Failure::NotFound => Self::NotFound,
@@ -553,7 +563,8 @@ from_injected!(
     ReplaceKeySetError,
     InvitationError,
     AcceptInvitationError,
-    ChangeStateError
+    ChangeStateError,
+    CreateOperatorKeyError
 );
 
 impl fmt::Debug for FaultyStore {
@@ -1023,5 +1034,45 @@ impl InvitationStore for FaultyStore {
     async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.enter(Operation::PurgeInvitations).await?;
         self.inner.purge_invitations(cutoff).await
+    }
+}
+
+#[async_trait]
+impl OperatorKeyStore for FaultyStore {
+    async fn create_operator_key(&self, key: OperatorKey) -> Result<(), CreateOperatorKeyError> {
+        self.enter(Operation::CreateOperatorKey).await?;
+        self.inner.create_operator_key(key).await
+    }
+
+    async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
+        self.enter(Operation::OperatorKeys).await?;
+        self.inner.operator_keys().await
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        name: &OperatorKeyName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        self.enter(Operation::RevokeOperatorKey).await?;
+        self.inner.revoke_operator_key(name, at).await
+    }
+
+    async fn operator_key_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        self.enter(Operation::OperatorKeyByHash).await?;
+        self.inner.operator_key_by_hash(hash, now).await
+    }
+
+    async fn record_operator_key_use(
+        &self,
+        id: OperatorKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.enter(Operation::RecordOperatorKeyUse).await?;
+        self.inner.record_operator_key_use(id, at).await
     }
 }

@@ -17,14 +17,16 @@ use crate::{
     AccountTokenStore, AddAdminError, Admin, AdminChange, AdminChangePlan, AdminCredentials,
     AdminEmail, AdminId, AdminRole, AdminStanding, AdminUpdate, AuditAction, AuditEvent,
     AuditEventId, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CollectionName,
-    CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
-    DocumentPage, DocumentQuery, FieldFilter, FilterValue, Invitation, InvitationError,
-    InvitationId, InvitationPage, InvitationQuery, InvitationStatus, InvitationStore, LoginAttempt,
-    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
-    OutboxMessage, OutboxMessageId, OutboxStore, PageCursor, PasswordHash, ReconcileReport,
-    RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
-    SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
-    TenantLocation, TenantStore, ThrottleState, TokenHash, UpdateAdminError, VersionedKeySet,
+    CreateOperatorKeyError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    DocumentError, DocumentId, DocumentPage, DocumentQuery, FieldFilter, FilterValue, Invitation,
+    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStatus,
+    InvitationStore, LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, OperatorKey,
+    OperatorKeyId, OperatorKeyName, OperatorKeyStore, Organization, OrganizationId,
+    OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PageCursor, PasswordHash,
+    ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError,
+    ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError,
+    TenantDocument, TenantLocation, TenantStore, ThrottleState, TokenHash, UpdateAdminError,
+    VersionedKeySet,
 };
 
 /// The [`TenantLocation::database`] of every organization in an
@@ -115,6 +117,8 @@ struct State {
     outbox: BTreeMap<OutboxMessageId, StoredMessage>,
     /// Account tokens and the id of the message that carried each.
     account_tokens: HashMap<TokenHash, (AccountToken, OutboxMessageId)>,
+    /// Operator keys by name.
+    operator_keys: BTreeMap<OperatorKeyName, OperatorKey>,
     invitations: BTreeMap<InvitationId, StoredInvitation>,
 }
 
@@ -1363,5 +1367,71 @@ impl InvitationStore for InMemoryStore {
             .lock()
             .remove_invitations(|invitation| invitation.expires_at < cutoff);
         Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
+impl OperatorKeyStore for InMemoryStore {
+    async fn create_operator_key(&self, key: OperatorKey) -> Result<(), CreateOperatorKeyError> {
+        let mut state = self.lock();
+        if state.operator_keys.contains_key(&key.name) {
+            return Err(CreateOperatorKeyError::NameTaken);
+        }
+        if state
+            .operator_keys
+            .values()
+            .any(|stored| stored.hash == key.hash || stored.id == key.id)
+        {
+            return Err(
+                StoreError::msg("creating an operator key: its hash or id is taken").into(),
+            );
+        }
+        state.operator_keys.insert(key.name.clone(), key);
+        Ok(())
+    }
+
+    async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
+        let mut keys: Vec<OperatorKey> = self.lock().operator_keys.values().cloned().collect();
+        keys.sort_by_key(|key| key.id);
+        Ok(keys)
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        name: &OperatorKeyName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        let mut state = self.lock();
+        Ok(state.operator_keys.get_mut(name).map(|key| {
+            key.revoked_at.get_or_insert(at);
+            key.clone()
+        }))
+    }
+
+    async fn operator_key_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        Ok(self
+            .lock()
+            .operator_keys
+            .values()
+            .find(|key| &key.hash == hash && key.is_usable(now))
+            .cloned())
+    }
+
+    async fn record_operator_key_use(
+        &self,
+        id: OperatorKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(key) = state.operator_keys.values_mut().find(|key| key.id == id) {
+            if key.last_used_at.is_none_or(|last| last < at) {
+                key.last_used_at = Some(at);
+            }
+        }
+        Ok(())
     }
 }

@@ -563,6 +563,7 @@ pub(super) fn event(
         id: AuditEventId::new(),
         organization_id: organization,
         actor: Some(AdminId::new()),
+        operator: None,
         action,
         target: target.to_owned(),
         at,

@@ -32,6 +32,7 @@ async fn migrate_applies_every_migration_once() {
             "0006_outbox_and_account_tokens",
             "0007_invitations",
             "0008_organization_state",
+            "0009_operator_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -61,6 +62,7 @@ async fn migrate_applies_every_migration_once() {
             (6, "0006_outbox_and_account_tokens"),
             (7, "0007_invitations"),
             (8, "0008_organization_state"),
+            (9, "0009_operator_keys"),
         ]
     );
     for (_, name, checksum) in &recorded {
@@ -232,6 +234,7 @@ async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document
             "0006_outbox_and_account_tokens",
             "0007_invitations",
             "0008_organization_state",
+            "0009_operator_keys",
         ],
     )
     .await;
@@ -247,6 +250,7 @@ async fn a_file_migrated_up_to_0004_gets_0003_after_it() {
             "0006_outbox_and_account_tokens",
             "0007_invitations",
             "0008_organization_state",
+            "0009_operator_keys",
         ],
     )
     .await;
@@ -397,6 +401,7 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
             "0006_outbox_and_account_tokens",
             "0007_invitations",
             "0008_organization_state",
+            "0009_operator_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
