@@ -90,6 +90,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
             responses::OperatorKeyNameTaken,
             responses::OperatorKeyNotFound,
             responses::OperatorRateLimited,
+            responses::OrganizationSuspended,
+            responses::InvalidOrganizationListing,
+            responses::InvalidOperatorAuditListing,
         )
     ),
     tags(
@@ -100,7 +103,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "invitations", description = "Invitations: owners invite an email with a role; the invitee accepts with the emailed token and a password of their own."),
         (name = "admin", description = "Admin authentication: login, refresh-token rotation and logout; password reset and email verification by emailed links."),
         (name = "health", description = "Probes for orchestrators."),
-        (name = "operator", description = "The operator API, for the people and machines that run the service: operator API keys (`osk_...`, security scheme `operator_key`). Admins' access tokens are refused here, and operator keys on every other route."),
+        (name = "operator", description = "The operator API, for the people and machines that run the service: operator API keys (`osk_...`, security scheme `operator_key`); every organization listed and searched, with its usage; suspension, resumption and deletion of organizations; the audit log across organizations. Admins' access tokens are refused here, and operator keys on every other route."),
         (name = "well-known", description = "For services that verify orgsvc's access tokens themselves: the signing keys (JWK Set) and the authorization server metadata."),
     )
 )]

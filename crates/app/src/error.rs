@@ -169,6 +169,15 @@ impl From<CreateOrganizationError> for AppError {
     }
 }
 
+impl From<orgsvc_domain::ChangeStateError> for AppError {
+    fn from(error: orgsvc_domain::ChangeStateError) -> Self {
+        match error {
+            orgsvc_domain::ChangeStateError::NotFound => Self::OrganizationNotFound,
+            orgsvc_domain::ChangeStateError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<RenameOrganizationError> for AppError {
     fn from(error: RenameOrganizationError) -> Self {
         match error {

@@ -13,6 +13,8 @@
 //!   email;
 //! - [`emails`]: the emails use cases store in the outbox, from templates;
 //! - [`invitations`]: invite, list, revoke, resend; accept (no sign-in);
+//! - [`operator_organizations`]: the operator API on organizations: list,
+//!   get with usage, suspend, resume, delete, the audit log across them;
 //! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
 //! - [`signing_keys`]: the stored signing key set, kept current and rotated;
 //! - [`outbox`]: delivering the email outbox in the background;
@@ -39,6 +41,7 @@ pub mod emails;
 mod error;
 pub mod invitations;
 pub mod maintenance;
+pub mod operator_organizations;
 pub mod operators;
 pub mod organizations;
 pub mod outbox;

@@ -218,8 +218,7 @@ impl Application {
         if own.name.canonical() != name.canonical() {
             return Err(AppError::Forbidden);
         }
-        self.store.delete_organization(own.id).await?;
-        tracing::info!("organization deleted");
+        self.remove_organization(&own).await?;
         let entry = AuditEntry {
             organization: own.id,
             actor: Some(owner.id),
@@ -229,6 +228,21 @@ impl Application {
         };
         self.audit(origin, entry).await;
         Ok(own)
+    }
+}
+
+impl Application {
+    /// Deletes `organization` with everything it holds: the one deletion
+    /// path of owners (`delete_organization`) and operators
+    /// (`operator_delete_organization`), whose crash safety is the store's
+    /// ([`orgsvc_domain::TenantStore::delete_organization`]).
+    pub(crate) async fn remove_organization(
+        &self,
+        organization: &Organization,
+    ) -> Result<(), AppError> {
+        self.store.delete_organization(organization.id).await?;
+        tracing::info!(organization_id = %organization.id, "organization deleted");
+        Ok(())
     }
 }
 

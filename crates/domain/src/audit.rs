@@ -45,11 +45,15 @@ pub enum AuditAction {
     PasswordResetCompleted,
     /// An admin verified its email with a verification link.
     EmailVerified,
+    /// An operator suspended the organization (target: its name).
+    OrganizationSuspended,
+    /// An operator resumed the organization (target: its name).
+    OrganizationResumed,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 19] = [
         Self::OrganizationCreated,
         Self::OrganizationRenamed,
         Self::OrganizationDeleted,
@@ -67,6 +71,8 @@ impl AuditAction {
         Self::PasswordResetRequested,
         Self::PasswordResetCompleted,
         Self::EmailVerified,
+        Self::OrganizationSuspended,
+        Self::OrganizationResumed,
     ];
 
     /// The stable name, e.g. `organization.renamed`.
@@ -89,6 +95,8 @@ impl AuditAction {
             Self::PasswordResetRequested => "password_reset.requested",
             Self::PasswordResetCompleted => "password_reset.completed",
             Self::EmailVerified => "email.verified",
+            Self::OrganizationSuspended => "organization.suspended",
+            Self::OrganizationResumed => "organization.resumed",
         }
     }
 

@@ -303,28 +303,36 @@ problem_responses! {
     /// 403 of the operations of any signed-in admin.
     EmailUnverified {
         "With `auth.require_verified_email`, the caller's email is not verified yet \
-         (`email_unverified`): verify it first (`POST /admin/email-verification`).",
+         (`email_unverified`): verify it first (`POST /admin/email-verification`). Or an \
+         operator suspended the caller's organization (`organization_suspended`).",
         headers: [],
-        examples: [ApiError::App(AppError::EmailUnverified)]
+        examples: [ApiError::App(AppError::EmailUnverified), ApiError::App(AppError::OrganizationSuspended)]
     }
     /// 403 of owner-only operations.
     OwnerRequired {
         "The caller is an `admin` of its organization; this operation takes an `owner` \
          (`owner_required`). With `auth.require_verified_email`, also an unverified \
-         caller (`email_unverified`).",
+         caller (`email_unverified`). Or an operator suspended the caller's organization \
+         (`organization_suspended`).",
         headers: [],
-        examples: [ApiError::App(AppError::OwnerRequired), ApiError::App(AppError::EmailUnverified)]
+        examples: [
+            ApiError::App(AppError::OwnerRequired),
+            ApiError::App(AppError::EmailUnverified),
+            ApiError::App(AppError::OrganizationSuspended),
+        ]
     }
     /// 403 of the deletion.
     DeleteForbidden {
         "The caller is not an owner of its organization (`owner_required`), or the named \
          organization is not the caller's (`forbidden`, whether or not it exists), or \
-         (with `auth.require_verified_email`) its email is not verified (`email_unverified`).",
+         (with `auth.require_verified_email`) its email is not verified (`email_unverified`), \
+         or an operator suspended the organization (`organization_suspended`).",
         headers: [],
         examples: [
             ApiError::App(AppError::OwnerRequired),
             ApiError::App(AppError::Forbidden),
             ApiError::App(AppError::EmailUnverified),
+            ApiError::App(AppError::OrganizationSuspended),
         ]
     }
     /// 410 of a password-reset or email-verification link.
@@ -422,6 +430,36 @@ problem_responses! {
             FieldError::new("limit", "must be between 1 and 100"),
             FieldError::new("before", "is not a cursor returned by this API"),
         ])]
+    }
+    /// 422 of the operator's organization listing.
+    InvalidOrganizationListing {
+        "`q`, `match`, `state`, `created_after`, `created_before` (RFC 3339), `limit` or \
+         `after` is invalid, or the query has another parameter; `errors` names each one.",
+        headers: [],
+        examples: [ApiError::Validation(vec![
+            FieldError::new("state", "must be `active` or `suspended`"),
+            FieldError::new("created_after", "must be an RFC 3339 time, like 2025-01-31T12:00:00Z"),
+            FieldError::new("after", "is not a cursor returned by this API"),
+        ])]
+    }
+    /// 422 of the operator's audit listing.
+    InvalidOperatorAuditListing {
+        "`organization_id`, `action`, `limit` or `before` is invalid, or the query has \
+         another parameter; `errors` names each one.",
+        headers: [],
+        examples: [ApiError::Validation(vec![
+            FieldError::new("action", "is not an audit action"),
+            FieldError::new("before", "is not a cursor returned by this API"),
+        ])]
+    }
+    /// 403 of the login, the refresh, an accepted invitation and the
+    /// routes open to any admin without another 403.
+    OrganizationSuspended {
+        "An operator suspended the organization (`organization_suspended`): its admins \
+         cannot log in, refresh, or use their access tokens (refused at once) until it is \
+         resumed. Nothing of it was changed or deleted.",
+        headers: [],
+        examples: [ApiError::App(AppError::OrganizationSuspended)]
     }
     /// 401 of the refresh.
     InvalidRefreshToken {

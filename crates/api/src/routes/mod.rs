@@ -19,13 +19,14 @@ pub mod health;
 pub mod invitations;
 pub mod metrics;
 pub mod operator_keys;
+pub mod operator_organizations;
 pub mod organizations;
 pub mod sessions;
 pub mod well_known;
 
 /// Each route module's OpenAPI operations, in the document's order: the
 /// paths of the document (see [`crate::openapi::document`]).
-pub fn documented_operations() -> [utoipa::openapi::OpenApi; 10] {
+pub fn documented_operations() -> [utoipa::openapi::OpenApi; 11] {
     use utoipa::OpenApi;
     [
         organizations::Operations::openapi(),
@@ -36,6 +37,7 @@ pub fn documented_operations() -> [utoipa::openapi::OpenApi; 10] {
         sessions::Operations::openapi(),
         account_recovery::Operations::openapi(),
         operator_keys::Operations::openapi(),
+        operator_organizations::Operations::openapi(),
         health::Operations::openapi(),
         well_known::Operations::openapi(),
     ]
@@ -52,6 +54,7 @@ pub fn table() -> RouteTable {
     sessions::routes(&mut table);
     account_recovery::routes(&mut table);
     operator_keys::routes(&mut table);
+    operator_organizations::routes(&mut table);
     health::routes(&mut table);
     well_known::routes(&mut table);
     table
@@ -226,7 +229,7 @@ mod tests {
             }
         }
         assert_eq!(served, documented);
-        assert_eq!(served.len(), 34);
+        assert_eq!(served.len(), 40);
     }
 
     #[test]

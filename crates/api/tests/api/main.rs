@@ -89,6 +89,7 @@ mod metrics;
 mod openapi;
 mod operator_cli;
 mod operator_keys;
+mod operator_organizations;
 mod organizations;
 mod sessions;
 mod shutdown;

@@ -153,19 +153,21 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "/invitations/accept",
         "post",
         "acceptInvitation",
-        &[201, 400, 408, 409, 410, 413, 415, 422, 429, 431, 500, 503],
+        &[
+            201, 400, 403, 408, 409, 410, 413, 415, 422, 429, 431, 500, 503,
+        ],
     ),
     (
         "/admin/login",
         "post",
         "adminLogin",
-        &[200, 400, 401, 408, 413, 415, 422, 429, 431, 500, 503],
+        &[200, 400, 401, 403, 408, 413, 415, 422, 429, 431, 500, 503],
     ),
     (
         "/admin/refresh",
         "post",
         "adminRefresh",
-        &[200, 400, 401, 408, 413, 415, 422, 429, 431, 500, 503],
+        &[200, 400, 401, 403, 408, 413, 415, 422, 429, 431, 500, 503],
     ),
     (
         "/admin/logout",
@@ -189,7 +191,7 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "/admin/email-verification",
         "post",
         "requestEmailVerification",
-        &[202, 400, 401, 408, 429, 431, 500, 503],
+        &[202, 400, 401, 403, 408, 429, 431, 500, 503],
     ),
     (
         "/admin/email-verification/confirm",
@@ -216,6 +218,44 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "delete",
         "revokeOperatorKey",
         &[204, 400, 401, 403, 404, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations",
+        "get",
+        "operatorListOrganizations",
+        &[200, 400, 401, 408, 422, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations/{id}",
+        "get",
+        "operatorGetOrganization",
+        &[200, 400, 401, 404, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations/{id}",
+        "delete",
+        "operatorDeleteOrganization",
+        &[200, 400, 401, 403, 404, 408, 409, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations/{id}/suspend",
+        "post",
+        "operatorSuspendOrganization",
+        &[
+            200, 400, 401, 403, 404, 408, 413, 415, 422, 429, 431, 500, 503,
+        ],
+    ),
+    (
+        "/operator/organizations/{id}/resume",
+        "post",
+        "operatorResumeOrganization",
+        &[200, 400, 401, 403, 404, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/audit",
+        "get",
+        "operatorListAuditEvents",
+        &[200, 400, 401, 408, 422, 429, 431, 500, 503],
     ),
     (
         "/health/live",
@@ -253,7 +293,17 @@ const PROTECTED: &[&str] = &[
 ];
 
 /// The operator API's operations: operator keys only (`operator_key`).
-const OPERATOR_PROTECTED: &[&str] = &["listOperatorKeys", "createOperatorKey", "revokeOperatorKey"];
+const OPERATOR_PROTECTED: &[&str] = &[
+    "listOperatorKeys",
+    "createOperatorKey",
+    "revokeOperatorKey",
+    "operatorListOrganizations",
+    "operatorGetOrganization",
+    "operatorDeleteOrganization",
+    "operatorSuspendOrganization",
+    "operatorResumeOrganization",
+    "operatorListAuditEvents",
+];
 
 async fn served_document() -> Value {
     let app = TestApp::spawn(Backend::Embedded).await;
