@@ -46,6 +46,8 @@
 //! | `security.login_max_lock_secs` | `3600` | longest lock |
 //! | `security.login_rate_per_minute` | `30` | credential calls (`POST /admin/login`, `/admin/refresh`, `/admin/password-reset(/confirm)`, `/admin/email-verification/confirm`, `POST /invitations/accept`) per client IP and minute, all counted together; more get 429 (on MongoDB: for all instances together) |
 //! | `security.login_rate_burst` | `10` | calls a client IP may make at once before the rate applies (on MongoDB: per window of `burst × 60 s / rate`) |
+//! | `security.operator_rate_per_minute` | `600` | operator API (`/operator/*`) requests per operator key and minute; more get 429 `operator_rate_limited` with `Retry-After` (on MongoDB: for all instances together) |
+//! | `security.operator_rate_burst` | `120` | requests an operator key may make at once before the rate applies |
 //! | `security.trusted_proxies` | empty | addresses and CIDR networks (`10.0.0.0/8`, `::1`) of the proxies whose `X-Forwarded-For`/`Forwarded` is believed; a TOML array, or in the environment a comma-separated list (`ORGSVC__SECURITY__TRUSTED_PROXIES=127.0.0.1/32,10.0.0.0/8`); empty: the connection's peer is the client |
 //! | `security.trust_forwarded_for` | `false` | deprecated: `true` trusts any peer as a proxy (the client is the last `X-Forwarded-For` entry); use `security.trusted_proxies` |
 //! | `security.purge_interval_secs` | `3600` | how often expired sessions, old audit entries and ended rate limit windows are purged |
@@ -382,6 +384,10 @@ pub struct SecuritySettings {
     pub login_rate_per_minute: NonZeroU32,
     /// Calls a client IP may make at once before the rate applies.
     pub login_rate_burst: NonZeroU32,
+    /// Operator API requests allowed per operator key and minute.
+    pub operator_rate_per_minute: NonZeroU32,
+    /// Requests an operator key may make at once before the rate applies.
+    pub operator_rate_burst: NonZeroU32,
     /// Proxies whose forwarding headers name the client (see
     /// [`crate::proxies::resolve_client_ip`]).
     #[serde(default)]
@@ -408,6 +414,14 @@ impl SecuritySettings {
         orgsvc_domain::RateLimit {
             rate_per_minute: self.login_rate_per_minute,
             burst: self.login_rate_burst,
+        }
+    }
+
+    /// The per-key limit of the operator API (`/operator/*`).
+    pub fn operator_rate_limit(&self) -> orgsvc_domain::RateLimit {
+        orgsvc_domain::RateLimit {
+            rate_per_minute: self.operator_rate_per_minute,
+            burst: self.operator_rate_burst,
         }
     }
 
@@ -973,6 +987,8 @@ fn with_defaults(
         .set_default("security.login_max_lock_secs", 3600)?
         .set_default("security.login_rate_per_minute", 30)?
         .set_default("security.login_rate_burst", 10)?
+        .set_default("security.operator_rate_per_minute", 600)?
+        .set_default("security.operator_rate_burst", 120)?
         .set_default("security.trust_forwarded_for", false)?
         .set_default("security.purge_interval_secs", 3600)?
         .set_default("audit.retention_days", 90)?
@@ -1333,6 +1349,8 @@ mod tests {
         assert_eq!(security.login_max_lock_secs, 3600);
         assert_eq!(security.login_rate_per_minute.get(), 30);
         assert_eq!(security.login_rate_burst.get(), 10);
+        assert_eq!(security.operator_rate_per_minute.get(), 600);
+        assert_eq!(security.operator_rate_burst.get(), 120);
         assert!(!security.trust_forwarded_for);
         assert!(security.trusted_proxies.is_empty());
         assert_eq!(security.purge_interval(), Duration::from_secs(3600));
@@ -1429,6 +1447,8 @@ mod tests {
         for (key, value) in [
             ("security.login_rate_per_minute", "0"),
             ("security.login_rate_burst", "0"),
+            ("security.operator_rate_per_minute", "0"),
+            ("security.operator_rate_burst", "0"),
             ("security.trust_forwarded_for", "maybe"),
         ] {
             let error = Settings::load_from(None, env(&[(&var(key), value)])).unwrap_err();

@@ -114,7 +114,10 @@ pub fn when_it_signs(settings: &Settings, set: &VersionedKeySet, kid: &str) -> S
     }
 }
 
-async fn open(
+/// The configured store, migrated; on the embedded store, refuses a
+/// missing file (a mistyped `store.path`) and, through the store's lock,
+/// a file the running service holds.
+pub(crate) async fn open(
     settings: &Settings,
 ) -> Result<std::sync::Arc<dyn orgsvc_domain::TenantStore>, StartupError> {
     // A mistyped store.path must not quietly make a new, empty store.

@@ -15,6 +15,7 @@ pub mod head;
 pub mod key_commands;
 pub mod metrics;
 pub mod openapi;
+pub mod operator_key_commands;
 pub mod problem;
 pub mod proxies;
 pub mod rate_limit;

@@ -1,17 +1,20 @@
-//! `orgsvc [--config FILE] [serve|migrate|openapi|keys list|keys rotate]`:
+//! `orgsvc [--config FILE] [serve|migrate|openapi|keys list|keys rotate|
+//! operator-keys create|list|revoke]`:
 //! the Organization Management Service.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use orgsvc_api::config::Settings;
 use orgsvc_api::key_commands;
 use orgsvc_api::openapi;
+use orgsvc_api::operator_key_commands;
 use orgsvc_api::problem::ErrorChain;
 use orgsvc_api::startup::{self, Command, StartupError};
 use orgsvc_api::telemetry;
+use orgsvc_domain::OperatorScope;
 
 /// Multi-tenant Organization Management Service.
 #[derive(Debug, Parser)]
@@ -25,7 +28,7 @@ struct Cli {
     command: Option<CliCommand>,
 }
 
-#[derive(Clone, Copy, Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 enum CliCommand {
     /// Migrate the store, then serve HTTP (the default).
     Serve,
@@ -40,6 +43,57 @@ enum CliCommand {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Operator API keys (`osk_...`, for the `/operator/*` routes). On the
+    /// embedded store, stop the service first (its file is locked while it
+    /// runs; manage keys through `/operator/keys` then); on MongoDB they
+    /// work at any time.
+    OperatorKeys {
+        #[command(subcommand)]
+        action: OperatorKeysCommand,
+    },
+}
+
+#[derive(Clone, Debug, Subcommand)]
+enum OperatorKeysCommand {
+    /// Create a key and print it on stdout, this once (only its SHA-256 is
+    /// stored).
+    Create {
+        /// Unique name: 2 to 64 lowercase letters, digits and hyphens.
+        #[arg(long)]
+        name: String,
+        /// What the key may do.
+        #[arg(long, value_enum, default_value_t = Scope::Read)]
+        scope: Scope,
+        /// Seconds until the key stops working (1 to 316224000); never
+        /// when left out.
+        #[arg(long, value_name = "SECS")]
+        expires_in: Option<u64>,
+    },
+    /// Print every key (name, scope, state, times; never a key or hash).
+    List,
+    /// Revoke a key: every instance refuses it from its next request on.
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+/// An operator key's scope on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Scope {
+    /// Read-only operations.
+    Read,
+    /// Every operation, key management included.
+    Write,
+}
+
+impl From<Scope> for OperatorScope {
+    fn from(scope: Scope) -> Self {
+        match scope {
+            Scope::Read => Self::Read,
+            Scope::Write => Self::Write,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Subcommand)]
@@ -60,6 +114,9 @@ async fn main() -> ExitCode {
         Some(CliCommand::Migrate) => Command::Migrate,
         Some(CliCommand::Openapi) => return print_openapi(),
         Some(CliCommand::Keys { action }) => return keys(cli.config, action).await,
+        Some(CliCommand::OperatorKeys { action }) => {
+            return operator_keys(cli.config, action).await
+        }
     };
     match start(cli.config, command).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,6 +159,57 @@ async fn keys(config: Option<PathBuf>, action: KeysCommand) -> ExitCode {
                     "added key {kid}: {when}\n{}",
                     key_commands::table(&set)
                 ))
+            }
+        }
+    };
+    match result.await {
+        Ok(text) => match write!(io::stdout().lock(), "{text}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
+        Err(error) => {
+            eprintln!("orgsvc: {}", ErrorChain(&error));
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Runs `orgsvc operator-keys ...`: the key (of `create`) or the table (of
+/// `list`) on stdout, everything else on stderr.
+async fn operator_keys(config: Option<PathBuf>, action: OperatorKeysCommand) -> ExitCode {
+    let result = async {
+        let settings = Settings::load(config.as_deref())?;
+        telemetry::init_on_stderr(&settings.log)?;
+        match action {
+            OperatorKeysCommand::Create {
+                name,
+                scope,
+                expires_in,
+            } => {
+                let created =
+                    operator_key_commands::create(&settings, &name, scope.into(), expires_in)
+                        .await?;
+                let expires = created
+                    .key
+                    .expires_at
+                    .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339());
+                eprintln!(
+                    "orgsvc: created operator key {} (scope {}, expires {expires}); it is printed \
+                     on stdout and will not be shown again",
+                    created.key.name, created.key.scope
+                );
+                Ok::<_, StartupError>(format!("{}\n", created.secret.expose()))
+            }
+            OperatorKeysCommand::List => Ok(operator_key_commands::table(
+                &operator_key_commands::list(&settings).await?,
+            )),
+            OperatorKeysCommand::Revoke { name } => {
+                let key = operator_key_commands::revoke(&settings, &name).await?;
+                let at = key
+                    .revoked_at
+                    .map_or_else(String::new, |at| at.to_rfc3339());
+                eprintln!("orgsvc: operator key {} is revoked (since {at})", key.name);
+                Ok(String::new())
             }
         }
     };

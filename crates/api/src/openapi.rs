@@ -85,6 +85,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
             responses::TooManyConnections,
             responses::StoreUnavailable,
             responses::HeaderFieldsTooLarge,
+            responses::OperatorUnauthorized,
+            responses::OperatorScopeInsufficient,
+            responses::OperatorKeyNameTaken,
+            responses::OperatorKeyNotFound,
+            responses::OperatorRateLimited,
+            responses::OrganizationSuspended,
+            responses::InvalidOrganizationListing,
+            responses::InvalidOperatorAuditListing,
         )
     ),
     tags(
@@ -95,12 +103,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "invitations", description = "Invitations: owners invite an email with a role; the invitee accepts with the emailed token and a password of their own."),
         (name = "admin", description = "Admin authentication: login, refresh-token rotation and logout; password reset and email verification by emailed links."),
         (name = "health", description = "Probes for orchestrators."),
+        (name = "operator", description = "The operator API, for the people and machines that run the service: operator API keys (`osk_...`, security scheme `operator_key`); every organization listed and searched, with its usage; suspension, resumption and deletion of organizations; the audit log across organizations. Admins' access tokens are refused here, and operator keys on every other route."),
         (name = "well-known", description = "For services that verify orgsvc's access tokens themselves: the signing keys (JWK Set) and the authorization server metadata."),
     )
 )]
 pub struct ApiDoc;
 
-/// Adds the `bearer_auth` security scheme the protected operations refer to.
+/// Adds the `bearer_auth` and `operator_key` security schemes the protected
+/// operations refer to.
 struct BearerSecurity;
 
 impl Modify for BearerSecurity {
@@ -118,6 +128,22 @@ impl Modify for BearerSecurity {
                          `auth.access_token_ttl` seconds) from `POST /admin/login` or `POST \
                          /admin/refresh`. Refused once the admin's password changes, the admin is \
                          removed or the organization is deleted.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "operator_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("osk_")
+                    .description(Some(
+                        "Operator API key (`osk_` and 43 URL-safe base64 characters, 256 random \
+                         bits), sent as `Authorization: Bearer osk_...` (RFC 6750 §2.1) on the \
+                         `/operator/*` routes only. Created with `orgsvc operator-keys create` \
+                         (the first one) or `POST /operator/keys`; scope `read` or `write`; \
+                         refused once revoked or expired, on every instance at once.",
                     ))
                     .build(),
             ),

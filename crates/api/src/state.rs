@@ -43,6 +43,8 @@ pub struct AppState {
     /// Per-address limit of the emails with a link (password reset, email
     /// verification): [`crate::rate_limit::LINK_EMAILS_PER_ADDRESS`].
     pub email_link_limiter: Arc<LoginRateLimiter>,
+    /// Per-key limit of the operator API (`security.operator_rate_*`).
+    pub operator_rate_limiter: Arc<LoginRateLimiter>,
     /// Whether the service is shutting down (readiness then answers 503).
     pub readiness: Readiness,
     /// Cross-origin requests from browsers.
@@ -105,6 +107,9 @@ impl AppState {
             security: settings.security.clone(),
             login_rate_limiter: Arc::new(LoginRateLimiter::in_process(&settings.security)),
             email_link_limiter: Arc::new(LoginRateLimiter::of_limit(LINK_EMAILS_PER_ADDRESS)),
+            operator_rate_limiter: Arc::new(LoginRateLimiter::of_limit(
+                settings.security.operator_rate_limit(),
+            )),
             readiness: Readiness::default(),
             cors: settings.cors.clone(),
             metrics: None,
@@ -144,6 +149,10 @@ impl AppState {
         Self {
             email_link_limiter: Arc::new(
                 LoginRateLimiter::of_limit(LINK_EMAILS_PER_ADDRESS).shared_via(shared.clone()),
+            ),
+            operator_rate_limiter: Arc::new(
+                LoginRateLimiter::of_limit(security.operator_rate_limit())
+                    .shared_via(shared.clone()),
             ),
             ..self.with_login_rate_limiter(LoginRateLimiter::shared(security, shared))
         }

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use orgsvc_domain::clock::now_millis;
 use orgsvc_domain::{
-    Admin, AdminId, AuditAction, AuditEvent, AuditEventId, AuditPage, AuditQuery, OrganizationId,
+    Admin, AdminId, AuditAction, AuditEvent, AuditEventId, AuditPage, AuditQuery, OperatorKeyName,
+    OrganizationId,
 };
 
 use crate::{AppError, Application, Owner};
@@ -26,6 +27,8 @@ pub(crate) struct AuditEntry {
     pub organization: OrganizationId,
     /// The signed-in admin who acted, if any.
     pub actor: Option<AdminId>,
+    /// The operator key that acted, if any.
+    pub operator: Option<OperatorKeyName>,
     /// What happened.
     pub action: AuditAction,
     /// What it happened to (an admin id, an organization name).
@@ -39,6 +42,7 @@ impl AuditEntry {
         Self {
             organization: actor.organization_id,
             actor: Some(actor.id),
+            operator: None,
             action,
             target: target.into(),
         }
@@ -49,6 +53,7 @@ impl AuditEntry {
         Self {
             organization: admin.organization_id,
             actor: None,
+            operator: None,
             action,
             target: admin.id.to_string(),
         }
@@ -65,6 +70,7 @@ impl Application {
             id: AuditEventId::new(),
             organization_id: entry.organization,
             actor: entry.actor,
+            operator: entry.operator,
             action: entry.action,
             target: entry.target,
             at: now_millis(),
@@ -76,6 +82,7 @@ impl Application {
                 error = %error,
                 organization = %event.organization_id,
                 action = event.action.as_str(),
+                operator = event.operator.as_ref().map(|name| name.as_str()),
                 target = %event.target,
                 "could not record an audit event"
             );

@@ -102,6 +102,28 @@ pub enum AppError {
     /// verified yet.
     #[error("the admin's email is not verified")]
     EmailUnverified,
+    /// An operator suspended the caller's organization (issue #17): its
+    /// admins cannot log in, refresh, or use their access tokens until it is
+    /// resumed; nothing of it was changed.
+    #[error("organization suspended")]
+    OrganizationSuspended,
+    /// The operator key is missing its `osk_` shape, unknown, revoked or
+    /// expired (one answer for all, so keys cannot be probed).
+    #[error("invalid operator key")]
+    InvalidOperatorKey,
+    /// The operator key's scope (`read`) does not cover the action.
+    #[error("operator key scope insufficient")]
+    OperatorScopeInsufficient,
+    /// An operator key (revoked or not) already has the name.
+    #[error("operator key name taken")]
+    OperatorKeyNameTaken,
+    /// No operator key has the name.
+    #[error("operator key not found")]
+    OperatorKeyNotFound,
+    /// The requested expiry of an operator key is zero or too far away
+    /// ([`crate::operators::MAX_OPERATOR_KEY_TTL`]).
+    #[error("invalid operator key expiry")]
+    InvalidOperatorKeyExpiry,
     /// The store did not answer (retry later).
     #[error("store unavailable")]
     StoreUnavailable(#[source] StoreError),
@@ -143,6 +165,15 @@ impl From<CreateOrganizationError> for AppError {
             CreateOrganizationError::EmailTaken => Self::EmailTaken,
             CreateOrganizationError::Busy => Self::OrganizationBusy,
             CreateOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<orgsvc_domain::ChangeStateError> for AppError {
+    fn from(error: orgsvc_domain::ChangeStateError) -> Self {
+        match error {
+            orgsvc_domain::ChangeStateError::NotFound => Self::OrganizationNotFound,
+            orgsvc_domain::ChangeStateError::Store(error) => error.into(),
         }
     }
 }

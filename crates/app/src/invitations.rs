@@ -208,6 +208,9 @@ impl Application {
             .organization_by_id(admin.organization_id)
             .await?
             .ok_or(AppError::InvitationUnusable)?;
+        // The invitee is an admin now, but signs in only once the
+        // organization is resumed.
+        crate::sessions::ensure_active(&organization)?;
         let tokens = self
             .issue_tokens(&admin, &organization, SessionFamilyId::new())
             .await?;

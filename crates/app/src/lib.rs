@@ -13,9 +13,13 @@
 //!   email;
 //! - [`emails`]: the emails use cases store in the outbox, from templates;
 //! - [`invitations`]: invite, list, revoke, resend; accept (no sign-in);
+//! - [`operator_organizations`]: the operator API on organizations: list,
+//!   get with usage, suspend, resume, delete, the audit log across them;
 //! - [`maintenance`]: the periodic purge of sessions, throttles and audit;
 //! - [`signing_keys`]: the stored signing key set, kept current and rotated;
-//! - [`outbox`]: delivering the email outbox in the background.
+//! - [`outbox`]: delivering the email outbox in the background;
+//! - [`operators`]: operator API keys (create, list, revoke, authenticate)
+//!   and the audit of operator actions.
 //!
 //! This crate depends on `orgsvc-domain` and `orgsvc-auth` only: no web
 //! framework, no database driver (`scripts/check-layering` proves it). The
@@ -37,6 +41,8 @@ pub mod emails;
 mod error;
 pub mod invitations;
 pub mod maintenance;
+pub mod operator_organizations;
+pub mod operators;
 pub mod organizations;
 pub mod outbox;
 pub mod password_resets;
@@ -47,6 +53,7 @@ pub use admins::Owner;
 pub use audit::RequestOrigin;
 pub use emails::{EmailLinks, LinkTemplate, LinkTemplateError};
 pub use error::AppError;
+pub use operators::Operator;
 pub use sessions::TokenPair;
 
 /// What the use cases need from configuration.

@@ -66,6 +66,7 @@ impl Application {
         let entry = AuditEntry {
             organization: organization.id,
             actor: Some(organization.admin_id),
+            operator: None,
             action: AuditAction::OrganizationCreated,
             target: organization.name.as_str().to_owned(),
         };
@@ -138,6 +139,7 @@ impl Application {
             let entry = AuditEntry {
                 organization: renamed.id,
                 actor: Some(caller.id),
+                operator: None,
                 action: AuditAction::OrganizationRenamed,
                 target: format!("{} -> {}", current.name.as_str(), renamed.name.as_str()),
             };
@@ -216,16 +218,31 @@ impl Application {
         if own.name.canonical() != name.canonical() {
             return Err(AppError::Forbidden);
         }
-        self.store.delete_organization(own.id).await?;
-        tracing::info!("organization deleted");
+        self.remove_organization(&own).await?;
         let entry = AuditEntry {
             organization: own.id,
             actor: Some(owner.id),
+            operator: None,
             action: AuditAction::OrganizationDeleted,
             target: own.name.as_str().to_owned(),
         };
         self.audit(origin, entry).await;
         Ok(own)
+    }
+}
+
+impl Application {
+    /// Deletes `organization` with everything it holds: the one deletion
+    /// path of owners (`delete_organization`) and operators
+    /// (`operator_delete_organization`), whose crash safety is the store's
+    /// ([`orgsvc_domain::TenantStore::delete_organization`]).
+    pub(crate) async fn remove_organization(
+        &self,
+        organization: &Organization,
+    ) -> Result<(), AppError> {
+        self.store.delete_organization(organization.id).await?;
+        tracing::info!(organization_id = %organization.id, "organization deleted");
+        Ok(())
     }
 }
 

@@ -100,6 +100,9 @@ impl Application {
             .organization_by_id(admin.organization_id)
             .await?
             .ok_or(AppError::InvalidCredentials)?;
+        // Only after the password verified: a suspension is not revealed to
+        // someone who does not know it.
+        ensure_active(&organization)?;
         if self.hasher.needs_rehash(&password_hash) {
             self.rehash_in_background(admin.id, password_hash, password);
         }
@@ -177,6 +180,7 @@ impl Application {
                 let entry = AuditEntry {
                     organization: token.organization_id,
                     actor: None,
+                    operator: None,
                     action: AuditAction::RefreshTokenReuseDetected,
                     target: token.admin_id.to_string(),
                 };
@@ -189,6 +193,12 @@ impl Application {
             self.store.revoke_family(token.family).await?;
             return Err(AppError::InvalidRefreshToken);
         };
+        if let Err(suspended) = ensure_active(&organization) {
+            // The token is used up: its session ends, and a new login is
+            // needed once the organization is resumed.
+            self.store.revoke_family(token.family).await?;
+            return Err(suspended);
+        }
         self.issue_tokens(&admin, &organization, token.family).await
     }
 
@@ -235,7 +245,9 @@ impl Application {
     /// and claims verify, and the admin still exists in the token's
     /// organization under the token's version (a password change, removal
     /// or the organization's deletion revokes earlier tokens at once:
-    /// nothing is cached).
+    /// nothing is cached), and that organization is not suspended (refused
+    /// at once with [`AppError::OrganizationSuspended`], for every route an
+    /// access token opens).
     ///
     /// With `auth.require_verified_email`, an admin whose email is not
     /// verified is refused ([`Application::authenticate_unverified`] is for
@@ -243,7 +255,8 @@ impl Application {
     ///
     /// # Errors
     /// [`AppError::TokenExpired`], [`AppError::InvalidToken`],
-    /// [`AppError::EmailUnverified`]; store failures.
+    /// [`AppError::OrganizationSuspended`], [`AppError::EmailUnverified`];
+    /// store failures.
     pub async fn authenticate(&self, access_token: &str) -> Result<Admin, AppError> {
         let admin = self.authenticate_unverified(access_token).await?;
         if self.settings.require_verified_email && !admin.email_verified {
@@ -255,15 +268,28 @@ impl Application {
     /// [`Application::authenticate`] without the verified-email rule: for
     /// asking for a verification link while the email is unverified.
     ///
+    /// The organization's state is a second lookup after the admin's (the
+    /// embedded store answers both from its in-process cache; MongoDB reads
+    /// the organization record by `_id`).
+    ///
     /// # Errors
-    /// [`AppError::TokenExpired`], [`AppError::InvalidToken`]; store failures.
+    /// [`AppError::TokenExpired`], [`AppError::InvalidToken`],
+    /// [`AppError::OrganizationSuspended`]; store failures.
     pub async fn authenticate_unverified(&self, access_token: &str) -> Result<Admin, AppError> {
         let claims = self.tokens.verify(access_token)?;
-        self.store
+        let admin = self
+            .store
             .admin_by_id(claims.sub)
             .await?
             .filter(|admin| admin.accepts_credential(claims.org_id, claims.ver))
-            .ok_or(AppError::InvalidToken)
+            .ok_or(AppError::InvalidToken)?;
+        let organization = self
+            .store
+            .organization_by_id(admin.organization_id)
+            .await?
+            .ok_or(AppError::InvalidToken)?;
+        ensure_active(&organization)?;
+        Ok(admin)
     }
 
     /// Issues an access token and a refresh token of `family` for `admin`,
@@ -325,5 +351,16 @@ impl Application {
                 }
             }
         });
+    }
+}
+
+/// The suspension rule of every admin credential (issue #17), written once:
+/// [`AppError::OrganizationSuspended`] while an operator has the
+/// organization suspended.
+pub(crate) fn ensure_active(organization: &Organization) -> Result<(), AppError> {
+    if organization.state.is_suspended() {
+        Err(AppError::OrganizationSuspended)
+    } else {
+        Ok(())
     }
 }

@@ -20,7 +20,8 @@ pub use keys::{
     MIN_KEY_ENCRYPTION_SECRET_BYTES,
 };
 pub use opaque_tokens::{
-    hash_account_token, hash_refresh_token, OpaqueAccountToken, OpaqueRefreshToken,
+    hash_account_token, hash_operator_key, hash_refresh_token, is_operator_key, OpaqueAccountToken,
+    OpaqueRefreshToken, OperatorApiKey, OPERATOR_KEY_PREFIX,
 };
 pub use password::{Argon2Params, HashingPoolUsage, PasswordHasher, QueueWaitObserver};
 pub use token::{generate_secret, AccessClaims, IssuedToken, TokenService, TokenSettings};

@@ -4,7 +4,10 @@
 //! tokens:
 //! - [`OpaqueRefreshToken`], in a token response ([`RefreshTokenHash`]);
 //! - [`OpaqueAccountToken`], in an email's link: invitations, password
-//!   resets, email verifications ([`TokenHash`]).
+//!   resets, email verifications ([`TokenHash`]);
+//! - [`OperatorApiKey`], an operator's API key (issue #17): the same 43
+//!   characters behind the prefix `osk_`, shown once when created and sent
+//!   as a bearer token ([`TokenHash`] of the whole text).
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -103,6 +106,64 @@ pub fn hash_account_token(presented: &str) -> TokenHash {
     TokenHash::from_hex(sha256_hex(presented))
 }
 
+/// The prefix of every operator API key: it tells an operator key from an
+/// access token (a JWT) at a glance, and lets secret scanners find leaked
+/// keys.
+pub const OPERATOR_KEY_PREFIX: &str = "osk_";
+
+/// Characters of an operator API key: the prefix and 43 of URL-safe base64.
+const OPERATOR_KEY_LEN: usize = 4 + 43;
+
+/// An operator API key as shown once to its creator: `osk_` followed by 32
+/// bytes from the OS random generator, URL-safe base64 without padding
+/// (47 characters in all). Its `Debug` output is redacted; read it only to
+/// show it to the creator.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OperatorApiKey(String);
+
+impl OperatorApiKey {
+    /// A new key.
+    pub fn generate() -> Self {
+        Self(format!("{OPERATOR_KEY_PREFIX}{}", random_token_text()))
+    }
+
+    /// The hash to store and look the key up by (of the whole text,
+    /// prefix included).
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::from_hex(sha256_hex(&self.0))
+    }
+
+    /// The key text, to show to its creator once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OperatorApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorApiKey(<redacted>)")
+    }
+}
+
+/// Whether `presented` (a bearer token) has the shape of an operator key:
+/// the prefix `osk_`, then 43 URL-safe base64 characters.
+pub fn is_operator_key(presented: &str) -> bool {
+    presented.len() == OPERATOR_KEY_LEN
+        && presented
+            .strip_prefix(OPERATOR_KEY_PREFIX)
+            .is_some_and(|rest| {
+                rest.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+}
+
+/// The hash of a presented operator key, to look it up by; `None` when it
+/// does not have the key's shape ([`is_operator_key`]), so that malformed
+/// input never reaches the store.
+pub fn hash_operator_key(presented: &str) -> Option<TokenHash> {
+    is_operator_key(presented).then(|| TokenHash::from_hex(sha256_hex(presented)))
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
@@ -165,6 +226,36 @@ mod tests {
         let shown = format!("{token:?} {:?}", token.hash());
         assert!(!shown.contains(token.expose()), "{shown}");
         assert!(!shown.contains(token.hash().as_str()), "{shown}");
+    }
+
+    #[test]
+    fn operator_keys_are_prefixed_256_bit_tokens() {
+        let key = OperatorApiKey::generate();
+        let text = key.expose();
+        assert_eq!(text.len(), 47);
+        let rest = text.strip_prefix("osk_").unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(rest).unwrap().len(), 32);
+        assert!(is_operator_key(text));
+        assert_eq!(hash_operator_key(text), Some(key.hash()));
+        assert_eq!(key.hash().as_str(), hash_account_token(text).as_str());
+        assert_ne!(key.hash(), OperatorApiKey::generate().hash());
+        for bad in [
+            "",
+            "osk_",
+            "osk_short",
+            &text[4..],
+            &format!("{text}x"),
+            &text.replace("osk_", "OSK_"),
+        ] {
+            assert!(!is_operator_key(bad), "{bad:?}");
+            assert_eq!(hash_operator_key(bad), None);
+        }
+        let mut odd = text.to_owned();
+        odd.replace_range(10..11, "+");
+        assert!(!is_operator_key(&odd));
+        let shown = format!("{key:?} {:?}", key.hash());
+        assert!(!shown.contains(text), "{shown}");
+        assert!(!shown.contains(key.hash().as_str()), "{shown}");
     }
 
     #[test]

@@ -270,6 +270,7 @@ mod tests {
             admin_id: AdminId::new(),
             created_at: now,
             updated_at: now,
+            state: Default::default(),
         };
         let admin = Admin {
             id: organization.admin_id,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::documents::PageSize;
 use crate::errors::StoreError;
 use crate::ids::{AdminId, AuditEventId, OrganizationId};
+use crate::operator_keys::OperatorKeyName;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,11 +45,15 @@ pub enum AuditAction {
     PasswordResetCompleted,
     /// An admin verified its email with a verification link.
     EmailVerified,
+    /// An operator suspended the organization (target: its name).
+    OrganizationSuspended,
+    /// An operator resumed the organization (target: its name).
+    OrganizationResumed,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 19] = [
         Self::OrganizationCreated,
         Self::OrganizationRenamed,
         Self::OrganizationDeleted,
@@ -66,6 +71,8 @@ impl AuditAction {
         Self::PasswordResetRequested,
         Self::PasswordResetCompleted,
         Self::EmailVerified,
+        Self::OrganizationSuspended,
+        Self::OrganizationResumed,
     ];
 
     /// The stable name, e.g. `organization.renamed`.
@@ -88,6 +95,8 @@ impl AuditAction {
             Self::PasswordResetRequested => "password_reset.requested",
             Self::PasswordResetCompleted => "password_reset.completed",
             Self::EmailVerified => "email.verified",
+            Self::OrganizationSuspended => "organization.suspended",
+            Self::OrganizationResumed => "organization.resumed",
         }
     }
 
@@ -105,8 +114,13 @@ pub struct AuditEvent {
     /// The organization it concerns.
     pub organization_id: OrganizationId,
     /// The admin who acted; `None` when nobody was signed in (a failed or
-    /// locked login names the targeted admin in `target` instead).
+    /// locked login names the targeted admin in `target` instead) and for
+    /// an operator action.
     pub actor: Option<AdminId>,
+    /// The operator key that acted (issue #17), for an action through the
+    /// operator API; `None` otherwise, and for every entry recorded before
+    /// operators existed.
+    pub operator: Option<OperatorKeyName>,
     /// What happened.
     pub action: AuditAction,
     /// What it happened to: an admin id, or an organization name (for a
@@ -123,6 +137,19 @@ pub struct AuditEvent {
 /// A page request over an organization's audit log, newest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditQuery {
+    /// Page size.
+    pub limit: PageSize,
+    /// Continue with the events older than this one.
+    pub before: Option<AuditEventId>,
+}
+
+/// A page request over the audit log of every organization, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this organization's events.
+    pub organization: Option<OrganizationId>,
+    /// Only events of this action.
+    pub action: Option<AuditAction>,
     /// Page size.
     pub limit: PageSize,
     /// Continue with the events older than this one.
@@ -156,6 +183,11 @@ pub trait AuditLog: Send + Sync + 'static {
         organization: OrganizationId,
         query: AuditQuery,
     ) -> Result<AuditPage, StoreError>;
+
+    /// One page of the entries of every organization (deleted ones too)
+    /// that meet the filter, newest first (descending id), older than
+    /// `filter.before`; the paging rule of [`AuditLog::audit_events`].
+    async fn all_audit_events(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError>;
 
     /// Deletes every entry of each organization whose `organization.deleted`
     /// entry is dated before `cutoff`; returns how many entries went.

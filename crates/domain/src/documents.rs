@@ -51,6 +51,12 @@ impl DocumentBody {
         }
     }
 
+    /// Its size as compact JSON text, in bytes (UTF-8): what
+    /// [`crate::OrganizationUsage::bytes`] counts.
+    pub fn json_len(&self) -> u64 {
+        json_len(&self.0)
+    }
+
     /// The document's fields.
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.0
@@ -175,6 +181,12 @@ pub struct TenantDocument {
     pub created_at: DateTime<Utc>,
     /// Last replacement (millisecond precision).
     pub updated_at: DateTime<Utc>,
+}
+
+/// The size of a JSON object as compact JSON text, in bytes (UTF-8): the
+/// rule [`DocumentBody::json_len`] and the stores' usage counts share.
+pub fn json_len(body: &Map<String, Value>) -> u64 {
+    serde_json::to_vec(body).map_or(0, |text| u64::try_from(text.len()).unwrap_or(u64::MAX))
 }
 
 /// The optimistic-concurrency rule of conditional writes (`If-Match`

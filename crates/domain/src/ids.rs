@@ -81,3 +81,7 @@ uuid_v7_id!(
     /// An invitation's id; invitations sort by it in creation order.
     InvitationId
 );
+uuid_v7_id!(
+    /// An operator API key's id; keys sort by it in creation order.
+    OperatorKeyId
+);

@@ -1,7 +1,7 @@
 //! orgsvc's domain: what an organization and its admins are, the validated
 //! values they are made of, and the [`TenantStore`] port (with its
-//! [`SessionStore`], [`AuditLog`], [`SigningKeyStore`], [`OutboxStore`] and
-//! [`AccountTokenStore`] parts) every storage
+//! [`SessionStore`], [`AuditLog`], [`SigningKeyStore`], [`OutboxStore`],
+//! [`AccountTokenStore`] and [`OperatorKeyStore`] parts) every storage
 //! adapter implements,
 //! and the [`SharedRateLimits`] port of stores that several instances share.
 //!
@@ -16,6 +16,8 @@ mod errors;
 mod ids;
 mod invitations;
 mod model;
+mod operator;
+mod operator_keys;
 mod outbox;
 pub mod preconditions;
 mod rate_limits;
@@ -29,18 +31,18 @@ mod values;
 pub mod testing;
 
 pub use account_tokens::{AccountToken, AccountTokenPurpose, AccountTokenStore, TokenHash};
-pub use audit::{AuditAction, AuditEvent, AuditLog, AuditPage, AuditQuery};
+pub use audit::{AuditAction, AuditEvent, AuditFilter, AuditLog, AuditPage, AuditQuery};
 pub use documents::{
-    check_field_name, check_revision, DocumentBody, DocumentPage, DocumentQuery, FieldFilter,
-    FilterValue, InvalidDocument, PageCursor, PageSize, TenantDocument,
+    check_field_name, check_revision, json_len, DocumentBody, DocumentPage, DocumentQuery,
+    FieldFilter, FilterValue, InvalidDocument, PageCursor, PageSize, TenantDocument,
 };
 pub use errors::{
     AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
     DocumentError, ErrorChain, RenameOrganizationError, StoreError, UpdateAdminError,
 };
 pub use ids::{
-    AdminId, AuditEventId, DocumentId, InvitationId, OrganizationId, OutboxMessageId,
-    SessionFamilyId,
+    AdminId, AuditEventId, DocumentId, InvitationId, OperatorKeyId, OrganizationId,
+    OutboxMessageId, SessionFamilyId,
 };
 pub use invitations::{
     invitation_ttl, AcceptInvitationError, Invitation, InvitationError, InvitationPage,
@@ -49,7 +51,15 @@ pub use invitations::{
 };
 pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,
-    Organization, TenantLocation,
+    Organization, OrganizationState, Suspension, TenantLocation,
+};
+pub use operator::{
+    ChangeStateError, NameMatch, NameSearch, OrganizationCursor, OrganizationPage,
+    OrganizationQuery, OrganizationUsage, StateChange, StateFilter,
+};
+pub use operator_keys::{
+    last_use_due, CreateOperatorKeyError, OperatorKey, OperatorKeyName, OperatorKeyStore,
+    OperatorScope, LAST_USE_RESOLUTION,
 };
 pub use outbox::{
     given_up_at, DeliveryError, MailTransport, OutboxMessage, OutboxStore, RetryPolicy,
@@ -68,6 +78,6 @@ pub use signing_keys::{
 pub use store::{ReconcileReport, TenantStore};
 pub use succession::{plan_admin_change, AdminChange, AdminChangePlan, AdminStanding};
 pub use values::{
-    AdminEmail, CollectionName, OrganizationName, Password, PasswordHash, ValueError,
+    AdminEmail, CollectionName, NameFragment, OrganizationName, Password, PasswordHash, ValueError,
     COLLECTION_PREFIX,
 };

@@ -28,8 +28,81 @@ pub struct Organization {
     pub admin_id: AdminId,
     /// Creation time (millisecond precision).
     pub created_at: DateTime<Utc>,
-    /// Last change of name or metadata (millisecond precision).
+    /// Last change of name or metadata (millisecond precision). A
+    /// suspension or resumption does not change it.
     pub updated_at: DateTime<Utc>,
+    /// Active, or suspended by an operator (issue #17).
+    pub state: OrganizationState,
+}
+
+/// Whether an organization may be used (issue #17).
+///
+/// A suspended organization keeps everything it holds, but its admins
+/// cannot log in or refresh, their access tokens are refused and its data
+/// and admins cannot change until an operator resumes it (the rule is
+/// applied once, in the application's use cases).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OrganizationState {
+    /// In normal use (every organization starts active).
+    #[default]
+    Active,
+    /// Suspended by an operator.
+    Suspended(Suspension),
+}
+
+impl OrganizationState {
+    /// The stable name: `active` or `suspended`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended(_) => "suspended",
+        }
+    }
+
+    /// The suspension, when suspended.
+    pub fn suspension(&self) -> Option<&Suspension> {
+        match self {
+            Self::Active => None,
+            Self::Suspended(suspension) => Some(suspension),
+        }
+    }
+
+    /// Whether the organization is suspended.
+    pub fn is_suspended(&self) -> bool {
+        matches!(self, Self::Suspended(_))
+    }
+}
+
+/// Why and when an operator suspended an organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspension {
+    /// The operator's reason: trimmed, 1 to 500 characters.
+    pub reason: String,
+    /// When the suspension took effect (millisecond precision).
+    pub at: DateTime<Utc>,
+}
+
+impl Suspension {
+    /// Longest reason, in characters.
+    pub const MAX_REASON_LEN: usize = 500;
+
+    /// A suspension for `reason` (trimmed, 1 to 500 characters) at `at`
+    /// (truncated to the millisecond, as stores keep it).
+    pub fn new(reason: &str, at: DateTime<Utc>) -> Result<Self, crate::ValueError> {
+        let reason = reason.trim();
+        let len = reason.chars().count();
+        if !(1..=Self::MAX_REASON_LEN).contains(&len) {
+            return Err(crate::ValueError::Length {
+                min: 1,
+                max: Self::MAX_REASON_LEN,
+            });
+        }
+        let at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
+        Ok(Self {
+            reason: reason.to_owned(),
+            at,
+        })
+    }
 }
 
 /// An organization's admin user. Carries no credential: see

@@ -53,12 +53,20 @@ pub enum ClientKey {
     /// email as well as per IP), by a 128-bit FNV-1a digest of it: the
     /// address itself is not kept in the limiter.
     Email(u128),
+    /// An operator key (issue #17: the operator API is limited per key),
+    /// by its id.
+    Operator(u128),
 }
 
 impl ClientKey {
     /// The key of requests naming `email`.
     pub fn email(email: &crate::AdminEmail) -> Self {
         Self::Email(fnv1a_128(email.as_str().as_bytes()))
+    }
+
+    /// The key of requests authenticated by the operator key `id`.
+    pub fn operator(id: crate::OperatorKeyId) -> Self {
+        Self::Operator(id.as_uuid().as_u128())
     }
 
     /// The key of a client at `client` (`None`: no peer address).
@@ -89,7 +97,7 @@ fn fnv1a_128(bytes: &[u8]) -> u128 {
 }
 
 /// Stable text for storage keys: `192.0.2.1`, `2001:db8:1:2::/64`,
-/// `unknown`, `email:<32 hex digits>`.
+/// `unknown`, `email:<32 hex digits>`, `operator:<32 hex digits>`.
 impl fmt::Display for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -97,6 +105,7 @@ impl fmt::Display for ClientKey {
             Self::Ip(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
             Self::Unknown => f.write_str("unknown"),
             Self::Email(digest) => write!(f, "email:{digest:032x}"),
+            Self::Operator(id) => write!(f, "operator:{id:032x}"),
         }
     }
 }

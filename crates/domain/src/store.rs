@@ -20,6 +20,10 @@ use crate::invitations::InvitationStore;
 use crate::model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
 };
+use crate::operator::{
+    ChangeStateError, OrganizationPage, OrganizationQuery, OrganizationUsage, StateChange,
+};
+use crate::operator_keys::OperatorKeyStore;
 use crate::outbox::OutboxStore;
 use crate::sessions::SessionStore;
 use crate::signing_keys::SigningKeyStore;
@@ -46,9 +50,10 @@ impl ReconcileReport {
 ///
 /// A store also keeps the admins' sessions, the audit log, the token
 /// signing keys, the email outbox, the single-use account tokens and the
-/// invitations: see the supertraits [`SessionStore`], [`AuditLog`],
-/// [`SigningKeyStore`], [`OutboxStore`], [`AccountTokenStore`] and
-/// [`InvitationStore`] for their own rules.
+/// invitations and the operator API keys: see the supertraits
+/// [`SessionStore`], [`AuditLog`], [`SigningKeyStore`], [`OutboxStore`],
+/// [`AccountTokenStore`], [`InvitationStore`] and [`OperatorKeyStore`] for
+/// their own rules.
 ///
 /// Rules every implementation MUST follow:
 /// - Organization names are unique by their canonical form
@@ -82,6 +87,7 @@ pub trait TenantStore:
     + OutboxStore
     + AccountTokenStore
     + InvitationStore
+    + OperatorKeyStore
     + Send
     + Sync
     + 'static
@@ -147,6 +153,38 @@ pub trait TenantStore:
     /// another lifecycle operation on it is in progress. Afterwards the name
     /// and the admin emails are free again.
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError>;
+
+    /// One page of every visible organization (the visibility rule of
+    /// [`TenantStore::organization_by_id`]) that meets the query, in
+    /// canonical-name order after `query.after` (the rule is
+    /// [`OrganizationQuery::admits`]; `next` is set when more may follow).
+    /// A prefix search MUST read an index range of the canonical name, not
+    /// every organization (see [`crate::NameFragment::prefix_upper_bound`]).
+    async fn list_organizations(
+        &self,
+        query: &OrganizationQuery,
+    ) -> Result<OrganizationPage, StoreError>;
+
+    /// Suspends or resumes an organization and returns it as it is then.
+    ///
+    /// Compare-and-swap on the organization's state alone: a change that
+    /// changes nothing ([`StateChange::apply`] gives `None`) stores nothing
+    /// and returns the organization unchanged; a concurrent rename is never
+    /// lost and never loses the state; a deleted organization (or one being
+    /// created or deleted) is never brought back: `NotFound`.
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &StateChange,
+    ) -> Result<Organization, ChangeStateError>;
+
+    /// What the organization holds (admins, pending invitations at `now`,
+    /// documents and their bytes), or `None` for an unknown organization.
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<OrganizationUsage>, StoreError>;
 
     /// The admin with this id, if it and its organization exist.
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError>;

@@ -1,7 +1,7 @@
 //! The [`TenantStore`] contract suite (with its [`crate::SessionStore`],
 //! [`crate::AuditLog`], [`crate::SigningKeyStore`], [`crate::OutboxStore`],
-//! [`crate::AccountTokenStore`] and [`crate::InvitationStore`] parts),
-//! shared by every adapter.
+//! [`crate::AccountTokenStore`], [`crate::InvitationStore`] and
+//! [`crate::OperatorKeyStore`] parts), shared by every adapter.
 //!
 //! An adapter's test crate expands [`tenant_store_contract_tests!`] with an
 //! expression that yields a fresh, empty store as a [`ContractFixture`] (an
@@ -26,12 +26,16 @@ mod account_tokens;
 mod faults;
 mod invitations;
 mod memory;
+mod operator;
+mod operator_keys;
 mod security;
 mod signing_keys;
 pub use account_tokens::*;
 pub use faults::{Failure, FaultyStore, Operation, Times};
 pub use invitations::*;
 pub use memory::{InMemoryStore, IN_MEMORY_DATABASE};
+pub use operator::*;
+pub use operator_keys::*;
 pub use security::*;
 pub use signing_keys::*;
 
@@ -118,6 +122,18 @@ macro_rules! tenant_store_contract_tests {
             accepting_with_a_taken_email_creates_nothing,
             deleting_an_organization_deletes_its_invitations,
             purge_forgets_long_expired_invitations,
+            organizations_list_in_name_order_and_search_by_prefix_or_substring,
+            organizations_list_filters_on_creation_time_and_state,
+            suspension_is_idempotent_and_kept_across_a_rename,
+            state_change_of_a_deleted_organization_is_not_found,
+            suspension_racing_a_rename_loses_neither,
+            usage_counts_admins_invitations_documents_and_bytes,
+            audit_across_organizations_pages_newest_first_with_filters,
+            operator_keys_are_created_listed_and_revoked,
+            operator_key_names_are_unique,
+            operator_keys_are_found_by_hash,
+            expired_and_revoked_operator_keys_are_not_found,
+            operator_key_last_use_is_recorded,
         );
     };
     (@tests $store:expr; $($name:ident),+ $(,)?) => {

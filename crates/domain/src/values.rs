@@ -103,6 +103,61 @@ impl fmt::Display for OrganizationName {
     }
 }
 
+/// A search fragment for organization names, in canonical form (issue #17):
+/// trimmed, lowercase, each run of spaces, hyphens and underscores folded to
+/// one `_`, exactly as [`OrganizationName::canonical`] folds a name, so that a
+/// search is case- and separator-insensitive as names are.
+///
+/// 1 to 64 characters of ASCII letters, digits and separators.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NameFragment(String);
+
+impl NameFragment {
+    /// Parses a raw search text.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if !(1..=OrganizationName::MAX_LEN).contains(&len) {
+            return Err(ValueError::Length {
+                min: 1,
+                max: OrganizationName::MAX_LEN,
+            });
+        }
+        if !trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || is_separator(c))
+        {
+            return Err(ValueError::Format(
+                "may contain only ASCII letters, digits, spaces, hyphens and underscores",
+            ));
+        }
+        Ok(Self(canonicalize(trimmed)))
+    }
+
+    /// The canonical fragment.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a canonical name starts with this fragment.
+    pub fn is_prefix_of(&self, canonical: &str) -> bool {
+        canonical.starts_with(&self.0)
+    }
+
+    /// Whether a canonical name contains this fragment.
+    pub fn is_in(&self, canonical: &str) -> bool {
+        canonical.contains(&self.0)
+    }
+
+    /// The exclusive upper bound of the canonical names this fragment is a
+    /// prefix of: the fragment followed by `~`, which sorts after every
+    /// character a canonical name may hold (`0-9`, `_`, `a-z`), so that a
+    /// prefix search is the index range `[fragment, upper_bound)`.
+    pub fn prefix_upper_bound(&self) -> String {
+        format!("{}~", self.0)
+    }
+}
+
 fn is_separator(c: char) -> bool {
     matches!(c, ' ' | '-' | '_')
 }

@@ -8,12 +8,14 @@
 
 use std::collections::BTreeSet;
 
-const SOURCES: [&str; 5] = [
+const SOURCES: [&str; 7] = [
     include_str!("../src/testing.rs"),
     include_str!("../src/testing/security.rs"),
     include_str!("../src/testing/signing_keys.rs"),
     include_str!("../src/testing/account_tokens.rs"),
     include_str!("../src/testing/invitations.rs"),
+    include_str!("../src/testing/operator.rs"),
+    include_str!("../src/testing/operator_keys.rs"),
 ];
 
 /// Every `pub async fn NAME(store: Store)`: the signature of a check.

@@ -1,5 +1,5 @@
 //! The audit log: `audit_events`, one record per entry, as
-//! `{_id: <ObjectId>, id: <event id>, organization_id, actor?, action,
+//! `{_id: <ObjectId>, id: <event id>, organization_id, actor?, operator?, action,
 //! target, at, request_id?, client_ip?}`.
 //!
 //! Pages are read newest first through the unique index
@@ -19,7 +19,8 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{self, doc};
 use mongodb::Collection;
 use orgsvc_domain::{
-    AuditAction, AuditEvent, AuditLog, AuditPage, AuditQuery, OrganizationId, StoreError,
+    AuditAction, AuditEvent, AuditFilter, AuditLog, AuditPage, AuditQuery, OperatorKeyName,
+    OrganizationId, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,8 @@ struct AuditDoc {
     organization_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operator: Option<String>,
     action: String,
     target: String,
     at: bson::DateTime,
@@ -53,6 +56,7 @@ impl AuditDoc {
             id: event.id.to_string(),
             organization_id: event.organization_id.to_string(),
             actor: event.actor.map(|actor| actor.to_string()),
+            operator: event.operator.as_ref().map(|name| name.as_str().to_owned()),
             action: event.action.as_str().to_owned(),
             target: event.target.clone(),
             at: to_bson_time(event.at),
@@ -69,6 +73,18 @@ impl AuditDoc {
                 .actor
                 .as_deref()
                 .map(|actor| parse_id(actor, "admin"))
+                .transpose()?,
+            operator: self
+                .operator
+                .as_deref()
+                .map(|name| {
+                    OperatorKeyName::parse(name).map_err(|e| {
+                        StoreError::new(
+                            format!("audit event {} has an invalid operator", self.id),
+                            e,
+                        )
+                    })
+                })
                 .transpose()?,
             action: AuditAction::parse(&self.action).ok_or_else(|| {
                 StoreError::msg(format!(
@@ -137,6 +153,50 @@ impl MongoStore {
     /// Deletes the entries of organizations deleted before `cutoff` (per
     /// their `organization.deleted` entry) whose record is gone; returns how
     /// many entries went.
+    /// One page of every organization's events that meet `filter`, newest
+    /// first (by `id`, with the `{action, id}` index of migration 0009 when
+    /// filtered by action alone).
+    pub(crate) async fn audit_page_all(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<AuditPage, StoreError> {
+        const WHAT: &str = "listing audit events of every organization";
+        let mut conditions = doc! {};
+        if let Some(organization) = filter.organization {
+            conditions.insert("organization_id", organization.to_string());
+        }
+        if let Some(action) = filter.action {
+            conditions.insert("action", action.as_str());
+        }
+        if let Some(before) = filter.before {
+            conditions.insert("id", doc! { "$lt": before.to_string() });
+        }
+        let limit = filter.limit.get();
+        let fetch = i64::try_from(limit + 1)
+            .map_err(|e| store_error("a page size does not fit in 64 bits", e))?;
+        let stored: Vec<AuditDoc> = self
+            .audit_log()
+            .find(conditions)
+            .sort(doc! { "id": -1 })
+            .limit(fetch)
+            .await
+            .map_err(|e| store_error(WHAT, e))?
+            .try_collect()
+            .await
+            .map_err(|e| store_error(WHAT, e))?;
+        let mut events = stored
+            .iter()
+            .map(AuditDoc::to_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if events.len() > limit {
+            events.truncate(limit);
+            events.last().map(|event| event.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { events, next })
+    }
+
     pub(crate) async fn purge_audit_events(
         &self,
         cutoff: DateTime<Utc>,
@@ -186,6 +246,10 @@ impl AuditLog for MongoStore {
         self.audit_page(organization, query).await
     }
 
+    async fn all_audit_events(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+        self.audit_page_all(filter).await
+    }
+
     async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.purge_audit_events(cutoff).await
     }
@@ -202,6 +266,7 @@ mod tests {
             id: AuditEventId::new(),
             organization_id: OrganizationId::new(),
             actor,
+            operator: None,
             action: AuditAction::OrganizationRenamed,
             target: "Acme -> Acme Labs".into(),
             at: DateTime::from_timestamp_millis(1_700_000_000_001).unwrap(),

@@ -49,6 +49,8 @@ mod lifecycle;
 mod login_throttle;
 mod migrations;
 mod names;
+mod operator;
+mod operator_keys;
 mod orphans;
 mod outbox;
 mod rate_limits;

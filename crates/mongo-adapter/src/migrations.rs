@@ -39,6 +39,18 @@
 //! its current token's hash (unique index) and the email waiting to move to
 //! the outbox embedded (see `invitations.rs`), and an index of the outbox
 //! on `invitation_id`.
+//!
+//! 0009 (organization state) restates the organizations validator with the
+//! optional `suspension: {reason, at}` an operator's suspension writes
+//! (absent: active, so every existing organization stays active) and adds
+//! the `audit_events` index `{action: 1, id: -1}` for the operator's audit
+//! listing filtered by action. The operator listing's prefix search reads
+//! the `canonical` index of 0001.
+//!
+//! 0010 (operator keys) adds `operator_keys` (see `operator_keys.rs`), with
+//! unique indexes on the name and the hash and a validator, and restates
+//! the `audit_events` validator with the optional `operator` (the acting
+//! operator key's name); entries written before have none.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -102,6 +114,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0006_signing_keys"),
     migration!("0007_outbox"),
     migration!("0008_invitations"),
+    migration!("0009_organization_state"),
+    migration!("0010_operator_keys"),
 ];
 
 /// The record of an applied migration.

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, Document};
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, CollectionName, NewAdmin,
-    Organization, OrganizationId, OrganizationName, PasswordHash, StoreError, TenantLocation,
+    Organization, OrganizationId, OrganizationName, OrganizationState, PasswordHash, StoreError,
+    Suspension, TenantLocation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +105,28 @@ pub(crate) struct OrgDoc {
     /// yet applied to the admin's record (see `admin_changes.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_change: Option<AdminChange>,
+    /// An operator's suspension (issue #17); absent while active. Not a
+    /// lifecycle field: lifecycle steps carry it over (see
+    /// [`OrgDoc::same_lifecycle`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<SuspensionDoc>,
+}
+
+/// A suspension as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SuspensionDoc {
+    pub reason: String,
+    pub at: bson::DateTime,
+}
+
+impl SuspensionDoc {
+    /// The stored form of `state`'s suspension, if any.
+    pub(crate) fn of(state: &OrganizationState) -> Option<Self> {
+        state.suspension().map(|suspension| Self {
+            reason: suspension.reason.clone(),
+            at: to_bson_time(suspension.at),
+        })
+    }
 }
 
 /// A removal or role change of an admin, committed on its organization's
@@ -166,6 +189,7 @@ impl OrgDoc {
                 lease: Some(LeaseDoc::new(1)),
             }),
             admin_change: None,
+            suspension: None,
         }
     }
 
@@ -186,6 +210,7 @@ impl OrgDoc {
                 revision: 0,
                 admin_id: String::new(),
                 admin_change: None,
+                suspension: None,
                 ..record.clone()
             };
             if let Some(lease) = stripped.pending.as_mut().and_then(|p| p.lease.as_mut()) {
@@ -247,6 +272,13 @@ impl OrgDoc {
             admin_id: parse_id(&self.admin_id, "admin")?,
             created_at: to_chrono(self.created_at)?,
             updated_at: to_chrono(self.updated_at)?,
+            state: match &self.suspension {
+                Some(suspension) => OrganizationState::Suspended(Suspension {
+                    reason: suspension.reason.clone(),
+                    at: to_chrono(suspension.at)?,
+                }),
+                None => OrganizationState::Active,
+            },
         })
     }
 }

@@ -273,6 +273,29 @@ impl TenantStore for MongoStore {
         self.rename_organization(id, None, new_name).await
     }
 
+    async fn list_organizations(
+        &self,
+        query: &orgsvc_domain::OrganizationQuery,
+    ) -> Result<orgsvc_domain::OrganizationPage, StoreError> {
+        self.list_organization_page(query).await
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &orgsvc_domain::StateChange,
+    ) -> Result<Organization, orgsvc_domain::ChangeStateError> {
+        self.change_state(id, change).await
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<orgsvc_domain::OrganizationUsage>, StoreError> {
+        self.usage(id, now).await
+    }
+
     async fn rename_organization_from(
         &self,
         id: OrganizationId,

@@ -5,23 +5,24 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    AuditAction, AuditEvent, AuditEventId, AuditLog, AuditPage, AuditQuery, OrganizationId,
-    StoreError,
+    AuditAction, AuditEvent, AuditEventId, AuditFilter, AuditLog, AuditPage, AuditQuery,
+    OperatorKeyName, OrganizationId, StoreError,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
-use crate::records::parse_id;
+use crate::records::{corrupt, parse_id};
 use crate::{rows, SqliteStore};
 
 /// The columns [`EventRow::read`] expects, in order.
-const EVENT_COLUMNS: &str = "id, organization_id, actor, action, target, at, request_id, client_ip";
+const EVENT_COLUMNS: &str =
+    "id, organization_id, actor, action, target, at, request_id, client_ip, operator";
 
 /// Appends `event`.
 pub(crate) fn record(connection: &Connection, event: &AuditEvent) -> Result<(), StoreError> {
     connection
         .prepare_cached(&format!(
-            "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         ))
         .and_then(|mut statement| {
             statement.execute(params![
@@ -33,6 +34,7 @@ pub(crate) fn record(connection: &Connection, event: &AuditEvent) -> Result<(), 
                 rows::millis(event.at),
                 event.request_id,
                 event.client_ip,
+                event.operator.as_ref().map(|name| name.as_str()),
             ])
         })
         .map_err(|e| StoreError::new("recording an audit event", e))?;
@@ -64,6 +66,62 @@ pub(crate) fn page(
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(|e| StoreError::new("listing audit events", e))?;
+    let more = found.len() > limit;
+    let events = found
+        .into_iter()
+        .take(limit)
+        .map(EventRow::into_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if more {
+        events.last().map(|event| event.id)
+    } else {
+        None
+    };
+    Ok(AuditPage { events, next })
+}
+
+/// One page of every organization's events that meet `filter`, newest
+/// first, older than `filter.before`. Without an organization it walks the
+/// primary key backwards; with one, `audit_events_by_organization`.
+pub(crate) fn page_all(
+    connection: &Connection,
+    filter: &AuditFilter,
+) -> Result<AuditPage, StoreError> {
+    let limit = filter.limit.get();
+    let mut conditions = Vec::new();
+    let mut parameters = Vec::new();
+    if let Some(organization) = filter.organization {
+        parameters.push(SqlValue::Text(organization.to_string()));
+        conditions.push(format!("organization_id = ?{}", parameters.len()));
+    }
+    if let Some(action) = filter.action {
+        parameters.push(SqlValue::Text(action.as_str().to_owned()));
+        conditions.push(format!("action = ?{}", parameters.len()));
+    }
+    if let Some(before) = filter.before {
+        parameters.push(SqlValue::Text(before.to_string()));
+        conditions.push(format!("id < ?{}", parameters.len()));
+    }
+    parameters.push(SqlValue::Integer(
+        i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
+    ));
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events {filter_sql}ORDER BY id DESC LIMIT ?{}",
+        parameters.len()
+    );
+    let found = connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_map(params_from_iter(parameters), EventRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| StoreError::new("listing audit events of every organization", e))?;
     let more = found.len() > limit;
     let events = found
         .into_iter()
@@ -124,6 +182,7 @@ struct EventRow {
     at: i64,
     request_id: Option<String>,
     client_ip: Option<String>,
+    operator: Option<String>,
 }
 
 impl EventRow {
@@ -138,6 +197,7 @@ impl EventRow {
             at: row.get(5)?,
             request_id: row.get(6)?,
             client_ip: row.get(7)?,
+            operator: row.get(8)?,
         })
     }
 
@@ -150,6 +210,12 @@ impl EventRow {
             actor: self
                 .actor
                 .map(|actor| parse_id(&actor, "audit event actor"))
+                .transpose()?,
+            operator: self
+                .operator
+                .map(|name| {
+                    OperatorKeyName::parse(&name).map_err(|e| corrupt("audit event operator", e))
+                })
                 .transpose()?,
             action: AuditAction::parse(&self.action).ok_or_else(|| {
                 StoreError::msg(format!(
@@ -180,6 +246,13 @@ impl AuditLog for SqliteStore {
     ) -> Result<AuditPage, StoreError> {
         self.connections()
             .read(move |connection| page(connection, organization, &query))
+            .await
+    }
+
+    async fn all_audit_events(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+        let filter = filter.clone();
+        self.connections()
+            .read(move |connection| page_all(connection, &filter))
             .await
     }
 
@@ -239,6 +312,42 @@ mod tests {
                 "{steps:?}"
             );
         }
+    }
+
+    #[test]
+    fn entries_recorded_before_operators_read_back_without_one() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrations::apply(&mut connection, &MIGRATIONS[..6]).unwrap();
+        let organization = OrganizationId::new();
+        let id = AuditEventId::new();
+        connection
+            .execute(
+                "INSERT INTO audit_events (id, organization_id, actor, action, target, at) \
+                 VALUES (?1, ?2, NULL, 'organization.created', 'Acme', 0)",
+                params![id.to_string(), organization.to_string()],
+            )
+            .unwrap();
+        migrations::apply(&mut connection, MIGRATIONS).unwrap();
+        let old = page(&connection, organization, &AuditQuery::default()).unwrap();
+        assert_eq!(old.events.len(), 1);
+        assert_eq!(old.events[0].id, id);
+        assert_eq!(old.events[0].operator, None);
+
+        let operator = OrganizationId::new();
+        let event = AuditEvent {
+            id: AuditEventId::new(),
+            organization_id: operator,
+            actor: None,
+            operator: Some(OperatorKeyName::parse("support-bot").unwrap()),
+            action: AuditAction::OrganizationRenamed,
+            target: "a -> b".into(),
+            at: rows::now(),
+            request_id: None,
+            client_ip: None,
+        };
+        record(&connection, &event).unwrap();
+        let new = page(&connection, operator, &AuditQuery::default()).unwrap();
+        assert_eq!(new.events, vec![event]);
     }
 
     #[test]

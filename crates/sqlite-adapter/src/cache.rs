@@ -305,6 +305,7 @@ mod tests {
             admin_id: AdminId::new(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            state: Default::default(),
         }
     }
 

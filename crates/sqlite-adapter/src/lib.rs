@@ -42,6 +42,7 @@ mod invitations;
 mod login_throttles;
 mod lookups;
 mod migrations;
+mod operator_keys;
 mod organizations;
 mod records;
 mod refresh_tokens;

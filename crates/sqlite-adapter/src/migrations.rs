@@ -109,6 +109,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_signing_keys"),
     migration!(6, "0006_outbox_and_account_tokens"),
     migration!(7, "0007_invitations"),
+    migration!(8, "0008_organization_state"),
+    migration!(9, "0009_operator_keys"),
 ];
 
 /// Applies the pending `migrations` in order; returns the names applied now.

@@ -2,14 +2,17 @@
 //! tenant table is one SQLite transaction, so it happens entirely or not at
 //! all (SQLite DDL is transactional).
 
+use chrono::{DateTime, Utc};
 use orgsvc_domain::{
-    CollectionName, CreateOrganizationError, DeleteOrganizationError, NewOrganization,
-    Organization, OrganizationId, OrganizationName, RenameOrganizationError, StoreError,
-    TenantLocation,
+    ChangeStateError, CollectionName, CreateOrganizationError, DeleteOrganizationError, NameMatch,
+    NewOrganization, Organization, OrganizationId, OrganizationName, OrganizationPage,
+    OrganizationQuery, OrganizationState, OrganizationUsage, RenameOrganizationError, StateChange,
+    StateFilter, StoreError, TenantLocation,
 };
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use crate::connection::{begin, commit};
+use crate::connection::{begin, begin_read, commit};
 use crate::constraints::{self, Unique};
 use crate::rows::{self, OrganizationRow, ORGANIZATION_COLUMNS};
 use crate::{admins, invitations, tenant_tables};
@@ -58,6 +61,7 @@ pub(crate) fn create(
         admin_id: new.owner.id,
         created_at: now,
         updated_at: now,
+        state: OrganizationState::Active,
     })
 }
 
@@ -164,6 +168,156 @@ pub(crate) fn delete(
     Ok(())
 }
 
+/// One page of the listing (see [`OrganizationQuery`]): a walk of the
+/// canonical-name index in order, from the cursor (and, for a prefix search,
+/// within the range `[fragment, fragment~)`), cut at `limit + 1` rows.
+pub(crate) fn list(
+    connection: &Connection,
+    query: &OrganizationQuery,
+) -> Result<OrganizationPage, StoreError> {
+    let (sql, parameters) = list_statement(query);
+    let found = connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_map(params_from_iter(parameters), OrganizationRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| StoreError::new("listing organizations", e))?
+        .into_iter()
+        .map(OrganizationRow::into_organization)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(query.page(found))
+}
+
+/// The listing's statement and its parameters.
+fn list_statement(query: &OrganizationQuery) -> (String, Vec<SqlValue>) {
+    let mut conditions = Vec::new();
+    let mut parameters = Vec::new();
+    let mut bind = |condition: &str, value: SqlValue| {
+        parameters.push(value);
+        conditions.push(condition.replace('?', &format!("?{}", parameters.len())));
+    };
+    if let Some(after) = &query.after {
+        bind(
+            "canonical_name > ?",
+            SqlValue::Text(after.as_str().to_owned()),
+        );
+    }
+    if let Some(search) = &query.search {
+        let fragment = search.fragment.as_str().to_owned();
+        match search.mode {
+            NameMatch::Prefix => {
+                bind("canonical_name >= ?", SqlValue::Text(fragment));
+                bind(
+                    "canonical_name < ?",
+                    SqlValue::Text(search.fragment.prefix_upper_bound()),
+                );
+            }
+            NameMatch::Substring => bind("instr(canonical_name, ?) > 0", SqlValue::Text(fragment)),
+        }
+    }
+    if let Some(after) = query.created_after {
+        bind("created_at > ?", SqlValue::Integer(rows::millis(after)));
+    }
+    if let Some(before) = query.created_before {
+        bind("created_at < ?", SqlValue::Integer(rows::millis(before)));
+    }
+    match query.state {
+        Some(StateFilter::Active) => conditions.push("suspended_at IS NULL".to_owned()),
+        Some(StateFilter::Suspended) => conditions.push("suspended_at IS NOT NULL".to_owned()),
+        None => {}
+    }
+    let fetch = i64::try_from(query.limit.get().saturating_add(1)).unwrap_or(i64::MAX);
+    parameters.push(SqlValue::Integer(fetch));
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {ORGANIZATION_COLUMNS} FROM organizations {filter}\
+         ORDER BY canonical_name LIMIT ?{}",
+        parameters.len()
+    );
+    (sql, parameters)
+}
+
+/// Suspends or resumes the organization: its state columns only, in one
+/// transaction with the read of the current state, so a rename (which
+/// leaves them alone) is never lost and a deleted row is never written.
+pub(crate) fn change_state(
+    connection: &mut Connection,
+    id: OrganizationId,
+    change: &StateChange,
+) -> Result<Organization, ChangeStateError> {
+    const WHAT: &str = "changing an organization's state";
+    let transaction = begin(connection, WHAT)?;
+    let current = by_id(&transaction, id)?.ok_or(ChangeStateError::NotFound)?;
+    let Some(next) = change.apply(&current.state) else {
+        return Ok(current);
+    };
+    let suspension = next.suspension();
+    transaction
+        .execute(
+            "UPDATE organizations SET suspended_at = ?2, suspended_reason = ?3 WHERE id = ?1",
+            params![
+                id.to_string(),
+                suspension.map(|s| rows::millis(s.at)),
+                suspension.map(|s| s.reason.as_str()),
+            ],
+        )
+        .map_err(|e| StoreError::new("updating organization state", e))?;
+    commit(transaction, WHAT)?;
+    Ok(Organization {
+        state: next,
+        ..current
+    })
+}
+
+/// The organization's usage figures, read in one transaction.
+pub(crate) fn usage(
+    connection: &Connection,
+    id: OrganizationId,
+    now: DateTime<Utc>,
+) -> Result<Option<OrganizationUsage>, StoreError> {
+    const WHAT: &str = "counting an organization's usage";
+    let transaction = begin_read(connection, WHAT)?;
+    let Some(organization) = by_id(&transaction, id)? else {
+        return Ok(None);
+    };
+    let count = |sql: &str, parameters: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
+        transaction
+            .query_row(sql, parameters, |row| row.get::<_, i64>(0))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| StoreError::new(WHAT, e))
+    };
+    let key = id.to_string();
+    let admins = count(
+        "SELECT count(*) FROM admins WHERE organization_id = ?1",
+        &[&key],
+    )?;
+    let pending_invitations = count(
+        "SELECT count(*) FROM invitations WHERE organization_id = ?1 \
+         AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?2",
+        &[&key, &rows::millis(now)],
+    )?;
+    let table = tenant_tables::quoted(&organization.location.collection);
+    let documents = count(&format!("SELECT count(*) FROM {table}"), &[])?;
+    // Bodies are stored as serde_json's compact text: its length in bytes
+    // is OrganizationUsage::bytes.
+    let bytes = count(
+        &format!("SELECT coalesce(sum(length(CAST(doc AS BLOB))), 0) FROM {table}"),
+        &[],
+    )?;
+    Ok(Some(OrganizationUsage {
+        admins,
+        pending_invitations,
+        documents,
+        bytes,
+    }))
+}
+
 fn find(
     connection: &Connection,
     key_column: &'static str,
@@ -176,4 +330,49 @@ fn find(
         .map_err(|e| StoreError::new(format!("reading organization by {key_column}"), e))?
         .map(OrganizationRow::into_organization)
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use orgsvc_domain::{NameFragment, NameSearch, OrganizationCursor, PageSize};
+
+    use super::*;
+    use crate::migrations::{self, MIGRATIONS};
+
+    #[test]
+    fn a_prefix_search_reads_a_range_of_the_canonical_name_index_without_sorting() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrations::apply(&mut connection, MIGRATIONS).unwrap();
+        for after in [None, Some(OrganizationCursor::parse("acme_b").unwrap())] {
+            let query = OrganizationQuery {
+                search: Some(NameSearch {
+                    fragment: NameFragment::parse("Acme").unwrap(),
+                    mode: NameMatch::Prefix,
+                }),
+                state: Some(StateFilter::Active),
+                limit: PageSize::parse(20).unwrap(),
+                after,
+                ..OrganizationQuery::default()
+            };
+            let (sql, parameters) = list_statement(&query);
+            let steps: Vec<String> = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params_from_iter(parameters), |row| row.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.starts_with("SEARCH organizations USING INDEX")
+                        && s.contains("canonical_name>? AND canonical_name<?")),
+                "{steps:?}"
+            );
+            assert!(
+                !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{steps:?}"
+            );
+        }
+    }
 }

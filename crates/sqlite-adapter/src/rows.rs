@@ -8,13 +8,15 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, CollectionName, DocumentBody, Organization,
-    OrganizationName, PasswordHash, StoreError, TenantDocument, TenantLocation,
+    OrganizationName, OrganizationState, PasswordHash, StoreError, Suspension, TenantDocument,
+    TenantLocation,
 };
 use rusqlite::Row;
 
 /// The columns [`OrganizationRow::read`] expects, in order.
 pub(crate) const ORGANIZATION_COLUMNS: &str =
-    "id, display_name, database_name, table_name, admin_id, created_at, updated_at";
+    "id, display_name, database_name, table_name, admin_id, created_at, updated_at, \
+     suspended_at, suspended_reason";
 
 /// The columns [`AdminRow::read`] expects, in order.
 pub(crate) const ADMIN_COLUMNS: &str =
@@ -40,6 +42,8 @@ pub(crate) struct OrganizationRow {
     admin_id: String,
     created_at: i64,
     updated_at: i64,
+    suspended_at: Option<i64>,
+    suspended_reason: Option<String>,
 }
 
 impl OrganizationRow {
@@ -53,6 +57,8 @@ impl OrganizationRow {
             admin_id: row.get(4)?,
             created_at: row.get(5)?,
             updated_at: row.get(6)?,
+            suspended_at: row.get(7)?,
+            suspended_reason: row.get(8)?,
         })
     }
 
@@ -70,6 +76,13 @@ impl OrganizationRow {
             admin_id: parse_id(&self.admin_id, "organization's admin id")?,
             created_at: timestamp(self.created_at)?,
             updated_at: timestamp(self.updated_at)?,
+            state: match (self.suspended_at, self.suspended_reason) {
+                (Some(at), Some(reason)) => OrganizationState::Suspended(Suspension {
+                    reason,
+                    at: timestamp(at)?,
+                }),
+                _ => OrganizationState::Active,
+            },
         })
     }
 }

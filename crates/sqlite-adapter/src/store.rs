@@ -7,10 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orgsvc_domain::{
     AddAdminError, Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate,
-    ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
-    DocumentError, DocumentId, DocumentPage, DocumentQuery, NewAdmin, NewOrganization,
-    Organization, OrganizationId, OrganizationName, PasswordHash, ReconcileReport,
-    RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
+    ChangeAdminError, ChangeStateError, CreateOrganizationError, DeleteOrganizationError,
+    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, NewAdmin,
+    NewOrganization, Organization, OrganizationId, OrganizationName, OrganizationPage,
+    OrganizationQuery, OrganizationUsage, PasswordHash, ReconcileReport, RenameOrganizationError,
+    StateChange, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 
 use crate::connection::Connections;
@@ -177,6 +178,37 @@ impl TenantStore for SqliteStore {
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
         self.connections
             .write(move |connection| organizations::delete(connection, id))
+            .await
+    }
+
+    async fn list_organizations(
+        &self,
+        query: &OrganizationQuery,
+    ) -> Result<OrganizationPage, StoreError> {
+        let query = query.clone();
+        self.connections
+            .read(move |connection| organizations::list(connection, &query))
+            .await
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &StateChange,
+    ) -> Result<Organization, ChangeStateError> {
+        let change = change.clone();
+        self.connections
+            .write(move |connection| organizations::change_state(connection, id, &change))
+            .await
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<OrganizationUsage>, StoreError> {
+        self.connections
+            .read(move |connection| organizations::usage(connection, id, now))
             .await
     }
 

@@ -9,10 +9,11 @@ use metrics::{counter, histogram, Histogram};
 use orgsvc_domain::{
     AcceptInvitationError, AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError,
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog,
-    AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, Invitation,
-    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore, LoginAttempt,
-    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
+    AuditPage, AuditQuery, ChangeAdminError, CreateOperatorKeyError, CreateOrganizationError,
+    DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    Invitation, InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore,
+    LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, OperatorKey, OperatorKeyId,
+    OperatorKeyName, OperatorKeyStore, Organization, OrganizationId, OrganizationName,
     OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken,
     RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
     SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
@@ -84,6 +85,32 @@ impl TenantStore for TimedStore {
         id: OrganizationId,
     ) -> Result<Option<Organization>, StoreError> {
         timed!("organization_by_id", self.inner.organization_by_id(id))
+    }
+
+    async fn list_organizations(
+        &self,
+        query: &orgsvc_domain::OrganizationQuery,
+    ) -> Result<orgsvc_domain::OrganizationPage, StoreError> {
+        timed!("list_organizations", self.inner.list_organizations(query))
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &orgsvc_domain::StateChange,
+    ) -> Result<Organization, orgsvc_domain::ChangeStateError> {
+        timed!(
+            "change_organization_state",
+            self.inner.change_organization_state(id, change)
+        )
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<orgsvc_domain::OrganizationUsage>, StoreError> {
+        timed!("organization_usage", self.inner.organization_usage(id, now))
     }
 
     async fn rename_organization(
@@ -317,6 +344,13 @@ impl AuditLog for TimedStore {
         timed!("audit_events", self.inner.audit_events(organization, query))
     }
 
+    async fn all_audit_events(
+        &self,
+        filter: &orgsvc_domain::AuditFilter,
+    ) -> Result<AuditPage, StoreError> {
+        timed!("all_audit_events", self.inner.all_audit_events(filter))
+    }
+
     async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         timed!(
             "purge_deleted_before",
@@ -497,5 +531,49 @@ impl InvitationStore for TimedStore {
 
     async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         timed!("purge_invitations", self.inner.purge_invitations(cutoff))
+    }
+}
+
+#[async_trait]
+impl OperatorKeyStore for TimedStore {
+    async fn create_operator_key(&self, key: OperatorKey) -> Result<(), CreateOperatorKeyError> {
+        timed!("create_operator_key", self.inner.create_operator_key(key))
+    }
+
+    async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
+        timed!("operator_keys", self.inner.operator_keys())
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        name: &OperatorKeyName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        timed!(
+            "revoke_operator_key",
+            self.inner.revoke_operator_key(name, at)
+        )
+    }
+
+    async fn operator_key_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        timed!(
+            "operator_key_by_hash",
+            self.inner.operator_key_by_hash(hash, now)
+        )
+    }
+
+    async fn record_operator_key_use(
+        &self,
+        id: OperatorKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        timed!(
+            "record_operator_key_use",
+            self.inner.record_operator_key_use(id, at)
+        )
     }
 }

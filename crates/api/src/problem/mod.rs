@@ -21,6 +21,16 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const WWW_AUTHENTICATE_MISSING: &str = r#"Bearer realm="orgsvc""#;
 /// `WWW-Authenticate` value when the bearer token was refused.
 pub const WWW_AUTHENTICATE_INVALID: &str = r#"Bearer realm="orgsvc", error="invalid_token""#;
+/// `WWW-Authenticate` value of the operator API when no key was presented.
+pub const WWW_AUTHENTICATE_OPERATOR_MISSING: &str = r#"Bearer realm="orgsvc-operator""#;
+/// `WWW-Authenticate` value when an operator key was refused (RFC 6750
+/// §3.1 `invalid_token`), in the operator API's own realm.
+pub const WWW_AUTHENTICATE_OPERATOR_INVALID: &str =
+    r#"Bearer realm="orgsvc-operator", error="invalid_token""#;
+/// `WWW-Authenticate` value when an operator key's scope does not cover
+/// the request (RFC 6750 §3.1 `insufficient_scope`).
+pub const WWW_AUTHENTICATE_OPERATOR_SCOPE: &str =
+    r#"Bearer realm="orgsvc-operator", error="insufficient_scope", scope="write""#;
 
 /// One offending field of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -132,6 +142,9 @@ pub enum ApiError {
     /// No bearer token was presented.
     #[error("missing bearer token")]
     MissingToken,
+    /// No bearer token was presented to an operator route.
+    #[error("missing operator key")]
+    MissingOperatorKey,
     /// No route has this path.
     #[error("route not found")]
     RouteNotFound,
@@ -155,6 +168,14 @@ pub enum ApiError {
     #[error("rate limited")]
     RateLimited {
         /// Whole seconds until a call is allowed again (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
+    /// The operator key made too many requests
+    /// (`security.operator_rate_per_minute`, `security.operator_rate_burst`).
+    #[error("operator rate limited")]
+    OperatorRateLimited {
+        /// Whole seconds until a request is allowed again (the
+        /// `Retry-After` header).
         retry_after_secs: u64,
     },
     /// A use case's failure ([`AppError`]): its rows of the table are
@@ -252,6 +273,20 @@ impl ApiError {
                 "Unsupported content coding",
                 Cow::from("The request body must be sent without a `Content-Encoding` (or as `identity`): \
                  the service decodes no content coding."),
+            ),
+            Self::MissingOperatorKey => (
+                "missing_operator_key",
+                S::UNAUTHORIZED,
+                "Operator key required",
+                Cow::from("This operation requires `Authorization: Bearer osk_...` with an operator key."),
+            ),
+            Self::OperatorRateLimited { retry_after_secs } => (
+                "operator_rate_limited",
+                S::TOO_MANY_REQUESTS,
+                "Too many requests",
+                Cow::from(format!(
+                "Too many requests with this operator key (security.operator_rate_per_minute); retry in {retry_after_secs} second(s)."
+            )),
             ),
             Self::MissingToken => (
                 "missing_token",
@@ -481,6 +516,45 @@ fn app_problem_type(
             "Email not verified",
             Cow::from("Verify your email first: POST /admin/email-verification sends a link to it."),
         ),
+        AppError::OrganizationSuspended => (
+            "organization_suspended",
+            S::FORBIDDEN,
+            "Organization suspended",
+            Cow::from(
+                "An operator suspended this organization: its admins cannot log in or use \
+                 their tokens until it is resumed. Nothing of it was changed.",
+            ),
+        ),
+        AppError::InvalidOperatorKey => (
+            "invalid_operator_key",
+            S::UNAUTHORIZED,
+            "Invalid operator key",
+            Cow::from("This operation requires `Authorization: Bearer osk_...` with an operator key that exists, is not revoked and has not expired (an admin's access token is not accepted)."),
+        ),
+        AppError::OperatorScopeInsufficient => (
+            "operator_scope_insufficient",
+            S::FORBIDDEN,
+            "Operator scope insufficient",
+            Cow::from("This operation needs an operator key of scope `write`; yours is `read`."),
+        ),
+        AppError::OperatorKeyNameTaken => (
+            "operator_key_name_taken",
+            S::CONFLICT,
+            "Operator key name taken",
+            Cow::from("An operator key with this name exists (names of revoked keys stay taken); choose another name."),
+        ),
+        AppError::OperatorKeyNotFound => (
+            "operator_key_not_found",
+            S::NOT_FOUND,
+            "Operator key not found",
+            Cow::from("No operator key has this name."),
+        ),
+        AppError::InvalidOperatorKeyExpiry => (
+            "validation_failed",
+            S::UNPROCESSABLE_ENTITY,
+            "Invalid request",
+            Cow::from("`expires_in` must be 1 second to 10 years."),
+        ),
         AppError::StoreUnavailable(_) => (
             "store_unavailable",
             S::SERVICE_UNAVAILABLE,
@@ -519,6 +593,20 @@ impl ResponseError for ApiError {
             }
             Self::App(AppError::InvalidToken | AppError::TokenExpired) => {
                 response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_INVALID));
+            }
+            Self::MissingOperatorKey => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_OPERATOR_MISSING));
+            }
+            Self::App(AppError::InvalidOperatorKey) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_OPERATOR_INVALID));
+            }
+            Self::App(AppError::OperatorScopeInsufficient) => {
+                response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE_OPERATOR_SCOPE));
+            }
+            Self::OperatorRateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             Self::App(AppError::LoginLocked { retry_after }) => {
                 let secs = whole_seconds_up(*retry_after);

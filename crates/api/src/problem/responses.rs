@@ -73,7 +73,55 @@ const RETRY_AFTER_THROTTLED: (&str, &str) = (
      again, or until the email's lock ends.",
 );
 
+const WWW_AUTHENTICATE_OPERATOR: (&str, &str) = (
+    "WWW-Authenticate",
+    "`Bearer realm=\"orgsvc-operator\"`, with `error=\"invalid_token\"` when a key was \
+     presented but refused (RFC 6750 §3.1).",
+);
+
 problem_responses! {
+    /// 401 of the operator API.
+    OperatorUnauthorized {
+        "No bearer token (`missing_operator_key`), or not a usable operator key \
+         (`invalid_operator_key`): malformed, unknown, revoked or expired. An admin's access \
+         token is not an operator key.",
+        headers: [WWW_AUTHENTICATE_OPERATOR],
+        examples: [ApiError::MissingOperatorKey, ApiError::App(AppError::InvalidOperatorKey)]
+    }
+    /// 403 of the operator API's writes.
+    OperatorScopeInsufficient {
+        "The operator key has the `read` scope; this operation needs `write`.",
+        headers: [(
+            "WWW-Authenticate",
+            "`Bearer realm=\"orgsvc-operator\", error=\"insufficient_scope\", scope=\"write\"` (RFC 6750 §3.1)."
+        )],
+        examples: [ApiError::App(AppError::OperatorScopeInsufficient)]
+    }
+    /// 409 of the key creation.
+    OperatorKeyNameTaken {
+        "A key (revoked or not) already has this name.",
+        headers: [],
+        examples: [ApiError::App(AppError::OperatorKeyNameTaken)]
+    }
+    /// 404 of the key revocation.
+    OperatorKeyNotFound {
+        "No operator key has this name.",
+        headers: [],
+        examples: [ApiError::App(AppError::OperatorKeyNotFound)]
+    }
+    /// 429 of the operator API.
+    OperatorRateLimited {
+        "The operator key made more than `security.operator_rate_burst` (default 120) requests \
+         at once, or more than `security.operator_rate_per_minute` (default 600) a minute; \
+         or the client IP holds `server.max_connections_per_ip` open connections already \
+         (`too_many_connections`, the connection is closed).",
+        headers: [("Retry-After", "Whole seconds (rounded up) until the key may call again; 1 on `too_many_connections`.")],
+        examples: [
+            ApiError::OperatorRateLimited { retry_after_secs: 1 },
+            ApiError::TooManyConnections { limit: 64 },
+        ]
+    }
+
     /// 400.
     BadRequestBody {
         "The body is not valid JSON (`errors` names the member or element the error is in \
@@ -255,28 +303,36 @@ problem_responses! {
     /// 403 of the operations of any signed-in admin.
     EmailUnverified {
         "With `auth.require_verified_email`, the caller's email is not verified yet \
-         (`email_unverified`): verify it first (`POST /admin/email-verification`).",
+         (`email_unverified`): verify it first (`POST /admin/email-verification`). Or an \
+         operator suspended the caller's organization (`organization_suspended`).",
         headers: [],
-        examples: [ApiError::App(AppError::EmailUnverified)]
+        examples: [ApiError::App(AppError::EmailUnverified), ApiError::App(AppError::OrganizationSuspended)]
     }
     /// 403 of owner-only operations.
     OwnerRequired {
         "The caller is an `admin` of its organization; this operation takes an `owner` \
          (`owner_required`). With `auth.require_verified_email`, also an unverified \
-         caller (`email_unverified`).",
+         caller (`email_unverified`). Or an operator suspended the caller's organization \
+         (`organization_suspended`).",
         headers: [],
-        examples: [ApiError::App(AppError::OwnerRequired), ApiError::App(AppError::EmailUnverified)]
+        examples: [
+            ApiError::App(AppError::OwnerRequired),
+            ApiError::App(AppError::EmailUnverified),
+            ApiError::App(AppError::OrganizationSuspended),
+        ]
     }
     /// 403 of the deletion.
     DeleteForbidden {
         "The caller is not an owner of its organization (`owner_required`), or the named \
          organization is not the caller's (`forbidden`, whether or not it exists), or \
-         (with `auth.require_verified_email`) its email is not verified (`email_unverified`).",
+         (with `auth.require_verified_email`) its email is not verified (`email_unverified`), \
+         or an operator suspended the organization (`organization_suspended`).",
         headers: [],
         examples: [
             ApiError::App(AppError::OwnerRequired),
             ApiError::App(AppError::Forbidden),
             ApiError::App(AppError::EmailUnverified),
+            ApiError::App(AppError::OrganizationSuspended),
         ]
     }
     /// 410 of a password-reset or email-verification link.
@@ -374,6 +430,36 @@ problem_responses! {
             FieldError::new("limit", "must be between 1 and 100"),
             FieldError::new("before", "is not a cursor returned by this API"),
         ])]
+    }
+    /// 422 of the operator's organization listing.
+    InvalidOrganizationListing {
+        "`q`, `match`, `state`, `created_after`, `created_before` (RFC 3339), `limit` or \
+         `after` is invalid, or the query has another parameter; `errors` names each one.",
+        headers: [],
+        examples: [ApiError::Validation(vec![
+            FieldError::new("state", "must be `active` or `suspended`"),
+            FieldError::new("created_after", "must be an RFC 3339 time, like 2025-01-31T12:00:00Z"),
+            FieldError::new("after", "is not a cursor returned by this API"),
+        ])]
+    }
+    /// 422 of the operator's audit listing.
+    InvalidOperatorAuditListing {
+        "`organization_id`, `action`, `limit` or `before` is invalid, or the query has \
+         another parameter; `errors` names each one.",
+        headers: [],
+        examples: [ApiError::Validation(vec![
+            FieldError::new("action", "is not an audit action"),
+            FieldError::new("before", "is not a cursor returned by this API"),
+        ])]
+    }
+    /// 403 of the login, the refresh, an accepted invitation and the
+    /// routes open to any admin without another 403.
+    OrganizationSuspended {
+        "An operator suspended the organization (`organization_suspended`): its admins \
+         cannot log in, refresh, or use their access tokens (refused at once) until it is \
+         resumed. Nothing of it was changed or deleted.",
+        headers: [],
+        examples: [ApiError::App(AppError::OrganizationSuspended)]
     }
     /// 401 of the refresh.
     InvalidRefreshToken {

@@ -20,8 +20,9 @@ use utoipa::ToSchema;
 use crate::extractors::auth::UnverifiedAdmin;
 use crate::extractors::body::JsonObject;
 use crate::problem::responses::{
-    AccountTokenUnusable, BadRequestBody, EmailLinksThrottled, InternalError, PayloadTooLarge,
-    RateLimited, StoreUnavailable, Unauthorized, UnsupportedMediaType, ValidationFailed,
+    AccountTokenUnusable, BadRequestBody, EmailLinksThrottled, InternalError,
+    OrganizationSuspended, PayloadTooLarge, RateLimited, StoreUnavailable, Unauthorized,
+    UnsupportedMediaType, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
@@ -206,6 +207,7 @@ pub async fn confirm_password_reset(
     responses(
         (status = 202, description = "A verification link is on its way (`sent: true`), or the email is verified already (`sent: false`).", body = EmailVerificationStatus),
         (status = 401, response = Unauthorized),
+        (status = 403, response = OrganizationSuspended),
         (status = 429, response = EmailLinksThrottled),
         (status = 500, response = InternalError),
         (status = 503, response = StoreUnavailable),

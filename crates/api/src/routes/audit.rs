@@ -45,7 +45,9 @@ impl PartialSchema for AuditActionName {
                  `login.failed`, `login.locked`, `refresh_token.reuse_detected`, \
                  `password_reset.requested`, `password_reset.completed`, `email.verified`, \
                  `invitation.created`, `invitation.accepted` (actor: the new admin), \
-                 `invitation.revoked` (target: the invitation id).",
+                 `invitation.revoked` (target: the invitation id), \
+                 `organization.suspended`, `organization.resumed` (by an operator: \
+                 `operator` names its key).",
             ))
             .enum_values(Some(AuditAction::ALL.map(AuditAction::as_str)))
             .examples(["organization.renamed"])
@@ -54,6 +56,13 @@ impl PartialSchema for AuditActionName {
 }
 
 impl ToSchema for AuditActionName {}
+
+impl AuditActionName {
+    /// The stable name of `action`.
+    pub fn of(action: AuditAction) -> Self {
+        Self(action.as_str())
+    }
+}
 
 /// One audit log entry.
 #[derive(Debug, Serialize, ToSchema)]

@@ -583,7 +583,7 @@ fn next_link(limit: PageSize, cursor: &str, filter: Option<&str>) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(value: &str) -> String {
+pub(crate) fn percent_encode(value: &str) -> String {
     let mut encoded = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

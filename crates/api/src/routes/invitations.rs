@@ -38,8 +38,9 @@ use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::{json_body, query_of};
 use crate::problem::responses::{
     AcceptInvitationConflict, BadRequestBody, InternalError, InvalidInvitationListing,
-    InvitationNotFound, InvitationNotPending, InvitationUnusable, InviteConflict, OwnerRequired,
-    PayloadTooLarge, RateLimited, Unauthorized, UnsupportedMediaType, ValidationFailed,
+    InvitationNotFound, InvitationNotPending, InvitationUnusable, InviteConflict,
+    OrganizationSuspended, OwnerRequired, PayloadTooLarge, RateLimited, Unauthorized,
+    UnsupportedMediaType, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
@@ -450,6 +451,7 @@ pub async fn resend(
             ("Cache-Control" = String, description = "`no-store`: the answer carries tokens."),
         )),
         (status = 400, response = BadRequestBody),
+        (status = 403, response = OrganizationSuspended),
         (status = 409, response = AcceptInvitationConflict),
         (status = 410, response = InvitationUnusable),
         (status = 413, response = PayloadTooLarge),

@@ -18,13 +18,15 @@ pub mod data;
 pub mod health;
 pub mod invitations;
 pub mod metrics;
+pub mod operator_keys;
+pub mod operator_organizations;
 pub mod organizations;
 pub mod sessions;
 pub mod well_known;
 
 /// Each route module's OpenAPI operations, in the document's order: the
 /// paths of the document (see [`crate::openapi::document`]).
-pub fn documented_operations() -> [utoipa::openapi::OpenApi; 9] {
+pub fn documented_operations() -> [utoipa::openapi::OpenApi; 11] {
     use utoipa::OpenApi;
     [
         organizations::Operations::openapi(),
@@ -34,6 +36,8 @@ pub fn documented_operations() -> [utoipa::openapi::OpenApi; 9] {
         invitations::Operations::openapi(),
         sessions::Operations::openapi(),
         account_recovery::Operations::openapi(),
+        operator_keys::Operations::openapi(),
+        operator_organizations::Operations::openapi(),
         health::Operations::openapi(),
         well_known::Operations::openapi(),
     ]
@@ -49,6 +53,8 @@ pub fn table() -> RouteTable {
     invitations::routes(&mut table);
     sessions::routes(&mut table);
     account_recovery::routes(&mut table);
+    operator_keys::routes(&mut table);
+    operator_organizations::routes(&mut table);
     health::routes(&mut table);
     well_known::routes(&mut table);
     table
@@ -223,7 +229,7 @@ mod tests {
             }
         }
         assert_eq!(served, documented);
-        assert_eq!(served.len(), 31);
+        assert_eq!(served.len(), 40);
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub struct CreatedOrganization {
     "database": "orgsvc_master",
     "admin_id": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
     "created_at": "2025-01-31T12:00:00.123Z",
-    "updated_at": "2025-02-01T08:30:00.456Z"
+    "updated_at": "2025-02-01T08:30:00.456Z",
+    "state": "active"
 }))]
 pub struct OrganizationMetadata {
     /// Immutable id; survives renames.
@@ -124,6 +125,10 @@ pub struct OrganizationMetadata {
     created_at: DateTime<Utc>,
     /// Last change of name.
     updated_at: DateTime<Utc>,
+    /// `active`, or `suspended` by an operator (its admins cannot log in or
+    /// use their tokens until it is resumed; the reason is for operators).
+    #[schema(example = "active", pattern = "^(active|suspended)$")]
+    state: &'static str,
 }
 
 impl From<Organization> for OrganizationMetadata {
@@ -136,6 +141,7 @@ impl From<Organization> for OrganizationMetadata {
             admin_id: organization.admin_id.as_uuid(),
             created_at: organization.created_at,
             updated_at: organization.updated_at,
+            state: organization.state.as_str(),
         }
     }
 }

@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use crate::extractors::body::JsonObject;
 use crate::problem::responses::{
     BadRequestBody, InternalError, InvalidCredentials, InvalidRefreshToken, LoginThrottled,
-    PayloadTooLarge, RateLimited, UnsupportedMediaType, ValidationFailed,
+    OrganizationSuspended, PayloadTooLarge, RateLimited, UnsupportedMediaType, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
@@ -152,6 +152,7 @@ pub struct AccessToken {
         (status = 200, description = "An access token and a refresh token (sent with `Cache-Control: no-store`).", body = AccessToken),
         (status = 400, response = BadRequestBody),
         (status = 401, response = InvalidCredentials),
+        (status = 403, response = OrganizationSuspended),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
@@ -197,6 +198,7 @@ pub async fn login(
         (status = 200, description = "A new access token and refresh token (sent with `Cache-Control: no-store`); the presented refresh token is used up.", body = AccessToken),
         (status = 400, response = BadRequestBody),
         (status = 401, response = InvalidRefreshToken),
+        (status = 403, response = OrganizationSuspended),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),

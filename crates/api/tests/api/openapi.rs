@@ -153,19 +153,21 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "/invitations/accept",
         "post",
         "acceptInvitation",
-        &[201, 400, 408, 409, 410, 413, 415, 422, 429, 431, 500, 503],
+        &[
+            201, 400, 403, 408, 409, 410, 413, 415, 422, 429, 431, 500, 503,
+        ],
     ),
     (
         "/admin/login",
         "post",
         "adminLogin",
-        &[200, 400, 401, 408, 413, 415, 422, 429, 431, 500, 503],
+        &[200, 400, 401, 403, 408, 413, 415, 422, 429, 431, 500, 503],
     ),
     (
         "/admin/refresh",
         "post",
         "adminRefresh",
-        &[200, 400, 401, 408, 413, 415, 422, 429, 431, 500, 503],
+        &[200, 400, 401, 403, 408, 413, 415, 422, 429, 431, 500, 503],
     ),
     (
         "/admin/logout",
@@ -189,13 +191,71 @@ const OPERATIONS: &[(&str, &str, &str, &[u16])] = &[
         "/admin/email-verification",
         "post",
         "requestEmailVerification",
-        &[202, 400, 401, 408, 429, 431, 500, 503],
+        &[202, 400, 401, 403, 408, 429, 431, 500, 503],
     ),
     (
         "/admin/email-verification/confirm",
         "post",
         "confirmEmailVerification",
         &[204, 400, 408, 410, 413, 415, 422, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/keys",
+        "get",
+        "listOperatorKeys",
+        &[200, 400, 401, 403, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/keys",
+        "post",
+        "createOperatorKey",
+        &[
+            201, 400, 401, 403, 408, 409, 413, 415, 422, 429, 431, 500, 503,
+        ],
+    ),
+    (
+        "/operator/keys/{name}",
+        "delete",
+        "revokeOperatorKey",
+        &[204, 400, 401, 403, 404, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations",
+        "get",
+        "operatorListOrganizations",
+        &[200, 400, 401, 408, 422, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations/{id}",
+        "get",
+        "operatorGetOrganization",
+        &[200, 400, 401, 404, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations/{id}",
+        "delete",
+        "operatorDeleteOrganization",
+        &[200, 400, 401, 403, 404, 408, 409, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/organizations/{id}/suspend",
+        "post",
+        "operatorSuspendOrganization",
+        &[
+            200, 400, 401, 403, 404, 408, 413, 415, 422, 429, 431, 500, 503,
+        ],
+    ),
+    (
+        "/operator/organizations/{id}/resume",
+        "post",
+        "operatorResumeOrganization",
+        &[200, 400, 401, 403, 404, 408, 429, 431, 500, 503],
+    ),
+    (
+        "/operator/audit",
+        "get",
+        "operatorListAuditEvents",
+        &[200, 400, 401, 408, 422, 429, 431, 500, 503],
     ),
     (
         "/health/live",
@@ -230,6 +290,19 @@ const PROTECTED: &[&str] = &[
     "revokeInvitation",
     "resendInvitation",
     "requestEmailVerification",
+];
+
+/// The operator API's operations: operator keys only (`operator_key`).
+const OPERATOR_PROTECTED: &[&str] = &[
+    "listOperatorKeys",
+    "createOperatorKey",
+    "revokeOperatorKey",
+    "operatorListOrganizations",
+    "operatorGetOrganization",
+    "operatorDeleteOrganization",
+    "operatorSuspendOrganization",
+    "operatorResumeOrganization",
+    "operatorListAuditEvents",
 ];
 
 async fn served_document() -> Value {
@@ -317,14 +390,26 @@ async fn protected_operations_require_the_bearer_scheme() {
     let scheme = &document["components"]["securitySchemes"]["bearer_auth"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
+    let operator = &document["components"]["securitySchemes"]["operator_key"];
+    assert_eq!(operator["type"], "http");
+    assert_eq!(operator["scheme"], "bearer");
+    assert!(operator["description"].as_str().unwrap().contains("osk_"));
     for (path, method, operation_id, _) in OPERATIONS {
         let security = &document["paths"][path][method]["security"];
         if PROTECTED.contains(operation_id) {
             assert_eq!(
-                security[0]["bearer_auth"],
-                serde_json::json!([]),
+                security,
+                &serde_json::json!([{"bearer_auth": []}]),
                 "{operation_id}"
             );
+        } else if OPERATOR_PROTECTED.contains(operation_id) {
+            assert_eq!(
+                security,
+                &serde_json::json!([{"operator_key": []}]),
+                "{operation_id}"
+            );
+            let tags = &document["paths"][path][method]["tags"];
+            assert_eq!(tags, &serde_json::json!(["operator"]), "{operation_id}");
         } else {
             assert!(security.is_null(), "{operation_id} should be public");
         }

@@ -185,9 +185,11 @@ async fn get_returns_the_metadata_under_any_spelling_of_the_name(app: TestApp) {
                 "database",
                 "id",
                 "organization_name",
+                "state",
                 "updated_at"
             ]
         );
+        assert_eq!(body["state"], "active");
     }
 }
 

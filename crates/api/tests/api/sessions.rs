@@ -315,6 +315,7 @@ async fn maintenance_purges_expired_sessions_and_old_audit_entries(app: TestApp)
             id: AuditEventId::new(),
             organization_id: deleted_long_ago,
             actor: None,
+            operator: None,
             action,
             target: "Gone".into(),
             at: now - TimeDelta::days(days_ago),

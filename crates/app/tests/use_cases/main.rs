@@ -10,5 +10,6 @@ mod admins;
 mod documents;
 mod fixture;
 mod invitations;
+mod operators;
 mod organizations;
 mod sessions;

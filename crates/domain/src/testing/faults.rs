@@ -14,12 +14,13 @@ use super::InMemoryStore;
 use crate::{
     AcceptInvitationError, AccountToken, AccountTokenPurpose, AccountTokenStore, AddAdminError,
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, AdminUpdate, AuditEvent, AuditLog,
-    AuditPage, AuditQuery, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery, Invitation,
-    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStore, LoginAttempt,
-    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
-    OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport, RefreshToken,
-    RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
+    AuditPage, AuditQuery, ChangeAdminError, ChangeStateError, CreateOperatorKeyError,
+    CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
+    DocumentPage, DocumentQuery, Invitation, InvitationError, InvitationId, InvitationPage,
+    InvitationQuery, InvitationStore, LoginAttempt, LoginThrottle, NewAdmin, NewOrganization,
+    OperatorKey, OperatorKeyId, OperatorKeyName, OperatorKeyStore, Organization, OrganizationId,
+    OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport,
+    RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
     SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
     TenantStore, TokenHash, UpdateAdminError, VersionedKeySet,
 };
@@ -57,6 +58,9 @@ operations! {
     RenameOrganization => "rename_organization",
     RenameOrganizationFrom => "rename_organization_from",
     DeleteOrganization => "delete_organization",
+    ListOrganizations => "list_organizations",
+    ChangeOrganizationState => "change_organization_state",
+    OrganizationUsage => "organization_usage",
     AdminById => "admin_by_id",
     AdminCredentialsByEmail => "admin_credentials_by_email",
     UpdateAdmin => "update_admin",
@@ -81,6 +85,7 @@ operations! {
     PurgeSessions => "purge_sessions",
     Record => "record",
     AuditEvents => "audit_events",
+    AllAuditEvents => "all_audit_events",
     PurgeDeletedBefore => "purge_deleted_before",
     LoadSigningKeys => "load_signing_keys",
     ReplaceSigningKeys => "replace_signing_keys",
@@ -100,6 +105,11 @@ operations! {
     ReplaceInvitationToken => "replace_invitation_token",
     AcceptInvitation => "accept_invitation",
     PurgeInvitations => "purge_invitations",
+    CreateOperatorKey => "create_operator_key",
+    OperatorKeys => "operator_keys",
+    RevokeOperatorKey => "revoke_operator_key",
+    OperatorKeyByHash => "operator_key_by_hash",
+    RecordOperatorKeyUse => "record_operator_key_use",
 }
 
 impl Operation {
@@ -121,6 +131,7 @@ impl Operation {
                 RenameOrganizationError::inject(failure).is_some()
             }
             O::DeleteOrganization => DeleteOrganizationError::inject(failure).is_some(),
+            O::ChangeOrganizationState => crate::ChangeStateError::inject(failure).is_some(),
             O::UpdateAdmin => UpdateAdminError::inject(failure).is_some(),
             O::AddAdmin => AddAdminError::inject(failure).is_some(),
             O::RemoveAdmin | O::SetAdminRole => ChangeAdminError::inject(failure).is_some(),
@@ -129,6 +140,7 @@ impl Operation {
                 InvitationError::inject(failure).is_some()
             }
             O::AcceptInvitation => AcceptInvitationError::inject(failure).is_some(),
+            O::CreateOperatorKey => CreateOperatorKeyError::inject(failure).is_some(),
             O::InsertDocument
             | O::FindDocument
             | O::ListDocuments
@@ -151,7 +163,7 @@ impl fmt::Display for Operation {
 pub enum Failure {
     /// A [`StoreError`], made afresh for each failing call.
     Store(Arc<dyn Fn() -> StoreError + Send + Sync>),
-    /// `NameTaken` (create, rename).
+    /// `NameTaken` (create, rename, `create_operator_key`).
     NameTaken,
     /// `EmailTaken` (create, `update_admin`, `add_admin`, invitations and
     /// their acceptance).
@@ -260,6 +272,9 @@ inject!(DeleteOrganizationError {
     Failure::NotFound => Self::NotFound,
     Failure::Busy => Self::Busy,
 });
+inject!(ChangeStateError {
+    Failure::NotFound => Self::NotFound,
+});
 inject!(UpdateAdminError {
     Failure::NotFound => Self::NotFound,
     Failure::EmailTaken => Self::EmailTaken,
@@ -270,6 +285,9 @@ inject!(AddAdminError {
 });
 inject!(ReplaceKeySetError {
     Failure::VersionConflict => Self::VersionConflict,
+});
+inject!(CreateOperatorKeyError {
+    Failure::NameTaken => Self::NameTaken,
 });
 inject!(ChangeAdminError {
     Failure::NotFound => Self::NotFound,
@@ -544,7 +562,9 @@ from_injected!(
     DocumentError,
     ReplaceKeySetError,
     InvitationError,
-    AcceptInvitationError
+    AcceptInvitationError,
+    ChangeStateError,
+    CreateOperatorKeyError
 );
 
 impl fmt::Debug for FaultyStore {
@@ -582,6 +602,32 @@ impl TenantStore for FaultyStore {
     ) -> Result<Option<Organization>, StoreError> {
         self.enter(Operation::OrganizationById).await?;
         self.inner.organization_by_id(id).await
+    }
+
+    async fn list_organizations(
+        &self,
+        query: &crate::OrganizationQuery,
+    ) -> Result<crate::OrganizationPage, StoreError> {
+        self.enter(Operation::ListOrganizations).await?;
+        self.inner.list_organizations(query).await
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &crate::StateChange,
+    ) -> Result<Organization, crate::ChangeStateError> {
+        self.enter(Operation::ChangeOrganizationState).await?;
+        self.inner.change_organization_state(id, change).await
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::OrganizationUsage>, StoreError> {
+        self.enter(Operation::OrganizationUsage).await?;
+        self.inner.organization_usage(id, now).await
     }
 
     async fn rename_organization(
@@ -813,6 +859,11 @@ impl AuditLog for FaultyStore {
         self.inner.audit_events(organization, query).await
     }
 
+    async fn all_audit_events(&self, filter: &crate::AuditFilter) -> Result<AuditPage, StoreError> {
+        self.enter(Operation::AllAuditEvents).await?;
+        self.inner.all_audit_events(filter).await
+    }
+
     async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.enter(Operation::PurgeDeletedBefore).await?;
         self.inner.purge_deleted_before(cutoff).await
@@ -983,5 +1034,45 @@ impl InvitationStore for FaultyStore {
     async fn purge_invitations(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.enter(Operation::PurgeInvitations).await?;
         self.inner.purge_invitations(cutoff).await
+    }
+}
+
+#[async_trait]
+impl OperatorKeyStore for FaultyStore {
+    async fn create_operator_key(&self, key: OperatorKey) -> Result<(), CreateOperatorKeyError> {
+        self.enter(Operation::CreateOperatorKey).await?;
+        self.inner.create_operator_key(key).await
+    }
+
+    async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
+        self.enter(Operation::OperatorKeys).await?;
+        self.inner.operator_keys().await
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        name: &OperatorKeyName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        self.enter(Operation::RevokeOperatorKey).await?;
+        self.inner.revoke_operator_key(name, at).await
+    }
+
+    async fn operator_key_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        self.enter(Operation::OperatorKeyByHash).await?;
+        self.inner.operator_key_by_hash(hash, now).await
+    }
+
+    async fn record_operator_key_use(
+        &self,
+        id: OperatorKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.enter(Operation::RecordOperatorKeyUse).await?;
+        self.inner.record_operator_key_use(id, at).await
     }
 }

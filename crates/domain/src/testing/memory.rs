@@ -17,14 +17,16 @@ use crate::{
     AccountTokenStore, AddAdminError, Admin, AdminChange, AdminChangePlan, AdminCredentials,
     AdminEmail, AdminId, AdminRole, AdminStanding, AdminUpdate, AuditAction, AuditEvent,
     AuditEventId, AuditLog, AuditPage, AuditQuery, ChangeAdminError, CollectionName,
-    CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
-    DocumentPage, DocumentQuery, FieldFilter, FilterValue, Invitation, InvitationError,
-    InvitationId, InvitationPage, InvitationQuery, InvitationStatus, InvitationStore, LoginAttempt,
-    LoginThrottle, NewAdmin, NewOrganization, Organization, OrganizationId, OrganizationName,
-    OutboxMessage, OutboxMessageId, OutboxStore, PageCursor, PasswordHash, ReconcileReport,
-    RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
-    SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
-    TenantLocation, TenantStore, ThrottleState, TokenHash, UpdateAdminError, VersionedKeySet,
+    CreateOperatorKeyError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
+    DocumentError, DocumentId, DocumentPage, DocumentQuery, FieldFilter, FilterValue, Invitation,
+    InvitationError, InvitationId, InvitationPage, InvitationQuery, InvitationStatus,
+    InvitationStore, LoginAttempt, LoginThrottle, NewAdmin, NewOrganization, OperatorKey,
+    OperatorKeyId, OperatorKeyName, OperatorKeyStore, Organization, OrganizationId,
+    OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PageCursor, PasswordHash,
+    ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError,
+    ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError,
+    TenantDocument, TenantLocation, TenantStore, ThrottleState, TokenHash, UpdateAdminError,
+    VersionedKeySet,
 };
 
 /// The [`TenantLocation::database`] of every organization in an
@@ -115,6 +117,8 @@ struct State {
     outbox: BTreeMap<OutboxMessageId, StoredMessage>,
     /// Account tokens and the id of the message that carried each.
     account_tokens: HashMap<TokenHash, (AccountToken, OutboxMessageId)>,
+    /// Operator keys by name.
+    operator_keys: BTreeMap<OperatorKeyName, OperatorKey>,
     invitations: BTreeMap<InvitationId, StoredInvitation>,
 }
 
@@ -444,6 +448,7 @@ impl TenantStore for InMemoryStore {
             admin_id: new.owner.id,
             created_at: now,
             updated_at: now,
+            state: crate::OrganizationState::Active,
         };
         state.insert_admin(new.id, &new.owner.as_admin(), now);
         state.names.insert(new.name.canonical().to_owned(), new.id);
@@ -502,6 +507,71 @@ impl TenantStore for InMemoryStore {
         state.collections.remove(&organization.location.collection);
         state.remove_invitations(|invitation| invitation.organization_id == id);
         Ok(())
+    }
+
+    async fn list_organizations(
+        &self,
+        query: &crate::OrganizationQuery,
+    ) -> Result<crate::OrganizationPage, StoreError> {
+        let state = self.lock();
+        let mut matching: Vec<Organization> = state
+            .organizations
+            .values()
+            .filter(|organization| query.admits(organization))
+            .cloned()
+            .collect();
+        matching.sort_by(|a, b| a.name.canonical().cmp(b.name.canonical()));
+        matching.truncate(query.limit.get().saturating_add(1));
+        Ok(query.page(matching))
+    }
+
+    async fn change_organization_state(
+        &self,
+        id: OrganizationId,
+        change: &crate::StateChange,
+    ) -> Result<Organization, crate::ChangeStateError> {
+        let mut state = self.lock();
+        let organization = state
+            .organizations
+            .get_mut(&id)
+            .ok_or(crate::ChangeStateError::NotFound)?;
+        if let Some(next) = change.apply(&organization.state) {
+            organization.state = next;
+        }
+        Ok(organization.clone())
+    }
+
+    async fn organization_usage(
+        &self,
+        id: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::OrganizationUsage>, StoreError> {
+        let state = self.lock();
+        let Some(organization) = state.organizations.get(&id) else {
+            return Ok(None);
+        };
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let collection = state.collections.get(&organization.location.collection);
+        Ok(Some(crate::OrganizationUsage {
+            admins: count(state.admins_of(id).len()),
+            pending_invitations: count(
+                state
+                    .invitations
+                    .values()
+                    .filter(|stored| {
+                        stored.invitation.organization_id == id
+                            && stored.invitation.status_at(now) == InvitationStatus::Pending
+                    })
+                    .count(),
+            ),
+            documents: count(collection.map_or(0, |c| c.documents.len())),
+            bytes: collection.map_or(0, |c| {
+                c.documents
+                    .values()
+                    .map(|document| document.body.json_len())
+                    .sum()
+            }),
+        }))
     }
 
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
@@ -897,6 +967,37 @@ impl AuditLog for InMemoryStore {
         Ok(AuditPage { events, next })
     }
 
+    async fn all_audit_events(&self, filter: &crate::AuditFilter) -> Result<AuditPage, StoreError> {
+        let state = self.lock();
+        let end = match filter.before {
+            Some(before) => Bound::Excluded(before),
+            None => Bound::Unbounded,
+        };
+        let limit = filter.limit.get();
+        let mut events: Vec<AuditEvent> = state
+            .audit
+            .range((Bound::Unbounded, end))
+            .rev()
+            .map(|(_, event)| event)
+            .filter(|event| {
+                filter
+                    .organization
+                    .is_none_or(|id| event.organization_id == id)
+                    && filter.action.is_none_or(|action| event.action == action)
+            })
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let more = events.len() > limit;
+        events.truncate(limit);
+        let next = if more {
+            events.last().map(|event| event.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { events, next })
+    }
+
     async fn purge_deleted_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut state = self.lock();
         let gone: std::collections::HashSet<OrganizationId> = state
@@ -1266,5 +1367,71 @@ impl InvitationStore for InMemoryStore {
             .lock()
             .remove_invitations(|invitation| invitation.expires_at < cutoff);
         Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
+impl OperatorKeyStore for InMemoryStore {
+    async fn create_operator_key(&self, key: OperatorKey) -> Result<(), CreateOperatorKeyError> {
+        let mut state = self.lock();
+        if state.operator_keys.contains_key(&key.name) {
+            return Err(CreateOperatorKeyError::NameTaken);
+        }
+        if state
+            .operator_keys
+            .values()
+            .any(|stored| stored.hash == key.hash || stored.id == key.id)
+        {
+            return Err(
+                StoreError::msg("creating an operator key: its hash or id is taken").into(),
+            );
+        }
+        state.operator_keys.insert(key.name.clone(), key);
+        Ok(())
+    }
+
+    async fn operator_keys(&self) -> Result<Vec<OperatorKey>, StoreError> {
+        let mut keys: Vec<OperatorKey> = self.lock().operator_keys.values().cloned().collect();
+        keys.sort_by_key(|key| key.id);
+        Ok(keys)
+    }
+
+    async fn revoke_operator_key(
+        &self,
+        name: &OperatorKeyName,
+        at: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        let mut state = self.lock();
+        Ok(state.operator_keys.get_mut(name).map(|key| {
+            key.revoked_at.get_or_insert(at);
+            key.clone()
+        }))
+    }
+
+    async fn operator_key_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorKey>, StoreError> {
+        Ok(self
+            .lock()
+            .operator_keys
+            .values()
+            .find(|key| &key.hash == hash && key.is_usable(now))
+            .cloned())
+    }
+
+    async fn record_operator_key_use(
+        &self,
+        id: OperatorKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(key) = state.operator_keys.values_mut().find(|key| key.id == id) {
+            if key.last_used_at.is_none_or(|last| last < at) {
+                key.last_used_at = Some(at);
+            }
+        }
+        Ok(())
     }
 }

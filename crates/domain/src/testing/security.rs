@@ -553,7 +553,7 @@ pub async fn purge_forgets_idle_login_failures_but_keeps_locks(store: Store) {
     );
 }
 
-fn event(
+pub(super) fn event(
     organization: OrganizationId,
     action: AuditAction,
     target: &str,
@@ -563,6 +563,7 @@ fn event(
         id: AuditEventId::new(),
         organization_id: organization,
         actor: Some(AdminId::new()),
+        operator: None,
         action,
         target: target.to_owned(),
         at,

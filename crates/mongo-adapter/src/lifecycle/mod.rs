@@ -87,10 +87,11 @@ impl MongoStore {
     /// step changed the record since it was read; returns the stored record,
     /// or `None` when one did.
     ///
-    /// Admin changes (see `admin_changes.rs`) also move the record's
-    /// revision, but only touch `admin_id` and `admin_change`: when the
-    /// record changed in those alone, the step is taken again on the fresh
-    /// record, keeping what the admin change wrote.
+    /// Admin changes (see `admin_changes.rs`) and suspensions (see
+    /// `operator.rs`) also move the record's revision, but only touch
+    /// `admin_id`, `admin_change` and `suspension`: when the record changed
+    /// in those alone, the step is taken again on the fresh record, keeping
+    /// what they wrote.
     pub(crate) async fn replace_org(
         &self,
         current: &OrgDoc,
@@ -109,6 +110,7 @@ impl MongoStore {
             }
             next.admin_id.clone_from(&fresh.admin_id);
             next.admin_change.clone_from(&fresh.admin_change);
+            next.suspension.clone_from(&fresh.suspension);
             current = fresh;
         }
         Err(StoreError::msg(format!(

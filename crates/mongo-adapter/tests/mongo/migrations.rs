@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{email, new_org, TestStore};
 
-const ALL: [&str; 8] = [
+const ALL: [&str; 10] = [
     "0001_collections_and_indexes",
     "0002_validators",
     "0003_admin_security",
@@ -16,6 +16,8 @@ const ALL: [&str; 8] = [
     "0006_signing_keys",
     "0007_outbox",
     "0008_invitations",
+    "0009_organization_state",
+    "0010_operator_keys",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

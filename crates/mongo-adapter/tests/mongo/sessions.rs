@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use orgsvc_domain::{
-    AdminId, AuditAction, AuditEvent, AuditEventId, AuditLog, AuditQuery, OrganizationId,
-    RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionFamilyId, SessionStore, TenantStore,
+    AdminId, AuditAction, AuditEvent, AuditEventId, AuditLog, AuditQuery, OperatorKeyName,
+    OrganizationId, RefreshToken, RefreshTokenHash, RefreshTokenUse, SessionFamilyId, SessionStore,
+    TenantStore,
 };
 
 use crate::support::{new_org, TestStore};
@@ -99,12 +100,47 @@ fn event(organization: OrganizationId, action: AuditAction, days_ago: i64) -> Au
         id: AuditEventId::new(),
         organization_id: organization,
         actor: None,
+        operator: None,
         action,
         target: "Acme".into(),
         at: now_ms() - TimeDelta::days(days_ago),
         request_id: None,
         client_ip: None,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_entries_name_their_operator_and_older_ones_have_none() {
+    let t = TestStore::new().await;
+    let organization = OrganizationId::new();
+    let old = AuditEventId::new();
+    t.db.collection::<mongodb::bson::Document>("audit_events")
+        .insert_one(mongodb::bson::doc! {
+            "id": old.to_string(),
+            "organization_id": organization.to_string(),
+            "action": "organization.created",
+            "target": "Acme",
+            "at": mongodb::bson::DateTime::from_millis(now_ms().timestamp_millis()),
+        })
+        .await
+        .unwrap();
+    let by_operator = AuditEvent {
+        operator: Some(OperatorKeyName::parse("support-bot").unwrap()),
+        ..event(organization, AuditAction::OrganizationRenamed, 0)
+    };
+    t.record(by_operator.clone()).await.unwrap();
+    let page = t
+        .audit_events(organization, AuditQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 2);
+    assert_eq!(page.events[0], by_operator);
+    assert_eq!(page.events[1].id, old);
+    assert_eq!(page.events[1].operator, None);
+    let stored = t.raw("audit_events").await;
+    assert!(stored
+        .iter()
+        .any(|doc| doc.get_str("operator") == Ok("support-bot")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

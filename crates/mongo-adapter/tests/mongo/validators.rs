@@ -249,6 +249,7 @@ async fn validators_accept_every_record_the_store_writes() {
             id: AuditEventId::new(),
             organization_id: OrganizationId::new(),
             actor,
+            operator: None,
             action: AuditAction::LoginFailed,
             target: "owner@acme.example".into(),
             at: at(1_700_000_000_000),

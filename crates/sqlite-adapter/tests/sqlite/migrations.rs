@@ -31,6 +31,8 @@ async fn migrate_applies_every_migration_once() {
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
             "0007_invitations",
+            "0008_organization_state",
+            "0009_operator_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -59,6 +61,8 @@ async fn migrate_applies_every_migration_once() {
             (5, "0005_signing_keys"),
             (6, "0006_outbox_and_account_tokens"),
             (7, "0007_invitations"),
+            (8, "0008_organization_state"),
+            (9, "0009_operator_keys"),
         ]
     );
     for (_, name, checksum) in &recorded {
@@ -229,6 +233,8 @@ async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
             "0007_invitations",
+            "0008_organization_state",
+            "0009_operator_keys",
         ],
     )
     .await;
@@ -243,6 +249,8 @@ async fn a_file_migrated_up_to_0004_gets_0003_after_it() {
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
             "0007_invitations",
+            "0008_organization_state",
+            "0009_operator_keys",
         ],
     )
     .await;
@@ -392,6 +400,8 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
             "0005_signing_keys",
             "0006_outbox_and_account_tokens",
             "0007_invitations",
+            "0008_organization_state",
+            "0009_operator_keys",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());

@@ -33,6 +33,7 @@ fn event(organization: OrganizationId, action: AuditAction, at: DateTime<Utc>) -
         id: AuditEventId::new(),
         organization_id: organization,
         actor: None,
+        operator: None,
         action,
         target: organization.to_string(),
         at,
