@@ -374,3 +374,30 @@ async fn an_operators_action_shows_in_the_organizations_audit_log(app: TestApp) 
     assert_eq!(newest["actor"], json!(null), "{page}");
     assert_eq!(newest["request_id"], "req-operator", "{page}");
 }
+
+/// On MongoDB every instance counts a key's requests together.
+#[actix_web::test]
+async fn on_mongodb_instances_share_each_keys_budget() {
+    let apps = TestApp::spawn_instances(
+        Backend::Mongodb,
+        &[
+            ("ORGSVC__SECURITY__OPERATOR_RATE_PER_MINUTE", "1"),
+            ("ORGSVC__SECURITY__OPERATOR_RATE_BURST", "2"),
+        ],
+        2,
+    )
+    .await;
+    let key = bootstrap(&apps[0], "shared", OperatorScope::Write).await;
+    list(&apps[0], &key).await;
+    list(&apps[1], &key).await;
+    for app in &apps {
+        let limited = app
+            .send(with_key(TestRequest::get().uri("/operator/keys"), &key))
+            .await;
+        limited.expect(429, Some("operator_rate_limited"));
+        assert!(limited.header("retry-after").is_some());
+    }
+    // The window ends: the key may call again.
+    apps[0].clock.advance(Duration::from_secs(120));
+    list(&apps[1], &key).await;
+}
