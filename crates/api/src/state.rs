@@ -139,6 +139,15 @@ impl AppState {
         }
     }
 
+    /// The same state, limiting each operator key's requests with `limiter`
+    /// (e.g. one shared via the store with a test clock).
+    pub fn with_operator_rate_limiter(self, limiter: LoginRateLimiter) -> Self {
+        Self {
+            operator_rate_limiter: Arc::new(limiter),
+            ..self
+        }
+    }
+
     /// The same state, every rate limit counted in `shared` by every
     /// instance on the store together.
     pub fn with_shared_rate_limits(

@@ -70,6 +70,7 @@ impl AuditActionName {
     "id": "01936f3e-8a4b-7c5d-9e6f-4a5b6c7d8e9f",
     "action": "organization.renamed",
     "actor": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
+    "operator": null,
     "target": "Acme Corp -> Acme Industries",
     "at": "2025-02-01T08:30:00.456Z",
     "request_id": "01936f3e-8a4b-7c5d-9e6f-5a6b7c8d9e0f",
@@ -82,8 +83,12 @@ pub struct AuditEventView {
     /// What happened.
     action: AuditActionName,
     /// The signed-in admin who acted (for `organization.created`, the new
-    /// owner); `null` when nobody was signed in (failed or locked logins).
+    /// owner); `null` when nobody was signed in (failed or locked logins)
+    /// and when an operator acted.
     actor: Option<Uuid>,
+    /// The name of the operator key that acted through the operator API
+    /// (the service's operators, not an admin); `null` otherwise.
+    operator: Option<String>,
     /// What it happened to: an admin id (`admin.*`, `login.*`), the
     /// organization's name (`organization.created`, `organization.deleted`)
     /// or `old name -> new name` (`organization.renamed`).
@@ -105,6 +110,7 @@ impl From<AuditEvent> for AuditEventView {
             id: event.id.as_uuid(),
             action: AuditActionName(event.action.as_str()),
             actor: event.actor.map(|actor| actor.as_uuid()),
+            operator: event.operator.map(|name| name.as_str().to_owned()),
             target: event.target,
             at: event.at,
             request_id: event.request_id,
@@ -120,6 +126,7 @@ impl From<AuditEvent> for AuditEventView {
         "id": "01936f3e-8a4b-7c5d-9e6f-4a5b6c7d8e9f",
         "action": "admin.added",
         "actor": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
+        "operator": null,
         "target": "01936f3e-8a4b-7c5d-9e6f-3a4b5c6d7e8f",
         "at": "2025-02-01T08:30:00.456Z",
         "request_id": "01936f3e-8a4b-7c5d-9e6f-5a6b7c8d9e0f",

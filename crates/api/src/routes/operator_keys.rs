@@ -130,9 +130,35 @@ pub struct CreatedOperatorKeyView {
     /// bits). Send it as `Authorization: Bearer <key>`. It is shown only
     /// in this answer; the service keeps only its SHA-256.
     key: String,
-    /// The stored key.
-    #[serde(flatten)]
-    stored: OperatorKeyView,
+    /// Immutable id.
+    id: Uuid,
+    /// Unique name.
+    name: String,
+    /// What the key may do.
+    scope: OperatorKeyScope,
+    /// Creation time.
+    created_at: DateTime<Utc>,
+    /// When the key stops working; `null`: never.
+    expires_at: Option<DateTime<Utc>>,
+    /// `null`: the key has not been used yet.
+    last_used_at: Option<DateTime<Utc>>,
+    /// `null`: the key is not revoked.
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl CreatedOperatorKeyView {
+    fn new(secret: &str, key: OperatorKey) -> Self {
+        Self {
+            key: secret.to_owned(),
+            id: key.id.as_uuid(),
+            name: key.name.as_str().to_owned(),
+            scope: key.scope.into(),
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            last_used_at: key.last_used_at,
+            revoked_at: key.revoked_at,
+        }
+    }
 }
 
 /// Every operator key.
@@ -242,10 +268,10 @@ pub async fn create(
             header::LOCATION,
             format!("{COLLECTION_PATH}/{}", created.key.name),
         ))
-        .json(CreatedOperatorKeyView {
-            key: created.secret.expose().to_owned(),
-            stored: created.key.into(),
-        }))
+        .json(CreatedOperatorKeyView::new(
+            created.secret.expose(),
+            created.key,
+        )))
 }
 
 /// List operator keys

@@ -232,6 +232,7 @@ async fn every_change_is_recorded_with_actor_target_time_request_id_and_client_i
     for (event, (action, target, rid)) in recorded.iter().zip(&expected) {
         assert_eq!(event["target"], *target, "{action}: {event}");
         assert_eq!(event["actor"], founder.as_str(), "{action}: {event}");
+        assert_eq!(event["operator"], Value::Null, "{action}: {event}");
         assert_eq!(event["request_id"], rid.as_str(), "{action}: {event}");
         assert_eq!(event["client_ip"], CLIENT_IP, "{action}: {event}");
         let at: DateTime<Utc> = event["at"].as_str().unwrap().parse().unwrap();
@@ -250,6 +251,7 @@ async fn every_change_is_recorded_with_actor_target_time_request_id_and_client_i
                 "at",
                 "client_ip",
                 "id",
+                "operator",
                 "request_id",
                 "target"
             ]

@@ -222,6 +222,11 @@ impl TestApp {
         }
         if let Some(shared) = shared_rate_limits {
             let reading = clock.clone();
+            let operators = LoginRateLimiter::of_limit(settings.security.operator_rate_limit())
+                .shared_via(shared.clone())
+                .with_clock(Arc::new(move || reading.now()));
+            state = state.with_operator_rate_limiter(operators);
+            let reading = clock.clone();
             let limiter = LoginRateLimiter::shared(&settings.security, shared)
                 .with_clock(Arc::new(move || reading.now()));
             state = state.with_login_rate_limiter(limiter);

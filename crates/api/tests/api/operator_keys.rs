@@ -8,7 +8,10 @@ use actix_web::test::TestRequest;
 use chrono::TimeDelta;
 use orgsvc_app::operators::{create_operator_key, KeyManager};
 use orgsvc_auth::OperatorApiKey;
-use orgsvc_domain::{OperatorKey, OperatorKeyName, OperatorScope};
+use orgsvc_domain::{
+    AuditAction, AuditEvent, AuditEventId, OperatorKey, OperatorKeyName, OperatorScope,
+    OrganizationId,
+};
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
@@ -19,6 +22,7 @@ store_suite!(
     an_expired_key_is_refused,
     a_read_key_gets_403_on_key_management,
     the_last_use_of_a_key_is_recorded,
+    an_operators_action_shows_in_the_organizations_audit_log,
 );
 
 store_independent_suite!(
@@ -339,4 +343,61 @@ async fn each_key_is_rate_limited_on_its_own() {
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // Another key has its own budget.
     list(&app, &second).await;
+}
+
+async fn an_operators_action_shows_in_the_organizations_audit_log(app: TestApp) {
+    let token = app.create_and_login("Acme", "owner@acme.example").await;
+    let organization = app.get_org("Acme").await.expect(200, None);
+    let organization_id: uuid::Uuid = organization["id"].as_str().unwrap().parse().unwrap();
+    let event = AuditEvent {
+        id: AuditEventId::new(),
+        organization_id: OrganizationId::from_uuid(organization_id),
+        actor: None,
+        operator: Some(name("support-bot")),
+        action: AuditAction::OrganizationRenamed,
+        target: "Acme -> Acme".into(),
+        at: orgsvc_domain::clock::now_millis(),
+        request_id: Some("req-operator".into()),
+        client_ip: None,
+    };
+    app.store.record(event).await.unwrap();
+    let page = app
+        .send(
+            TestRequest::get()
+                .uri("/org/audit")
+                .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+        .expect(200, None);
+    let newest = &page["events"][0];
+    assert_eq!(newest["operator"], "support-bot", "{page}");
+    assert_eq!(newest["actor"], json!(null), "{page}");
+    assert_eq!(newest["request_id"], "req-operator", "{page}");
+}
+
+/// On MongoDB every instance counts a key's requests together.
+#[actix_web::test]
+async fn on_mongodb_instances_share_each_keys_budget() {
+    let apps = TestApp::spawn_instances(
+        Backend::Mongodb,
+        &[
+            ("ORGSVC__SECURITY__OPERATOR_RATE_PER_MINUTE", "1"),
+            ("ORGSVC__SECURITY__OPERATOR_RATE_BURST", "2"),
+        ],
+        2,
+    )
+    .await;
+    let key = bootstrap(&apps[0], "shared", OperatorScope::Write).await;
+    list(&apps[0], &key).await;
+    list(&apps[1], &key).await;
+    for app in &apps {
+        let limited = app
+            .send(with_key(TestRequest::get().uri("/operator/keys"), &key))
+            .await;
+        limited.expect(429, Some("operator_rate_limited"));
+        assert!(limited.header("retry-after").is_some());
+    }
+    // The window ends: the key may call again.
+    apps[0].clock.advance(Duration::from_secs(120));
+    list(&apps[1], &key).await;
 }
