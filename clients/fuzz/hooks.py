@@ -1,7 +1,8 @@
 """Schemathesis hooks for orgsvc (loaded through SCHEMATHESIS_HOOKS).
 
 Authentication: every operation the document marks with a security
-requirement gets a bearer token.
+requirement gets a bearer token: the operator routes a read-scope operator
+key, the others an admin's access token.
 - `updateOrganization` and `deleteOrganization` change or delete the caller's
   own organization (a fuzzed update may change the password, which revokes
   the token): each of their test cases runs as an organization created for
@@ -68,6 +69,8 @@ def _tolerate_lambda_description_failures() -> None:
 _tolerate_lambda_description_failures()
 
 BASE_URL = os.environ["ORGSVC_FUZZ_URL"].rstrip("/")
+# Made by scripts/lib/api-harness.sh with `orgsvc operator-keys create`.
+OPERATOR_READ_KEY = os.environ["ORGSVC_TEST_OPERATOR_READ_KEY"]
 PASSWORD = "fuzzing password 1"
 DESTRUCTIVE = {"updateOrganization", "deleteOrganization"}
 # The documented organization_name pattern, without surrounding whitespace.
@@ -162,6 +165,11 @@ class OrganizationAuth:
         operation = context.operation.definition.raw
         if not operation.get("security"):
             return None
+        if any("operator_key" in requirement for requirement in operation["security"]):
+            # A read-scope operator key: reads are fuzzed through to their
+            # answers, writes (suspend, resume, delete, key management) get
+            # their documented 403 and change nothing the other cases use.
+            return OPERATOR_READ_KEY
         operation_id = operation.get("operationId")
         if operation_id not in DESTRUCTIVE:
             return _shared()

@@ -85,7 +85,18 @@ start_service() {
   ORGSVC_URL="http://127.0.0.1:$SERVICE_PORT"
   export ORGSVC_URL
   set_orgsvc_command
+  create_operator_keys
   launch_service
+}
+
+# Operator keys for the operator flows (write) and the fuzzer (read), made
+# with the command line before the service starts, as the README's operator
+# setup does: the embedded store's file is locked while the service runs.
+create_operator_keys() {
+  run_orgsvc migrate >/dev/null 2>&1
+  ORGSVC_TEST_OPERATOR_KEY=$(run_orgsvc operator-keys create --name clients-test --scope write 2>/dev/null)
+  ORGSVC_TEST_OPERATOR_READ_KEY=$(run_orgsvc operator-keys create --name fuzzer --scope read 2>/dev/null)
+  export ORGSVC_TEST_OPERATOR_KEY ORGSVC_TEST_OPERATOR_READ_KEY
 }
 
 # The copied binary with the service's settings: `"${ORGSVC_CMD[@]}" serve`,

@@ -179,7 +179,13 @@ pub struct ListOrganizationsQuery {
     /// each run of spaces, hyphens and underscores folded to one `_` (as
     /// names are), 1 to 64 characters of ASCII letters, digits and
     /// separators.
-    #[param(example = "acme")]
+    // The pattern is `NameFragment::parse`'s rule: after trimming
+    // whitespace (the same set as `openapi::ORGANIZATION_NAME_PATTERN`'s),
+    // 1 to 64 ASCII letters, digits, spaces, hyphens and underscores.
+    #[param(
+        example = "acme",
+        pattern = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[A-Za-z0-9_-](?:[A-Za-z0-9 _-]{0,62}[A-Za-z0-9_-])?[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     q: Option<String>,
     /// How `q` matches: `prefix` (default; an index range, fast at any
     /// number of organizations) or `substring` (anywhere in the name; walks
@@ -566,8 +572,9 @@ pub struct OperatorAuditQuery {
     /// Only this organization's entries (a lowercase hyphenated UUID).
     #[param(value_type = Option<Uuid>)]
     organization_id: Option<String>,
-    /// Only entries of this action (see the action names of `GET /org/audit`).
-    #[param(example = "login.succeeded")]
+    /// Only entries of this action (one of the action names of `GET
+    /// /org/audit`).
+    #[param(value_type = Option<AuditActionName>, example = "login.succeeded")]
     action: Option<String>,
     /// Most entries in the page, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 20)]
