@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orgsvc_auth::{HashingPoolUsage, JwkSet, PasswordHasher, TokenService};
-use orgsvc_domain::{LoginThrottle, StoreError, TenantStore};
+use orgsvc_domain::{LoginThrottle, TenantStore};
 
 pub mod admins;
 pub mod audit;
@@ -141,12 +141,13 @@ impl Application {
         &self.store
     }
 
-    /// Whether the store answers (readiness).
+    /// Whether the service can serve (readiness): the store answers.
     ///
     /// # Errors
-    /// The store's failure.
-    pub async fn check_store(&self) -> Result<(), StoreError> {
-        self.store.ping().await
+    /// [`AppError::StoreUnavailable`] for any failure of the store's ping,
+    /// whatever its kind: a store that cannot answer a ping cannot serve.
+    pub async fn check_readiness(&self) -> Result<(), AppError> {
+        self.store.ping().await.map_err(AppError::StoreUnavailable)
     }
 
     /// The public keys that verify access tokens, to publish (RFC 7517 §5):

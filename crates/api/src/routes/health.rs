@@ -1,7 +1,6 @@
 //! Liveness and readiness probes.
 
 use actix_web::{web, HttpResponse};
-use orgsvc_app::AppError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -51,12 +50,8 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     if state.readiness.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
-    // Any failure of the store's ping means it cannot serve: 503 (the
-    // answer logs the cause).
-    match state.app.check_store().await {
-        Ok(()) => Ok(HttpResponse::Ok().json(OK)),
-        Err(error) => Err(ApiError::App(AppError::StoreUnavailable(error))),
-    }
+    state.app.check_readiness().await?;
+    Ok(HttpResponse::Ok().json(OK))
 }
 
 /// This module's operations in the OpenAPI document, in its order.
