@@ -21,6 +21,7 @@ use crate::extractors::auth::OwnerCaller;
 use crate::extractors::body::query_of;
 use crate::problem::responses::{InternalError, InvalidAuditListing, OwnerRequired, Unauthorized};
 use crate::problem::ApiError;
+use crate::routes::paging::next_page_link;
 use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
@@ -200,13 +201,15 @@ pub async fn list(
     let next_cursor = page.next.map(|id| id.to_string());
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &next_cursor {
-        response.insert_header((
-            header::LINK,
-            format!(
-                "<{AUDIT_PATH}?limit={}&before={cursor}>; rel=\"next\"",
-                limit.get()
-            ),
-        ));
+        let limit = limit.get().to_string();
+        let link = next_page_link(
+            AUDIT_PATH,
+            [
+                ("limit", Some(limit.as_str())),
+                ("before", Some(cursor.as_str())),
+            ],
+        );
+        response.insert_header((header::LINK, link));
     }
     Ok(response.json(AuditLogPage {
         events: page.events.into_iter().map(Into::into).collect(),

@@ -40,6 +40,7 @@ use crate::problem::responses::{
     UnsupportedMediaType,
 };
 use crate::problem::{ApiError, FieldError};
+use crate::routes::paging::next_page_link;
 use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
@@ -570,29 +571,15 @@ fn etag(revision: u64) -> String {
 
 /// `Link` to the next page, repeating the limit and the filter.
 fn next_link(limit: PageSize, cursor: &str, filter: Option<&str>) -> String {
-    let mut uri = format!(
-        "{COLLECTION_PATH}?limit={}&after={}",
-        limit.get(),
-        percent_encode(cursor)
-    );
-    if let Some(filter) = filter {
-        uri.push_str("&filter=");
-        uri.push_str(&percent_encode(filter));
-    }
-    format!("<{uri}>; rel=\"next\"")
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub(crate) fn percent_encode(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
+    let limit = limit.get().to_string();
+    next_page_link(
+        COLLECTION_PATH,
+        [
+            ("limit", Some(limit.as_str())),
+            ("after", Some(cursor)),
+            ("filter", filter),
+        ],
+    )
 }
 
 /// The request's `If-Match` and `If-None-Match` (every field line of each).

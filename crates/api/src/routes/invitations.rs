@@ -45,6 +45,7 @@ use crate::problem::responses::{
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
 use crate::routes::admins::{parse_role, AdminRole, AdminView};
+use crate::routes::paging::next_page_link;
 use crate::routes::sessions::{limit_per_client_ip, no_store, AccessToken};
 use crate::routes::RouteTable;
 use crate::state::AppState;
@@ -344,13 +345,15 @@ pub async fn list(
     let next_cursor = page.next.map(|id| id.to_string());
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &next_cursor {
-        response.insert_header((
-            header::LINK,
-            format!(
-                "<{COLLECTION_PATH}?limit={}&before={cursor}>; rel=\"next\"",
-                limit.get()
-            ),
-        ));
+        let limit = limit.get().to_string();
+        let link = next_page_link(
+            COLLECTION_PATH,
+            [
+                ("limit", Some(limit.as_str())),
+                ("before", Some(cursor.as_str())),
+            ],
+        );
+        response.insert_header((header::LINK, link));
     }
     Ok(response.json(InvitationPage {
         items: page

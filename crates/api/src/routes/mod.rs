@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod operator_keys;
 pub mod operator_organizations;
 pub mod organizations;
+mod paging;
 pub mod sessions;
 pub mod well_known;
 

@@ -37,7 +37,7 @@ use crate::problem::responses::{
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
 use crate::routes::audit::AuditActionName;
-use crate::routes::data::percent_encode;
+use crate::routes::paging::next_page_link;
 use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
@@ -324,20 +324,19 @@ fn parse_listing(raw: &ListOrganizationsQuery) -> Result<OrganizationQuery, ApiE
 
 /// `Link` to the next page, repeating every parameter but the cursor.
 fn listing_link(raw: &ListOrganizationsQuery, limit: PageSize, cursor: &str) -> String {
-    let mut uri = format!("{ORGANIZATIONS_PATH}?limit={}", limit.get());
-    for (name, value) in [
-        ("q", &raw.q),
-        ("match", &raw.r#match),
-        ("state", &raw.state),
-        ("created_after", &raw.created_after),
-        ("created_before", &raw.created_before),
-    ] {
-        if let Some(value) = value {
-            uri.push_str(&format!("&{name}={}", percent_encode(value)));
-        }
-    }
-    uri.push_str(&format!("&after={}", percent_encode(cursor)));
-    format!("<{uri}>; rel=\"next\"")
+    let limit = limit.get().to_string();
+    next_page_link(
+        ORGANIZATIONS_PATH,
+        [
+            ("limit", Some(limit.as_str())),
+            ("q", raw.q.as_deref()),
+            ("match", raw.r#match.as_deref()),
+            ("state", raw.state.as_deref()),
+            ("created_after", raw.created_after.as_deref()),
+            ("created_before", raw.created_before.as_deref()),
+            ("after", Some(cursor)),
+        ],
+    )
 }
 
 /// The organization id of a path, or a 404 (an id that is not a UUID names
@@ -622,15 +621,18 @@ pub async fn audit(
     let next_cursor = page.next.map(|id| id.to_string());
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &next_cursor {
-        let mut uri = format!("{AUDIT_PATH}?limit={}", filter.limit.get());
-        if let Some(organization) = filter.organization {
-            uri.push_str(&format!("&organization_id={organization}"));
-        }
-        if let Some(action) = filter.action {
-            uri.push_str(&format!("&action={}", action.as_str()));
-        }
-        uri.push_str(&format!("&before={cursor}"));
-        response.insert_header((header::LINK, format!("<{uri}>; rel=\"next\"")));
+        let limit = filter.limit.get().to_string();
+        let organization = filter.organization.map(|id| id.to_string());
+        let link = next_page_link(
+            AUDIT_PATH,
+            [
+                ("limit", Some(limit.as_str())),
+                ("organization_id", organization.as_deref()),
+                ("action", filter.action.map(AuditAction::as_str)),
+                ("before", Some(cursor.as_str())),
+            ],
+        );
+        response.insert_header((header::LINK, link));
     }
     Ok(response.json(OperatorAuditPage {
         events: page.events.into_iter().map(Into::into).collect(),
