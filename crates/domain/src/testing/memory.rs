@@ -943,58 +943,21 @@ impl AuditLog for InMemoryStore {
         query: AuditQuery,
     ) -> Result<AuditPage, StoreError> {
         let state = self.lock();
-        let end = match query.before {
-            Some(before) => Bound::Excluded(before),
-            None => Bound::Unbounded,
-        };
-        let limit = query.limit.get();
-        let mut events: Vec<AuditEvent> = state
-            .audit
-            .range((Bound::Unbounded, end))
-            .rev()
-            .map(|(_, event)| event)
-            .filter(|event| event.organization_id == organization)
-            .take(limit.saturating_add(1))
-            .cloned()
-            .collect();
-        let more = events.len() > limit;
-        events.truncate(limit);
-        let next = if more {
-            events.last().map(|event| event.id)
-        } else {
-            None
-        };
+        let (events, next) = newest_first(&state.audit, query.before, query.limit, |event| {
+            (event.organization_id == organization).then(|| event.clone())
+        });
         Ok(AuditPage { events, next })
     }
 
     async fn all_audit_events(&self, filter: &crate::AuditFilter) -> Result<AuditPage, StoreError> {
         let state = self.lock();
-        let end = match filter.before {
-            Some(before) => Bound::Excluded(before),
-            None => Bound::Unbounded,
-        };
-        let limit = filter.limit.get();
-        let mut events: Vec<AuditEvent> = state
-            .audit
-            .range((Bound::Unbounded, end))
-            .rev()
-            .map(|(_, event)| event)
-            .filter(|event| {
-                filter
-                    .organization
-                    .is_none_or(|id| event.organization_id == id)
-                    && filter.action.is_none_or(|action| event.action == action)
-            })
-            .take(limit.saturating_add(1))
-            .cloned()
-            .collect();
-        let more = events.len() > limit;
-        events.truncate(limit);
-        let next = if more {
-            events.last().map(|event| event.id)
-        } else {
-            None
-        };
+        let (events, next) = newest_first(&state.audit, filter.before, filter.limit, |event| {
+            let wanted = filter
+                .organization
+                .is_none_or(|id| event.organization_id == id)
+                && filter.action.is_none_or(|action| event.action == action);
+            wanted.then(|| event.clone())
+        });
         Ok(AuditPage { events, next })
     }
 
@@ -1249,27 +1212,11 @@ impl InvitationStore for InMemoryStore {
         query: InvitationQuery,
     ) -> Result<InvitationPage, StoreError> {
         let state = self.lock();
-        let end = match query.before {
-            Some(before) => Bound::Excluded(before),
-            None => Bound::Unbounded,
-        };
-        let limit = query.limit.get();
-        let mut invitations: Vec<Invitation> = state
-            .invitations
-            .range((Bound::Unbounded, end))
-            .rev()
-            .map(|(_, stored)| &stored.invitation)
-            .filter(|invitation| invitation.organization_id == organization)
-            .take(limit.saturating_add(1))
-            .cloned()
-            .collect();
-        let more = invitations.len() > limit;
-        invitations.truncate(limit);
-        let next = if more {
-            invitations.last().map(|invitation| invitation.id)
-        } else {
-            None
-        };
+        let (invitations, next) =
+            newest_first(&state.invitations, query.before, query.limit, |stored| {
+                (stored.invitation.organization_id == organization)
+                    .then(|| stored.invitation.clone())
+            });
         Ok(InvitationPage { invitations, next })
     }
 
@@ -1434,4 +1381,31 @@ impl OperatorKeyStore for InMemoryStore {
         }
         Ok(())
     }
+}
+
+/// One newest-first page of `map` (keyed by time-ordered ids): the values
+/// `pick` keeps among those older than `before`, at most `limit`, and the
+/// `next` cursor (the last id) when more may follow.
+fn newest_first<K: Ord + Copy, V, T>(
+    map: &BTreeMap<K, V>,
+    before: Option<K>,
+    limit: crate::PageSize,
+    pick: impl Fn(&V) -> Option<T>,
+) -> (Vec<T>, Option<K>) {
+    let end = before.map_or(Bound::Unbounded, Bound::Excluded);
+    let limit = limit.get();
+    let mut page: Vec<(K, T)> = map
+        .range((Bound::Unbounded, end))
+        .rev()
+        .filter_map(|(id, value)| pick(value).map(|picked| (*id, picked)))
+        .take(limit.saturating_add(1))
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = if more {
+        page.last().map(|(id, _)| *id)
+    } else {
+        None
+    };
+    (page.into_iter().map(|(_, picked)| picked).collect(), next)
 }
