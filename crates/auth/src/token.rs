@@ -231,7 +231,7 @@ pub fn generate_secret() -> SecretSlice<u8> {
 mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
-    use orgsvc_domain::{AdminEmail, AdminRole, CollectionName, OrganizationName, TenantLocation};
+    use orgsvc_domain::{AdminEmail, AdminRole, CollectionName, OrganizationName, TenantLayout, TenantLocation};
 
     use jsonwebtoken::{EncodingKey, Header};
     use secrecy::ExposeSecret;
@@ -265,6 +265,7 @@ mod tests {
             location: TenantLocation {
                 database: "orgsvc_master".into(),
                 collection: CollectionName::parse("org_acme").unwrap(),
+                layout: TenantLayout::Collection,
             },
             name,
             admin_id: AdminId::new(),

@@ -51,7 +51,8 @@ pub use invitations::{
 };
 pub use model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, NewOwner,
-    Organization, OrganizationState, Suspension, TenantLocation,
+    Organization, OrganizationState, Suspension, TenantLayout, TenantLocation,
+    SHARED_DOCUMENTS_COLLECTION,
 };
 pub use operator::{
     ChangeStateError, NameMatch, NameSearch, OrganizationCursor, OrganizationPage,

@@ -6,12 +6,75 @@ use crate::ids::{AdminId, OrganizationId};
 use crate::values::{AdminEmail, CollectionName, OrganizationName, PasswordHash};
 
 /// Where an organization's own data lives: its "connection details".
+///
+/// `collection` is the organization's logical collection, `org_<canonical
+/// name>`, which the API shows as `collection_name` whatever the layout;
+/// [`TenantLocation::physical_collection`] is where its documents are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantLocation {
-    /// The database holding the tenant collection.
+    /// The database holding the documents.
     pub database: String,
-    /// The tenant collection (or table), `org_<canonical name>`.
+    /// The logical tenant collection, `org_<canonical name>`.
     pub collection: CollectionName,
+    /// How the documents are stored: in that collection of their own, or in
+    /// the shared [`SHARED_DOCUMENTS_COLLECTION`] (issue #16).
+    pub layout: TenantLayout,
+}
+
+impl TenantLocation {
+    /// The collection (or table) that holds the documents: `collection`
+    /// itself in [`TenantLayout::Collection`],
+    /// [`SHARED_DOCUMENTS_COLLECTION`] in [`TenantLayout::Shared`].
+    pub fn physical_collection(&self) -> &str {
+        match self.layout {
+            TenantLayout::Collection => self.collection.as_str(),
+            TenantLayout::Shared => SHARED_DOCUMENTS_COLLECTION,
+        }
+    }
+}
+
+/// The collection (or table) of every organization stored in the
+/// [`TenantLayout::Shared`] layout, each document carrying its
+/// organization's id.
+pub const SHARED_DOCUMENTS_COLLECTION: &str = "tenant_documents";
+
+/// How an organization's documents are laid out in its database (issue #16).
+///
+/// A collection per organization isolates by construction and keeps each
+/// tenant's data movable on its own, but every collection with its indexes
+/// counts against a MongoDB cluster's budget of collections and indexes
+/// (Atlas recommends at most 5,000 on M10, 10,000 on M20/M30, 100,000 on
+/// M40 and up); the shared layout holds any number of organizations in one
+/// collection whose every query is scoped by the organization's id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TenantLayout {
+    /// One collection per organization, `org_<canonical name>`, renamed with
+    /// the organization (the default, and the assignment's contract).
+    #[default]
+    Collection,
+    /// The documents of every such organization in
+    /// [`SHARED_DOCUMENTS_COLLECTION`], keyed by organization id; a rename
+    /// changes no document.
+    Shared,
+}
+
+impl TenantLayout {
+    /// The stable name: `collection` or `shared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Collection => "collection",
+            Self::Shared => "shared",
+        }
+    }
+
+    /// Parses [`TenantLayout::as_str`]'s names; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "collection" => Some(Self::Collection),
+            "shared" => Some(Self::Shared),
+            _ => None,
+        }
+    }
 }
 
 /// A registered organization (tenant).

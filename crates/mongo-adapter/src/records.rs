@@ -17,7 +17,7 @@ use mongodb::bson::{self, doc, Document};
 use orgsvc_domain::{
     Admin, AdminCredentials, AdminEmail, AdminId, AdminRole, CollectionName, NewAdmin,
     Organization, OrganizationId, OrganizationName, OrganizationState, PasswordHash, StoreError,
-    Suspension, TenantLocation,
+    Suspension, TenantLayout, TenantLocation,
 };
 use serde::{Deserialize, Serialize};
 
@@ -268,6 +268,7 @@ impl OrgDoc {
                 database: self.database.clone(),
                 collection: CollectionName::parse(&self.collection)
                     .map_err(|e| corrupt("organization", &self.id, "collection", e))?,
+                layout: TenantLayout::Collection,
             },
             admin_id: parse_id(&self.admin_id, "admin")?,
             created_at: to_chrono(self.created_at)?,

@@ -300,6 +300,7 @@ mod tests {
             location: TenantLocation {
                 database: "main".to_owned(),
                 collection: CollectionName::parse(name.collection_name().as_str()).unwrap(),
+                layout: orgsvc_domain::TenantLayout::Collection,
             },
             name,
             admin_id: AdminId::new(),

@@ -57,6 +57,7 @@ pub(crate) fn create(
         location: TenantLocation {
             database: DATABASE.to_owned(),
             collection,
+            layout: orgsvc_domain::TenantLayout::Collection,
         },
         admin_id: new.owner.id,
         created_at: now,

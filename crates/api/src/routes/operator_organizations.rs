@@ -26,6 +26,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::routes::organizations::StorageView;
 use crate::extractors::body::{query_of, JsonObject};
 use crate::extractors::operator::{OperatorCaller, OperatorWriter};
 use crate::problem::responses::{
@@ -94,6 +95,8 @@ pub struct OperatorOrganizationView {
     state: &'static str,
     /// The suspension while `state` is `suspended`; `null` otherwise.
     suspension: Option<SuspensionView>,
+    /// Where the organization's documents are physically stored.
+    storage: StorageView,
 }
 
 impl From<Organization> for OperatorOrganizationView {
@@ -103,6 +106,7 @@ impl From<Organization> for OperatorOrganizationView {
             canonical_name: organization.name.canonical().to_owned(),
             organization_name: organization.name.as_str().to_owned(),
             collection_name: organization.location.collection.as_str().to_owned(),
+            storage: StorageView::from(&organization.location),
             database: organization.location.database,
             admin_id: organization.admin_id.as_uuid(),
             created_at: organization.created_at,

@@ -9,7 +9,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use orgsvc_app::organizations::{CreateOrganization, UpdateOrganization};
-use orgsvc_domain::{AdminEmail, Organization, OrganizationName, Password};
+use orgsvc_domain::{AdminEmail, Organization, OrganizationName, Password, TenantLocation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -107,7 +107,8 @@ pub struct CreatedOrganization {
     "admin_id": "01936f3e-8a4b-7c5d-9e6f-1a2b3c4d5e6f",
     "created_at": "2025-01-31T12:00:00.123Z",
     "updated_at": "2025-02-01T08:30:00.456Z",
-    "state": "active"
+    "state": "active",
+    "storage": {"database": "orgsvc_master", "collection": "org_acme_corp", "layout": "collection"}
 }))]
 pub struct OrganizationMetadata {
     /// Immutable id; survives renames.
@@ -129,6 +130,36 @@ pub struct OrganizationMetadata {
     /// use their tokens until it is resumed; the reason is for operators).
     #[schema(example = "active", pattern = "^(active|suspended)$")]
     state: &'static str,
+    /// Where the organization's documents are physically stored.
+    storage: StorageView,
+}
+
+/// Where an organization's documents are stored (issue #16): `collection_name`
+/// stays the organization's logical collection whatever the layout.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"database": "orgsvc_master", "collection": "tenant_documents", "layout": "shared"}))]
+pub struct StorageView {
+    /// The database holding the documents (`main` on the embedded store:
+    /// SQLite's name for the store's file).
+    database: String,
+    /// The collection (or table) holding the documents: `collection_name`
+    /// itself in the `collection` layout, `tenant_documents` in `shared`.
+    collection: String,
+    /// `collection`: a collection of its own, renamed with the
+    /// organization; `shared`: one collection for many organizations, each
+    /// document keyed by organization id, so a rename moves nothing.
+    #[schema(example = "collection", pattern = "^(collection|shared)$")]
+    layout: &'static str,
+}
+
+impl From<&TenantLocation> for StorageView {
+    fn from(location: &TenantLocation) -> Self {
+        Self {
+            database: location.database.clone(),
+            collection: location.physical_collection().to_owned(),
+            layout: location.layout.as_str(),
+        }
+    }
 }
 
 impl From<Organization> for OrganizationMetadata {
@@ -137,6 +168,7 @@ impl From<Organization> for OrganizationMetadata {
             id: organization.id.as_uuid(),
             organization_name: organization.name.as_str().to_owned(),
             collection_name: organization.location.collection.as_str().to_owned(),
+            storage: StorageView::from(&organization.location),
             database: organization.location.database,
             admin_id: organization.admin_id.as_uuid(),
             created_at: organization.created_at,

@@ -186,10 +186,20 @@ async fn get_returns_the_metadata_under_any_spelling_of_the_name(app: TestApp) {
                 "id",
                 "organization_name",
                 "state",
+                "storage",
                 "updated_at"
             ]
         );
         assert_eq!(body["state"], "active");
+        // Where the documents are: the logical collection in the
+        // `collection` layout, the shared one otherwise (issue #16).
+        let storage = &body["storage"];
+        assert_eq!(storage["database"], body["database"], "{body}");
+        match storage["layout"].as_str() {
+            Some("collection") => assert_eq!(storage["collection"], "org_acme_corp"),
+            Some("shared") => assert_eq!(storage["collection"], "tenant_documents"),
+            other => panic!("unexpected layout {other:?}: {body}"),
+        }
     }
 }
 

@@ -444,6 +444,7 @@ impl TenantStore for InMemoryStore {
             location: TenantLocation {
                 database: IN_MEMORY_DATABASE.to_owned(),
                 collection: collection.clone(),
+                layout: crate::TenantLayout::Collection,
             },
             admin_id: new.owner.id,
             created_at: now,
