@@ -21,6 +21,7 @@
 //! | `data.max_document_bytes` | `262144` | largest accepted tenant document body (`/org/data`); larger ones get 413 |
 //! | `store.kind` | `embedded` | `embedded` (SQLite file) or `mongodb` |
 //! | `store.path` | `./data/orgsvc.db` | the embedded store's file |
+//! | `store.readers` | number of CPUs, at most 8 | the embedded store's read connections, each on a thread of its own (1 to 64); reads (document listings, logins) run on them in parallel, writes on one writer connection |
 //! | `mongodb.uri` | `mongodb://127.0.0.1:27017` | connection string (secret: never logged) |
 //! | `mongodb.master_db` | `orgsvc_master` | database holding organizations, admins and tenant collections |
 //! | `mongodb.reconcile_interval_secs` | `10` | how often each instance looks for operations to take over and repair |
@@ -82,6 +83,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use orgsvc_app::maintenance::Maintenance;
 use orgsvc_app::{AppSettings, EmailLinks, LinkTemplate};
+use orgsvc_sqlite::SqliteOptions;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -225,6 +227,23 @@ pub struct StoreSettings {
     pub kind: StoreKind,
     /// File of the embedded store.
     pub path: PathBuf,
+    /// Read connections of the embedded store; `None`: one per CPU, at most
+    /// 8 (see [`StoreSettings::sqlite_options`]).
+    pub readers: Option<NonZeroUsize>,
+}
+
+impl StoreSettings {
+    /// The most `store.readers` accepted: more threads than that only cost
+    /// memory (each connection may cache 2 MiB of pages).
+    pub const MAX_READERS: usize = 64;
+
+    /// How the embedded store is opened: `store.readers`, or its default.
+    pub fn sqlite_options(&self) -> SqliteOptions {
+        let defaults = SqliteOptions::default();
+        SqliteOptions {
+            readers: self.readers.unwrap_or(defaults.readers),
+        }
+    }
 }
 
 /// Kinds of store.
@@ -770,6 +789,14 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(readers) = self.store.readers {
+            if readers.get() > StoreSettings::MAX_READERS {
+                return Err(ConfigError::Invalid(format!(
+                    "store.readers must be between 1 and {} (got {readers})",
+                    StoreSettings::MAX_READERS
+                )));
+            }
+        }
         if self.auth.access_token_ttl == 0 {
             return Err(ConfigError::Invalid(
                 "auth.access_token_ttl must be at least 1 second".into(),
@@ -1248,6 +1275,11 @@ mod tests {
         assert_eq!(settings.server.max_connections_per_ip, 64);
         assert_eq!(settings.store.kind, StoreKind::Embedded);
         assert_eq!(settings.store.path, PathBuf::from("./data/orgsvc.db"));
+        assert_eq!(settings.store.readers, None);
+        assert_eq!(
+            settings.store.sqlite_options().readers.get(),
+            cpu_count().min(8)
+        );
         assert_eq!(
             settings.mongodb.uri.expose_secret(),
             "mongodb://127.0.0.1:27017"
@@ -1440,6 +1472,7 @@ mod tests {
             ("server.body_read_timeout_secs", "0"),
             ("server.body_read_timeout_secs", "3601"),
             ("server.keep_alive_secs", "3601"),
+            ("store.readers", "65"),
         ] {
             let error = Settings::load_from(None, env(&[(&var(key), value)])).unwrap_err();
             assert!(error.to_string().contains(key), "{key}={value}: {error}");
@@ -1450,6 +1483,7 @@ mod tests {
             ("security.operator_rate_per_minute", "0"),
             ("security.operator_rate_burst", "0"),
             ("security.trust_forwarded_for", "maybe"),
+            ("store.readers", "0"),
         ] {
             let error = Settings::load_from(None, env(&[(&var(key), value)])).unwrap_err();
             let load = matches!(error, ConfigError::Load(_));

@@ -40,7 +40,9 @@ impl SelectedStore {
                         )
                     })?;
                 }
-                SqliteStore::open(path).await.map(Self::Embedded)
+                SqliteStore::open_with(path, settings.store.sqlite_options())
+                    .await
+                    .map(Self::Embedded)
             }
             StoreKind::Mongodb => {
                 if settings.mongodb.reconcile_stale_after_secs.is_some() {

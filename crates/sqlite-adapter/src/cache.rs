@@ -404,9 +404,12 @@ mod tests {
         use std::sync::mpsc;
 
         let dir = tempfile::tempdir().unwrap();
-        let connections = Connections::open(&dir.path().join("orgsvc.db"))
-            .await
-            .unwrap();
+        let connections = Connections::open(
+            &dir.path().join("orgsvc.db"),
+            crate::connection::default_readers(),
+        )
+        .await
+        .unwrap();
         connections
             .write(|c| crate::migrations::apply(c, crate::migrations::MIGRATIONS))
             .await

@@ -11,14 +11,11 @@
 //! the thread owning the connection (the writer's, or whichever reader is
 //! free first), and the caller awaits its answer. A job whose caller has
 //! gone (a cancelled request) is skipped. Each connection is opened, used
-//! and closed on its own thread, always the same: every organization created,
-//! renamed or deleted makes every connection parse the whole schema again
-//! (about 1 KiB per organization), and on tokio's blocking pool each parse ran
-//! on whichever thread was free, so glibc kept the freed copy in the previous
-//! thread's arena: 13 MiB more resident memory per stray copy with 10,000
-//! organizations. A thread of its own reuses its own memory. Its hand-off
-//! also costs less than the blocking pool's: `POST /org/data` went from
-//! 9,500 to 18,000-20,000 requests/s (64 connections, two cores).
+//! and closed on its own thread, always the same: a thread of its own reuses
+//! its own memory (on tokio's blocking pool, glibc kept memory freed by a
+//! call in whichever thread's arena it ran), and its hand-off costs less
+//! than the blocking pool's: `POST /org/data` went from 9,500 to
+//! 18,000-20,000 requests/s (64 connections, two cores).
 //!
 //! One process per file: opening takes an exclusive lock on `<file>.lock`,
 //! held until the last handle of the store is dropped and every connection
@@ -28,6 +25,7 @@
 
 use std::ffi::OsString;
 use std::fs::{File, TryLockError};
+use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,20 +40,25 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::cache::{self, Cache};
+use crate::layout_upgrade;
 
-/// How many read connections the store keeps open. Each connection keeps the
-/// whole schema in memory, about 1 KiB per organization (13.5 MiB per
-/// connection with 10,000 organizations), so every reader costs memory in
-/// proportion to the number of organizations. Organization and admin
-/// lookups are mostly answered by the cache, which leaves the readers the
-/// documents, the logins' credential lookups and the cache misses. One
-/// reader: peak RSS with 10,000 organizations 63.5 MiB, against 77 MiB with
-/// two (the budget is 80); two list documents faster on two cores
-/// (`GET /org/data`: 7,500/s against 4,600/s; 3,500/s before this thread
-/// layout) and keep a slow listing from delaying the other reads. A smaller
-/// page cache would not help: with `cache_size` at 250 KiB instead of
-/// SQLite's default 2 MiB, the peak was 0.4 MiB lower.
-const READERS: usize = 1;
+/// How many read connections a store keeps open by default: one per CPU
+/// (at most [`MAX_DEFAULT_READERS`]). Organization and admin lookups are
+/// mostly answered by the cache, which leaves the readers the documents,
+/// the logins' credential lookups and the cache misses; several let reads
+/// use every core and keep a slow listing from delaying the others. Since
+/// the schema no longer grows with the organizations (one documents table,
+/// migration 0010), a reader costs the same whatever their number: its
+/// thread and at most SQLite's default 2 MiB page cache.
+pub(crate) fn default_readers() -> NonZeroUsize {
+    thread::available_parallelism().map_or(NonZeroUsize::MIN, |cpus| cpus.min(MAX_DEFAULT_READERS))
+}
+
+/// The most read connections [`default_readers`] gives, however many CPUs.
+pub(crate) const MAX_DEFAULT_READERS: NonZeroUsize = match NonZeroUsize::new(8) {
+    Some(readers) => readers,
+    None => NonZeroUsize::MIN,
+};
 
 /// How long a statement waits for a lock held by another process (a backup
 /// tool) before failing.
@@ -90,20 +93,29 @@ struct Inner {
     writer: Sender<WriteJob>,
     /// Jobs for the reader threads; dropping it stops them.
     readers: Sender<ReadJob>,
+    /// The migrations the upgrade at open applied, until
+    /// [`Connections::take_applied_at_open`] reports them.
+    applied_at_open: Mutex<Vec<String>>,
 }
 
 impl Connections {
     /// Locks the file at `path` (creating it and its parent directories),
-    /// opens the writer, which switches it to WAL mode, and the readers,
-    /// each on its own thread.
-    pub(crate) async fn open(path: &Path) -> Result<Self, StoreError> {
+    /// upgrades a store with a table per organization
+    /// (`layout_upgrade.rs`), opens the writer, which switches it to WAL
+    /// mode, and `readers` read connections, each on its own thread.
+    pub(crate) async fn open(path: &Path, readers: NonZeroUsize) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
         let lock = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || lock_exclusively(&path))
-                .await
-                .map_err(|e| StoreError::new("locking the SQLite store", e))??
+            tokio::task::spawn_blocking(move || {
+                let lock = lock_exclusively(&path)?;
+                let upgraded = layout_upgrade::run(&path)?;
+                Ok::<_, StoreError>((lock, upgraded))
+            })
+            .await
+            .map_err(|e| StoreError::new("locking the SQLite store", e))??
         };
+        let (lock, upgraded) = lock;
         let lock = Arc::new(lock);
         let cache = Arc::new(Cache::default());
         let touched_cached_table = Arc::new(AtomicBool::new(false));
@@ -121,9 +133,9 @@ impl Connections {
         }))
         .await?;
 
-        let (readers, jobs) = mpsc::channel::<ReadJob>();
+        let (read_jobs, jobs) = mpsc::channel::<ReadJob>();
         let jobs = Arc::new(Mutex::new(jobs));
-        for number in 1..=READERS {
+        for number in 1..=readers.get() {
             let thread = ReaderThread {
                 path: path.clone(),
                 jobs: Arc::clone(&jobs),
@@ -132,16 +144,28 @@ impl Connections {
             let name = format!("orgsvc-sqlite-reader-{number}");
             started(spawn(&name, move |ready| thread.run(ready))).await?;
         }
-        tracing::debug!(path = %path.display(), readers = READERS, "opened SQLite store");
+        tracing::debug!(path = %path.display(), readers = readers.get(), "opened SQLite store");
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 cache,
                 touched_cached_table,
                 writer,
-                readers,
+                readers: read_jobs,
+                applied_at_open: Mutex::new(upgraded.map(|u| u.applied).unwrap_or_default()),
             }),
         })
+    }
+
+    /// The migrations the upgrade at open applied (`layout_upgrade.rs`), once:
+    /// later calls get none.
+    pub(crate) fn take_applied_at_open(&self) -> Vec<String> {
+        let mut applied = self
+            .inner
+            .applied_at_open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *applied)
     }
 
     /// The store file's path.
@@ -473,9 +497,14 @@ pub(crate) fn commit(transaction: Transaction<'_>, what: &str) -> Result<(), Sto
 mod tests {
     use super::*;
 
+    const READERS: NonZeroUsize = match NonZeroUsize::new(2) {
+        Some(readers) => readers,
+        None => NonZeroUsize::MIN,
+    };
+
     async fn open() -> (tempfile::TempDir, Connections) {
         let dir = tempfile::tempdir().unwrap();
-        let connections = Connections::open(&dir.path().join("orgsvc.db"))
+        let connections = Connections::open(&dir.path().join("orgsvc.db"), READERS)
             .await
             .unwrap();
         (dir, connections)
@@ -490,7 +519,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_that_panics_fails_alone_and_its_connection_stays_in_service() {
         let (_dir, connections) = open().await;
-        for _ in 0..=READERS {
+        for _ in 0..=READERS.get() {
             let err = connections
                 .read(|_| -> Result<(), StoreError> { panic!("a bug in a read") })
                 .await

@@ -1,35 +1,39 @@
-//! Tenant documents: rows of the organization's own table
-//! (see [`crate::tenant_tables`] for its layout).
+//! Tenant documents: the rows of `tenant_documents` carrying the
+//! organization's id (migration `0010_shared_documents`).
 //!
-//! Isolation: every operation first reads the organization's table name from
-//! `organizations` by the organization's id and then touches that table
-//! only, in the same transaction. A document id is only ever looked up in
-//! that table, so an id of another organization's document is `NotFound`.
+//! Isolation: every statement on `tenant_documents` names the organization
+//! by the `organization_id = ?1` this module's [`SCOPE`] puts first, so a
+//! document id is only ever looked up among that organization's rows (an
+//! id of another organization's document is `NotFound`), and the primary key
+//! `(organization_id, id)` and the listing index `(organization_id,
+//! created_at, id)` are both searched by it. Every operation also checks, in
+//! the same transaction, that the organization exists
+//! (`OrganizationNotFound` otherwise).
 //!
-//! Why [`DocumentError::Busy`] never happens here: a rename is one
-//! transaction on the writer connection (`ALTER TABLE ... RENAME` plus the
-//! `organizations` update), and so is every document write, which resolves
-//! the table name inside its own transaction. Writes and renames are
-//! therefore serialized: a write either commits before the rename (and the
-//! rename moves its row with the table) or starts after it (and finds the
-//! new table name). Reads run on reader connections inside one read
-//! transaction, so the name they resolve and the table they read belong to
-//! the same snapshot of the file. Nothing can be lost or refused.
+//! Why [`DocumentError::Busy`] never happens here: a rename changes only
+//! the organization's row (no document moves) and a delete removes the
+//! organization and its rows in one transaction on the writer connection,
+//! which runs every document write too. Reads run on reader connections
+//! inside one read transaction, so the existence check and the rows they
+//! read belong to the same snapshot of the file. Nothing can be lost or
+//! refused.
 //!
 //! Bodies are stored as the JSON text `serde_json` produces for them (with
 //! `preserve_order`): field order and number formatting come back exactly.
 
 use orgsvc_domain::{
-    check_revision, CollectionName, DocumentBody, DocumentError, DocumentId, DocumentPage,
-    DocumentQuery, FieldFilter, FilterValue, OrganizationId, PageCursor, StoreError,
-    TenantDocument,
+    check_revision, DocumentBody, DocumentError, DocumentId, DocumentPage, DocumentQuery,
+    FieldFilter, FilterValue, OrganizationId, PageCursor, StoreError, TenantDocument,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::connection::{begin, begin_read, commit};
 use crate::rows::{self, DocumentRow, DOCUMENT_COLUMNS};
-use crate::tenant_tables::quoted;
+
+/// The condition every statement on `tenant_documents` starts with, the
+/// organization's id bound as `?1`: the one place tenants are kept apart.
+const SCOPE: &str = "organization_id = ?1";
 
 /// Stores a new document with a fresh id, revision 1 and
 /// `created_at == updated_at`.
@@ -41,21 +45,25 @@ pub(crate) fn insert(
     const WHAT: &str = "inserting a document";
     let doc = serialize(&body)?;
     let transaction = begin(connection, WHAT)?;
-    let table = table_of(&transaction, organization)?;
+    require_organization(&transaction, organization)?;
     // Assigned under the writer lock, so ids and timestamps grow in the
     // order documents are inserted.
     let id = DocumentId::new();
     let now = rows::now();
     transaction
-        .prepare_cached(&format!(
-            "INSERT INTO {} (id, doc, revision, created_at, updated_at) \
-             VALUES (?1, ?2, 1, ?3, ?3)",
-            quoted(&table)
-        ))
+        .prepare_cached(
+            "INSERT INTO tenant_documents (organization_id, id, doc, revision, created_at, \
+             updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+        )
         .and_then(|mut statement| {
-            statement.execute(params![id.to_string(), doc, rows::millis(now)])
+            statement.execute(params![
+                organization.to_string(),
+                id.to_string(),
+                doc,
+                rows::millis(now)
+            ])
         })
-        .map_err(|e| StoreError::new(format!("inserting a document into {table}"), e))?;
+        .map_err(|e| StoreError::new(WHAT, e))?;
     commit(transaction, WHAT)?;
     Ok(TenantDocument {
         id,
@@ -72,19 +80,22 @@ pub(crate) fn find(
     organization: OrganizationId,
     id: DocumentId,
 ) -> Result<TenantDocument, DocumentError> {
-    let transaction = begin_read(connection, "reading a document")?;
-    let table = table_of(&transaction, organization)?;
+    const WHAT: &str = "reading a document";
+    let transaction = begin_read(connection, WHAT)?;
+    require_organization(&transaction, organization)?;
     let row = transaction
         .prepare_cached(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM {} WHERE id = ?1",
-            quoted(&table)
+            "SELECT {DOCUMENT_COLUMNS} FROM tenant_documents WHERE {SCOPE} AND id = ?2"
         ))
         .and_then(|mut statement| {
             statement
-                .query_row([id.to_string()], DocumentRow::read)
+                .query_row(
+                    [organization.to_string(), id.to_string()],
+                    DocumentRow::read,
+                )
                 .optional()
         })
-        .map_err(|e| StoreError::new(format!("reading a document of {table}"), e))?
+        .map_err(|e| StoreError::new(WHAT, e))?
         .ok_or(DocumentError::NotFound)?;
     // Ending a read transaction cannot lose anything; dropping rolls it back.
     drop(transaction);
@@ -92,16 +103,17 @@ pub(crate) fn find(
 }
 
 /// One page of the organization's documents meeting every filter, in
-/// `(created_at, id)` order (the table's listing index), after the cursor.
+/// `(created_at, id)` order (the listing index), after the cursor.
 pub(crate) fn list(
     connection: &Connection,
     organization: OrganizationId,
     query: &DocumentQuery,
 ) -> Result<DocumentPage, DocumentError> {
-    let transaction = begin_read(connection, "listing documents")?;
-    let table = table_of(&transaction, organization)?;
+    const WHAT: &str = "listing documents";
+    let transaction = begin_read(connection, WHAT)?;
+    require_organization(&transaction, organization)?;
     let limit = query.limit.get();
-    let (sql, parameters) = listing_sql(&table, query, limit)?;
+    let (sql, parameters) = listing_sql(organization, query, limit)?;
     let found: Vec<DocumentRow> = transaction
         .prepare_cached(&sql)
         .and_then(|mut statement| {
@@ -109,7 +121,7 @@ pub(crate) fn list(
                 .query_map(params_from_iter(parameters), DocumentRow::read)?
                 .collect()
         })
-        .map_err(|e| StoreError::new(format!("listing the documents of {table}"), e))?;
+        .map_err(|e| StoreError::new(WHAT, e))?;
     drop(transaction);
     let more = found.len() > limit;
     let documents = found
@@ -137,31 +149,32 @@ pub(crate) fn replace(
     const WHAT: &str = "replacing a document";
     let doc = serialize(&body)?;
     let transaction = begin(connection, WHAT)?;
-    let table = table_of(&transaction, organization)?;
-    let current = current_state(&transaction, &table, id)?;
+    require_organization(&transaction, organization)?;
+    let current = current_state(&transaction, organization, id)?;
     current.check(expected_revision)?;
     let revision = current
         .revision
         .checked_add(1)
-        .ok_or_else(|| StoreError::msg(format!("document revision overflow in {table}")))?;
-    let stored_revision = i64::try_from(revision)
-        .map_err(|e| StoreError::new(format!("document revision overflow in {table}"), e))?;
+        .ok_or_else(|| StoreError::msg("document revision overflow"))?;
+    let stored_revision =
+        i64::try_from(revision).map_err(|e| StoreError::new("document revision overflow", e))?;
     // Never before the previous update, even if the clock stepped back.
     let updated_at = rows::now().max(current.updated_at);
     transaction
         .prepare_cached(&format!(
-            "UPDATE {} SET doc = ?2, revision = ?3, updated_at = ?4 WHERE id = ?1",
-            quoted(&table)
+            "UPDATE tenant_documents SET doc = ?3, revision = ?4, updated_at = ?5 \
+             WHERE {SCOPE} AND id = ?2"
         ))
         .and_then(|mut statement| {
             statement.execute(params![
+                organization.to_string(),
                 id.to_string(),
                 doc,
                 stored_revision,
                 rows::millis(updated_at)
             ])
         })
-        .map_err(|e| StoreError::new(format!("replacing a document of {table}"), e))?;
+        .map_err(|e| StoreError::new(WHAT, e))?;
     commit(transaction, WHAT)?;
     Ok(TenantDocument {
         id,
@@ -182,32 +195,66 @@ pub(crate) fn delete(
 ) -> Result<(), DocumentError> {
     const WHAT: &str = "deleting a document";
     let transaction = begin(connection, WHAT)?;
-    let table = table_of(&transaction, organization)?;
-    current_state(&transaction, &table, id)?.check(expected_revision)?;
+    require_organization(&transaction, organization)?;
+    current_state(&transaction, organization, id)?.check(expected_revision)?;
     transaction
-        .prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", quoted(&table)))
-        .and_then(|mut statement| statement.execute([id.to_string()]))
-        .map_err(|e| StoreError::new(format!("deleting a document of {table}"), e))?;
+        .prepare_cached(&format!(
+            "DELETE FROM tenant_documents WHERE {SCOPE} AND id = ?2"
+        ))
+        .and_then(|mut statement| statement.execute([organization.to_string(), id.to_string()]))
+        .map_err(|e| StoreError::new(WHAT, e))?;
     commit(transaction, WHAT)?;
     Ok(())
 }
 
-/// The organization's tenant table, read in the caller's transaction.
-fn table_of(
+/// Deletes every document of the organization (in the caller's
+/// transaction, which deletes the organization); returns how many.
+pub(crate) fn delete_all(
     connection: &Connection,
     organization: OrganizationId,
-) -> Result<CollectionName, DocumentError> {
-    let table: String = connection
-        .prepare_cached("SELECT table_name FROM organizations WHERE id = ?1")
+) -> Result<usize, StoreError> {
+    connection
+        .prepare_cached(&format!("DELETE FROM tenant_documents WHERE {SCOPE}"))
+        .and_then(|mut statement| statement.execute([organization.to_string()]))
+        .map_err(|e| StoreError::new("deleting an organization's documents", e))
+}
+
+/// How many documents the organization has and their bodies' total size in
+/// bytes (serde_json's compact text, as stored), in the caller's
+/// transaction.
+pub(crate) fn usage(
+    connection: &Connection,
+    organization: OrganizationId,
+) -> Result<(u64, u64), StoreError> {
+    let (documents, bytes): (i64, i64) = connection
+        .prepare_cached(&format!(
+            "SELECT count(*), coalesce(sum(length(CAST(doc AS BLOB))), 0) \
+             FROM tenant_documents WHERE {SCOPE}"
+        ))
         .and_then(|mut statement| {
-            statement
-                .query_row([organization.to_string()], |row| row.get(0))
-                .optional()
+            statement.query_row([organization.to_string()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
         })
-        .map_err(|e| StoreError::new("reading the organization's tenant table name", e))?
-        .ok_or(DocumentError::OrganizationNotFound)?;
-    CollectionName::parse(&table)
-        .map_err(|e| StoreError::new("corrupt record: invalid stored tenant table name", e).into())
+        .map_err(|e| StoreError::new("counting an organization's documents", e))?;
+    Ok((
+        u64::try_from(documents).unwrap_or(0),
+        u64::try_from(bytes).unwrap_or(0),
+    ))
+}
+
+/// `OrganizationNotFound` unless the organization exists, read in the
+/// caller's transaction.
+fn require_organization(
+    connection: &Connection,
+    organization: OrganizationId,
+) -> Result<(), DocumentError> {
+    connection
+        .prepare_cached("SELECT 1 FROM organizations WHERE id = ?1")
+        .and_then(|mut statement| statement.exists([organization.to_string()]))
+        .map_err(|e| StoreError::new("checking that the organization exists", e))?
+        .then_some(())
+        .ok_or(DocumentError::OrganizationNotFound)
 }
 
 /// What a conditional write needs to know about the stored document.
@@ -226,22 +273,22 @@ impl CurrentState {
 
 fn current_state(
     connection: &Connection,
-    table: &CollectionName,
+    organization: OrganizationId,
     id: DocumentId,
 ) -> Result<CurrentState, DocumentError> {
     let (revision, created_at, updated_at): (i64, i64, i64) = connection
         .prepare_cached(&format!(
-            "SELECT revision, created_at, updated_at FROM {} WHERE id = ?1",
-            quoted(table)
+            "SELECT revision, created_at, updated_at FROM tenant_documents \
+             WHERE {SCOPE} AND id = ?2"
         ))
         .and_then(|mut statement| {
             statement
-                .query_row([id.to_string()], |row| {
+                .query_row([organization.to_string(), id.to_string()], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })
                 .optional()
         })
-        .map_err(|e| StoreError::new(format!("reading a document's revision in {table}"), e))?
+        .map_err(|e| StoreError::new("reading a document's revision", e))?
         .ok_or(DocumentError::NotFound)?;
     Ok(CurrentState {
         revision: rows::revision(revision)?,
@@ -257,14 +304,17 @@ fn serialize(body: &DocumentBody) -> Result<String, StoreError> {
 }
 
 /// The listing statement and its parameters: at most `limit + 1` rows (the
-/// extra one tells whether a next page exists), in index order.
+/// extra one tells whether a next page exists) of the organization, in the
+/// listing index's order.
 fn listing_sql(
-    table: &CollectionName,
+    organization: OrganizationId,
     query: &DocumentQuery,
     limit: usize,
 ) -> Result<(String, Vec<SqlValue>), StoreError> {
     let mut parameters = Parameters::default();
-    let mut conditions = Vec::new();
+    // ?1, as SCOPE expects.
+    parameters.bind(SqlValue::Text(organization.to_string()));
+    let mut conditions = vec![SCOPE.to_owned()];
     if let Some(after) = &query.after {
         let created_at = parameters.bind(SqlValue::Integer(rows::millis(after.created_at)));
         let id = parameters.bind(SqlValue::Text(after.id.to_string()));
@@ -273,11 +323,10 @@ fn listing_sql(
     for filter in &query.filters {
         conditions.push(filter_sql(filter, &mut parameters)?);
     }
-    let mut sql = format!("SELECT {DOCUMENT_COLUMNS} FROM {}", quoted(table));
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
+    let mut sql = format!(
+        "SELECT {DOCUMENT_COLUMNS} FROM tenant_documents WHERE {}",
+        conditions.join(" AND ")
+    );
     let fetch = i64::try_from(limit.saturating_add(1))
         .map_err(|e| StoreError::new("page size out of range", e))?;
     let fetch = parameters.bind(SqlValue::Integer(fetch));
@@ -379,23 +428,22 @@ mod tests {
             }),
             ..DocumentQuery::default()
         };
-        let table = CollectionName::parse("org_acme").unwrap();
-        let (sql, values) = listing_sql(&table, &query, 20).unwrap();
+        let organization = OrganizationId::new();
+        let (sql, values) = listing_sql(organization, &query, 20).unwrap();
         assert!(!sql.contains("DROP"), "{sql}");
-        assert!(sql.starts_with(r#"SELECT id, doc, revision, created_at, updated_at FROM "org_acme" WHERE (created_at, id) > (?1, ?2) AND "#), "{sql}");
-        assert!(sql.ends_with(" ORDER BY created_at, id LIMIT ?9"), "{sql}");
-        assert_eq!(values.len(), 9);
-        assert_eq!(values[8], SqlValue::Integer(21));
-        assert_eq!(values[5], SqlValue::Real(1.5));
+        assert!(sql.starts_with("SELECT id, doc, revision, created_at, updated_at FROM tenant_documents WHERE organization_id = ?1 AND (created_at, id) > (?2, ?3) AND "), "{sql}");
+        assert!(sql.ends_with(" ORDER BY created_at, id LIMIT ?10"), "{sql}");
+        assert_eq!(values.len(), 10);
+        assert_eq!(values[0], SqlValue::Text(organization.to_string()));
+        assert_eq!(values[9], SqlValue::Integer(21));
+        assert_eq!(values[6], SqlValue::Real(1.5));
     }
 
-    /// How SQLite runs the listing of `query` on a fresh tenant table.
+    /// How SQLite runs the listing of `query` on a freshly migrated store.
     fn query_plan(query: &DocumentQuery) -> (String, Vec<String>) {
-        let connection = Connection::open_in_memory().unwrap();
-        let organization = OrganizationId::new();
-        let table = CollectionName::parse("org_acme").unwrap();
-        crate::tenant_tables::create(&connection, organization, &table).unwrap();
-        let (sql, values) = listing_sql(&table, query, 20).unwrap();
+        let mut connection = Connection::open_in_memory().unwrap();
+        crate::migrations::apply(&mut connection, crate::migrations::MIGRATIONS).unwrap();
+        let (sql, values) = listing_sql(OrganizationId::new(), query, 20).unwrap();
         let plan = connection
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap()
@@ -403,7 +451,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        (crate::tenant_tables::index_name(organization), plan)
+        ("tenant_documents_listing".to_owned(), plan)
     }
 
     #[test]
@@ -434,11 +482,19 @@ mod tests {
                 "sorts instead of walking the index: {plan:?}"
             );
         }
-        // With a cursor, the index is searched from the cursor, not scanned.
+        // Only the organization's rows are read: the index is searched by
+        // its id (and, with a cursor, from the cursor), never scanned.
+        for query in &queries {
+            let (_, plan) = query_plan(query);
+            assert!(
+                plan.iter().all(|step| !step.starts_with("SCAN")),
+                "{plan:?}"
+            );
+        }
         let (_, plan) = query_plan(&queries[1]);
         assert!(
-            plan.iter()
-                .any(|step| step.starts_with("SEARCH") && step.contains("(created_at,id)>(?,?)")),
+            plan.iter().any(|step| step.starts_with("SEARCH")
+                && step.contains("organization_id=? AND (created_at,id)>(?,?)")),
             "{plan:?}"
         );
     }

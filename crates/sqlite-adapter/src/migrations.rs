@@ -4,8 +4,10 @@
 //! A migration may also have a step written in Rust, run after its SQL in
 //! the same transaction, for what SQL cannot name statically: the tenant
 //! tables (`0002_document_revisions` upgrades every `org_*` table,
-//! `0003_light_tenant_tables` converts them to a lighter layout). The step
-//! is part of the migration: like the file, never change it once released.
+//! `0003_light_tenant_tables` converts them to a lighter layout,
+//! `0010_shared_documents` checks none is left: the store moves their rows
+//! when it opens, see `layout_upgrade.rs`). The step is part of the
+//! migration: like the file, never change it once released.
 //!
 //! Each migration runs in its own transaction together with its record in
 //! `_migrations(version, name, checksum, applied_at)`, so it is applied
@@ -111,7 +113,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_invitations"),
     migration!(8, "0008_organization_state"),
     migration!(9, "0009_operator_keys"),
+    migration!(10, "0010_shared_documents", Some(tenant_tables::refuse_any)),
 ];
+
+/// The version of `0010_shared_documents`, which replaced the tables per
+/// organization with `tenant_documents` (see `layout_upgrade.rs`).
+pub(crate) const SHARED_DOCUMENTS: i64 = 10;
 
 /// Applies the pending `migrations` in order; returns the names applied now.
 pub(crate) fn apply(

@@ -72,7 +72,7 @@ impl OrganizationRow {
                 database: self.database_name,
                 collection: CollectionName::parse(&self.table_name)
                     .map_err(|e| corrupt("tenant table name", e))?,
-                layout: orgsvc_domain::TenantLayout::Collection,
+                layout: orgsvc_domain::TenantLayout::Shared,
             },
             admin_id: parse_id(&self.admin_id, "organization's admin id")?,
             created_at: timestamp(self.created_at)?,

@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: the [`TenantStore`] on one SQLite file.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,45 +15,81 @@ use orgsvc_domain::{
     StateChange, StoreError, TenantDocument, TenantStore, UpdateAdminError,
 };
 
-use crate::connection::Connections;
+use crate::connection::{self, Connections};
 use crate::migrations::{self, MigrationError, MIGRATIONS};
 use crate::{admin_roles, admins, documents, lookups, organizations};
 
-/// The embedded [`TenantStore`]: organizations, admins and one table of JSON
-/// documents per organization (`org_<canonical name>`), all in one SQLite
-/// file in WAL mode.
+/// The embedded [`TenantStore`]: organizations, admins and one table of the
+/// JSON documents of every organization (`tenant_documents`, keyed by
+/// organization id), all in one SQLite file in WAL mode.
 ///
 /// Every lifecycle operation is a single transaction, so there is never a
 /// half-done operation: [`TenantStore::reconcile`] has nothing to repair and
-/// `Busy` is never returned. Document writes run on the same writer
-/// connection as renames and resolve the organization's table inside their
-/// own transaction, so a write racing a rename lands in the table before or
-/// after the move, never in between; reads resolve and read in one snapshot
-/// (details in `documents.rs`). [`TenantLocation::database`] is `"main"`, the
-/// SQLite schema name of the store's file.
+/// `Busy` is never returned. A rename changes no document, and document
+/// writes run on the same writer connection as deletes, so a write racing
+/// either lands before or after it, never in between; reads check the
+/// organization and read its documents in one snapshot (details in
+/// `documents.rs`). Every organization's [`TenantLocation`] has database
+/// `"main"` (the SQLite schema name of the store's file) and layout
+/// [`TenantLayout::Shared`].
 ///
 /// Cheap to clone: clones share the connections (see the crate docs).
 ///
-/// [`TenantLocation::database`]: orgsvc_domain::TenantLocation::database
+/// [`TenantLocation`]: orgsvc_domain::TenantLocation
+/// [`TenantLayout::Shared`]: orgsvc_domain::TenantLayout::Shared
 #[derive(Clone)]
 pub struct SqliteStore {
     connections: Connections,
 }
 
+/// How a [`SqliteStore`] is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Read connections, each on a thread of its own, serving reads
+    /// concurrently with each other and with the writer (setting
+    /// `store.readers`). Default: one per CPU, at most 8.
+    pub readers: NonZeroUsize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            readers: connection::default_readers(),
+        }
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating the file and its parent directories if needed) the
-    /// store at `path`, WAL mode, without migrating.
+    /// [`SqliteStore::open_with`] the default [`SqliteOptions`].
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens (creating the file and its parent directories if needed) the
+    /// store at `path`, WAL mode, without migrating; a store of a release
+    /// before migration `0010_shared_documents` (a table per organization)
+    /// is first upgraded to one documents table, which takes time linear in
+    /// organizations + documents and logs its progress.
+    ///
+    /// Errors: the file is in use by another process (its `<file>.lock` is
+    /// held), cannot be opened, or its upgrade failed (the file is then
+    /// unchanged).
+    pub async fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         Ok(Self {
-            connections: Connections::open(path).await?,
+            connections: Connections::open(path, options.readers).await?,
         })
     }
 
-    /// Applies pending migrations; returns the names applied now.
+    /// Applies pending migrations; returns the names applied now, including
+    /// (on the first call) those the upgrade at open applied.
     pub async fn migrate(&self) -> Result<Vec<String>, MigrationError> {
-        self.connections
-            .write(|connection| migrations::apply(connection, MIGRATIONS))
-            .await
+        let mut applied = self.connections.take_applied_at_open();
+        applied.extend(
+            self.connections
+                .write(|connection| migrations::apply(connection, MIGRATIONS))
+                .await?,
+        );
+        Ok(applied)
     }
 
     /// Log-safe description, e.g. `sqlite file ./data/orgsvc.db`.

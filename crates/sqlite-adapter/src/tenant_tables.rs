@@ -1,11 +1,6 @@
-//! The per-organization tables holding each tenant's JSON documents.
-//!
-//! Each table is named by [`orgsvc_domain::OrganizationName::collection_name`]
-//! and has the layout below; the store creates, renames and drops them inside
-//! the transactions that change the organization, so they cannot disagree
-//! with the `organizations` table.
-//!
-//! Layout (see [`create`]):
+//! The per-organization tables of releases before migration
+//! `0010_shared_documents`, which hold each organization's documents in a
+//! table of its own named by its logical collection, `org_<canonical name>`:
 //!
 //! ```sql
 //! CREATE TABLE "org_<canonical>" (
@@ -18,55 +13,24 @@
 //! CREATE INDEX "idx_<organization id>_created_id" ON "org_<canonical>" (created_at, id);
 //! ```
 //!
-//! Every connection keeps the whole schema in memory, so every organization
-//! costs memory in every connection: the layout is as light as it can be.
-//! It has no `CHECK` constraints and no `DEFAULT` (they made up 47% of a
-//! table's parsed schema: 1,704 bytes per organization per connection with
-//! them, 896 without); the store writes every column itself, only
-//! `serde_json`'s output as `doc`, and checks both the JSON and the revision
-//! when it reads a row back (a bad row is a "corrupt record" error). It is a
-//! rowid table: `WITHOUT ROWID` would spare the primary key's separate b-tree
-//! on disk, but not its schema entry (1,776 bytes with the constraints, more
-//! than the rowid table), and it stores rows over about 1 KiB in overflow
-//! pages. Tables of earlier releases are converted by migration
-//! `0003_light_tenant_tables` ([`rebuild_all`]).
+//! Only the migrations that converted them remain here, with the layout of
+//! the moment they were released (a migration's step is never changed
+//! afterwards): [`upgrade_all`] (`0002_document_revisions`), [`rebuild_all`]
+//! (`0003_light_tenant_tables`) and [`refuse_any`] (`0010_shared_documents`).
+//! Their rows are moved to `tenant_documents` by `layout_upgrade.rs`, which
+//! lists them with [`names`].
 //!
-//! The listing index is named after the organization's immutable id, not
-//! after the table: `ALTER TABLE ... RENAME` keeps a table's indexes (and
-//! their names) and is O(1) whatever the number of rows, so a rename never
-//! rebuilds the index, and the index name stays unique when a new
-//! organization later takes the old table name. It starts with `idx_`, which
-//! no tenant table (`org_...`) or master table does: tables and indexes share
-//! one namespace in SQLite.
-//!
-//! Tables created before migration `0002_document_revisions` lack `revision`
-//! and the index; [`upgrade_all`] adds both (`revision` comes last in new
-//! tables too, so every table has the same shape).
-//!
-//! Migrations call these functions within their transaction, with the
-//! layout of the moment they were released: a migration's step is never
-//! changed afterwards, so [`create`] may move on while [`upgrade_all`] and
-//! [`rebuild_all`] stay as they are.
+//! Why they went (issue #16): every create, rename or delete of an
+//! organization changed the schema, which every connection then parsed again
+//! whole, and every `CREATE`/`DROP` scans `sqlite_schema`: each lifecycle
+//! operation cost time in proportion to the number of organizations (2,497
+//! creates/s up to 1,000 organizations, 87/s past 10,000), and every
+//! connection held about 1 KiB of schema per organization.
+
+use std::collections::HashSet;
 
 use orgsvc_domain::{CollectionName, OrganizationId, StoreError};
 use rusqlite::{Connection, OptionalExtension};
-
-/// Creates the (empty) table `name` of organization `organization`, with its
-/// listing index.
-pub(crate) fn create(
-    connection: &Connection,
-    organization: OrganizationId,
-    name: &CollectionName,
-) -> Result<(), StoreError> {
-    let sql = format!(
-        "{table}\n{index}",
-        table = create_table_sql(&quoted(name)),
-        index = create_index_sql(organization, name, false),
-    );
-    connection
-        .execute_batch(&sql)
-        .map_err(|e| StoreError::new(format!("creating tenant table {name}"), e))
-}
 
 /// `CREATE TABLE` of a tenant table named `quoted_name`, in the layout of
 /// the module docs.
@@ -82,34 +46,37 @@ fn create_table_sql(quoted_name: &str) -> String {
     )
 }
 
-/// Renames table `from` to `to`, with every row and index. O(1): SQLite only
-/// rewrites the schema entries, never the rows or the index.
-pub(crate) fn rename(
-    connection: &Connection,
-    from: &CollectionName,
-    to: &CollectionName,
-) -> Result<(), StoreError> {
-    let sql = format!("ALTER TABLE {} RENAME TO {}", quoted(from), quoted(to));
+/// The names of every tenant table (`org_*`) in schema `schema` (`main`, or
+/// an attached file's name), read in one scan of its `sqlite_schema`.
+pub(crate) fn names(connection: &Connection, schema: &str) -> Result<HashSet<String>, StoreError> {
     connection
-        .execute_batch(&sql)
-        .map_err(|e| StoreError::new(format!("renaming tenant table {from} to {to}"), e))
+        .prepare(&format!(
+            "SELECT name FROM {}.sqlite_schema WHERE type = 'table' AND name GLOB 'org_*'",
+            quote_identifier(schema)
+        ))
+        .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+        .map_err(|e| StoreError::new("listing the tenant tables", e))
 }
 
-/// Drops table `name` with all its rows (and its index); a table already
-/// gone is not an error, so a damaged store can still delete the
-/// organization.
-pub(crate) fn drop_if_exists(
-    connection: &Connection,
-    name: &CollectionName,
-) -> Result<(), StoreError> {
-    let sql = format!("DROP TABLE IF EXISTS {}", quoted(name));
-    connection
-        .execute_batch(&sql)
-        .map_err(|e| StoreError::new(format!("dropping tenant table {name}"), e))
+/// The step of migration `0010_shared_documents`: fails while a tenant table
+/// remains, whose rows only the upgrade at open (`layout_upgrade.rs`) moves.
+/// It never fires in practice: a store with tenant tables is upgraded
+/// before its connections open.
+pub(crate) fn refuse_any(connection: &Connection) -> Result<(), StoreError> {
+    let remaining = names(connection, "main")?;
+    if remaining.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::msg(format!(
+        "{} tenant table(s) remain (e.g. {}); their documents are moved to tenant_documents \
+         when the store is opened, not by this migration",
+        remaining.len(),
+        remaining.iter().next().map_or("", String::as_str)
+    )))
 }
 
 /// The name of organization `organization`'s listing index.
-pub(crate) fn index_name(organization: OrganizationId) -> String {
+fn index_name(organization: OrganizationId) -> String {
     format!("idx_{}_created_id", organization.as_uuid().simple())
 }
 
@@ -119,7 +86,7 @@ pub(crate) fn index_name(organization: OrganizationId) -> String {
 /// transaction: a migration cannot name the tenant tables statically.
 ///
 /// A table recorded in `organizations` but missing from the file (a damaged
-/// store) is skipped with a warning, as [`drop_if_exists`] tolerates it.
+/// store) is skipped with a warning.
 pub(crate) fn upgrade_all(connection: &Connection) -> Result<(), StoreError> {
     for (organization, name) in recorded_tables(connection)? {
         upgrade(connection, organization, &name)?;
@@ -201,7 +168,7 @@ fn upgrade(
         .map_err(|e| StoreError::new(context("creating the listing index"), e))
 }
 
-/// Converts every tenant table to the current layout (see the module docs):
+/// Converts every tenant table to the layout of the module docs:
 /// its rows are copied aside into a temporary table, it is dropped with its
 /// indexes, created again under the same name in the new layout, gets its
 /// rows back (id, body, timestamps and revision as they were; rows from
@@ -262,10 +229,11 @@ fn create_index_sql(organization: OrganizationId, table: &CollectionName, upgrad
 
 /// `name` as a quoted SQL identifier. Names built from organization names are
 /// always `[a-z0-9_]`; quoting keeps any stored name from being read as SQL.
-pub(crate) fn quoted(name: &CollectionName) -> String {
+fn quoted(name: &CollectionName) -> String {
     quote_identifier(name.as_str())
 }
 
-fn quote_identifier(name: &str) -> String {
+/// `name` as a quoted SQL identifier (`"` doubled).
+pub(crate) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -10,7 +10,7 @@ use orgsvc_domain::{
 use orgsvc_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
-use crate::support::{connect, listing_index, migrated_store, name, table_exists};
+use crate::support::{migrated_store, name};
 
 fn body(value: Value) -> DocumentBody {
     DocumentBody::parse(value).unwrap()
@@ -40,55 +40,6 @@ async fn names(store: &SqliteStore, org: &Organization, filter: Value) -> Vec<St
         .into_iter()
         .map(|d| d.body.as_map()["name"].as_str().unwrap().to_owned())
         .collect()
-}
-
-#[tokio::test]
-async fn the_listing_index_exists_from_creation_and_survives_a_rename_unrebuilt() {
-    let test = migrated_store().await;
-    let org = create(&test.store, "Acme").await;
-    for n in 0..100 {
-        test.store
-            .insert_document(org.id, body(json!({ "n": n })))
-            .await
-            .unwrap();
-    }
-    let connection = connect(&test.path);
-    let (index, root_page) = listing_index(&connection, "org_acme").unwrap();
-    assert_eq!(
-        index,
-        format!("idx_{}_created_id", org.id.as_uuid().simple())
-    );
-
-    test.store
-        .rename_organization(org.id, &name("Acme Labs"))
-        .await
-        .unwrap();
-
-    // Same index, same b-tree: ALTER TABLE RENAME moved neither rows nor index.
-    assert_eq!(
-        listing_index(&connection, "org_acme_labs"),
-        Some((index.clone(), root_page))
-    );
-    assert!(!table_exists(&connection, "org_acme"));
-    // A new organization can take the old table name: its index has its own name.
-    let again = test
-        .store
-        .create_organization(new_org("Acme", "new-owner@acme.example"))
-        .await
-        .unwrap();
-    let (other, _) = listing_index(&connection, "org_acme").unwrap();
-    assert_ne!(other, index);
-    assert!(other.contains(&again.id.as_uuid().simple().to_string()));
-    // Deleting an organization drops its index with its table.
-    test.store.delete_organization(org.id).await.unwrap();
-    let left: i64 = connection
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
-            [&index],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(left, 0);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use orgsvc_sqlite::{MigrationError, SqliteStore};
 use serde_json::{json, Value};
 
 use crate::support::{
-    connect, light_layout_issues, listing_index, migrated_store, name, table_exists,
+    connect, document_rows, migrated_store, name, table_exists, tenant_tables, Row,
 };
 
 #[tokio::test]
@@ -33,6 +33,7 @@ async fn migrate_applies_every_migration_once() {
             "0007_invitations",
             "0008_organization_state",
             "0009_operator_keys",
+            "0010_shared_documents",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -63,6 +64,7 @@ async fn migrate_applies_every_migration_once() {
             (7, "0007_invitations"),
             (8, "0008_organization_state"),
             (9, "0009_operator_keys"),
+            (10, "0010_shared_documents"),
         ]
     );
     for (_, name, checksum) in &recorded {
@@ -118,11 +120,7 @@ fn checksum(sql: &str) -> String {
         .collect()
 }
 
-/// One stored row of a tenant table: id, body, created_at, updated_at,
-/// revision.
-type Row = (String, String, i64, i64, i64);
-
-/// Every row of `table` in listing order.
+/// Every row of the old-layout table `table` in listing order.
 fn rows(connection: &rusqlite::Connection, table: &str) -> Vec<Row> {
     connection
         .prepare(&format!(
@@ -235,6 +233,7 @@ async fn migrating_a_0002_file_converts_its_tenant_tables_keeping_every_document
             "0007_invitations",
             "0008_organization_state",
             "0009_operator_keys",
+            "0010_shared_documents",
         ],
     )
     .await;
@@ -251,6 +250,7 @@ async fn a_file_migrated_up_to_0004_gets_0003_after_it() {
             "0007_invitations",
             "0008_organization_state",
             "0009_operator_keys",
+            "0010_shared_documents",
         ],
     )
     .await;
@@ -260,33 +260,19 @@ async fn converts_keeping_every_document(with_0004: bool, applied: &[&str]) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("orgsvc.db");
     let [acme, empty, lost] = release_0002_file(&path, with_0004);
-    let connection = connect(&path);
-    let before = rows(&connection, "org_acme");
-    assert!(!light_layout_issues(&connection, "org_acme").is_empty());
+    let before = rows(&connect(&path), "org_acme");
+    assert_eq!(before.len(), 40);
 
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.migrate().await.unwrap(), applied);
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
 
-    for table in ["org_acme", "org_empty"] {
-        assert_eq!(
-            light_layout_issues(&connection, table),
-            Vec::<String>::new()
-        );
-    }
-    assert!(!table_exists(&connection, "org_lost"));
+    // Every document moved to the one documents table, as it was.
+    let connection = connect(&path);
+    assert_eq!(tenant_tables(&connection), Vec::<String>::new());
     assert!(!table_exists(&connection, "_rebuilt_tenant_table"));
-    assert_eq!(rows(&connection, "org_acme"), before);
-    assert!(rows(&connection, "org_empty").is_empty());
-    for (organization, table) in [(acme, "org_acme"), (empty, "org_empty")] {
-        assert_eq!(
-            listing_index(&connection, table).map(|(index, _)| index),
-            Some(format!(
-                "idx_{}_created_id",
-                organization.as_uuid().simple()
-            ))
-        );
-    }
+    assert_eq!(document_rows(&connection, acme), before);
+    assert!(document_rows(&connection, empty).is_empty());
 
     // The store reads them as before: same ids, bodies, timestamps,
     // revisions, in the same order, page after page.
@@ -402,20 +388,14 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
             "0007_invitations",
             "0008_organization_state",
             "0009_operator_keys",
+            "0010_shared_documents",
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
 
     let connection = connect(&path);
-    assert_eq!(
-        light_layout_issues(&connection, "org_acme"),
-        Vec::<String>::new()
-    );
-    let (index, _) = listing_index(&connection, "org_acme").unwrap();
-    assert_eq!(
-        index,
-        format!("idx_{}_created_id", organization.as_uuid().simple())
-    );
+    assert_eq!(tenant_tables(&connection), Vec::<String>::new());
+    assert_eq!(document_rows(&connection, organization).len(), 30);
     let shared: Arc<dyn TenantStore> = Arc::new(store.clone());
     let documents = all_documents(&shared, organization).await;
     assert_eq!(documents.len(), 30);
@@ -440,10 +420,6 @@ async fn migrating_a_previous_release_file_upgrades_its_tenant_tables() {
         .rename_organization(organization, &name("Acme Labs"))
         .await
         .unwrap();
-    assert_eq!(
-        listing_index(&connection, "org_acme_labs").map(|(name, _)| name),
-        Some(index)
-    );
     assert_eq!(all_documents(&shared, organization).await.len(), 30);
 }
 

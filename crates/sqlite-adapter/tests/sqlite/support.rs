@@ -67,64 +67,47 @@ pub fn name(raw: &str) -> OrganizationName {
     OrganizationName::parse(raw).unwrap()
 }
 
-/// The name and root page of `table`'s index on `(created_at, id)`, if any.
-pub fn listing_index(connection: &Connection, table: &str) -> Option<(String, i64)> {
-    let mut found: Vec<(String, i64)> = connection
-        .prepare(
-            "SELECT s.name, s.rootpage FROM sqlite_schema AS s \
-             WHERE s.type = 'index' AND s.tbl_name = ?1 \
-             AND (SELECT group_concat(name, ',') FROM \
-                  (SELECT name FROM pragma_index_info(s.name) ORDER BY seqno)) = 'created_at,id'",
-        )
-        .unwrap()
-        .query_map([table], |row| Ok((row.get(0)?, row.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(
-        found.len() <= 1,
-        "several listing indexes on {table}: {found:?}"
-    );
-    found.pop()
-}
+/// One stored document row: id, body, created_at, updated_at, revision.
+pub type Row = (String, String, i64, i64, i64);
 
-/// What keeps `table` from having the light tenant-table layout.
-pub fn light_layout_issues(connection: &Connection, table: &str) -> Vec<String> {
-    let sql: String = connection
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [table],
-            |row| row.get(0),
+/// Every stored document row of `organization` in listing order, read from
+/// `tenant_documents` directly.
+pub fn document_rows(connection: &Connection, organization: impl std::fmt::Display) -> Vec<Row> {
+    connection
+        .prepare(
+            "SELECT id, doc, created_at, updated_at, revision FROM tenant_documents \
+             WHERE organization_id = ?1 ORDER BY created_at, id",
         )
-        .unwrap();
-    let mut issues = Vec::new();
-    for heavy in ["CHECK", "DEFAULT", "WITHOUT ROWID"] {
-        if sql.to_uppercase().contains(heavy) {
-            issues.push(format!("{heavy} in {sql}"));
-        }
-    }
-    if !sql.trim_end().ends_with("STRICT") {
-        issues.push(format!("not STRICT: {sql}"));
-    }
-    let columns: Vec<(String, String, bool, i64)> = connection
-        .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid")
         .unwrap()
-        .query_map([table], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        .query_map([organization.to_string()], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
         })
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
-    let expected = [
-        ("id", "TEXT", true, 1),
-        ("doc", "TEXT", true, 0),
-        ("created_at", "INTEGER", true, 0),
-        ("updated_at", "INTEGER", true, 0),
-        ("revision", "INTEGER", true, 0),
-    ]
-    .map(|(name, kind, not_null, pk)| (name.to_owned(), kind.to_owned(), not_null, pk));
-    if columns != expected {
-        issues.push(format!("columns {columns:?}"));
-    }
-    issues
+        .unwrap()
+}
+
+/// The names of the file's tables per organization (`org_*`), which no
+/// store of this release has.
+pub fn tenant_tables(connection: &Connection) -> Vec<String> {
+    connection
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'org_*' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The file's schema version, which every schema change increments.
+pub fn schema_version(connection: &Connection) -> i64 {
+    connection
+        .query_row("PRAGMA schema_version", [], |row| row.get(0))
+        .unwrap()
 }
