@@ -12,6 +12,7 @@ mod keys;
 mod opaque_tokens;
 mod password;
 mod token;
+pub mod verified_tokens;
 
 pub use error::{AuthError, TokenError};
 pub use key_ring::KeyRing;

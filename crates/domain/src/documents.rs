@@ -2,8 +2,11 @@
 //! collection, and how they are listed.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, TimeZone, Utc};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 use crate::errors::DocumentError;
@@ -29,8 +32,25 @@ pub struct InvalidDocument {
 /// integers fit in 64 bits (signed), and so does every number (see
 /// `check_number`); nesting is at most
 /// [`DocumentBody::MAX_DEPTH`] levels. Field order is kept.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DocumentBody(Map<String, Value>);
+///
+/// A body read back from a store that keeps the JSON text it was given
+/// ([`DocumentBody::from_stored_json`]) keeps that text: it is serialized
+/// as it is and parsed only if its fields are asked for, so listing
+/// documents does not parse and write every body again.
+#[derive(Clone, Debug)]
+pub struct DocumentBody(Repr);
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// Parsed and checked.
+    Fields(Map<String, Value>),
+    /// The compact JSON text of a body checked when it was stored, with its
+    /// fields once parsed.
+    Stored {
+        text: Box<RawValue>,
+        fields: OnceLock<Map<String, Value>>,
+    },
+}
 
 impl DocumentBody {
     /// Deepest accepted nesting of objects and arrays (MongoDB allows 100).
@@ -42,7 +62,7 @@ impl DocumentBody {
             Value::Object(map) => {
                 let mut path = String::new();
                 check_object(&map, &mut path, 1)?;
-                Ok(Self(map))
+                Ok(Self(Repr::Fields(map)))
             }
             _ => Err(InvalidDocument {
                 path: String::new(),
@@ -51,20 +71,83 @@ impl DocumentBody {
         }
     }
 
+    /// A body as a store kept it: `text` is the compact JSON (as
+    /// [`serde_json::to_string`] writes it) of a body that was checked
+    /// against the rules above when it was stored, so only its syntax and
+    /// that it is an object are checked again here.
+    ///
+    /// # Errors
+    /// The text is not JSON, or not a JSON object (a corrupt record).
+    pub fn from_stored_json(text: String) -> Result<Self, InvalidDocument> {
+        let text = RawValue::from_string(text).map_err(|_| InvalidDocument {
+            path: String::new(),
+            reason: "a stored document is not valid JSON",
+        })?;
+        if !text.get().starts_with('{') {
+            return Err(InvalidDocument {
+                path: String::new(),
+                reason: "a document must be a JSON object",
+            });
+        }
+        Ok(Self(Repr::Stored {
+            text,
+            fields: OnceLock::new(),
+        }))
+    }
+
     /// Its size as compact JSON text, in bytes (UTF-8): what
     /// [`crate::OrganizationUsage::bytes`] counts.
     pub fn json_len(&self) -> u64 {
-        json_len(&self.0)
+        match &self.0 {
+            Repr::Fields(map) => json_len(map),
+            Repr::Stored { text, .. } => u64::try_from(text.get().len()).unwrap_or(u64::MAX),
+        }
     }
 
     /// The document's fields.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+        match &self.0 {
+            Repr::Fields(map) => map,
+            // The text is a JSON object (checked when it was made), so it
+            // parses; an empty map stands in for the impossible failure.
+            Repr::Stored { text, fields } => {
+                fields.get_or_init(|| serde_json::from_str(text.get()).unwrap_or_default())
+            }
+        }
     }
 
     /// The document as a JSON value.
     pub fn into_value(self) -> Value {
-        Value::Object(self.0)
+        match self.0 {
+            Repr::Fields(map) => Value::Object(map),
+            Repr::Stored { text, fields } => Value::Object(
+                fields
+                    .into_inner()
+                    .unwrap_or_else(|| serde_json::from_str(text.get()).unwrap_or_default()),
+            ),
+        }
+    }
+}
+
+/// Equal when the fields are (in order, as [`Map`] compares).
+impl PartialEq for DocumentBody {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Stored { text: a, .. }, Repr::Stored { text: b, .. }) if a.get() == b.get() => {
+                true
+            }
+            _ => self.as_map() == other.as_map(),
+        }
+    }
+}
+
+/// The JSON object: a stored body's text as it is, byte for byte.
+impl Serialize for DocumentBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Fields(map) => map.serialize(serializer),
+            Repr::Stored { text, .. } => text.serialize(serializer),
+        }
     }
 }
 

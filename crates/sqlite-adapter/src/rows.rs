@@ -172,11 +172,12 @@ impl DocumentRow {
 
     /// The document this row stores.
     pub(crate) fn into_document(self) -> Result<TenantDocument, StoreError> {
-        let value: serde_json::Value =
-            serde_json::from_str(&self.doc).map_err(|e| corrupt("document body", e))?;
         Ok(TenantDocument {
             id: parse_id(&self.id, "document id")?,
-            body: DocumentBody::parse(value).map_err(|e| corrupt("document body", e))?,
+            // The text as stored (checked when it was written), not parsed
+            // again: the API writes it out as it is.
+            body: DocumentBody::from_stored_json(self.doc)
+                .map_err(|e| corrupt("document body", e))?,
             revision: revision(self.revision)?,
             created_at: timestamp(self.created_at)?,
             updated_at: timestamp(self.updated_at)?,

@@ -158,7 +158,8 @@ pub struct StoredDocument {
     /// Last replacement (equals `created_at` until the first one).
     updated_at: DateTime<Utc>,
     /// The document exactly as sent.
-    data: DocumentData,
+    #[schema(value_type = DocumentData)]
+    data: DocumentBody,
 }
 
 impl From<TenantDocument> for StoredDocument {
@@ -168,7 +169,7 @@ impl From<TenantDocument> for StoredDocument {
             revision: document.revision,
             created_at: document.created_at,
             updated_at: document.updated_at,
-            data: DocumentData(document.body.into_value()),
+            data: document.body,
         }
     }
 }
