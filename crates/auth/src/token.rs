@@ -231,7 +231,9 @@ pub fn generate_secret() -> SecretSlice<u8> {
 mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
-    use orgsvc_domain::{AdminEmail, AdminRole, CollectionName, OrganizationName, TenantLayout, TenantLocation};
+    use orgsvc_domain::{
+        AdminEmail, AdminRole, CollectionName, OrganizationName, TenantLayout, TenantLocation,
+    };
 
     use jsonwebtoken::{EncodingKey, Header};
     use secrecy::ExposeSecret;

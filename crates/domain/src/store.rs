@@ -19,6 +19,7 @@ use crate::ids::{AdminId, DocumentId, OrganizationId};
 use crate::invitations::InvitationStore;
 use crate::model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
+    TenantLayout,
 };
 use crate::operator::{
     ChangeStateError, OrganizationPage, OrganizationQuery, OrganizationUsage, StateChange,
@@ -27,6 +28,7 @@ use crate::operator_keys::OperatorKeyStore;
 use crate::outbox::OutboxStore;
 use crate::sessions::SessionStore;
 use crate::signing_keys::SigningKeyStore;
+use crate::tenant_moves::{MoveTenantError, TenantMove};
 use crate::values::{AdminEmail, OrganizationName, PasswordHash};
 
 /// What a [`TenantStore::reconcile`] run repaired.
@@ -315,6 +317,24 @@ pub trait TenantStore:
         id: DocumentId,
         expected_revision: Option<u64>,
     ) -> Result<(), DocumentError>;
+
+    /// Moves the organization's documents to `layout` (issue #16) and
+    /// returns the organization with that layout: every document, with its
+    /// id, body, revision and times, ends up in the new layout exactly once.
+    ///
+    /// Moving to the layout the organization is in is a no-op success
+    /// (`moved: false`). While the move runs, document operations answer
+    /// `Busy` or are applied before or after it, never lost, as during a
+    /// rename; renames and deletions answer `Busy`. A move interrupted by a
+    /// crash is completed by [`TenantStore::reconcile`] or by calling this
+    /// again. MUST return `NotFound` for an unknown organization (or one
+    /// being created or deleted), `Busy` while another lifecycle operation
+    /// on it runs, and `NotApplicable` from stores that have one layout.
+    async fn move_tenant(
+        &self,
+        id: OrganizationId,
+        layout: TenantLayout,
+    ) -> Result<TenantMove, MoveTenantError>;
 
     /// Completes or rolls back lifecycle operations that were abandoned: the
     /// process running them stopped renewing their lease `lease_timeout`

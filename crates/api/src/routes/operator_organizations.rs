@@ -26,7 +26,6 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::routes::organizations::StorageView;
 use crate::extractors::body::{query_of, JsonObject};
 use crate::extractors::operator::{OperatorCaller, OperatorWriter};
 use crate::problem::responses::{
@@ -38,6 +37,7 @@ use crate::problem::responses::{
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
 use crate::routes::audit::AuditActionName;
+use crate::routes::organizations::StorageView;
 use crate::routes::paging::next_page_link;
 use crate::routes::RouteTable;
 use crate::state::AppState;
