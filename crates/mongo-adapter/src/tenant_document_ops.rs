@@ -2,8 +2,14 @@
 //! and how they stay correct while a rename moves the collection.
 //!
 //! Every operation reads the organization's record (by id) first: missing,
-//! provisioning or deleting → `OrganizationNotFound`; renaming → `Busy`;
-//! active → it works in the collection the record names, and only there.
+//! provisioning or deleting → `OrganizationNotFound`; renaming or moving
+//! between layouts → `Busy` (in the shared layout a rename moves nothing,
+//! yet its few record writes answer `Busy` like any rename's); active → it
+//! works in the scope the record names ([`TenantScope`]: the collection of
+//! its own, or the shared collection filtered on its id), and only there.
+//! A move between layouts (`lifecycle/tenant_move.rs`) is a rename's copy
+//! from one scope to another, so everything below holds for it with
+//! "collection" read as "scope".
 //! Documents are found by their `_id` in that collection, so an id of another
 //! organization is simply not found.
 //!
@@ -82,6 +88,7 @@
 //! that instant, unless the writer dies in between.
 //!
 //! [`MOVING`]: crate::tenant_documents::MOVING
+//! [`TenantScope`]: crate::tenant_documents::TenantScope
 
 use std::time::Duration;
 
