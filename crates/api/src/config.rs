@@ -26,6 +26,7 @@
 //! | `mongodb.master_db` | `orgsvc_master` | database holding organizations, admins and tenant collections |
 //! | `mongodb.reconcile_interval_secs` | `10` | how often each instance looks for operations to take over and repair |
 //! | `mongodb.lease_timeout_secs` | `15` | a create, rename or delete renews a lease on its organization every sixth of this; another instance takes it over only once it went unrenewed this long |
+//! | `mongodb.tenancy` [`ORGSVC__MONGODB__TENANCY`] | `collection` | the layout of organizations created from now on: `collection` (a collection `org_<name>` each, renamed with the organization) or `shared` (every such organization's documents in `tenant_documents`, keyed by organization id; a rename moves nothing). Existing organizations keep theirs; `orgsvc tenants move` moves them (see the README, "Choosing a MongoDB layout") |
 //! | `auth.signing.algorithm` | `EdDSA` | how access tokens are signed: `EdDSA` (Ed25519), `ES256` or `RS256` with the stored, rotating key set published at `/.well-known/jwks.json`; or `HS256` with `auth.jwt_secret` (no key set) |
 //! | `auth.signing.rotate_every_secs` | `2592000` | a new key is generated when the active one is this old (30 days); `orgsvc keys rotate` rotates at once |
 //! | `auth.signing.publish_ahead_secs` | `auth.access_token_ttl` | a new key is published this long before it signs (so verifiers' caches have it) |
@@ -83,6 +84,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use orgsvc_app::maintenance::Maintenance;
 use orgsvc_app::{AppSettings, EmailLinks, LinkTemplate};
+use orgsvc_domain::TenantLayout;
 use orgsvc_sqlite::SqliteOptions;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -272,12 +274,23 @@ pub struct MongoSettings {
     /// warning at startup).
     #[serde(default)]
     pub reconcile_stale_after_secs: Option<u64>,
+    /// The layout of organizations created from now on: `collection` or
+    /// `shared` ([`TenantLayout::as_str`]); checked by
+    /// [`Settings::load`], read through [`MongoSettings::tenancy`].
+    pub tenancy: String,
 }
 
 impl MongoSettings {
     /// Time between reconciliation runs.
     pub fn reconcile_interval(&self) -> Duration {
         Duration::from_secs(self.reconcile_interval_secs)
+    }
+
+    /// The layout of organizations created from now on (`mongodb.tenancy`,
+    /// validated at load: [`TenantLayout::Collection`] only for a value that
+    /// never passed validation).
+    pub fn tenancy(&self) -> TenantLayout {
+        TenantLayout::parse(&self.tenancy).unwrap_or_default()
     }
 
     /// How long a lifecycle operation's lease lives without renewal (see
@@ -873,6 +886,12 @@ impl Settings {
                 "mongodb.lease_timeout_secs must be at least 1".into(),
             ));
         }
+        if TenantLayout::parse(&self.mongodb.tenancy).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "mongodb.tenancy must be \"collection\" or \"shared\" (got {:?})",
+                self.mongodb.tenancy
+            )));
+        }
         let secret_len =
             |secret: &Option<SecretString>| secret.as_ref().map(|s| s.expose_secret().len());
         if secret_len(&self.auth.key_encryption_secret).is_some_and(|len| len < MIN_SECRET_BYTES) {
@@ -996,6 +1015,7 @@ fn with_defaults(
         .set_default("mongodb.master_db", "orgsvc_master")?
         .set_default("mongodb.reconcile_interval_secs", 10)?
         .set_default("mongodb.lease_timeout_secs", 15)?
+        .set_default("mongodb.tenancy", TenantLayout::Collection.as_str())?
         .set_default("data.max_document_bytes", 262_144)?
         .set_default("auth.signing.algorithm", "EdDSA")?
         .set_default("auth.signing.rotate_every_secs", 30 * 24 * 3600)?
@@ -1287,6 +1307,7 @@ mod tests {
         assert_eq!(settings.mongodb.master_db, "orgsvc_master");
         assert_eq!(settings.mongodb.reconcile_interval_secs, 10);
         assert_eq!(settings.mongodb.lease_timeout(), Duration::from_secs(15));
+        assert_eq!(settings.mongodb.tenancy(), TenantLayout::Collection);
         assert_eq!(settings.data.max_document_bytes.get(), 262_144);
         assert!(settings.auth.jwt_secret.is_none());
         assert_eq!(settings.auth.access_token_ttl, 900);
@@ -1300,6 +1321,26 @@ mod tests {
         assert_eq!(settings.workers(), cpu_count());
         assert_eq!(settings.hashing_concurrency(), (cpu_count() / 2).max(1));
         assert!(settings.hashing_concurrency() >= 1);
+    }
+
+    #[test]
+    fn mongodb_tenancy_is_collection_or_shared() {
+        let shared =
+            Settings::load_from(None, env(&[("ORGSVC__MONGODB__TENANCY", "shared")])).unwrap();
+        assert_eq!(shared.mongodb.tenancy(), TenantLayout::Shared);
+        let collection =
+            Settings::load_from(None, env(&[("ORGSVC__MONGODB__TENANCY", "collection")])).unwrap();
+        assert_eq!(collection.mongodb.tenancy(), TenantLayout::Collection);
+        for bad in ["Shared", "per-tenant", ""] {
+            let err =
+                Settings::load_from(None, env(&[("ORGSVC__MONGODB__TENANCY", bad)])).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid configuration: mongodb.tenancy must be \"collection\" or \"shared\" (got {bad:?})"
+                )
+            );
+        }
     }
 
     #[test]

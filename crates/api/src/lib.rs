@@ -26,5 +26,6 @@ pub mod startup;
 pub mod state;
 pub mod store_selection;
 pub mod telemetry;
+pub mod tenant_commands;
 pub mod transport;
 pub mod validation;

@@ -1,5 +1,5 @@
 //! `orgsvc [--config FILE] [serve|migrate|openapi|keys list|keys rotate|
-//! operator-keys create|list|revoke]`:
+//! operator-keys create|list|revoke|tenants move]`:
 //! the Organization Management Service.
 
 use std::io::{self, Write};
@@ -14,7 +14,8 @@ use orgsvc_api::operator_key_commands;
 use orgsvc_api::problem::ErrorChain;
 use orgsvc_api::startup::{self, Command, StartupError};
 use orgsvc_api::telemetry;
-use orgsvc_domain::OperatorScope;
+use orgsvc_api::tenant_commands;
+use orgsvc_domain::{OperatorScope, TenantLayout};
 
 /// Multi-tenant Organization Management Service.
 #[derive(Debug, Parser)]
@@ -51,6 +52,50 @@ enum CliCommand {
         #[command(subcommand)]
         action: OperatorKeysCommand,
     },
+    /// Organizations' storage on MongoDB (see the README, "Choosing a
+    /// MongoDB layout").
+    Tenants {
+        #[command(subcommand)]
+        action: TenantsCommand,
+    },
+}
+
+#[derive(Clone, Debug, Subcommand)]
+enum TenantsCommand {
+    /// Move organizations' documents to another layout: crash-safe (a move
+    /// interrupted is completed by the service's reconciliation or by
+    /// running this again), while the service runs (document writes to an
+    /// organization being moved answer 503 with Retry-After). Moving to the
+    /// layout an organization is in does nothing.
+    Move {
+        /// The organization: its name or its id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        organization: Option<String>,
+        /// Every organization, a page at a time, with progress on stderr.
+        #[arg(long)]
+        all: bool,
+        /// The layout to move to.
+        #[arg(long, value_enum)]
+        to: Layout,
+    },
+}
+
+/// A MongoDB layout on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Layout {
+    /// Every organization's documents in one collection, tenant_documents.
+    Shared,
+    /// A collection of its own, org_<name>.
+    Collection,
+}
+
+impl From<Layout> for TenantLayout {
+    fn from(layout: Layout) -> Self {
+        match layout {
+            Layout::Shared => Self::Shared,
+            Layout::Collection => Self::Collection,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Subcommand)]
@@ -117,6 +162,7 @@ async fn main() -> ExitCode {
         Some(CliCommand::OperatorKeys { action }) => {
             return operator_keys(cli.config, action).await
         }
+        Some(CliCommand::Tenants { action }) => return tenants(cli.config, action).await,
     };
     match start(cli.config, command).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -218,6 +264,40 @@ async fn operator_keys(config: Option<PathBuf>, action: OperatorKeysCommand) -> 
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
         },
+        Err(error) => {
+            eprintln!("orgsvc: {}", ErrorChain(&error));
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Runs `orgsvc tenants ...`: the outcome and progress on stderr.
+async fn tenants(config: Option<PathBuf>, action: TenantsCommand) -> ExitCode {
+    let TenantsCommand::Move {
+        organization,
+        all: _,
+        to,
+    } = action;
+    let to = TenantLayout::from(to);
+    let result = async {
+        let settings = Settings::load(config.as_deref()).map_err(StartupError::from)?;
+        telemetry::init_on_stderr(&settings.log).map_err(StartupError::from)?;
+        match organization {
+            Some(organization) => {
+                let moved = tenant_commands::move_one(&settings, &organization, to).await?;
+                eprintln!("orgsvc: {}", tenant_commands::outcome_line(&moved, to));
+            }
+            None => {
+                tenant_commands::move_all(&settings, to, |progress| {
+                    eprintln!("orgsvc: {}", tenant_commands::progress_line(progress, to));
+                })
+                .await?;
+            }
+        }
+        Ok::<_, tenant_commands::TenantCommandError>(())
+    };
+    match result.await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("orgsvc: {}", ErrorChain(&error));
             ExitCode::from(error.exit_code())

@@ -54,7 +54,11 @@ impl SelectedStore {
                 )
                 .await
                 .map(|store| {
-                    Self::Mongodb(store.with_lease_timeout(settings.mongodb.lease_timeout()))
+                    Self::Mongodb(
+                        store
+                            .with_lease_timeout(settings.mongodb.lease_timeout())
+                            .with_tenancy(settings.mongodb.tenancy()),
+                    )
                 })
             }
         }

@@ -19,7 +19,9 @@
 //! - [`signing_keys`]: the stored signing key set, kept current and rotated;
 //! - [`outbox`]: delivering the email outbox in the background;
 //! - [`operators`]: operator API keys (create, list, revoke, authenticate)
-//!   and the audit of operator actions.
+//!   and the audit of operator actions;
+//! - [`tenant_moves`]: moving organizations' documents between storage
+//!   layouts (`orgsvc tenants move`).
 //!
 //! This crate depends on `orgsvc-domain` and `orgsvc-auth` only: no web
 //! framework, no database driver (`scripts/check-layering` proves it). The
@@ -48,6 +50,7 @@ pub mod outbox;
 pub mod password_resets;
 pub mod sessions;
 pub mod signing_keys;
+pub mod tenant_moves;
 
 pub use admins::Owner;
 pub use audit::RequestOrigin;

@@ -25,6 +25,7 @@ mod sessions;
 mod signing_keys;
 mod store;
 mod succession;
+mod tenant_moves;
 mod values;
 
 #[cfg(feature = "testing")]
@@ -78,6 +79,7 @@ pub use signing_keys::{
 };
 pub use store::{ReconcileReport, TenantStore};
 pub use succession::{plan_admin_change, AdminChange, AdminChangePlan, AdminStanding};
+pub use tenant_moves::{MoveTenantError, TenantMove};
 pub use values::{
     AdminEmail, CollectionName, NameFragment, OrganizationName, Password, PasswordHash, ValueError,
     COLLECTION_PREFIX,

@@ -19,6 +19,7 @@ use crate::ids::{AdminId, DocumentId, OrganizationId};
 use crate::invitations::InvitationStore;
 use crate::model::{
     Admin, AdminCredentials, AdminRole, AdminUpdate, NewAdmin, NewOrganization, Organization,
+    TenantLayout,
 };
 use crate::operator::{
     ChangeStateError, OrganizationPage, OrganizationQuery, OrganizationUsage, StateChange,
@@ -27,6 +28,7 @@ use crate::operator_keys::OperatorKeyStore;
 use crate::outbox::OutboxStore;
 use crate::sessions::SessionStore;
 use crate::signing_keys::SigningKeyStore;
+use crate::tenant_moves::{MoveTenantError, TenantMove};
 use crate::values::{AdminEmail, OrganizationName, PasswordHash};
 
 /// What a [`TenantStore::reconcile`] run repaired.
@@ -59,8 +61,13 @@ impl ReconcileReport {
 /// - Organization names are unique by their canonical form
 ///   ([`OrganizationName::canonical`]); emails are unique across all admins.
 /// - Each organization owns exactly one tenant collection, named by
-///   [`OrganizationName::collection_name`], which exists from the moment
-///   `create_organization` returns until `delete_organization` returns.
+///   [`OrganizationName::collection_name`] (its [`crate::TenantLocation`]'s
+///   `collection`), which exists from the moment `create_organization`
+///   returns until `delete_organization` returns. In the
+///   [`TenantLayout::Shared`] layout (stores that have it, issue #16) that
+///   collection is logical: the documents live in
+///   [`crate::SHARED_DOCUMENTS_COLLECTION`] keyed by organization id, under
+///   the same isolation rules.
 /// - Timestamps have millisecond precision, so a value returned by one call
 ///   equals the value read back later.
 /// - Operations on different organizations never interfere; two operations
@@ -68,9 +75,10 @@ impl ReconcileReport {
 /// - Tenant documents live in their organization's collection and nowhere
 ///   else: an operation on organization A never reads, lists, changes or
 ///   deletes a document of organization B, whatever id it names.
-/// - A document write that races a rename is either applied in the renamed
-///   collection or refused with [`DocumentError::Busy`]: never lost, never
-///   left behind in the old collection.
+/// - A document write that races a rename (or a move between layouts) is
+///   either applied in the renamed collection (the new layout) or refused
+///   with [`DocumentError::Busy`]: never lost, never left behind in the old
+///   collection.
 /// - A failure (or a crash) part-way through an operation leaves nothing
 ///   visible through this trait that the operation would not have produced,
 ///   once [`TenantStore::reconcile`] has run: no organization without its
@@ -264,7 +272,8 @@ pub trait TenantStore:
     ///
     /// MUST return `OrganizationNotFound` for an unknown organization (or one
     /// being created or deleted) and `Busy` when the write cannot be applied
-    /// because a rename is moving the collection (nothing is stored then).
+    /// because a rename (or a move between layouts) is moving the collection
+    /// (nothing is stored then).
     async fn insert_document(
         &self,
         organization: OrganizationId,
@@ -315,6 +324,24 @@ pub trait TenantStore:
         id: DocumentId,
         expected_revision: Option<u64>,
     ) -> Result<(), DocumentError>;
+
+    /// Moves the organization's documents to `layout` (issue #16) and
+    /// returns the organization with that layout: every document, with its
+    /// id, body, revision and times, ends up in the new layout exactly once.
+    ///
+    /// Moving to the layout the organization is in is a no-op success
+    /// (`moved: false`). While the move runs, document operations answer
+    /// `Busy` or are applied before or after it, never lost, as during a
+    /// rename; renames and deletions answer `Busy`. A move interrupted by a
+    /// crash is completed by [`TenantStore::reconcile`] or by calling this
+    /// again. MUST return `NotFound` for an unknown organization (or one
+    /// being created or deleted), `Busy` while another lifecycle operation
+    /// on it runs, and `NotApplicable` from stores that have one layout.
+    async fn move_tenant(
+        &self,
+        id: OrganizationId,
+        layout: TenantLayout,
+    ) -> Result<TenantMove, MoveTenantError>;
 
     /// Completes or rolls back lifecycle operations that were abandoned: the
     /// process running them stopped renewing their lease `lease_timeout`

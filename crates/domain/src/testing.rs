@@ -41,9 +41,9 @@ pub use signing_keys::*;
 
 use crate::{
     AdminEmail, AdminUpdate, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
-    DocumentError, DocumentId, DocumentQuery, NewOrganization, Organization, OrganizationId,
-    OrganizationName, PageSize, PasswordHash, RenameOrganizationError, TenantDocument, TenantStore,
-    UpdateAdminError,
+    DocumentError, DocumentId, DocumentQuery, MoveTenantError, NewOrganization, Organization,
+    OrganizationId, OrganizationName, PageSize, PasswordHash, RenameOrganizationError,
+    TenantDocument, TenantLayout, TenantStore, UpdateAdminError,
 };
 
 /// Expands to one `#[tokio::test]` per contract check, each evaluating
@@ -79,6 +79,7 @@ macro_rules! tenant_store_contract_tests {
             replace_checks_and_increments_the_revision,
             delete_checks_the_revision,
             documents_follow_a_rename,
+            moving_between_layouts_keeps_every_document,
             writes_racing_a_rename_are_applied_or_refused_never_lost,
             deleting_an_organization_deletes_its_documents,
             creator_is_owner_and_added_admins_are_listed,
@@ -896,6 +897,79 @@ pub async fn documents_follow_a_rename(store: Store) {
         .await
         .unwrap();
     assert_eq!(all_documents(&store, org.id).await, before);
+}
+
+/// Moving an organization's documents to the other layout and back keeps
+/// every document unchanged and the other organizations' apart; a move to
+/// the current layout is a no-op; documents, renames and deletions work in
+/// either layout. Stores with one layout answer `NotApplicable`.
+pub async fn moving_between_layouts_keeps_every_document(store: Store) {
+    let org = create(&store, "Acme").await;
+    let other = create(&store, "Other").await;
+    let mut documents = Vec::new();
+    for n in 0..30 {
+        let document = body(json!({ "n": n }));
+        documents.push(store.insert_document(org.id, document).await.unwrap());
+    }
+    let theirs = store
+        .insert_document(other.id, body(json!({ "theirs": true })))
+        .await
+        .unwrap();
+    let start = org.location.layout;
+    let target = match start {
+        TenantLayout::Collection => TenantLayout::Shared,
+        TenantLayout::Shared => TenantLayout::Collection,
+    };
+    let moved = match store.move_tenant(org.id, target).await {
+        Err(MoveTenantError::NotApplicable(_)) => return,
+        other => other.unwrap(),
+    };
+    assert!(moved.moved);
+    assert_eq!(moved.documents, 30);
+    assert_eq!(moved.organization.location.layout, target);
+    assert_eq!(moved.organization.name, org.name);
+    assert_eq!(
+        moved.organization.location.collection,
+        org.location.collection
+    );
+    let found = store.organization_by_id(org.id).await.unwrap().unwrap();
+    assert_eq!(found.location.layout, target);
+    assert_eq!(all_documents(&store, org.id).await, documents);
+    assert_eq!(all_documents(&store, other.id).await, vec![theirs.clone()]);
+
+    let again = store.move_tenant(org.id, target).await.unwrap();
+    assert!(!again.moved);
+    assert_eq!(again.organization.location.layout, target);
+
+    documents.push(
+        store
+            .insert_document(org.id, body(json!({ "after": "move" })))
+            .await
+            .unwrap(),
+    );
+    let renamed = store
+        .rename_organization(org.id, &name("Acme Moved"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.location.layout, target);
+    assert_eq!(all_documents(&store, org.id).await, documents);
+
+    let back = store.move_tenant(org.id, start).await.unwrap();
+    assert!(back.moved);
+    assert_eq!(back.documents, 31);
+    assert_eq!(back.organization.location.layout, start);
+    assert_eq!(all_documents(&store, org.id).await, documents);
+    assert_eq!(all_documents(&store, other.id).await, vec![theirs]);
+
+    store.move_tenant(org.id, target).await.unwrap();
+    store.delete_organization(org.id).await.unwrap();
+    let again = create(&store, "Acme Moved").await;
+    assert!(all_documents(&store, again.id).await.is_empty());
+    assert!(matches!(
+        store.move_tenant(org.id, start).await,
+        Err(MoveTenantError::NotFound)
+    ));
+    assert_eq!(all_documents(&store, other.id).await.len(), 1);
 }
 
 /// Writes running while the organization is renamed are either applied (and

@@ -282,7 +282,15 @@ mod tests {
             .collect();
         let name = OrganizationName::parse("Acme").unwrap();
         let primary: AdminId = docs[0].id.parse().unwrap();
-        let record = OrgDoc::provisioning(org_id, &name, "m", primary, records::now()).settled();
+        let record = OrgDoc::provisioning(
+            org_id,
+            &name,
+            "m",
+            records::StoredLayout::Collection,
+            primary,
+            records::now(),
+        )
+        .settled();
         (record, docs)
     }
 

@@ -37,8 +37,9 @@ use crate::errors::only_duplicate_keys;
 use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::lease::Lease;
+use crate::records::StoredLayout;
 use crate::store::MongoStore;
-use crate::tenant_documents::{not_claimed_by, of_organization, MOVING, ORGANIZATION_ID};
+use crate::tenant_documents::{not_claimed_by, TenantScope, MOVING};
 
 /// Documents copied per `insert_many` by the fallback.
 const COPY_BATCH: usize = 1_000;
@@ -127,11 +128,39 @@ impl MongoStore {
         if !self.collection_exists(from).await? {
             return Ok(());
         }
+        let source = TenantScope::new(org_id, StoredLayout::Collection, from);
+        let target = TenantScope::new(org_id, StoredLayout::Collection, to);
+        self.copy_documents(&source, &target, lease).await?;
+        self.copy_indexes(from, to, lease).await?;
+        self.failpoint(Step::RenameCollectionCopied)?;
+        self.drop_collection(from, lease).await
+    }
+
+    /// The claiming copy of the organization's documents from `from` to `to`
+    /// (steps 1 and 2 of the module documentation), repeated until a claim
+    /// round finds nothing left to claim: afterwards `from` holds none of
+    /// its documents that were there or written before the last round.
+    /// Nothing to do when `from` is a collection that does not exist.
+    /// Returns how many documents this run copied (counting those an
+    /// interrupted run had copied already).
+    pub(crate) async fn copy_documents(
+        &self,
+        from: &TenantScope,
+        to: &TenantScope,
+        lease: &Lease,
+    ) -> Result<u64, StoreError> {
+        if from.layout() == StoredLayout::Collection
+            && !self.collection_exists(from.collection()).await?
+        {
+            return Ok(0);
+        }
+        let source = from.collection();
         let epoch = lease.epoch();
         let mut tail_rounds = 0;
+        let mut copied = 0;
         loop {
             lease.fence().await?;
-            let ids = self.unclaimed(from, org_id, epoch).await?;
+            let ids = self.unclaimed(from, epoch).await?;
             if ids.is_empty() {
                 break;
             }
@@ -139,94 +168,81 @@ impl MongoStore {
             let mut claim = not_claimed_by(epoch);
             claim.insert("_id", doc! { "$in": ids });
             lease.fence().await?;
-            self.tenant(from)
-                .update_many(
-                    of_organization(org_id, claim),
-                    doc! { "$set": { MOVING: epoch } },
-                )
+            self.tenant(source)
+                .update_many(from.filter(claim), doc! { "$set": { MOVING: epoch } })
                 .await
-                .map_err(|e| store_error(format!("claiming the documents of {from}"), e))?;
-            self.copy_claimed(from, to, org_id, lease).await?;
+                .map_err(|e| store_error(format!("claiming the documents of {source}"), e))?;
+            copied += self.copy_claimed(from, to, lease).await?;
             if !full {
                 tail_rounds += 1;
                 if tail_rounds == MAX_CLAIM_ROUNDS {
                     return Err(StoreError::msg(format!(
-                        "{from} still receives documents after {MAX_CLAIM_ROUNDS} copy rounds"
+                        "{source} still receives documents after {MAX_CLAIM_ROUNDS} copy rounds"
                     )));
                 }
             }
         }
-        self.copy_indexes(from, to, lease).await?;
-        self.failpoint(Step::RenameCollectionCopied)?;
-        self.drop_collection(from, lease).await
+        Ok(copied)
     }
 
     /// The ids of up to a batch of the organization's documents in `from`
     /// that the run of lease epoch `epoch` has not claimed yet.
-    async fn unclaimed(
-        &self,
-        from: &str,
-        org_id: &str,
-        epoch: i64,
-    ) -> Result<Vec<Bson>, StoreError> {
+    async fn unclaimed(&self, from: &TenantScope, epoch: i64) -> Result<Vec<Bson>, StoreError> {
+        let source = from.collection();
         let found: Vec<Document> = self
-            .tenant(from)
-            .find(of_organization(org_id, not_claimed_by(epoch)))
+            .tenant(source)
+            .find(from.filter(not_claimed_by(epoch)))
             .projection(doc! { "_id": 1 })
             .limit(COPY_BATCH as i64)
             .await
-            .map_err(|e| store_error(format!("finding the documents of {from} to claim"), e))?
+            .map_err(|e| store_error(format!("finding the documents of {source} to claim"), e))?
             .try_collect()
             .await
-            .map_err(|e| store_error(format!("finding the documents of {from} to claim"), e))?;
+            .map_err(|e| store_error(format!("finding the documents of {source} to claim"), e))?;
         Ok(found.iter().filter_map(|d| d.get("_id").cloned()).collect())
     }
 
     /// Copies every document of `from` this run claimed to `to` and deletes
-    /// it from `from`, batch by batch.
+    /// it from `from`, batch by batch; how many it copied.
     async fn copy_claimed(
         &self,
-        from: &str,
-        to: &str,
-        org_id: &str,
+        from: &TenantScope,
+        to: &TenantScope,
         lease: &Lease,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
+        let source = from.collection();
         let epoch = lease.epoch();
-        let claimed = of_organization(org_id, doc! { MOVING: epoch });
+        let claimed = from.filter(doc! { MOVING: epoch });
+        let mut copied = 0;
         loop {
             let batch: Vec<Document> = self
-                .tenant(from)
+                .tenant(source)
                 .find(claimed.clone())
                 .limit(COPY_BATCH as i64)
                 .await
-                .map_err(|e| store_error(format!("reading {from} to copy it"), e))?
+                .map_err(|e| store_error(format!("reading {source} to copy it"), e))?
                 .try_collect()
                 .await
-                .map_err(|e| store_error(format!("reading {from} to copy it"), e))?;
+                .map_err(|e| store_error(format!("reading {source} to copy it"), e))?;
             if batch.is_empty() {
-                return Ok(());
+                return Ok(copied);
             }
+            copied += batch.len() as u64;
             let ids: Vec<Bson> = batch.iter().filter_map(|d| d.get("_id").cloned()).collect();
-            let mut copies: Vec<Document> = batch
-                .into_iter()
-                .map(|mut d| {
-                    d.remove(MOVING);
-                    d.insert(ORGANIZATION_ID, org_id);
-                    d
-                })
-                .collect();
+            let mut copies: Vec<Document> = batch.into_iter().map(|d| to.adopt(d)).collect();
             if self.supports_transactions().await {
-                self.copy_batch_in_transaction(from, to, org_id, lease, &copies)
+                self.copy_batch_in_transaction(from, to, lease, &copies)
                     .await?;
                 self.checkpoint(Step::RenameCopyBatch).await?;
                 continue;
             }
-            self.insert_batch(to, &mut copies, lease).await?;
+            self.insert_batch(to.collection(), &mut copies, lease)
+                .await?;
             lease.fence().await?;
-            self.tenant(from)
-                .delete_many(doc! { "_id": { "$in": ids }, MOVING: epoch })
+            self.tenant(source)
+                .delete_many(from.filter(doc! { "_id": { "$in": ids }, MOVING: epoch }))
                 .await
-                .map_err(|e| store_error(format!("deleting copied documents of {from}"), e))?;
+                .map_err(|e| store_error(format!("deleting copied documents of {source}"), e))?;
         }
     }
 

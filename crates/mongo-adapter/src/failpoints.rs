@@ -24,7 +24,8 @@ pub enum Step {
     RenameRecorded,
     /// Rename: the new canonical name is claimed.
     RenameNameClaimed,
-    /// Rename, batched copy: one batch of documents is copied.
+    /// Rename or move, batched copy: one batch of documents is copied (not
+    /// yet deleted from the source).
     RenameCopyBatch,
     /// Rename, batched copy: every document and index is copied, the source
     /// still exists.
@@ -39,11 +40,25 @@ pub enum Step {
     RenameStragglersSwept,
     /// Rename: the old canonical name is released.
     RenameOldNameReleased,
+    /// Move of the documents to another layout: the record is marked
+    /// moving with its source and target layouts.
+    MoveRecorded,
+    /// Move: every document is copied to the target layout and gone from
+    /// the source; the record still names the source layout.
+    MoveDocumentsCopied,
+    /// Move: the record names the target layout (still moving); the source
+    /// is not removed yet.
+    MoveLayoutFlipped,
+    /// Move: stragglers are swept and the source removed (its collection
+    /// dropped, or its documents deleted from the shared collection); the
+    /// record is still moving.
+    MoveSourceRemoved,
     /// Delete: the record is marked deleting.
     DeleteRecorded,
     /// Delete: the admins are deleted.
     DeleteAdminsRemoved,
-    /// Delete: the tenant collection is dropped.
+    /// Delete: the tenant collection is dropped and the shared collection
+    /// holds none of the organization's documents.
     DeleteCollectionDropped,
     /// Delete: the canonical name is released (the record still exists).
     DeleteNameReleased,

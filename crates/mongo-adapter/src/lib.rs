@@ -15,6 +15,13 @@
 //! organization_id, body, revision, created_at, updated_at}`, and every
 //! access filters on the organization id; writes that race a rename are either
 //! carried to the new collection or refused as busy (see `tenant_document_ops.rs`).
+//! Organizations whose record says `layout: shared` (issue #16; new ones
+//! when the store is built [`MongoStore::with_tenancy`]) keep theirs in the
+//! one `tenant_documents` collection instead; `TenantScope`
+//! (`tenant_documents.rs`) is the one place that names the collection and
+//! scopes every query, and `lifecycle/tenant_move.rs` moves an
+//! organization's documents between the layouts under the same lease and
+//! claim protocol as a rename.
 //!
 //! Admins have roles; removals and role changes commit on the organization
 //! record by compare-and-swap, so every organization keeps an owner even

@@ -51,6 +51,16 @@
 //! unique indexes on the name and the hash and a validator, and restates
 //! the `audit_events` validator with the optional `operator` (the acting
 //! operator key's name); entries written before have none.
+//!
+//! 0011 (shared tenancy, issue #16) restates the organizations validator
+//! with the optional `layout` (`collection` or `shared`; absent: a
+//! collection of its own, as every record written before), the state
+//! `moving` and its `pending.move: {from, to}` (see
+//! `lifecycle/tenant_move.rs`), and adds `tenant_documents`, the collection
+//! of every organization in the shared layout, with its listing index
+//! `{organization_id: 1, created_at: 1, id: 1}` (`id`: a copy of `_id`,
+//! see `tenant_documents.rs`), which also serves lookups and deletions by
+//! organization; lookups by id use `_id`.
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::Database;
@@ -116,6 +126,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0008_invitations"),
     migration!("0009_organization_state"),
     migration!("0010_operator_keys"),
+    migration!("0011_shared_tenancy"),
 ];
 
 /// The record of an applied migration.
@@ -330,6 +341,49 @@ mod tests {
             .find(|index| index.get_document("key").unwrap() == &doc! { "expires_at": 1 })
             .unwrap();
         assert_eq!(ttl.get_i32("expireAfterSeconds"), Ok(0));
+    }
+
+    #[test]
+    fn shared_tenancy_allows_layouts_and_moves_and_indexes_the_listing_without_id() {
+        let commands = MIGRATIONS[10].commands().unwrap();
+        let schema = commands[0]
+            .get_document("validator")
+            .unwrap()
+            .get_document("$jsonSchema")
+            .unwrap();
+        let properties = schema.get_document("properties").unwrap();
+        let states = properties
+            .get_document("state")
+            .unwrap()
+            .get_array("enum")
+            .unwrap();
+        assert!(states.contains(&Bson::String("moving".into())));
+        let layouts = properties
+            .get_document("layout")
+            .unwrap()
+            .get_array("enum")
+            .unwrap();
+        assert_eq!(
+            layouts,
+            &vec![Bson::from("collection"), Bson::from("shared")]
+        );
+        let required = schema.get_array("required").unwrap();
+        assert!(!required.contains(&Bson::String("layout".into())));
+        let index = commands
+            .iter()
+            .find(|c| c.get_str("createIndexes") == Ok("tenant_documents"))
+            .unwrap()
+            .get_array("indexes")
+            .unwrap()[0]
+            .as_document()
+            .unwrap()
+            .get_document("key")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            index,
+            doc! { "organization_id": 1, "created_at": 1, "id": 1 }
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Finishing or undoing operations that a crash interrupted: lifecycle
-//! operations (creations are rolled back, renames and deletions completed),
+//! operations (creations are rolled back; renames, deletions and moves of
+//! documents between layouts completed),
 //! admin removals and role changes committed on their organization record
 //! (completed: see `admin_changes.rs`), and admin additions never confirmed
 //! (rolled back: see `admin_add.rs`).
@@ -33,7 +34,7 @@ impl MongoStore {
             .saturating_sub(i64::try_from(lease_timeout.as_millis()).unwrap_or(i64::MAX));
         let unsettled: Vec<OrgDoc> = self
             .organizations()
-            .find(doc! { "state": { "$in": ["provisioning", "renaming", "deleting"] } })
+            .find(doc! { "state": { "$in": ["provisioning", "renaming", "deleting", "moving"] } })
             .await
             .map_err(|e| store_error("listing unfinished organizations", e))?
             .try_collect()

@@ -40,12 +40,15 @@ pub(crate) enum OrgState {
     Renaming,
     /// Being deleted: invisible; rolled forward.
     Deleting,
+    /// Its documents are moving to another layout (`pending.move`, see
+    /// `lifecycle/tenant_move.rs`): visible; rolled forward.
+    Moving,
 }
 
 impl OrgState {
     /// The states whose organizations lookups return.
     pub(crate) fn visible_filter() -> Document {
-        doc! { "$in": ["active", "renaming"] }
+        doc! { "$in": ["active", "renaming", "moving"] }
     }
 }
 
@@ -61,6 +64,10 @@ pub(crate) struct PendingOp {
     /// records written before leases existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseDoc>,
+    /// The layouts involved, for a move of the documents (stored as
+    /// `move`).
+    #[serde(rename = "move", default, skip_serializing_if = "Option::is_none")]
+    pub relayout: Option<PendingMove>,
 }
 
 impl PendingOp {
@@ -71,8 +78,55 @@ impl PendingOp {
             started_at: bson::DateTime::from_millis(lease.renewed_ms),
             rename,
             lease: Some(lease),
+            relayout: None,
         }
     }
+
+    /// A move of the documents starting now, held by a new lease of epoch 1.
+    pub(crate) fn starting_move(relayout: PendingMove) -> Self {
+        Self {
+            relayout: Some(relayout),
+            ..Self::starting(None)
+        }
+    }
+}
+
+/// How an organization's documents are stored (`layout` in its record):
+/// the domain's [`TenantLayout`] by its stable name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StoredLayout {
+    /// `org_<canonical name>`, a collection of its own (records written
+    /// before layouts existed have no `layout` and are read as this).
+    #[default]
+    Collection,
+    /// The shared `tenant_documents` collection, scoped by organization id.
+    Shared,
+}
+
+impl From<TenantLayout> for StoredLayout {
+    fn from(layout: TenantLayout) -> Self {
+        match layout {
+            TenantLayout::Collection => Self::Collection,
+            TenantLayout::Shared => Self::Shared,
+        }
+    }
+}
+
+impl From<StoredLayout> for TenantLayout {
+    fn from(layout: StoredLayout) -> Self {
+        match layout {
+            StoredLayout::Collection => Self::Collection,
+            StoredLayout::Shared => Self::Shared,
+        }
+    }
+}
+
+/// What a move of the documents moves from and to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingMove {
+    pub from: StoredLayout,
+    pub to: StoredLayout,
 }
 
 /// What a rename moves from and to.
@@ -94,7 +148,13 @@ pub(crate) struct OrgDoc {
     pub name: String,
     pub canonical: String,
     pub database: String,
+    /// The logical tenant collection, `org_<canonical name>`, whatever the
+    /// layout.
     pub collection: String,
+    /// Where the documents are (absent on records written before layouts
+    /// existed: a collection of their own, so no data migration is needed).
+    #[serde(default)]
+    pub layout: StoredLayout,
     pub admin_id: String,
     pub created_at: bson::DateTime,
     pub updated_at: bson::DateTime,
@@ -169,6 +229,7 @@ impl OrgDoc {
         id: OrganizationId,
         name: &OrganizationName,
         database: &str,
+        layout: StoredLayout,
         admin_id: AdminId,
         now: bson::DateTime,
     ) -> Self {
@@ -179,6 +240,7 @@ impl OrgDoc {
             canonical: name.canonical().to_owned(),
             database: database.to_owned(),
             collection: name.collection_name().as_str().to_owned(),
+            layout,
             admin_id: admin_id.to_string(),
             created_at: now,
             updated_at: now,
@@ -187,15 +249,20 @@ impl OrgDoc {
                 started_at: now,
                 rename: None,
                 lease: Some(LeaseDoc::new(1)),
+                relayout: None,
             }),
             admin_change: None,
             suspension: None,
         }
     }
 
-    /// Whether the record is visible to lookups (active or renaming).
+    /// Whether the record is visible to lookups (active, renaming or
+    /// moving).
     pub(crate) fn is_visible(&self) -> bool {
-        matches!(self.state, OrgState::Active | OrgState::Renaming)
+        matches!(
+            self.state,
+            OrgState::Active | OrgState::Renaming | OrgState::Moving
+        )
     }
 
     /// Whether `other` is the same record but for what admin changes and
@@ -258,6 +325,11 @@ impl OrgDoc {
         self.pending.as_ref().and_then(|p| p.rename.as_ref())
     }
 
+    /// The move of its documents it is going through, if any.
+    pub(crate) fn pending_move(&self) -> Option<PendingMove> {
+        self.pending.as_ref().and_then(|p| p.relayout)
+    }
+
     /// The domain view of the record.
     pub(crate) fn to_organization(&self) -> Result<Organization, StoreError> {
         Ok(Organization {
@@ -268,7 +340,7 @@ impl OrgDoc {
                 database: self.database.clone(),
                 collection: CollectionName::parse(&self.collection)
                     .map_err(|e| corrupt("organization", &self.id, "collection", e))?,
-                layout: TenantLayout::Collection,
+                layout: self.layout.into(),
             },
             admin_id: parse_id(&self.admin_id, "admin")?,
             created_at: to_chrono(self.created_at)?,
@@ -509,7 +581,14 @@ mod tests {
     fn organization_document_round_trips_with_bson_dates_and_string_ids() {
         let name = OrganizationName::parse("Acme Corp").unwrap();
         let id = OrganizationId::new();
-        let doc = OrgDoc::provisioning(id, &name, "master", AdminId::new(), now());
+        let doc = OrgDoc::provisioning(
+            id,
+            &name,
+            "master",
+            StoredLayout::Collection,
+            AdminId::new(),
+            now(),
+        );
         let stored = to_document(&doc).unwrap();
         assert_eq!(stored.get("_id"), Some(&Bson::String(id.to_string())));
         assert!(matches!(stored.get("created_at"), Some(Bson::DateTime(_))));
@@ -530,7 +609,14 @@ mod tests {
     #[test]
     fn settled_document_has_no_pending_field() {
         let name = OrganizationName::parse("Acme").unwrap();
-        let doc = OrgDoc::provisioning(OrganizationId::new(), &name, "m", AdminId::new(), now());
+        let doc = OrgDoc::provisioning(
+            OrganizationId::new(),
+            &name,
+            "m",
+            StoredLayout::Collection,
+            AdminId::new(),
+            now(),
+        );
         let stored = to_document(&doc.settled()).unwrap();
         assert!(!stored.contains_key("pending"));
         assert_eq!(stored.get_str("state").unwrap(), "active");
@@ -611,8 +697,15 @@ mod tests {
     #[test]
     fn lifecycle_comparison_ignores_only_what_admin_changes_write() {
         let name = OrganizationName::parse("Acme").unwrap();
-        let record = OrgDoc::provisioning(OrganizationId::new(), &name, "m", AdminId::new(), now())
-            .settled();
+        let record = OrgDoc::provisioning(
+            OrganizationId::new(),
+            &name,
+            "m",
+            StoredLayout::Collection,
+            AdminId::new(),
+            now(),
+        )
+        .settled();
         let admin_changed = OrgDoc {
             revision: record.revision + 1,
             admin_id: AdminId::new().to_string(),

@@ -5,7 +5,7 @@
 //!
 //! | methods | file |
 //! |---|---|
-//! | `create_organization`, `rename_organization`, `delete_organization` | `lifecycle/create.rs`, `lifecycle/rename.rs`, `lifecycle/delete.rs` (leases: `lease.rs`; collection moves: `collection_moves.rs`) |
+//! | `create_organization`, `rename_organization`, `delete_organization`, `move_tenant` | `lifecycle/create.rs`, `lifecycle/rename.rs`, `lifecycle/delete.rs`, `lifecycle/tenant_move.rs` (leases: `lease.rs`; collection moves and the claiming copy: `collection_moves.rs`; the one scope of every document query: `TenantScope` in `tenant_documents.rs`) |
 //! | `organization_by_name`, `organization_by_id` | here (`visible_organization`) |
 //! | `admin_by_id`, `admin_credentials_by_email`, `update_admin`, `admins_of`, `rehash_password` | `admins.rs` (the lookups through `visible_admin`) |
 //! | `add_admin` | `admin_add.rs` |
@@ -34,7 +34,8 @@ use orgsvc_domain::{
     AdminUpdate, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError, DocumentBody,
     DocumentError, DocumentId, DocumentPage, DocumentQuery, NewAdmin, NewOrganization,
     Organization, OrganizationId, OrganizationName, PasswordHash, ReconcileReport,
-    RenameOrganizationError, StoreError, TenantDocument, TenantStore, UpdateAdminError,
+    RenameOrganizationError, StoreError, TenantDocument, TenantLayout, TenantStore,
+    UpdateAdminError,
 };
 use tokio::sync::OnceCell;
 
@@ -43,7 +44,7 @@ use crate::failpoints::{Failpoints, Step};
 use crate::lease_timing::{Leases, DEFAULT_LEASE_TIMEOUT};
 use crate::migrations::{self, MigrationError};
 use crate::records::{
-    AdminDoc, NameClaim, OrgDoc, OrgState, ADMINS, ORGANIZATIONS, ORGANIZATION_NAMES,
+    AdminDoc, NameClaim, OrgDoc, OrgState, StoredLayout, ADMINS, ORGANIZATIONS, ORGANIZATION_NAMES,
 };
 
 /// How long an operation waits for a reachable server before failing with
@@ -64,6 +65,8 @@ pub struct MongoStore {
     transactions: Arc<OnceCell<bool>>,
     /// When this store last swept orphan collections (see `orphans.rs`).
     orphan_sweep: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// The layout of organizations created from now on.
+    tenancy: StoredLayout,
 }
 
 impl MongoStore {
@@ -96,7 +99,18 @@ impl MongoStore {
             leases: Leases::new(DEFAULT_LEASE_TIMEOUT),
             transactions: Arc::default(),
             orphan_sweep: Arc::default(),
+            tenancy: StoredLayout::Collection,
         })
+    }
+
+    /// The same store creating organizations in `layout` (issue #16; the
+    /// default is [`TenantLayout::Collection`], a collection each). Each
+    /// organization's record keeps its own layout, so one deployment can
+    /// hold organizations in both; `orgsvc tenants move` moves existing ones.
+    #[must_use]
+    pub fn with_tenancy(mut self, layout: TenantLayout) -> Self {
+        self.tenancy = layout.into();
+        self
     }
 
     /// The same store with another lease timeout (default
@@ -120,6 +134,11 @@ impl MongoStore {
     /// e.g. `mongodb://db:27017/orgsvc_master`.
     pub fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    /// The layout of organizations created from now on.
+    pub(crate) fn tenancy(&self) -> StoredLayout {
+        self.tenancy
     }
 
     pub(crate) fn client(&self) -> &Client {
@@ -308,6 +327,14 @@ impl TenantStore for MongoStore {
 
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), DeleteOrganizationError> {
         self.delete_organization(id).await
+    }
+
+    async fn move_tenant(
+        &self,
+        id: OrganizationId,
+        layout: TenantLayout,
+    ) -> Result<orgsvc_domain::TenantMove, orgsvc_domain::MoveTenantError> {
+        self.move_tenant(id, layout.into()).await
     }
 
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {

@@ -2,8 +2,14 @@
 //! and how they stay correct while a rename moves the collection.
 //!
 //! Every operation reads the organization's record (by id) first: missing,
-//! provisioning or deleting → `OrganizationNotFound`; renaming → `Busy`;
-//! active → it works in the collection the record names, and only there.
+//! provisioning or deleting → `OrganizationNotFound`; renaming or moving
+//! between layouts → `Busy` (in the shared layout a rename moves nothing,
+//! yet its few record writes answer `Busy` like any rename's); active → it
+//! works in the scope the record names ([`TenantScope`]: the collection of
+//! its own, or the shared collection filtered on its id), and only there.
+//! A move between layouts (`lifecycle/tenant_move.rs`) is a rename's copy
+//! from one scope to another, so everything below holds for it with
+//! "collection" read as "scope".
 //! Documents are found by their `_id` in that collection, so an id of another
 //! organization is simply not found.
 //!
@@ -82,6 +88,7 @@
 //! that instant, unless the writer dies in between.
 //!
 //! [`MOVING`]: crate::tenant_documents::MOVING
+//! [`TenantScope`]: crate::tenant_documents::TenantScope
 
 use std::time::Duration;
 
@@ -97,8 +104,7 @@ use crate::failpoints::Step;
 use crate::records::{self, to_chrono, OrgDoc, OrgState};
 use crate::store::MongoStore;
 use crate::tenant_documents::{
-    from_stored, listing_filter, listing_sort, not_moving, of_organization, revision_to_bson,
-    stored_revision, to_stored, MOVING,
+    from_stored, not_moving, revision_to_bson, stored_revision, TenantScope, MOVING,
 };
 
 /// How often a read or write starts over when the record or the document
@@ -127,9 +133,10 @@ impl MongoStore {
             created_at: now,
             updated_at: now,
         };
-        let collection = &record.collection;
+        let scope = TenantScope::of(&record);
+        let collection = scope.collection();
         self.tenant(collection)
-            .insert_one(to_stored(&document, &record.id)?)
+            .insert_one(scope.stored(&document)?)
             .await
             .map_err(|e| store_error(format!("inserting a document into {collection}"), e))?;
         self.checkpoint(Step::DocumentWritten).await?;
@@ -149,7 +156,7 @@ impl MongoStore {
         for _ in 0..ATTEMPTS {
             let record = self.document_target(organization).await?;
             let found = self
-                .find_by_id(&record.collection, &record.id, &id.to_string())
+                .find_by_id(&TenantScope::of(&record), &id.to_string())
                 .await?;
             if self.unchanged(&record).await? {
                 return match found {
@@ -166,21 +173,18 @@ impl MongoStore {
         organization: OrganizationId,
         query: DocumentQuery,
     ) -> Result<DocumentPage, DocumentError> {
-        let filter = listing_filter(
-            &organization.to_string(),
-            &query.filters,
-            query.after.as_ref(),
-        )?;
         let limit = query.limit.get();
         let fetch = i64::try_from(limit + 1)
             .map_err(|e| store_error("a page size does not fit in 64 bits", e))?;
         for _ in 0..ATTEMPTS {
             let record = self.document_target(organization).await?;
-            let collection = &record.collection;
+            let scope = TenantScope::of(&record);
+            let collection = scope.collection();
+            let filter = scope.listing_filter(&query.filters, query.after.as_ref())?;
             let stored: Vec<Document> = self
                 .tenant(collection)
-                .find(filter.clone())
-                .sort(listing_sort())
+                .find(filter)
+                .sort(scope.listing_sort())
                 .limit(fetch)
                 .await
                 .map_err(|e| store_error(format!("listing the documents of {collection}"), e))?
@@ -228,15 +232,15 @@ impl MongoStore {
                 updated_at: to_chrono(records::now())?,
             };
             self.checkpoint(Step::DocumentTargetRead).await?;
-            let collection = &record.collection;
+            let scope = TenantScope::of(&record);
+            let collection = scope.collection();
             let result = self
                 .tenant(collection)
                 .replace_one(
-                    of_organization(
-                        &record.id,
+                    scope.filter(
                         doc! { "_id": &key, "revision": revision_to_bson(revision)?, MOVING: not_moving() },
                     ),
-                    to_stored(&replacement, &record.id)?,
+                    scope.stored(&replacement)?,
                 )
                 .await
                 .map_err(|e| store_error(format!("replacing a document in {collection}"), e))?;
@@ -264,11 +268,11 @@ impl MongoStore {
             let revision = stored_revision(&current)?;
             check_revision(expected_revision, revision)?;
             self.checkpoint(Step::DocumentTargetRead).await?;
-            let collection = &record.collection;
+            let scope = TenantScope::of(&record);
+            let collection = scope.collection();
             let result = self
                 .tenant(collection)
-                .delete_one(of_organization(
-                    &record.id,
+                .delete_one(scope.filter(
                     doc! { "_id": &key, "revision": revision_to_bson(revision)?, MOVING: not_moving() },
                 ))
                 .await
@@ -291,7 +295,7 @@ impl MongoStore {
             .ok_or(DocumentError::OrganizationNotFound)?;
         match record.state {
             OrgState::Active => Ok(record),
-            OrgState::Renaming => Err(DocumentError::Busy),
+            OrgState::Renaming | OrgState::Moving => Err(DocumentError::Busy),
             OrgState::Provisioning | OrgState::Deleting => Err(DocumentError::OrganizationNotFound),
         }
     }
@@ -316,7 +320,7 @@ impl MongoStore {
         key: &str,
     ) -> Result<Option<(OrgDoc, Document)>, DocumentError> {
         let record = self.document_target(organization).await?;
-        let found = self.find_by_id(&record.collection, &record.id, key).await?;
+        let found = self.find_by_id(&TenantScope::of(&record), key).await?;
         match found {
             Some(stored) if !stored.contains_key(MOVING) => Ok(Some((record, stored))),
             found => {
@@ -333,31 +337,26 @@ impl MongoStore {
         }
     }
 
-    /// The document `key` of organization `org_id` in `collection`.
+    /// The organization's document `key` in `scope`.
     async fn find_by_id(
         &self,
-        collection: &str,
-        org_id: &str,
+        scope: &TenantScope,
         key: &str,
     ) -> Result<Option<Document>, StoreError> {
+        let collection = scope.collection();
         self.tenant(collection)
-            .find_one(of_organization(org_id, doc! { "_id": key }))
+            .find_one(scope.filter(doc! { "_id": key }))
             .await
             .map_err(|e| store_error(format!("reading a document of {collection}"), e))
     }
 
-    /// Whether `collection` exists and holds the document `key` of
-    /// organization `org_id` (claimed or not). Checks existence first so
-    /// that looking does not create it on servers that create collections
-    /// on reads.
-    async fn holds_document(
-        &self,
-        collection: &str,
-        org_id: &str,
-        key: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(self.collection_exists(collection).await?
-            && self.find_by_id(collection, org_id, key).await?.is_some())
+    /// Whether `scope`'s collection exists and holds the organization's
+    /// document `key` (claimed or not). Checks existence first so that
+    /// looking does not create it on servers that create collections on
+    /// reads.
+    async fn holds_document(&self, scope: &TenantScope, key: &str) -> Result<bool, StoreError> {
+        Ok(self.collection_exists(scope.collection()).await?
+            && self.find_by_id(scope, key).await?.is_some())
     }
 
     /// Decides the fate of a document inserted into `record`'s collection
@@ -366,24 +365,22 @@ impl MongoStore {
     /// organization's collection, `Busy` (or `OrganizationNotFound`) when it
     /// is nowhere.
     async fn settle_racing_insert(&self, record: &OrgDoc, key: &str) -> Result<(), DocumentError> {
-        let old = &record.collection;
+        let written = TenantScope::of(record);
+        let old = written.collection();
         let current = self.org_record(&record.id).await?;
         let still_there = current
             .as_ref()
-            .is_some_and(|now| now.state == OrgState::Active && now.collection == *old);
+            .is_some_and(|now| now.state == OrgState::Active && TenantScope::of(now) == written);
         if !still_there && self.collection_exists(old).await? {
             let taken_back = self
                 .tenant(old)
-                .delete_one(of_organization(
-                    &record.id,
-                    doc! { "_id": key, MOVING: not_moving() },
-                ))
+                .delete_one(written.filter(doc! { "_id": key, MOVING: not_moving() }))
                 .await
                 .map_err(|e| store_error(format!("withdrawing a document from {old}"), e))?
                 .deleted_count
                 == 1;
             if taken_back {
-                tracing::info!(organization = %record.id, collection = %old, "a document insert raced a rename and was withdrawn");
+                tracing::info!(organization = %record.id, collection = %old, "a document insert raced a rename or move and was withdrawn");
                 return Err(self.refusal(&record.id).await?);
             }
         }
@@ -397,10 +394,7 @@ impl MongoStore {
             let in_transit = self.collection_exists(old).await?
                 && self
                     .tenant(old)
-                    .find_one(of_organization(
-                        &record.id,
-                        doc! { "_id": key, MOVING: { "$exists": true } },
-                    ))
+                    .find_one(written.filter(doc! { "_id": key, MOVING: { "$exists": true } }))
                     .await
                     .map_err(|e| store_error(format!("reading a document of {old}"), e))?
                     .is_some();
@@ -408,22 +402,33 @@ impl MongoStore {
                 tokio::time::sleep(SETTLE_POLL).await;
                 continue;
             }
-            let mut places = vec![current.collection.as_str()];
+            let mut places = vec![TenantScope::of(&current)];
             if let Some(rename) = current.pending_rename() {
-                places.push(rename.to_collection.as_str());
+                places.push(TenantScope::new(
+                    &current.id,
+                    current.layout,
+                    &rename.to_collection,
+                ));
             }
-            for place in places {
-                if self.holds_document(place, &record.id, key).await? {
+            if let Some(relayout) = current.pending_move() {
+                places.push(TenantScope::new(
+                    &current.id,
+                    relayout.to,
+                    &current.collection,
+                ));
+            }
+            for place in &places {
+                if self.holds_document(place, key).await? {
                     return Ok(());
                 }
             }
             if self.unchanged(&current).await? {
-                tracing::info!(organization = %record.id, collection = %old, "a document insert raced a rename and was dropped with the old collection");
+                tracing::info!(organization = %record.id, collection = %old, "a document insert raced a rename or move and was dropped with its source");
                 return Err(DocumentError::Busy);
             }
         }
         Err(StoreError::msg(format!(
-            "a document inserted into {old} while organization {} was renamed did not settle",
+            "a document inserted into {old} while organization {} was renamed or moved did not settle",
             record.id
         ))
         .into())
@@ -433,9 +438,7 @@ impl MongoStore {
     /// organization exists, `OrganizationNotFound` once it is being deleted.
     async fn refusal(&self, org_id: &str) -> Result<DocumentError, StoreError> {
         Ok(match self.org_record(org_id).await? {
-            Some(record) if matches!(record.state, OrgState::Active | OrgState::Renaming) => {
-                DocumentError::Busy
-            }
+            Some(record) if record.is_visible() => DocumentError::Busy,
             _ => DocumentError::OrganizationNotFound,
         })
     }

@@ -8,12 +8,25 @@
 //! [`MOVING`] (see `collection_moves.rs`); the copy strips it.
 //!
 //! Every document carries its organization's id, and every read, write and
-//! copy filters on it ([`owned_by`]): whatever collection a process finds
-//! under a name (a late write of a process that lost its lease, a leftover
-//! of a former owner of the name), it never takes another organization's
-//! documents. Documents written before the field existed have none; they
-//! are their collection's owner's (only that organization ever wrote to
-//! it), and a rename tags them as it copies them.
+//! copy filters on it: whatever collection a process finds under a name (a
+//! late write of a process that lost its lease, a leftover of a former
+//! owner of the name), it never takes another organization's documents.
+//! Documents written before the field existed have none; they are their
+//! collection's owner's (only that organization ever wrote to it), and a
+//! rename tags them as it copies them.
+//!
+//! # The shared layout, and the one place that scopes
+//!
+//! An organization in the shared layout (issue #16) keeps its documents in
+//! `tenant_documents` beside every other such organization's, in the same
+//! shape plus [`SHARED_ORDER_ID`]. [`TenantScope`] is the only way the
+//! adapter reaches tenant documents: built from the organization's record
+//! (its id, layout and logical collection), it names the collection and
+//! makes every filter, insert and copy of that organization's: in the
+//! shared collection ownership is strictly `organization_id == id` (an
+//! untagged document is nobody's there), in a collection of its own it also
+//! admits the untagged documents written before tags existed. The filter
+//! helpers below are private to this module, so no query can skip it.
 //!
 //! JSON ↔ BSON is exact: integers are Int64 (read back from Int32 or Int64 as
 //! the same JSON integer), other numbers Double (`1.0` stays `1.0`), objects
@@ -26,7 +39,7 @@ use orgsvc_domain::{
 use serde_json::{Map, Number, Value};
 
 use crate::errors::store_error;
-use crate::records::to_chrono;
+use crate::records::{to_chrono, OrgDoc, StoredLayout};
 
 /// The top-level field marking a document that a rename has claimed for
 /// copying (its value: the epoch of the rename's lease): writers leave such
@@ -37,36 +50,149 @@ pub(crate) const MOVING: &str = "moving";
 /// belongs to.
 pub(crate) const ORGANIZATION_ID: &str = "organization_id";
 
+/// The top-level field of documents in the shared collection holding a
+/// copy of their `_id`: the listing orders by `(created_at, id)` there, so
+/// that the listing index `{organization_id: 1, created_at: 1, id: 1}`
+/// (migration 0011) needs no `_id` inside a compound key, which some
+/// wire-compatible servers cannot maintain (the audit log does the same).
+/// Copies out of the shared collection drop it.
+pub(crate) const SHARED_ORDER_ID: &str = "id";
+
+/// One organization's documents: the collection that holds them and the
+/// condition every query on them carries (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TenantScope {
+    org_id: String,
+    layout: StoredLayout,
+    collection: String,
+}
+
+impl TenantScope {
+    /// The scope of the organization as its record places it now.
+    pub(crate) fn of(record: &OrgDoc) -> Self {
+        Self::new(&record.id, record.layout, &record.collection)
+    }
+
+    /// The scope of organization `org_id` in `layout`, whose logical
+    /// collection is `logical` (`org_<canonical name>`).
+    pub(crate) fn new(org_id: &str, layout: StoredLayout, logical: &str) -> Self {
+        let collection = match layout {
+            StoredLayout::Collection => logical,
+            StoredLayout::Shared => orgsvc_domain::SHARED_DOCUMENTS_COLLECTION,
+        };
+        Self {
+            org_id: org_id.to_owned(),
+            layout,
+            collection: collection.to_owned(),
+        }
+    }
+
+    /// The collection holding the documents.
+    pub(crate) fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// The layout.
+    pub(crate) fn layout(&self) -> StoredLayout {
+        self.layout
+    }
+
+    /// The organization's id.
+    pub(crate) fn org_id(&self) -> &str {
+        &self.org_id
+    }
+
+    /// `filter` restricted to the organization's documents.
+    pub(crate) fn filter(&self, filter: Document) -> Document {
+        let mut conditions = vec![Bson::Document(self.owned())];
+        conditions.extend(
+            filter
+                .into_iter()
+                .map(|(field, condition)| Bson::Document(doc! { field: condition })),
+        );
+        doc! { "$and": conditions }
+    }
+
+    /// Every document of the organization.
+    pub(crate) fn all(&self) -> Document {
+        self.filter(Document::new())
+    }
+
+    /// The stored form of one of the organization's documents.
+    pub(crate) fn stored(&self, document: &TenantDocument) -> Result<Document, StoreError> {
+        Ok(self.adopt(to_stored(document, &self.org_id)?))
+    }
+
+    /// A stored document copied into this scope: the claim of a move
+    /// stripped, tagged with the organization, [`SHARED_ORDER_ID`] set in the
+    /// shared collection and dropped elsewhere.
+    pub(crate) fn adopt(&self, mut document: Document) -> Document {
+        document.remove(MOVING);
+        document.insert(ORGANIZATION_ID, self.org_id.as_str());
+        match self.layout {
+            StoredLayout::Shared => {
+                if let Some(id) = document.get("_id").cloned() {
+                    document.insert(SHARED_ORDER_ID, id);
+                }
+            }
+            StoredLayout::Collection => {
+                document.remove(SHARED_ORDER_ID);
+            }
+        }
+        document
+    }
+
+    /// The listing filter: the organization's documents, every field filter
+    /// on `body.<field>`, with MongoDB's equality (numbers compare
+    /// numerically, `null` matches null or missing; arrays match when an
+    /// element is equal, as MongoDB does), and the documents after the
+    /// cursor in [`TenantScope::listing_sort`] order.
+    pub(crate) fn listing_filter(
+        &self,
+        filters: &[FieldFilter],
+        after: Option<&PageCursor>,
+    ) -> Result<Document, StoreError> {
+        listing_filter(self.owned(), self.order_field(), filters, after)
+    }
+
+    /// The listing order: `(created_at, id)`.
+    pub(crate) fn listing_sort(&self) -> Document {
+        doc! { "created_at": 1, self.order_field(): 1 }
+    }
+
+    /// The condition matching the organization's documents: tagged with its
+    /// id, or in a collection of its own also untagged.
+    fn owned(&self) -> Document {
+        match self.layout {
+            StoredLayout::Collection => owned_by(&self.org_id),
+            StoredLayout::Shared => doc! { ORGANIZATION_ID: self.org_id.as_str() },
+        }
+    }
+
+    /// The field holding the document id in the listing order.
+    fn order_field(&self) -> &'static str {
+        match self.layout {
+            StoredLayout::Collection => "_id",
+            StoredLayout::Shared => SHARED_ORDER_ID,
+        }
+    }
+}
+
 /// The filter matching documents no rename has claimed.
 pub(crate) fn not_moving() -> Document {
     doc! { "$exists": false }
 }
 
-/// The condition matching the documents of `org_id`: tagged with it, or
-/// untagged (written before tags existed, see the module documentation).
-/// Spelled as an `$or` of equality and `$exists: false` rather than MongoDB's
-/// equivalent `{$in: [org_id, null]}`, which some wire-compatible servers
-/// apply to all but some documents in updates.
-pub(crate) fn owned_by(org_id: &str) -> Document {
+/// The condition matching the documents of `org_id` in a collection of its
+/// own: tagged with it, or untagged (written before tags existed, see the
+/// module documentation). Spelled as an `$or` of equality and `$exists:
+/// false` rather than MongoDB's equivalent `{$in: [org_id, null]}`, which
+/// some wire-compatible servers apply to all but some documents in updates.
+fn owned_by(org_id: &str) -> Document {
     doc! { "$or": [
         { ORGANIZATION_ID: org_id },
         { ORGANIZATION_ID: { "$exists": false } },
     ] }
-}
-
-/// `filter` restricted to the documents of `org_id`: `{$and: [owned by,
-/// one element per condition of filter]}`. One condition per element means
-/// the same as MongoDB's implicit conjunction within one element; some
-/// wire-compatible servers ignore conditions that follow an operator such
-/// as `$or` within one element.
-pub(crate) fn of_organization(org_id: &str, filter: Document) -> Document {
-    let mut conditions = vec![Bson::Document(owned_by(org_id))];
-    conditions.extend(
-        filter
-            .into_iter()
-            .map(|(field, condition)| Bson::Document(doc! { field: condition })),
-    );
-    doc! { "$and": conditions }
 }
 
 /// The condition matching the documents a copy of lease epoch `epoch` has
@@ -81,8 +207,9 @@ pub(crate) fn not_claimed_by(epoch: i64) -> Document {
     ] }
 }
 
-/// The stored form of a document of organization `org_id`.
-pub(crate) fn to_stored(document: &TenantDocument, org_id: &str) -> Result<Document, StoreError> {
+/// The stored form of a document of organization `org_id` (without what
+/// [`TenantScope::adopt`] adds).
+fn to_stored(document: &TenantDocument, org_id: &str) -> Result<Document, StoreError> {
     Ok(doc! {
         "_id": document.id.to_string(),
         ORGANIZATION_ID: org_id,
@@ -153,18 +280,19 @@ pub(crate) fn revision_to_bson(revision: u64) -> Result<Bson, StoreError> {
         .map_err(|e| store_error("a document revision exceeds 64 bits", e))
 }
 
-/// The listing filter: the documents of `org_id`, every field filter on
-/// `body.<field>`, with MongoDB's equality (numbers compare numerically,
-/// `null` matches null or missing; arrays match when an element is equal,
-/// as MongoDB does), and the documents after the cursor in
-/// `(created_at, _id)` order.
-pub(crate) fn listing_filter(
-    org_id: &str,
+/// The listing filter (see [`TenantScope::listing_filter`]): `{$and:
+/// [owned, one element per condition]}`. One condition per element means
+/// the same as MongoDB's implicit conjunction within one element; some
+/// wire-compatible servers ignore conditions that follow an operator such
+/// as `$or` within one element.
+fn listing_filter(
+    owned: Document,
+    order_field: &str,
     filters: &[FieldFilter],
     after: Option<&PageCursor>,
 ) -> Result<Document, StoreError> {
     let mut conditions: Vec<Bson> = Vec::with_capacity(filters.len() + 2);
-    conditions.push(Bson::Document(owned_by(org_id)));
+    conditions.push(Bson::Document(owned));
     for filter in filters {
         let value = match &filter.value {
             FilterValue::String(s) => Bson::String(s.clone()),
@@ -184,16 +312,11 @@ pub(crate) fn listing_filter(
         conditions.push(Bson::Document(doc! {
             "$or": [
                 { "created_at": { "$gt": created_at } },
-                { "created_at": created_at, "_id": { "$gt": cursor.id.to_string() } },
+                { "created_at": created_at, order_field: { "$gt": cursor.id.to_string() } },
             ]
         }));
     }
     Ok(doc! { "$and": conditions })
-}
-
-/// The listing order.
-pub(crate) fn listing_sort() -> Document {
-    doc! { "created_at": 1, "_id": 1 }
 }
 
 fn body_to_bson(map: &Map<String, Value>) -> Result<Document, StoreError> {
@@ -353,7 +476,7 @@ mod tests {
         let mut filter = not_claimed_by(3);
         filter.insert("_id", "d1");
         assert_eq!(
-            of_organization(ORG, filter),
+            own(ORG).filter(filter),
             doc! { "$and": [
                 owned_by(ORG),
                 { "$or": [
@@ -376,7 +499,7 @@ mod tests {
             created_at: Utc.timestamp_millis_opt(1_000).unwrap(),
             id: DocumentId::new(),
         };
-        let filter = listing_filter(ORG, &filters, Some(&cursor)).unwrap();
+        let filter = own(ORG).listing_filter(&filters, Some(&cursor)).unwrap();
         let at = bson::DateTime::from_millis(1_000);
         assert_eq!(
             filter,
@@ -397,8 +520,62 @@ mod tests {
             ] }
         );
         assert_eq!(
-            listing_filter(ORG, &[], None).unwrap(),
+            own(ORG).listing_filter(&[], None).unwrap(),
             doc! { "$and": [owned_by(ORG)] }
         );
+        assert_eq!(own(ORG).listing_sort(), doc! { "created_at": 1, "_id": 1 });
+    }
+
+    fn own(org: &str) -> TenantScope {
+        TenantScope::new(org, StoredLayout::Collection, "org_acme")
+    }
+
+    fn shared(org: &str) -> TenantScope {
+        TenantScope::new(org, StoredLayout::Shared, "org_acme")
+    }
+
+    #[test]
+    fn the_shared_scope_admits_only_documents_tagged_with_the_organization() {
+        let scope = shared(ORG);
+        assert_eq!(scope.collection(), "tenant_documents");
+        assert_eq!(own(ORG).collection(), "org_acme");
+        assert_eq!(
+            scope.filter(doc! { "_id": "d1" }),
+            doc! { "$and": [{ "organization_id": ORG }, { "_id": "d1" }] }
+        );
+        assert_eq!(scope.all(), doc! { "$and": [{ "organization_id": ORG }] });
+        let cursor = PageCursor {
+            created_at: Utc.timestamp_millis_opt(1_000).unwrap(),
+            id: DocumentId::new(),
+        };
+        let at = bson::DateTime::from_millis(1_000);
+        assert_eq!(
+            scope.listing_filter(&[], Some(&cursor)).unwrap(),
+            doc! { "$and": [
+                { "organization_id": ORG },
+                { "$or": [
+                    { "created_at": { "$gt": at } },
+                    { "created_at": at, "id": { "$gt": cursor.id.to_string() } },
+                ] },
+            ] }
+        );
+        assert_eq!(scope.listing_sort(), doc! { "created_at": 1, "id": 1 });
+    }
+
+    #[test]
+    fn documents_adopted_into_a_scope_carry_its_tag_and_order_id_only_where_shared() {
+        let original = document(json!({"n": 1}));
+        let stored = shared(ORG).stored(&original).unwrap();
+        assert_eq!(stored.get_str("organization_id").unwrap(), ORG);
+        assert_eq!(stored.get_str("id").unwrap(), original.id.to_string());
+        assert_eq!(from_stored(&stored).unwrap(), original);
+
+        let mut claimed = stored.clone();
+        claimed.insert(MOVING, 2_i64);
+        let other = "0190b0c4-0000-7000-8000-000000000002";
+        let back = own(other).adopt(claimed);
+        assert!(!back.contains_key(MOVING) && !back.contains_key("id"));
+        assert_eq!(back.get_str("organization_id").unwrap(), other);
+        assert_eq!(back, own(other).stored(&original).unwrap());
     }
 }

@@ -19,7 +19,7 @@ use crate::errors::store_error;
 use crate::lease::Lease;
 use crate::records::now_ms;
 use crate::store::MongoStore;
-use crate::tenant_documents::MOVING;
+use crate::tenant_documents::{TenantScope, MOVING};
 
 /// Times a batch transaction is tried again after a transient error (a
 /// write conflict with a lease renewal, a primary stepping down).
@@ -63,22 +63,23 @@ impl MongoStore {
             .await
     }
 
-    /// Copies `batch` (documents of organization `org_id` that this run
-    /// claimed in `from`, already tagged and stripped of the claim) into
-    /// `to` and deletes them from `from`, in one transaction that also
-    /// renews the lease (see the module documentation).
+    /// Copies `batch` (documents of the organization that this run claimed
+    /// in `from`, already adopted into `to`) into `to` and deletes them from
+    /// `from`, in one transaction that also renews the lease (see the module
+    /// documentation).
     pub(crate) async fn copy_batch_in_transaction(
         &self,
-        from: &str,
-        to: &str,
-        org_id: &str,
+        from: &TenantScope,
+        to: &TenantScope,
         lease: &Lease,
         batch: &[Document],
     ) -> Result<(), StoreError> {
+        let org_id = from.org_id();
         let ids: Vec<Bson> = batch.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let (source, target) = (from.collection(), to.collection());
         let failed = |e| {
             store_error(
-                format!("copying a batch of {from} to {to} in a transaction"),
+                format!("copying a batch of {source} to {target} in a transaction"),
                 e,
             )
         };
@@ -87,7 +88,7 @@ impl MongoStore {
             let mut session = self.client().start_session().await.map_err(failed)?;
             session.start_transaction().await.map_err(failed)?;
             match self
-                .copy_batch_steps(&mut session, from, to, org_id, lease, batch, &ids)
+                .copy_batch_steps(&mut session, from, to, lease, batch, &ids)
                 .await
             {
                 Ok(()) => {}
@@ -113,17 +114,15 @@ impl MongoStore {
             }
         }
         Err(StoreError::msg(format!(
-            "copying a batch of {from} to {to}: the transaction kept conflicting ({ATTEMPTS} attempts)"
+            "copying a batch of {source} to {target}: the transaction kept conflicting ({ATTEMPTS} attempts)"
         )))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn copy_batch_steps(
         &self,
         session: &mut ClientSession,
-        from: &str,
-        to: &str,
-        org_id: &str,
+        from: &TenantScope,
+        to: &TenantScope,
         lease: &Lease,
         batch: &[Document],
         ids: &[Bson],
@@ -131,7 +130,7 @@ impl MongoStore {
         let renewed = self
             .organizations()
             .update_one(
-                doc! { "_id": org_id, "pending.lease.holder": lease.holder() },
+                doc! { "_id": from.org_id(), "pending.lease.holder": lease.holder() },
                 doc! { "$set": { "pending.lease.renewed_ms": now_ms() } },
             )
             .session(&mut *session)
@@ -143,8 +142,8 @@ impl MongoStore {
         // transaction a duplicate key would abort it, so only the missing
         // documents are inserted.
         let present: Vec<Document> = self
-            .tenant(to)
-            .find(doc! { "_id": { "$in": ids } })
+            .tenant(to.collection())
+            .find(to.filter(doc! { "_id": { "$in": ids } }))
             .projection(doc! { "_id": 1 })
             .session(&mut *session)
             .await?
@@ -157,13 +156,13 @@ impl MongoStore {
             .filter(|d| d.get("_id").is_some_and(|id| !present.contains(&id)))
             .collect();
         if !missing.is_empty() {
-            self.tenant(to)
+            self.tenant(to.collection())
                 .insert_many(missing)
                 .session(&mut *session)
                 .await?;
         }
-        self.tenant(from)
-            .delete_many(doc! { "_id": { "$in": ids }, MOVING: lease.epoch() })
+        self.tenant(from.collection())
+            .delete_many(from.filter(doc! { "_id": { "$in": ids }, MOVING: lease.epoch() }))
             .session(&mut *session)
             .await?;
         Ok(())

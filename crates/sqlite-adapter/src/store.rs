@@ -249,6 +249,17 @@ impl TenantStore for SqliteStore {
             .await
     }
 
+    /// Not applicable: the embedded store has one layout.
+    async fn move_tenant(
+        &self,
+        _id: OrganizationId,
+        _layout: orgsvc_domain::TenantLayout,
+    ) -> Result<orgsvc_domain::TenantMove, orgsvc_domain::MoveTenantError> {
+        Err(orgsvc_domain::MoveTenantError::NotApplicable(
+            "the embedded store keeps every organization's documents in one table".to_owned(),
+        ))
+    }
+
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError> {
         lookups::admin_by_id(&self.connections, id).await
     }

@@ -113,6 +113,14 @@ impl TenantStore for TimedStore {
         timed!("organization_usage", self.inner.organization_usage(id, now))
     }
 
+    async fn move_tenant(
+        &self,
+        id: OrganizationId,
+        layout: orgsvc_domain::TenantLayout,
+    ) -> Result<orgsvc_domain::TenantMove, orgsvc_domain::MoveTenantError> {
+        timed!("move_tenant", self.inner.move_tenant(id, layout))
+    }
+
     async fn rename_organization(
         &self,
         id: OrganizationId,

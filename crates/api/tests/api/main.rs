@@ -94,4 +94,5 @@ mod organizations;
 mod sessions;
 mod shutdown;
 mod signing_keys;
+mod tenancy;
 mod transport;

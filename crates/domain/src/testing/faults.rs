@@ -17,12 +17,12 @@ use crate::{
     AuditPage, AuditQuery, ChangeAdminError, ChangeStateError, CreateOperatorKeyError,
     CreateOrganizationError, DeleteOrganizationError, DocumentBody, DocumentError, DocumentId,
     DocumentPage, DocumentQuery, Invitation, InvitationError, InvitationId, InvitationPage,
-    InvitationQuery, InvitationStore, LoginAttempt, LoginThrottle, NewAdmin, NewOrganization,
-    OperatorKey, OperatorKeyId, OperatorKeyName, OperatorKeyStore, Organization, OrganizationId,
-    OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash, ReconcileReport,
-    RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError, ReplaceKeySetError,
-    SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError, TenantDocument,
-    TenantStore, TokenHash, UpdateAdminError, VersionedKeySet,
+    InvitationQuery, InvitationStore, LoginAttempt, LoginThrottle, MoveTenantError, NewAdmin,
+    NewOrganization, OperatorKey, OperatorKeyId, OperatorKeyName, OperatorKeyStore, Organization,
+    OrganizationId, OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash,
+    ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError,
+    ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError,
+    TenantDocument, TenantStore, TokenHash, UpdateAdminError, VersionedKeySet,
 };
 
 macro_rules! operations {
@@ -61,6 +61,7 @@ operations! {
     ListOrganizations => "list_organizations",
     ChangeOrganizationState => "change_organization_state",
     OrganizationUsage => "organization_usage",
+    MoveTenant => "move_tenant",
     AdminById => "admin_by_id",
     AdminCredentialsByEmail => "admin_credentials_by_email",
     UpdateAdmin => "update_admin",
@@ -131,6 +132,7 @@ impl Operation {
                 RenameOrganizationError::inject(failure).is_some()
             }
             O::DeleteOrganization => DeleteOrganizationError::inject(failure).is_some(),
+            O::MoveTenant => crate::MoveTenantError::inject(failure).is_some(),
             O::ChangeOrganizationState => crate::ChangeStateError::inject(failure).is_some(),
             O::UpdateAdmin => UpdateAdminError::inject(failure).is_some(),
             O::AddAdmin => AddAdminError::inject(failure).is_some(),
@@ -168,13 +170,13 @@ pub enum Failure {
     /// `EmailTaken` (create, `update_admin`, `add_admin`, invitations and
     /// their acceptance).
     EmailTaken,
-    /// `NotFound` (rename, delete, `update_admin`, admin changes, documents,
+    /// `NotFound` (rename, delete, `move_tenant`, `update_admin`, admin changes, documents,
     /// invitations).
     NotFound,
     /// `OrganizationNotFound` (`add_admin`, documents,
     /// `accept_invitation`).
     OrganizationNotFound,
-    /// `Busy` (create, rename, delete, documents).
+    /// `Busy` (create, rename, delete, `move_tenant`, documents).
     Busy,
     /// `VersionConflict` (`replace_signing_keys`).
     VersionConflict,
@@ -269,6 +271,10 @@ inject!(RenameOrganizationError {
     Failure::NameChanged => Self::NameChanged,
 });
 inject!(DeleteOrganizationError {
+    Failure::NotFound => Self::NotFound,
+    Failure::Busy => Self::Busy,
+});
+inject!(MoveTenantError {
     Failure::NotFound => Self::NotFound,
     Failure::Busy => Self::Busy,
 });
@@ -564,6 +570,7 @@ from_injected!(
     InvitationError,
     AcceptInvitationError,
     ChangeStateError,
+    MoveTenantError,
     CreateOperatorKeyError
 );
 
@@ -628,6 +635,15 @@ impl TenantStore for FaultyStore {
     ) -> Result<Option<crate::OrganizationUsage>, StoreError> {
         self.enter(Operation::OrganizationUsage).await?;
         self.inner.organization_usage(id, now).await
+    }
+
+    async fn move_tenant(
+        &self,
+        id: OrganizationId,
+        layout: crate::TenantLayout,
+    ) -> Result<crate::TenantMove, crate::MoveTenantError> {
+        self.enter(Operation::MoveTenant).await?;
+        self.inner.move_tenant(id, layout).await
     }
 
     async fn rename_organization(

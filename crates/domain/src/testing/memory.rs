@@ -542,6 +542,40 @@ impl TenantStore for InMemoryStore {
         Ok(organization.clone())
     }
 
+    async fn move_tenant(
+        &self,
+        id: OrganizationId,
+        layout: crate::TenantLayout,
+    ) -> Result<crate::TenantMove, crate::MoveTenantError> {
+        // Documents stay where they are (one map per organization): a move
+        // only changes the layout the organization reports.
+        let mut state = self.lock();
+        let current = state
+            .organizations
+            .get(&id)
+            .cloned()
+            .ok_or(crate::MoveTenantError::NotFound)?;
+        if current.location.layout == layout {
+            return Ok(crate::TenantMove {
+                organization: current,
+                moved: false,
+                documents: 0,
+            });
+        }
+        let documents = state
+            .collections
+            .get(&current.location.collection)
+            .map_or(0, |c| c.documents.len());
+        let mut moved = current;
+        moved.location.layout = layout;
+        state.organizations.insert(id, moved.clone());
+        Ok(crate::TenantMove {
+            organization: moved,
+            moved: true,
+            documents: u64::try_from(documents).unwrap_or(u64::MAX),
+        })
+    }
+
     async fn organization_usage(
         &self,
         id: OrganizationId,

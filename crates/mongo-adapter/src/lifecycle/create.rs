@@ -1,7 +1,8 @@
-//! Create: record (provisioning, under a new lease) → claim the name →
-//! insert the admin → create the collection (dropping any leftover of a
-//! former owner of the name) with its listing index → activate. Rolled
-//! back, never forward. Every write is fenced by the lease.
+//! Create: record (provisioning, in the store's tenancy layout, under a new
+//! lease) → claim the name → insert the admin → create the collection
+//! (dropping any leftover of a former owner of the name) with its listing
+//! index, or in the shared layout only drop such a leftover → activate.
+//! Rolled back, never forward. Every write is fenced by the lease.
 
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::lease::{Lease, OnDrain};
 use crate::names::Claim;
-use crate::records::{self, AdminDoc, OrgDoc};
+use crate::records::{self, AdminDoc, OrgDoc, StoredLayout};
 use crate::store::MongoStore;
 
 impl MongoStore {
@@ -23,7 +24,14 @@ impl MongoStore {
         new: NewOrganization,
     ) -> Result<Organization, CreateOrganizationError> {
         let now = records::now();
-        let record = OrgDoc::provisioning(new.id, &new.name, self.db().name(), new.owner.id, now);
+        let record = OrgDoc::provisioning(
+            new.id,
+            &new.name,
+            self.db().name(),
+            self.tenancy(),
+            new.owner.id,
+            now,
+        );
         let sent = Instant::now();
         self.organizations()
             .insert_one(&record)
@@ -83,8 +91,19 @@ impl MongoStore {
         }
         self.checkpoint(Step::CreateAdminInserted).await?;
 
-        self.fresh_tenant_collection(&record.collection, lease)
-            .await?;
+        match record.layout {
+            StoredLayout::Collection => {
+                self.fresh_tenant_collection(&record.collection, lease)
+                    .await?;
+            }
+            // No collection of its own; a leftover of a former owner of the
+            // name would otherwise outlive the sweep (the name is claimed).
+            StoredLayout::Shared => {
+                if self.collection_exists(&record.collection).await? {
+                    self.drop_collection(&record.collection, lease).await?;
+                }
+            }
+        }
         self.failpoint(Step::CreateCollectionCreated)?;
 
         Ok(self.step(lease, record, record.settled()).await?)

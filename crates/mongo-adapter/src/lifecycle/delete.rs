@@ -1,7 +1,9 @@
 //! Delete: record (deleting, under a new lease) → delete the admins and
-//! the invitations (with their unsent emails) → drop
-//! the collection → release the name → delete the record. Rolled forward.
-//! Every write is fenced by the lease.
+//! the invitations (with their unsent emails) → drop the collection and
+//! delete the organization's documents from the shared collection (`deleteMany`
+//! by organization id; both whatever the layout, so leftovers of moves go
+//! too) → release the name → delete the record. Rolled forward. Every
+//! write is fenced by the lease.
 
 use std::time::Instant;
 
@@ -12,8 +14,9 @@ use super::Settled;
 use crate::errors::store_error;
 use crate::failpoints::Step;
 use crate::lease::{Interruption, Lease, OnDrain};
-use crate::records::{OrgDoc, OrgState, PendingOp};
+use crate::records::{OrgDoc, OrgState, PendingOp, StoredLayout};
 use crate::store::MongoStore;
+use crate::tenant_documents::TenantScope;
 
 impl MongoStore {
     pub(crate) async fn delete_organization(
@@ -27,7 +30,9 @@ impl MongoStore {
         match current.state {
             OrgState::Active => {}
             OrgState::Provisioning => return Err(DeleteOrganizationError::NotFound),
-            OrgState::Renaming | OrgState::Deleting => return Err(DeleteOrganizationError::Busy),
+            OrgState::Renaming | OrgState::Deleting | OrgState::Moving => {
+                return Err(DeleteOrganizationError::Busy)
+            }
         }
         let sent = Instant::now();
         let deleting = self
@@ -82,7 +87,17 @@ impl MongoStore {
         lease.fence().await?;
         self.delete_invitations(doc! { "organization_id": &record.id })
             .await?;
+        // Wherever the documents may be: the collection of its own (in the
+        // shared layout a leftover of a move, its name still claimed, so its
+        // own) and the shared collection (in the collection layout a
+        // leftover of a move back).
         self.drop_collection(&record.collection, lease).await?;
+        let shared = TenantScope::new(&record.id, StoredLayout::Shared, &record.collection);
+        lease.fence().await?;
+        self.tenant(shared.collection())
+            .delete_many(shared.all())
+            .await
+            .map_err(|e| store_error("deleting the shared documents of an organization", e))?;
         self.failpoint(Step::DeleteCollectionDropped)?;
         lease.fence().await?;
         self.release_name(&record.canonical, &record.id).await?;

@@ -33,6 +33,7 @@
 mod create;
 mod delete;
 mod rename;
+mod tenant_move;
 
 use std::time::{Duration, Instant};
 
@@ -188,6 +189,7 @@ impl MongoStore {
                 ));
             }
             OrgState::Deleting => self.finish_deletion(&record, lease).await?,
+            OrgState::Moving => self.finish_move(record, lease).await?.is_some(),
             OrgState::Renaming => {
                 let claim = match record.pending_rename() {
                     Some(t) if record.canonical == t.from_canonical => {

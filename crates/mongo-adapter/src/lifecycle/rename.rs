@@ -3,7 +3,10 @@
 //! former owner) → move the collection → switch the record to the new name
 //! → sweep stragglers (move documents that writes racing the move left in
 //! the old collection) → release the old name → activate. Rolled forward
-//! once the new name is claimed. Every write is fenced by the lease.
+//! once the new name is claimed. Every write is fenced by the lease. In the
+//! shared layout the collection steps are skipped: the documents stay where
+//! they are, keyed by organization id, and only the record changes (its
+//! logical `collection` among the rest).
 
 use std::time::Instant;
 
@@ -15,7 +18,7 @@ use super::Settled;
 use crate::failpoints::Step;
 use crate::lease::{Interruption, Lease, OnDrain};
 use crate::names::Claim;
-use crate::records::{self, OrgDoc, OrgState, PendingOp, PendingRename};
+use crate::records::{self, OrgDoc, OrgState, PendingOp, PendingRename, StoredLayout};
 use crate::store::MongoStore;
 
 impl MongoStore {
@@ -36,7 +39,9 @@ impl MongoStore {
         match current.state {
             OrgState::Active => {}
             OrgState::Provisioning => return Err(RenameOrganizationError::NotFound),
-            OrgState::Renaming | OrgState::Deleting => return Err(RenameOrganizationError::Busy),
+            OrgState::Renaming | OrgState::Deleting | OrgState::Moving => {
+                return Err(RenameOrganizationError::Busy)
+            }
         }
         if expected.is_some_and(|expected| expected != current.canonical) {
             return Err(RenameOrganizationError::NameChanged);
@@ -198,14 +203,18 @@ impl MongoStore {
                 record.id
             )));
         };
+        // In the shared layout no document moves: the record alone changes.
+        let own_collection = record.layout == StoredLayout::Collection;
         if record.canonical == target.from_canonical {
-            self.move_collection(
-                &target.from_collection,
-                &target.to_collection,
-                &record.id,
-                lease,
-            )
-            .await?;
+            if own_collection {
+                self.move_collection(
+                    &target.from_collection,
+                    &target.to_collection,
+                    &record.id,
+                    lease,
+                )
+                .await?;
+            }
             self.checkpoint(Step::RenameCollectionMoved).await?;
             let switched = OrgDoc {
                 name: target.to_name.clone(),
@@ -224,7 +233,7 @@ impl MongoStore {
         // land in the old collection (recreating it after a native rename).
         // While the old name is held, the old collection is this
         // organization's alone: move whatever is there, then drop it.
-        if self.holds_name(&target.from_canonical, &record.id).await? {
+        if own_collection && self.holds_name(&target.from_canonical, &record.id).await? {
             self.copy_collection(
                 &target.from_collection,
                 &target.to_collection,

@@ -15,6 +15,7 @@ mod orphans;
 mod rate_limits;
 mod rename;
 mod sessions;
+mod shared;
 mod signing_keys;
 mod support;
 mod validators;

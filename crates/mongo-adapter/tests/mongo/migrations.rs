@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{email, new_org, TestStore};
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "0001_collections_and_indexes",
     "0002_validators",
     "0003_admin_security",
@@ -18,6 +18,7 @@ const ALL: [&str; 10] = [
     "0008_invitations",
     "0009_organization_state",
     "0010_operator_keys",
+    "0011_shared_tenancy",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

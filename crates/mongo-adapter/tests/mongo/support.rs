@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Client, Database, IndexModel};
 use orgsvc_domain::testing::ContractFixture;
-use orgsvc_domain::{AdminEmail, OrganizationId, OrganizationName, TenantStore};
+use orgsvc_domain::{AdminEmail, OrganizationId, OrganizationName, TenantLayout, TenantStore};
 use orgsvc_mongo::MongoStore;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -18,6 +18,11 @@ pub use orgsvc_domain::testing::new_org;
 /// A fresh store for the contract suite; its database is dropped with it.
 pub async fn fresh_store() -> TestStore {
     TestStore::new().await
+}
+
+/// A fresh store creating organizations in the shared layout.
+pub async fn fresh_shared_store() -> TestStore {
+    TestStore::new().await.with_tenancy(TenantLayout::Shared)
 }
 
 pub fn name(raw: &str) -> OrganizationName {
@@ -63,6 +68,12 @@ impl TestStore {
     pub async fn second_process(&self) -> MongoStore {
         let uri = std::env::var("ORGSVC_TEST_MONGODB_URI").unwrap();
         MongoStore::connect(&uri, self.db.name()).await.unwrap()
+    }
+
+    /// The same test store creating organizations in `layout`.
+    pub fn with_tenancy(mut self, layout: TenantLayout) -> Self {
+        self.store = self.store.clone().with_tenancy(layout);
+        self
     }
 
     /// The same test store with this lease timeout.
@@ -220,8 +231,34 @@ impl TestStore {
                 .unwrap();
             assert_eq!(field(primary, "role"), "owner", "{org:?} {primary:?}");
         }
-        let collections: BTreeSet<String> = orgs.iter().map(|o| field(o, "collection")).collect();
+        // A collection of its own for each organization in that layout
+        // (records without `layout` predate it), none for the shared ones,
+        // and the shared collection holds only shared organizations'
+        // documents.
+        let own = |o: &&Document| o.get_str("layout").unwrap_or("collection") == "collection";
+        let collections: BTreeSet<String> = orgs
+            .iter()
+            .filter(own)
+            .map(|o| field(o, "collection"))
+            .collect();
         assert_eq!(self.tenant_collections().await, collections);
+        let shared_orgs: BTreeSet<String> = orgs
+            .iter()
+            .filter(|o| !own(o))
+            .map(|o| field(o, "_id"))
+            .collect();
+        for document in self.raw("tenant_documents").await {
+            let owner = field(&document, "organization_id");
+            assert!(
+                shared_orgs.contains(&owner),
+                "stray shared document {document:?}"
+            );
+            assert!(
+                !document.contains_key("moving"),
+                "claimed document {document:?}"
+            );
+            assert_eq!(document.get("id"), document.get("_id"), "{document:?}");
+        }
         let claims: BTreeSet<(String, String)> = self
             .raw("organization_names")
             .await

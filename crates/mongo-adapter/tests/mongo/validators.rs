@@ -16,7 +16,7 @@ use mongodb::bson::{Bson, Document};
 use orgsvc_domain::{
     AdminId, AdminRole, AuditAction, AuditEvent, AuditEventId, AuditLog, LoginThrottle, NewAdmin,
     OrganizationId, PasswordHash, RefreshToken, RefreshTokenHash, SessionFamilyId, SessionStore,
-    TenantStore,
+    TenantLayout, TenantStore,
 };
 use orgsvc_mongo::Step;
 
@@ -199,6 +199,15 @@ async fn validators_accept_every_record_the_store_writes() {
     .unwrap_err();
     t.fail_after(Step::RenameNameClaimed);
     t.rename_organization(acme.id, &name("Acme Labs"))
+        .await
+        .unwrap_err();
+    // A move of the documents to the shared layout, half-done.
+    let globex = t
+        .create_organization(new_org("Globex", "owner@globex.example"))
+        .await
+        .unwrap();
+    t.fail_after(Step::MoveLayoutFlipped);
+    t.move_tenant(globex.id, TenantLayout::Shared)
         .await
         .unwrap_err();
     assert_valid(&t, &schemas, "half-done").await;
