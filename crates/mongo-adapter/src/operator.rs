@@ -175,6 +175,15 @@ impl MongoStore {
                 Ok(page) => page,
                 Err(DocumentError::OrganizationNotFound) => return Ok(None),
                 Err(DocumentError::Store(e)) => return Err(e),
+                // A rename or move is under way: its documents are between
+                // two places, so they are counted once it is done (503 with
+                // Retry-After, not a server fault).
+                Err(DocumentError::Busy) => {
+                    return Err(StoreError::unavailable(
+                        format!("counting organization {id}'s documents"),
+                        "its documents are being moved; ask again shortly",
+                    ))
+                }
                 Err(other) => {
                     return Err(StoreError::msg(format!(
                         "counting organization {id}'s documents: {other}"
