@@ -6,6 +6,7 @@
 //! Hashing is CPU-bound, so it always runs on tokio's blocking pool, at most
 //! `max_concurrent` hashes at a time, never on the async workers.
 
+mod claims;
 mod error;
 mod key_ring;
 mod keys;

@@ -11,11 +11,11 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use chrono::Utc;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
-use orgsvc_domain::{Admin, AdminId, Organization, OrganizationId};
+use orgsvc_domain::{Admin, Organization};
 use secrecy::SecretSlice;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::claims::AccessClaims;
 use crate::error::{AuthError, TokenError};
 use crate::key_ring::{KeyRing, RingRefusal};
 
@@ -37,30 +37,6 @@ pub struct TokenSettings {
     pub audience: String,
     /// Lifetime of an access token.
     pub ttl: Duration,
-}
-
-/// The claims of an orgsvc access token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// The admin's id.
-    pub sub: AdminId,
-    /// The organization's immutable id (tokens survive renames).
-    pub org_id: OrganizationId,
-    /// The organization's name when the token was issued (informational).
-    pub org_name: String,
-    /// Issued at (seconds since the epoch).
-    pub iat: i64,
-    /// Expires at (seconds since the epoch).
-    pub exp: i64,
-    /// Issuer.
-    pub iss: String,
-    /// Audience.
-    pub aud: String,
-    /// Unique token id.
-    pub jti: String,
-    /// The admin's token version at issue time; a password change bumps the
-    /// stored version and so invalidates this token.
-    pub ver: u32,
 }
 
 /// A freshly signed access token.
@@ -262,7 +238,8 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
     use orgsvc_domain::{
-        AdminEmail, AdminRole, CollectionName, OrganizationName, TenantLayout, TenantLocation,
+        AdminEmail, AdminId, AdminRole, CollectionName, OrganizationId, OrganizationName,
+        TenantLayout, TenantLocation,
     };
 
     use jsonwebtoken::{EncodingKey, Header};

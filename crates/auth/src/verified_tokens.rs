@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::token::AccessClaims;
+use crate::claims::AccessClaims;
 
 /// The most tokens remembered: two generations of half as many each. A
 /// token with its claims takes about 700 bytes, so at most about 3 MiB.

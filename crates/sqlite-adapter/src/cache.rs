@@ -407,6 +407,7 @@ mod tests {
         let connections = Connections::open(
             &dir.path().join("orgsvc.db"),
             crate::connection::default_readers(),
+            |_| Ok(Vec::new()),
         )
         .await
         .unwrap();

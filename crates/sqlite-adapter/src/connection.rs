@@ -40,7 +40,6 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::cache::{self, Cache};
-use crate::layout_upgrade;
 
 /// How many read connections a store keeps open by default: one per CPU
 /// (at most [`MAX_DEFAULT_READERS`]). Organization and admin lookups are
@@ -59,6 +58,10 @@ pub(crate) const MAX_DEFAULT_READERS: NonZeroUsize = match NonZeroUsize::new(8) 
     Some(readers) => readers,
     None => NonZeroUsize::MIN,
 };
+
+/// Prepared statements each connection keeps: more than the store has
+/// (about 100 distinct statements, most of them the writer's).
+const STATEMENT_CACHE: usize = 128;
 
 /// How long a statement waits for a lock held by another process (a backup
 /// tool) before failing.
@@ -100,22 +103,27 @@ struct Inner {
 
 impl Connections {
     /// Locks the file at `path` (creating it and its parent directories),
-    /// upgrades a store with a table per organization
-    /// (`layout_upgrade.rs`), opens the writer, which switches it to WAL
-    /// mode, and `readers` read connections, each on its own thread.
-    pub(crate) async fn open(path: &Path, readers: NonZeroUsize) -> Result<Self, StoreError> {
+    /// runs `prepare` on it while no connection is open (the store's
+    /// upgrade, `layout_upgrade.rs`, which answers the migrations it
+    /// applied), opens the writer, which switches it to WAL mode, and
+    /// `readers` read connections, each on its own thread.
+    pub(crate) async fn open(
+        path: &Path,
+        readers: NonZeroUsize,
+        prepare: fn(&Path) -> Result<Vec<String>, StoreError>,
+    ) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
         let lock = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 let lock = lock_exclusively(&path)?;
-                let upgraded = layout_upgrade::run(&path)?;
-                Ok::<_, StoreError>((lock, upgraded))
+                let applied = prepare(&path)?;
+                Ok::<_, StoreError>((lock, applied))
             })
             .await
             .map_err(|e| StoreError::new("locking the SQLite store", e))??
         };
-        let (lock, upgraded) = lock;
+        let (lock, applied_at_open) = lock;
         let lock = Arc::new(lock);
         let cache = Arc::new(Cache::default());
         let touched_cached_table = Arc::new(AtomicBool::new(false));
@@ -152,12 +160,12 @@ impl Connections {
                 touched_cached_table,
                 writer,
                 readers: read_jobs,
-                applied_at_open: Mutex::new(upgraded.map(|u| u.applied).unwrap_or_default()),
+                applied_at_open: Mutex::new(applied_at_open),
             }),
         })
     }
 
-    /// The migrations the upgrade at open applied (`layout_upgrade.rs`), once:
+    /// The migrations `prepare` applied at open (`layout_upgrade.rs`), once:
     /// later calls get none.
     pub(crate) fn take_applied_at_open(&self) -> Vec<String> {
         let mut applied = self
@@ -447,6 +455,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         .busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| StoreError::new("setting the SQLite busy timeout", e))?;
     set_pragma(&connection, "foreign_keys", "ON")?;
+    // Every statement the store runs stays prepared (rusqlite keeps 16).
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(connection)
 }
 
@@ -474,16 +484,53 @@ pub(crate) fn begin<'c>(
 }
 
 /// Starts a read transaction on a (read-only) connection: every statement
-/// until it ends sees one snapshot of the file, so a table name read from
-/// `organizations` still names the same table in the next statement even if
-/// a rename commits in between.
+/// until it ends (when the returned snapshot is dropped) sees one snapshot
+/// of the file, so what one statement read (the organization exists) still
+/// holds for the next (its documents) even if a delete commits in between.
 pub(crate) fn begin_read<'c>(
     connection: &'c Connection,
     what: &str,
-) -> Result<Transaction<'c>, StoreError> {
+) -> Result<ReadSnapshot<'c>, StoreError> {
+    if !connection.is_autocommit() {
+        // An earlier snapshot could not be ended: end it now.
+        let _ = run_cached(connection, "ROLLBACK");
+    }
+    run_cached(connection, "BEGIN")
+        .map_err(|e| StoreError::new(format!("starting the read transaction for {what}"), e))?;
+    Ok(ReadSnapshot { connection })
+}
+
+/// A read transaction started by [`begin_read`]; ends when dropped. Its
+/// `BEGIN` and `COMMIT` are cached statements: rusqlite's own transactions
+/// parse them again every time, which cost more than a page of documents'
+/// queries (measured on `GET /org/data?limit=20`).
+pub(crate) struct ReadSnapshot<'c> {
+    connection: &'c Connection,
+}
+
+impl std::ops::Deref for ReadSnapshot<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.connection
+    }
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        // Ending a read transaction cannot lose anything; should it fail,
+        // the next begin_read ends it.
+        if let Err(error) = run_cached(self.connection, "COMMIT") {
+            tracing::warn!(%error, "ending a SQLite read transaction failed");
+        }
+    }
+}
+
+/// Runs a statement without parameters through the statement cache.
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<usize> {
     connection
-        .unchecked_transaction()
-        .map_err(|e| StoreError::new(format!("starting the read transaction for {what}"), e))
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
 }
 
 /// Commits `transaction`, started by [`begin`] for `what`.
@@ -504,9 +551,10 @@ mod tests {
 
     async fn open() -> (tempfile::TempDir, Connections) {
         let dir = tempfile::tempdir().unwrap();
-        let connections = Connections::open(&dir.path().join("orgsvc.db"), READERS)
-            .await
-            .unwrap();
+        let connections =
+            Connections::open(&dir.path().join("orgsvc.db"), READERS, |_| Ok(Vec::new()))
+                .await
+                .unwrap();
         (dir, connections)
     }
 
@@ -534,6 +582,39 @@ mod tests {
 
         assert_eq!(connections.read(select_one).await.unwrap(), 1);
         assert_eq!(connections.write(|c| select_one(c)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_snapshot_ends_when_dropped_and_a_stuck_one_is_ended_by_the_next() {
+        let (_dir, connections) = open().await;
+        let ended = connections
+            .read(|c| {
+                let snapshot = begin_read(c, "a read")?;
+                let inside = !snapshot.is_autocommit();
+                drop(snapshot);
+                Ok::<_, StoreError>((inside, c.is_autocommit()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ended, (true, true));
+
+        // A transaction left open (as a failed COMMIT would leave it) does
+        // not make the next snapshot fail.
+        let recovered = (0..=READERS.get())
+            .map(|_| {
+                connections.read(|c| {
+                    c.execute_batch("BEGIN")
+                        .map_err(|e| StoreError::new("begin", e))?;
+                    let snapshot = begin_read(c, "the next read")?;
+                    let one = select_one(&snapshot)?;
+                    drop(snapshot);
+                    Ok::<_, StoreError>((one, c.is_autocommit()))
+                })
+            })
+            .collect::<Vec<_>>();
+        for answer in recovered {
+            assert_eq!(answer.await.unwrap(), (1, true));
+        }
     }
 
     #[tokio::test]

@@ -42,20 +42,6 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use crate::migrations::{self, MIGRATIONS, SHARED_DOCUMENTS};
 use crate::tenant_tables::{self, quote_identifier};
 
-/// What one upgrade did (for its log line and the tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Upgraded {
-    /// The migrations applied, in order: those of the old layout the file
-    /// lacked, then `0010_shared_documents`.
-    pub(crate) applied: Vec<String>,
-    /// Organizations whose documents were moved.
-    pub(crate) organizations: u64,
-    /// Documents moved.
-    pub(crate) documents: u64,
-    /// The previous file, kept.
-    pub(crate) kept_at: PathBuf,
-}
-
 /// How often a long upgrade reports its progress in the log.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -63,18 +49,20 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const NOT_COPIED: &[&str] = &["_migrations", "tenant_documents"];
 
 /// Upgrades the store at `path` if it still has tables per organization
-/// (see the module docs); `None` when there is nothing to do (a new or
-/// empty file, or one already upgraded). The caller holds the store's lock.
-pub(crate) fn run(path: &Path) -> Result<Option<Upgraded>, StoreError> {
+/// (see the module docs); answers the migrations it applied, in order
+/// (those of the old layout the file lacked, then `0010_shared_documents`),
+/// none when there was nothing to do (a new or empty file, or one already
+/// upgraded). The caller holds the store's lock.
+pub(crate) fn run(path: &Path) -> Result<Vec<String>, StoreError> {
     let staging = sibling(path, ".upgrading");
     remove_if_present(&staging)?;
     remove_if_present(&sibling(&staging, "-journal"))?;
     if !path.exists() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let mut old = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     if !needs_upgrade(&old)? {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let started = Instant::now();
     tracing::info!(
@@ -123,12 +111,7 @@ pub(crate) fn run(path: &Path) -> Result<Option<Upgraded>, StoreError> {
         "upgraded the embedded store to one documents table; the previous file is kept: \
          delete it once the service runs as it should"
     );
-    Ok(Some(Upgraded {
-        applied,
-        organizations,
-        documents,
-        kept_at,
-    }))
+    Ok(applied)
 }
 
 /// Whether the file has tables per organization and lacks migration 0010.

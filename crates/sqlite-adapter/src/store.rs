@@ -17,7 +17,7 @@ use orgsvc_domain::{
 
 use crate::connection::{self, Connections};
 use crate::migrations::{self, MigrationError, MIGRATIONS};
-use crate::{admin_roles, admins, documents, lookups, organizations};
+use crate::{admin_roles, admins, documents, layout_upgrade, lookups, organizations};
 
 /// The embedded [`TenantStore`]: organizations, admins and one table of the
 /// JSON documents of every organization (`tenant_documents`, keyed by
@@ -76,7 +76,7 @@ impl SqliteStore {
     /// unchanged).
     pub async fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         Ok(Self {
-            connections: Connections::open(path, options.readers).await?,
+            connections: Connections::open(path, options.readers, layout_upgrade::run).await?,
         })
     }
 
