@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use orgsvc_domain::StoreError;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
-use crate::migrations::{self, MIGRATIONS, SHARED_DOCUMENTS};
+use crate::migrations::{self, Migration, MIGRATIONS, SHARED_DOCUMENTS};
 use crate::tenant_tables::{self, quote_identifier};
 
 /// How often a long upgrade reports its progress in the log.
@@ -70,18 +70,10 @@ pub(crate) fn run(path: &Path) -> Result<Vec<String>, StoreError> {
         "upgrading the embedded store from a table per organization to one documents table \
          (migration 0010); the service starts once it is done"
     );
-    let old_layout = MIGRATIONS
-        .iter()
-        .position(|m| m.version == SHARED_DOCUMENTS)
-        .map_or(MIGRATIONS, |end| &MIGRATIONS[..end]);
+    let (old_layout, upgrade) = migrations_around_the_upgrade();
     let mut applied = migrations::apply(&mut old, old_layout)
         .map_err(|e| StoreError::new("bringing the store to migration 0009 first", e))?;
-    applied.extend(
-        MIGRATIONS
-            .iter()
-            .filter(|m| m.version >= SHARED_DOCUMENTS)
-            .map(|m| m.name.to_owned()),
-    );
+    applied.extend(upgrade.iter().map(|m| m.name.to_owned()));
     checkpoint(&old)?;
     close(old)?;
 
@@ -112,6 +104,19 @@ pub(crate) fn run(path: &Path) -> Result<Vec<String>, StoreError> {
          delete it once the service runs as it should"
     );
     Ok(applied)
+}
+
+/// The migrations before `0010_shared_documents` (the old layout's), and
+/// 0010 itself: the new file is made by every migration up to 0010, the
+/// layout the copy is written for; later ones are applied to it by
+/// [`crate::SqliteStore::migrate`], as to any store.
+fn migrations_around_the_upgrade() -> (&'static [Migration], &'static [Migration]) {
+    let position = MIGRATIONS
+        .iter()
+        .position(|m| m.version == SHARED_DOCUMENTS)
+        .unwrap_or(MIGRATIONS.len());
+    let (before, rest) = MIGRATIONS.split_at(position);
+    (before, rest.get(..1).unwrap_or_default())
 }
 
 /// Whether the file has tables per organization and lacks migration 0010.
@@ -167,7 +172,9 @@ fn build(path: &Path, staging: &Path) -> Result<(u64, u64), StoreError> {
         new.pragma_update(None, pragma, value)
             .map_err(|e| StoreError::new(format!("setting pragma {pragma}"), e))?;
     }
-    migrations::apply(&mut new, MIGRATIONS)
+    let (old_layout, upgrade) = migrations_around_the_upgrade();
+    let through_upgrade = &MIGRATIONS[..old_layout.len() + upgrade.len()];
+    migrations::apply(&mut new, through_upgrade)
         .map_err(|e| StoreError::new("creating the upgraded store's schema", e))?;
     let old = path
         .to_str()
@@ -222,11 +229,19 @@ fn copy_master_tables(transaction: &Transaction<'_>) -> Result<(), StoreError> {
             .map_err(|e| StoreError::new(format!("copying table {table}"), e))?;
     }
     transaction
-        .execute_batch(
-            "DELETE FROM main._migrations WHERE version < 10;
-             INSERT INTO main._migrations (version, name, checksum, applied_at)
-                 SELECT version, name, checksum, applied_at FROM old._migrations;",
+        .execute(
+            "DELETE FROM main._migrations WHERE version < ?1",
+            [SHARED_DOCUMENTS],
         )
+        .and_then(|_| {
+            transaction.execute(
+                "INSERT INTO main._migrations (version, name, checksum, applied_at) \
+                 SELECT version, name, checksum, applied_at FROM old._migrations \
+                 WHERE version < ?1",
+                [SHARED_DOCUMENTS],
+            )
+        })
+        .map(|_| ())
         .map_err(|e| StoreError::new("copying the migration records", e))
 }
 
