@@ -24,12 +24,22 @@ pub const CAPACITY: usize = 4096;
 /// `recent`; when it holds half of [`CAPACITY`], it becomes `older` (the
 /// previous `older` is forgotten), and a token found in `older` moves back
 /// to `recent`. Every operation is O(1) amortized.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct VerifiedTokens {
     generations: Mutex<Generations>,
 }
 
-#[derive(Debug, Default)]
+/// Never shows a token (they are credentials): only how many are held.
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let generations = self.generations();
+        f.debug_struct("VerifiedTokens")
+            .field("held", &generations.len())
+            .finish()
+    }
+}
+
+#[derive(Default)]
 struct Generations {
     recent: HashMap<Box<str>, AccessClaims>,
     older: HashMap<Box<str>, AccessClaims>,
@@ -80,7 +90,6 @@ impl Generations {
         self.recent.insert(token, claims);
     }
 
-    #[cfg(test)]
     fn len(&self) -> usize {
         self.recent.len() + self.older.len()
     }
@@ -126,6 +135,15 @@ mod tests {
             assert!(tokens.generations().len() <= CAPACITY);
         }
         assert_eq!(tokens.get("token-1"), None, "the least recently used go");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let tokens = VerifiedTokens::default();
+        tokens.remember("secret.token.text", &claims(1));
+        let shown = format!("{tokens:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("held: 1"), "{shown}");
     }
 
     #[test]
