@@ -108,11 +108,7 @@ impl DocumentBody {
     pub fn as_map(&self) -> &Map<String, Value> {
         match &self.0 {
             Repr::Fields(map) => map,
-            // The text is a JSON object (checked when it was made), so it
-            // parses; an empty map stands in for the impossible failure.
-            Repr::Stored { text, fields } => {
-                fields.get_or_init(|| serde_json::from_str(text.get()).unwrap_or_default())
-            }
+            Repr::Stored { text, fields } => fields.get_or_init(|| stored_fields(text)),
         }
     }
 
@@ -120,13 +116,18 @@ impl DocumentBody {
     pub fn into_value(self) -> Value {
         match self.0 {
             Repr::Fields(map) => Value::Object(map),
-            Repr::Stored { text, fields } => Value::Object(
-                fields
-                    .into_inner()
-                    .unwrap_or_else(|| serde_json::from_str(text.get()).unwrap_or_default()),
-            ),
+            Repr::Stored { text, fields } => {
+                Value::Object(fields.into_inner().unwrap_or_else(|| stored_fields(&text)))
+            }
         }
     }
+}
+
+/// The fields of a stored body's text. The text is a JSON object (checked
+/// when the body was made), so it parses; an empty map stands in for the
+/// impossible failure.
+fn stored_fields(text: &RawValue) -> Map<String, Value> {
+    serde_json::from_str(text.get()).unwrap_or_default()
 }
 
 /// Equal when the fields are (in order, as [`Map`] compares).

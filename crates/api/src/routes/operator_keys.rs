@@ -35,6 +35,7 @@ use crate::problem::responses::{
     ValidationFailed,
 };
 use crate::problem::ApiError;
+use crate::routes::sessions::no_store;
 use crate::routes::RouteTable;
 use crate::state::AppState;
 use crate::validation::FieldErrors;
@@ -261,9 +262,7 @@ pub async fn create(
         .app
         .create_operator_key(&caller.0, command.name, command.scope, command.expires_in)
         .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
+    Ok(no_store(HttpResponse::Created())
         .insert_header((
             header::LOCATION,
             format!("{COLLECTION_PATH}/{}", created.key.name),

@@ -11,7 +11,7 @@ use orgsvc_sqlite::{MigrationError, SqliteStore};
 use serde_json::{json, Value};
 
 use crate::support::{
-    connect, document_rows, migrated_store, name, table_exists, tenant_tables, Row,
+    connect, document_rows, legacy_rows, migrated_store, name, table_exists, tenant_tables, Row,
 };
 
 #[tokio::test]
@@ -118,21 +118,6 @@ fn checksum(sql: &str) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
-}
-
-/// Every row of the old-layout table `table` in listing order.
-fn rows(connection: &rusqlite::Connection, table: &str) -> Vec<Row> {
-    connection
-        .prepare(&format!(
-            r#"SELECT id, doc, created_at, updated_at, revision FROM "{table}" ORDER BY created_at, id"#
-        ))
-        .unwrap()
-        .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// A file as `0002_document_revisions` left it (and `0004_admin_security`
@@ -260,7 +245,7 @@ async fn converts_keeping_every_document(with_0004: bool, applied: &[&str]) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("orgsvc.db");
     let [acme, empty, lost] = release_0002_file(&path, with_0004);
-    let before = rows(&connect(&path), "org_acme");
+    let before = legacy_rows(&connect(&path), "org_acme");
     assert_eq!(before.len(), 40);
 
     let store = SqliteStore::open(&path).await.unwrap();

@@ -93,6 +93,22 @@ pub fn document_rows(connection: &Connection, organization: impl std::fmt::Displ
         .unwrap()
 }
 
+/// Every row of `table`, a table per organization of the layout before
+/// migration 0010, in listing order.
+pub fn legacy_rows(connection: &Connection, table: &str) -> Vec<Row> {
+    connection
+        .prepare(&format!(
+            r#"SELECT id, doc, created_at, updated_at, revision FROM "{table}" ORDER BY created_at, id"#
+        ))
+        .unwrap()
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// The names of the file's tables per organization (`org_*`), which no
 /// store of this release has.
 pub fn tenant_tables(connection: &Connection) -> Vec<String> {

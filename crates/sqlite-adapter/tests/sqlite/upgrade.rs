@@ -21,7 +21,7 @@ use rusqlite::Connection;
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::support::{connect, document_rows, name, table_exists, tenant_tables};
+use crate::support::{connect, document_rows, legacy_rows, name, table_exists, tenant_tables};
 
 const ACME: &str = "01a22b9a-75e9-7759-a7e0-9951dbe0c3c3";
 const GLOBEX: &str = "01a22b9a-77e8-7441-8153-dba56119073e";
@@ -164,24 +164,7 @@ async fn a_store_of_the_previous_release_is_upgraded_losing_nothing() {
     assert_eq!(organizations.len(), 3);
     let mut moved = 0;
     for (organization, table) in &organizations {
-        let before: Vec<_> = old
-            .prepare(&format!(
-                "SELECT id, doc, created_at, updated_at, revision FROM \"{table}\" \
-                 ORDER BY created_at, id"
-            ))
-            .unwrap()
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let before = legacy_rows(&old, table);
         moved += before.len();
         assert_eq!(document_rows(&new, organization), before, "{table}");
     }
