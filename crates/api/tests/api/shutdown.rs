@@ -446,9 +446,14 @@ async fn the_service_listens_while_the_first_reconciliation_still_runs() {
     let shutdown_began = Instant::now();
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap(); // without waiting for the hung reconciliation
-    assert!(actix_web::rt::task::spawn_blocking(move || refused(addr))
-        .await
-        .unwrap());
+
+    // actix closes the listening socket on its accept thread once that
+    // thread sees the stop, which may be a moment after `serve_until` returns.
+    actix_web::rt::task::spawn_blocking(move || {
+        wait_until_refused(addr, Duration::from_secs(1));
+    })
+    .await
+    .unwrap();
     let drains = store.drains();
     assert_eq!(drains.len(), 1, "begin_drain is called once");
     assert!(drains[0] > shutdown_began);
