@@ -5,11 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use orgsvc_app::{AppError, Owner};
 use orgsvc_domain::Admin;
 
+use super::bearer::{bearer, Bearer};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -97,21 +97,12 @@ fn authenticate(
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header; a missing header
-/// or another scheme counts as no token.
+/// The token of an `Authorization: Bearer <token>` header: none is 401
+/// `missing_token`, a blank one 401 `invalid_token`.
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .ok_or(ApiError::MissingToken)?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::MissingToken);
+    match bearer(req) {
+        Bearer::Absent => Err(ApiError::MissingToken),
+        Bearer::Blank => Err(AppError::InvalidToken.into()),
+        Bearer::Token(token) => Ok(token),
     }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(AppError::InvalidToken.into());
-    }
-    Ok(token)
 }

@@ -12,11 +12,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use orgsvc_app::{AppError, Operator};
 use orgsvc_domain::{ClientKey, OperatorScope};
 
+use super::bearer::{bearer, Bearer};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -75,21 +75,12 @@ impl FromRequest for OperatorWriter {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header; a missing header
-/// or another scheme counts as no key (RFC 6750 §3.1: no error code).
+/// The key of an `Authorization: Bearer <key>` header: none is 401
+/// `missing_operator_key`, a blank one 401 `invalid_operator_key`.
 fn operator_key(req: &HttpRequest) -> Result<&str, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .ok_or(ApiError::MissingOperatorKey)?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::MissingOperatorKey);
+    match bearer(req) {
+        Bearer::Absent => Err(ApiError::MissingOperatorKey),
+        Bearer::Blank => Err(AppError::InvalidOperatorKey.into()),
+        Bearer::Token(key) => Ok(key),
     }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(AppError::InvalidOperatorKey.into());
-    }
-    Ok(token)
 }
