@@ -140,6 +140,7 @@ impl Application {
     /// [`AppError::InvitationNotPending`]; store failures.
     pub async fn resend_invitation(
         &self,
+        origin: &RequestOrigin,
         owner: &Owner,
         id: InvitationId,
     ) -> Result<Invitation, AppError> {
@@ -171,6 +172,8 @@ impl Application {
             )
             .await?;
         tracing::info!(invitation_id = %resent.id, "invitation resent");
+        let entry = AuditEntry::by(inviter, AuditAction::InvitationResent, id.to_string());
+        self.audit(origin, entry).await;
         Ok(resent)
     }
 

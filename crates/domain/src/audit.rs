@@ -39,6 +39,9 @@ pub enum AuditAction {
     InvitationAccepted,
     /// An owner revoked an invitation (target: the invitation id).
     InvitationRevoked,
+    /// An owner sent an invitation again with a new token (target: the
+    /// invitation id).
+    InvitationResent,
     /// A password-reset link was sent to an admin.
     PasswordResetRequested,
     /// An admin set a new password with a reset link.
@@ -53,7 +56,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::OrganizationCreated,
         Self::OrganizationRenamed,
         Self::OrganizationDeleted,
@@ -68,6 +71,7 @@ impl AuditAction {
         Self::InvitationCreated,
         Self::InvitationAccepted,
         Self::InvitationRevoked,
+        Self::InvitationResent,
         Self::PasswordResetRequested,
         Self::PasswordResetCompleted,
         Self::EmailVerified,
@@ -92,6 +96,7 @@ impl AuditAction {
             Self::InvitationCreated => "invitation.created",
             Self::InvitationAccepted => "invitation.accepted",
             Self::InvitationRevoked => "invitation.revoked",
+            Self::InvitationResent => "invitation.resent",
             Self::PasswordResetRequested => "password_reset.requested",
             Self::PasswordResetCompleted => "password_reset.completed",
             Self::EmailVerified => "email.verified",

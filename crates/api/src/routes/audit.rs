@@ -46,7 +46,7 @@ impl PartialSchema for AuditActionName {
                  `login.failed`, `login.locked`, `refresh_token.reuse_detected`, \
                  `password_reset.requested`, `password_reset.completed`, `email.verified`, \
                  `invitation.created`, `invitation.accepted` (actor: the new admin), \
-                 `invitation.revoked` (target: the invitation id), \
+                 `invitation.revoked`, `invitation.resent` (target: the invitation id), \
                  `organization.suspended`, `organization.resumed` (by an operator: \
                  `operator` names its key).",
             ))

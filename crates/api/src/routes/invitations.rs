@@ -425,11 +425,12 @@ pub async fn revoke(
 #[tracing::instrument(skip_all, fields(organization_id = %caller.0.admin().organization_id))]
 pub async fn resend(
     state: web::Data<AppState>,
+    Origin(origin): Origin,
     caller: OwnerCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let invitation = state.app.resend_invitation(&caller.0, id).await?;
+    let invitation = state.app.resend_invitation(&origin, &caller.0, id).await?;
     Ok(HttpResponse::Ok().json(InvitationView::at(invitation, now_millis())))
 }
 

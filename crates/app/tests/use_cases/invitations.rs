@@ -129,7 +129,10 @@ async fn revoked_and_replaced_tokens_are_unusable() {
         .await
         .unwrap();
     let old = emailed_token(&f, "a@acme.example").await;
-    f.app.resend_invitation(&owner, first.id).await.unwrap();
+    f.app
+        .resend_invitation(&f.origin, &owner, first.id)
+        .await
+        .unwrap();
     let new = emailed_token(&f, "a@acme.example").await;
     assert_ne!(old, new);
     let refused = f.app.accept_invitation(&f.origin, &old, password()).await;
@@ -143,7 +146,7 @@ async fn revoked_and_replaced_tokens_are_unusable() {
     assert_eq!(revoked.status_at(Utc::now()), InvitationStatus::Revoked);
     let refused = f.app.accept_invitation(&f.origin, &new, password()).await;
     assert!(matches!(refused, Err(AppError::InvitationUnusable)));
-    let again = f.app.resend_invitation(&owner, first.id).await;
+    let again = f.app.resend_invitation(&f.origin, &owner, first.id).await;
     assert!(matches!(
         again,
         Err(AppError::InvitationNotPending(InvitationStatus::Revoked))
@@ -153,6 +156,11 @@ async fn revoked_and_replaced_tokens_are_unusable() {
     assert!(matches!(foreign, Err(AppError::InvitationNotFound)));
     let actions = f.audit_actions(owner.admin().organization_id).await;
     assert!(actions.contains(&AuditAction::InvitationRevoked));
+    let resent = actions
+        .iter()
+        .filter(|action| **action == AuditAction::InvitationResent)
+        .count();
+    assert_eq!(resent, 1, "the resend is audited; the refused one is not");
 }
 
 #[tokio::test]
