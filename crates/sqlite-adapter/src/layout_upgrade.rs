@@ -28,8 +28,10 @@
 //!
 //! A tenant table no organization names (which the old store never made) is
 //! not carried over: it is named in a warning and stays in the kept file.
-//! A table the new schema does not know (another tool's) makes the upgrade
-//! fail, before anything is replaced.
+//! A table, view or trigger the new schema does not know (another tool's)
+//! makes the upgrade fail, before anything is replaced; so does a file already at
+//! `<file>.before-0010` that is not a link to the store (a copy an earlier
+//! upgrade kept, or anything else): it is never overwritten.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -64,6 +66,8 @@ pub(crate) fn run(path: &Path) -> Result<Vec<String>, StoreError> {
     if !needs_upgrade(&old)? {
         return Ok(Vec::new());
     }
+    let kept_at = sibling(path, ".before-0010");
+    refuse_foreign_kept_file(path, &kept_at)?;
     let started = Instant::now();
     tracing::info!(
         path = %path.display(),
@@ -82,7 +86,6 @@ pub(crate) fn run(path: &Path) -> Result<Vec<String>, StoreError> {
         let _ = fs::remove_file(&staging);
     })?;
     sync_file(&staging)?;
-    let kept_at = sibling(path, ".before-0010");
     keep(path, &kept_at)?;
     for leftover in ["-wal", "-shm"] {
         remove_if_present(&sibling(path, leftover))?;
@@ -198,15 +201,28 @@ fn build(path: &Path, staging: &Path) -> Result<(u64, u64), StoreError> {
 
 /// Copies every master table's rows, column by column as the new schema
 /// names them, and the records of the migrations applied before 0010.
+/// Fails first on a table, view or trigger of the old file the new schema
+/// does not have (the old tables per organization excepted).
 fn copy_master_tables(transaction: &Transaction<'_>) -> Result<(), StoreError> {
     let new_tables = table_names(transaction, "main")?;
-    for table in table_names(transaction, "old")? {
-        if !new_tables.contains(&table) && !table.starts_with("org_") {
-            return Err(StoreError::msg(format!(
-                "the store has a table orgsvc does not know, {table:?}; move it out of the \
-                 file, then start again (nothing was changed)"
-            )));
-        }
+    let foreign = transaction
+        .query_row(
+            "SELECT type, name FROM old.sqlite_schema AS o \
+             WHERE o.type IN ('table', 'view', 'trigger') \
+             AND o.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND o.name NOT GLOB 'org_*' \
+             AND NOT EXISTS (SELECT 1 FROM main.sqlite_schema AS n \
+                             WHERE n.type = o.type AND n.name = o.name) \
+             ORDER BY o.name LIMIT 1",
+            [],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(|e| StoreError::new("comparing the old and new schemas", e))?;
+    if let Some((kind, name)) = foreign {
+        return Err(StoreError::msg(format!(
+            "the store has a {kind} orgsvc does not know, {name:?}; move it out of the \
+             file, then start again (nothing was changed)"
+        )));
     }
     for table in &new_tables {
         if NOT_COPIED.contains(&table.as_str()) {
@@ -364,7 +380,46 @@ fn checkpoint(connection: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Fails when a file is at `kept_at` that is not a hard link to `path`
+/// (one an upgrade that crashed before its swap left is replaced).
+fn refuse_foreign_kept_file(path: &Path, kept_at: &Path) -> Result<(), StoreError> {
+    let existing = match fs::symlink_metadata(kept_at) {
+        Ok(existing) => existing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(StoreError::new(
+                format!("inspecting {}", kept_at.display()),
+                e,
+            ))
+        }
+    };
+    let store = fs::metadata(path)
+        .map_err(|e| StoreError::new(format!("inspecting {}", path.display()), e))?;
+    if same_file(&existing, &store) {
+        return Ok(());
+    }
+    Err(StoreError::msg(format!(
+        "the upgrade keeps the previous store at {kept}, but something is there already \
+         (a copy an earlier upgrade kept?); nothing was changed: move {kept} away and start again",
+        kept = kept_at.display()
+    )))
+}
+
+/// Whether two metadata describe the same file (device and inode).
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
+    false
+}
+
 /// Keeps the old file at `kept_at`: a hard link (no copy) where possible.
+/// Whatever is there already is a link to it (see
+/// [`refuse_foreign_kept_file`]).
 fn keep(path: &Path, kept_at: &Path) -> Result<(), StoreError> {
     remove_if_present(kept_at)?;
     if fs::hard_link(path, kept_at).is_ok() {

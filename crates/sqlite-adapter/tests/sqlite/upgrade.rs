@@ -238,7 +238,7 @@ async fn an_upgrade_interrupted_before_the_swap_starts_over() {
     // A crash mid-build leaves a partial new file; a crash after keeping
     // the old one, a link to it.
     std::fs::write(staging_file(&path), b"half a database").unwrap();
-    std::fs::write(kept_file(&path), b"stale").unwrap();
+    std::fs::hard_link(&path, kept_file(&path)).unwrap();
 
     let store = SqliteStore::open(&path).await.unwrap();
     store.migrate().await.unwrap();
@@ -283,6 +283,31 @@ async fn a_table_orgsvc_does_not_know_stops_the_upgrade_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_view_or_trigger_orgsvc_does_not_know_stops_the_upgrade_too() {
+    for (name, statement) in [
+        (
+            "acme_view",
+            "CREATE VIEW acme_view AS SELECT * FROM organizations",
+        ),
+        (
+            "audit_copy",
+            "CREATE TRIGGER audit_copy AFTER INSERT ON organizations BEGIN SELECT 1; END",
+        ),
+    ] {
+        let (_dir, path) = previous_release_store();
+        connect(&path).execute_batch(statement).unwrap();
+        let before = std::fs::read(&path).unwrap();
+
+        let err = SqliteStore::open(&path).await.unwrap_err();
+
+        assert!(format!("{err:#}").contains(name), "{err:#}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(!staging_file(&path).exists());
+        assert!(!kept_file(&path).exists());
+    }
+}
+
+#[tokio::test]
 async fn a_table_no_organization_names_stays_in_the_kept_file_only() {
     let (_dir, path) = previous_release_store();
     connect(&path)
@@ -301,4 +326,21 @@ async fn a_table_no_organization_names_stays_in_the_kept_file_only() {
     assert!(table_exists(&connect(&kept_file(&path)), "org_orphan"));
     let shared: Arc<dyn TenantStore> = Arc::new(store.clone());
     assert_eq!(all_documents(&shared, id(GLOBEX)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_file_already_where_the_old_store_is_kept_stops_the_upgrade_and_stays() {
+    let (_dir, path) = previous_release_store();
+    let before = std::fs::read(&path).unwrap();
+    std::fs::write(kept_file(&path), b"precious").unwrap();
+
+    let err = SqliteStore::open(&path).await.unwrap_err();
+
+    let message = format!("{err:#}");
+    assert!(message.contains("before-0010"), "{message}");
+    assert!(message.contains("move"), "{message}");
+    assert_eq!(std::fs::read(kept_file(&path)).unwrap(), b"precious");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(!staging_file(&path).exists());
+    assert_eq!(tenant_tables(&connect(&path)).len(), 3);
 }
