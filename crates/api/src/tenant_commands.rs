@@ -18,7 +18,7 @@ use orgsvc_domain::{
     MoveTenantError, OrganizationId, OrganizationName, StoreError, TenantLayout, TenantMove,
 };
 
-use crate::config::Settings;
+use crate::config::{Settings, StoreKind};
 use crate::key_commands::open;
 use crate::startup::StartupError;
 
@@ -68,6 +68,7 @@ pub async fn move_one(
     to: TenantLayout,
 ) -> Result<TenantMove, TenantCommandError> {
     let target = parse_target(organization)?;
+    ensure_applicable(settings)?;
     let store = open(settings).await?;
     let moved = match &target {
         Target::Id(id) => tenant_moves::move_organization(store.as_ref(), *id, to).await,
@@ -88,6 +89,7 @@ pub async fn move_all(
     to: TenantLayout,
     mut report: impl FnMut(&MoveAllProgress),
 ) -> Result<MoveAllProgress, TenantCommandError> {
+    ensure_applicable(settings)?;
     let store = open(settings).await?;
     let mut last = Instant::now();
     let done = tenant_moves::move_all_organizations(store.as_ref(), to, |progress| {
@@ -145,6 +147,19 @@ fn layout_name(layout: TenantLayout) -> &'static str {
     match layout {
         TenantLayout::Collection => "in a collection of their own",
         TenantLayout::Shared => "shared",
+    }
+}
+
+/// The embedded store has one layout: said before the store is opened, so
+/// also while the service holds it, and before any organization is looked
+/// up.
+fn ensure_applicable(settings: &Settings) -> Result<(), TenantCommandError> {
+    match settings.store.kind {
+        StoreKind::Embedded => Err(command_error(
+            MoveTenantError::NotApplicable(orgsvc_sqlite::ONE_LAYOUT.to_owned()),
+            "(any)",
+        )),
+        StoreKind::Mongodb => Ok(()),
     }
 }
 

@@ -59,4 +59,4 @@ mod store;
 mod tenant_tables;
 
 pub use migrations::MigrationError;
-pub use store::{SqliteOptions, SqliteStore};
+pub use store::{SqliteOptions, SqliteStore, ONE_LAYOUT};

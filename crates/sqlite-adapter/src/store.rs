@@ -19,6 +19,10 @@ use crate::connection::{self, Connections};
 use crate::migrations::{self, MigrationError, MIGRATIONS};
 use crate::{admin_roles, admins, documents, layout_upgrade, lookups, organizations};
 
+/// Why moving an organization between layouts does not apply to the
+/// embedded store ([`orgsvc_domain::MoveTenantError::NotApplicable`]).
+pub const ONE_LAYOUT: &str = "the embedded store keeps every organization's documents in one table";
+
 /// The embedded [`TenantStore`]: organizations, admins and one table of the
 /// JSON documents of every organization (`tenant_documents`, keyed by
 /// organization id), all in one SQLite file in WAL mode.
@@ -256,7 +260,7 @@ impl TenantStore for SqliteStore {
         _layout: orgsvc_domain::TenantLayout,
     ) -> Result<orgsvc_domain::TenantMove, orgsvc_domain::MoveTenantError> {
         Err(orgsvc_domain::MoveTenantError::NotApplicable(
-            "the embedded store keeps every organization's documents in one table".to_owned(),
+            ONE_LAYOUT.to_owned(),
         ))
     }
 

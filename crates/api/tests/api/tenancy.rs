@@ -327,22 +327,23 @@ async fn embedded_tenants_move_is_not_applicable() {
     assert!(migrated.status.success(), "{}", text(&migrated.stderr));
     let settings =
         orgsvc_api::config::Settings::load_from(None, Some(env.iter().cloned().collect())).unwrap();
-    {
-        let store = orgsvc_api::store_selection::SelectedStore::open(&settings)
-            .await
-            .unwrap()
-            .into_shared();
-        store
-            .create_organization(orgsvc_domain::testing::new_org(
-                "Acme",
-                "owner@acme.example",
-            ))
-            .await
-            .unwrap();
-    }
+    // Held open, as by a running service: the answer does not need the
+    // store, nor an organization of that name.
+    let store = orgsvc_api::store_selection::SelectedStore::open(&settings)
+        .await
+        .unwrap()
+        .into_shared();
+    store
+        .create_organization(orgsvc_domain::testing::new_org(
+            "Acme",
+            "owner@acme.example",
+        ))
+        .await
+        .unwrap();
 
     for args in [
         &["tenants", "move", "Acme", "--to", "shared"][..],
+        &["tenants", "move", "Nobody", "--to", "collection"],
         &["tenants", "move", "--all", "--to", "shared"],
     ] {
         let refused = orgsvc(&env, args);
