@@ -28,9 +28,22 @@ pub(crate) fn now() -> DateTime<Utc> {
     orgsvc_domain::clock::now_millis()
 }
 
-/// A timestamp as stored.
+/// A timestamp as stored (milliseconds since the epoch; anything finer is
+/// dropped).
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
+}
+
+/// The first stored timestamp at or after `at`: [`millis`] rounded up, so
+/// `stored < millis_ceil(at)` is exactly `stored < at` for a bound finer
+/// than a millisecond (`stored > millis(at)` is already exact).
+pub(crate) fn millis_ceil(at: DateTime<Utc>) -> i64 {
+    let floor = at.timestamp_millis();
+    if at.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        floor
+    } else {
+        floor.saturating_add(1)
+    }
 }
 
 /// An `organizations` row, as read.

@@ -137,7 +137,8 @@ pub async fn organizations_list_in_name_order_and_search_by_prefix_or_substring(
 }
 
 /// `created_after` and `created_before` are exclusive bounds on the creation
-/// time; the state filter keeps active or suspended organizations only.
+/// time, exact also when finer than the stored millisecond; the state
+/// filter keeps active or suspended organizations only.
 pub async fn organizations_list_filters_on_creation_time_and_state(store: Store) {
     let first = create(&store, "First").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -162,6 +163,21 @@ pub async fn organizations_list_filters_on_creation_time_and_state(store: Store)
     })
     .await;
     assert_eq!(later.len(), 3);
+    // Bounds finer than a millisecond, just past the first's creation.
+    let fraction = TimeDelta::microseconds(100);
+    let until_just_after_first = listed(OrganizationQuery {
+        created_before: Some(first.created_at + fraction),
+        ..OrganizationQuery::default()
+    })
+    .await;
+    assert_eq!(until_just_after_first, std::slice::from_ref(&first));
+    let from_just_after_first = listed(OrganizationQuery {
+        created_after: Some(first.created_at + fraction),
+        ..OrganizationQuery::default()
+    })
+    .await;
+    assert_eq!(from_just_after_first.len(), 2);
+    assert!(!from_just_after_first.contains(&first));
 
     let suspended = store
         .change_organization_state(second.id, &suspend("unpaid"))
