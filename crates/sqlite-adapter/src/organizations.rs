@@ -223,7 +223,10 @@ fn list_statement(query: &OrganizationQuery) -> (String, Vec<SqlValue>) {
         bind("created_at > ?", SqlValue::Integer(rows::millis(after)));
     }
     if let Some(before) = query.created_before {
-        bind("created_at < ?", SqlValue::Integer(rows::millis_ceil(before)));
+        bind(
+            "created_at < ?",
+            SqlValue::Integer(rows::millis_ceil(before)),
+        );
     }
     match query.state {
         Some(StateFilter::Active) => conditions.push("suspended_at IS NULL".to_owned()),
