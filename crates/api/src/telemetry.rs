@@ -1,5 +1,9 @@
 //! Logging: a `tracing` subscriber writing text or JSON lines to stdout
 //! (the service) or stderr (commands that print their result on stdout).
+//! Text is coloured only when its stream is a terminal, so files and log
+//! collectors get plain lines.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -30,7 +34,14 @@ fn install(settings: &LogSettings, stderr: bool) -> Result<(), InvalidLogFilter>
     let filter = EnvFilter::builder()
         .parse(&directives)
         .map_err(|error| InvalidLogFilter(error.to_string()))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let terminal = if stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(terminal);
     let installed = match (settings.format, stderr) {
         (LogFormat::Text, false) => builder.try_init(),
         (LogFormat::Text, true) => builder.with_writer(std::io::stderr).try_init(),

@@ -68,7 +68,7 @@ pub fn whole_seconds_up(duration: std::time::Duration) -> u64 {
     "type": "urn:orgsvc:problem:organization_not_found",
     "title": "Organization not found",
     "status": 404,
-    "detail": "No organization has this name.",
+    "detail": "No organization has this name or id.",
     "code": "organization_not_found"
 }))]
 pub struct Problem {
@@ -423,7 +423,7 @@ fn app_problem_type(
             "organization_not_found",
             S::NOT_FOUND,
             "Organization not found",
-            Cow::from("No organization has this name."),
+            Cow::from("No organization has this name or id."),
         ),
         AppError::OrganizationNameTaken => (
             "organization_name_taken",

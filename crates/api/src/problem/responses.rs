@@ -186,7 +186,7 @@ problem_responses! {
     }
     /// 404.
     OrganizationNotFound {
-        "No organization has this name (or it was deleted meanwhile).",
+        "No organization has this name or id (or it was deleted meanwhile).",
         headers: [],
         examples: [ApiError::App(AppError::OrganizationNotFound)]
     }

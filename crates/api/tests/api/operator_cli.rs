@@ -154,3 +154,28 @@ async fn the_cli_creates_lists_and_revokes_keys(backend: Backend) {
         Err(AppError::InvalidOperatorKey)
     ));
 }
+
+#[test]
+fn logs_written_to_a_pipe_are_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = Command::new(env!("CARGO_BIN_EXE_orgsvc"))
+        .env_remove("RUST_LOG")
+        .env_remove("ORGSVC_CONFIG")
+        .envs(
+            store_env(Backend::Embedded, &dir)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .env("ORGSVC__LOG__LEVEL", "info")
+        .env("ORGSVC__LOG__FORMAT", "text")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let logged = format!("{}{}", text(&migrated.stdout), text(&migrated.stderr));
+    assert!(logged.contains("INFO"), "{logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "colour codes in piped logs: {logged:?}"
+    );
+}
