@@ -9,7 +9,7 @@ use orgsvc_auth::{AuthError, TokenError};
 use orgsvc_domain::{
     AcceptInvitationError, AddAdminError, ChangeAdminError, CreateOrganizationError,
     DeleteOrganizationError, DocumentError, InvitationError, InvitationStatus, InvitationTtlError,
-    RenameOrganizationError, StoreError, UpdateAdminError,
+    RenameOrganizationError, StoreError, UpdateAdminError, UsageError,
 };
 
 /// Why a use case did not happen.
@@ -197,6 +197,15 @@ impl From<DeleteOrganizationError> for AppError {
             DeleteOrganizationError::NotFound => Self::OrganizationNotFound,
             DeleteOrganizationError::Busy => Self::OperationInProgress,
             DeleteOrganizationError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<UsageError> for AppError {
+    fn from(error: UsageError) -> Self {
+        match error {
+            UsageError::Busy => Self::OrganizationBusy,
+            UsageError::Store(error) => error.into(),
         }
     }
 }

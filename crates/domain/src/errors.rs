@@ -149,6 +149,19 @@ pub enum DocumentError {
     Store(#[from] StoreError),
 }
 
+/// Why an organization's usage could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// Its documents are between two places (a rename or a move between
+    /// layouts is in progress), so they cannot be counted once each; retry
+    /// shortly.
+    #[error("the organization's documents are being moved; retry shortly")]
+    Busy,
+    /// Unexpected storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Why an admin could not be added to an organization.
 #[derive(Debug, thiserror::Error)]
 pub enum AddAdminError {

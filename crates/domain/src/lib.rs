@@ -39,7 +39,7 @@ pub use documents::{
 };
 pub use errors::{
     AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentError, ErrorChain, RenameOrganizationError, StoreError, UpdateAdminError,
+    DocumentError, ErrorChain, RenameOrganizationError, StoreError, UpdateAdminError, UsageError,
 };
 pub use ids::{
     AdminId, AuditEventId, DocumentId, InvitationId, OperatorKeyId, OrganizationId,

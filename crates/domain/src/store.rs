@@ -13,7 +13,7 @@ use crate::audit::AuditLog;
 use crate::documents::{DocumentBody, DocumentPage, DocumentQuery, TenantDocument};
 use crate::errors::{
     AddAdminError, ChangeAdminError, CreateOrganizationError, DeleteOrganizationError,
-    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError,
+    DocumentError, RenameOrganizationError, StoreError, UpdateAdminError, UsageError,
 };
 use crate::ids::{AdminId, DocumentId, OrganizationId};
 use crate::invitations::InvitationStore;
@@ -187,12 +187,14 @@ pub trait TenantStore:
     ) -> Result<Organization, ChangeStateError>;
 
     /// What the organization holds (admins, pending invitations at `now`,
-    /// documents and their bytes), or `None` for an unknown organization.
+    /// documents and their bytes), or `None` for an unknown organization;
+    /// `Busy` while its documents are being moved (stores whose renames or
+    /// moves copy documents).
     async fn organization_usage(
         &self,
         id: OrganizationId,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<OrganizationUsage>, StoreError>;
+    ) -> Result<Option<OrganizationUsage>, UsageError>;
 
     /// The admin with this id, if it and its organization exist.
     async fn admin_by_id(&self, id: AdminId) -> Result<Option<Admin>, StoreError>;

@@ -19,7 +19,7 @@ use mongodb::bson::{doc, Document};
 use orgsvc_domain::{
     ChangeStateError, DocumentError, DocumentQuery, InvitationQuery, InvitationStatus,
     InvitationStore, NameMatch, Organization, OrganizationId, OrganizationPage, OrganizationQuery,
-    OrganizationUsage, PageSize, StateChange, StateFilter, StoreError,
+    OrganizationUsage, PageSize, StateChange, StateFilter, StoreError, UsageError,
 };
 
 use crate::errors::store_error;
@@ -138,7 +138,7 @@ impl MongoStore {
         &self,
         id: OrganizationId,
         now: DateTime<Utc>,
-    ) -> Result<Option<OrganizationUsage>, StoreError> {
+    ) -> Result<Option<OrganizationUsage>, UsageError> {
         if self.organization(id).await?.is_none() {
             return Ok(None);
         }
@@ -174,20 +174,15 @@ impl MongoStore {
             let page = match self.list_documents(id, query).await {
                 Ok(page) => page,
                 Err(DocumentError::OrganizationNotFound) => return Ok(None),
-                Err(DocumentError::Store(e)) => return Err(e),
+                Err(DocumentError::Store(e)) => return Err(e.into()),
                 // A rename or move is under way: its documents are between
-                // two places, so they are counted once it is done (503 with
-                // Retry-After, not a server fault).
-                Err(DocumentError::Busy) => {
-                    return Err(StoreError::unavailable(
-                        format!("counting organization {id}'s documents"),
-                        "its documents are being moved; ask again shortly",
-                    ))
-                }
+                // two places, so they are counted once it is done.
+                Err(DocumentError::Busy) => return Err(UsageError::Busy),
                 Err(other) => {
                     return Err(StoreError::msg(format!(
                         "counting organization {id}'s documents: {other}"
-                    )))
+                    ))
+                    .into())
                 }
             };
             documents += count(page.documents.len());

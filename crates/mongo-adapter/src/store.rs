@@ -311,7 +311,7 @@ impl TenantStore for MongoStore {
         &self,
         id: OrganizationId,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<orgsvc_domain::OrganizationUsage>, StoreError> {
+    ) -> Result<Option<orgsvc_domain::OrganizationUsage>, orgsvc_domain::UsageError> {
         self.usage(id, now).await
     }
 

@@ -39,7 +39,7 @@ pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
 /// than a millisecond (`stored > millis(at)` is already exact).
 pub(crate) fn millis_ceil(at: DateTime<Utc>) -> i64 {
     let floor = at.timestamp_millis();
-    if at.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if at.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         floor
     } else {
         floor.saturating_add(1)

@@ -247,10 +247,11 @@ impl TenantStore for SqliteStore {
         &self,
         id: OrganizationId,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<OrganizationUsage>, StoreError> {
+    ) -> Result<Option<OrganizationUsage>, orgsvc_domain::UsageError> {
         self.connections
             .read(move |connection| organizations::usage(connection, id, now))
             .await
+            .map_err(orgsvc_domain::UsageError::from)
     }
 
     /// Not applicable: the embedded store has one layout.

@@ -109,7 +109,7 @@ impl TenantStore for TimedStore {
         &self,
         id: OrganizationId,
         now: DateTime<Utc>,
-    ) -> Result<Option<orgsvc_domain::OrganizationUsage>, StoreError> {
+    ) -> Result<Option<orgsvc_domain::OrganizationUsage>, orgsvc_domain::UsageError> {
         timed!("organization_usage", self.inner.organization_usage(id, now))
     }
 

@@ -447,7 +447,7 @@ fn app_problem_type(
             "organization_busy",
             S::SERVICE_UNAVAILABLE,
             "Organization busy",
-            Cow::from("An operation on the organization is in progress (a rename moving its data, or an interrupted operation being finished); nothing was done, retry shortly."),
+            Cow::from("An operation on the organization is in progress (a rename or a move between layouts moving its data, or an interrupted operation being finished); nothing was done, retry shortly."),
         ),
         AppError::AdminNotFound => (
             "admin_not_found",

@@ -282,11 +282,12 @@ problem_responses! {
             FieldError::new("filter/tags", "filter values must be strings, numbers, booleans or null"),
         ])]
     }
-    /// 503 while a rename moves the organization's collection, or an
-    /// interrupted operation is being finished.
+    /// 503 while a rename or a move between layouts has the organization's
+    /// documents between two places, or an interrupted operation is being
+    /// finished.
     OrganizationBusy {
         "An operation on the organization is in progress (`organization_busy`): a rename \
-         moving its collection, or an operation that an instance could not finish (it was \
+         or a move between layouts moving its documents, or an operation that an instance could not finish (it was \
          stopped or paused) being finished or undone by another; or the store does not \
          answer (`store_unavailable`). Nothing was done. Retry after `Retry-After` seconds.",
         headers: [("Retry-After", "Seconds to wait before retrying.")],

@@ -31,8 +31,8 @@ use crate::extractors::operator::{OperatorCaller, OperatorWriter};
 use crate::problem::responses::{
     BadRequestBody, DeleteConflict, InternalError, InvalidOperatorAuditListing,
     InvalidOrganizationListing, OperatorRateLimited, OperatorScopeInsufficient,
-    OperatorUnauthorized, OrganizationNotFound, PayloadTooLarge, UnsupportedMediaType,
-    ValidationFailed,
+    OperatorUnauthorized, OrganizationBusy, OrganizationNotFound, PayloadTooLarge,
+    UnsupportedMediaType, ValidationFailed,
 };
 use crate::problem::ApiError;
 use crate::request_origin::Origin;
@@ -354,7 +354,9 @@ fn organization_id(raw: &str) -> Result<OrganizationId, ApiError> {
 ///
 /// One organization with its state and usage: admins, pending
 /// invitations, documents and their bytes, and the last successful login.
-/// Any operator key.
+/// Any operator key. While a rename or a move between layouts has its
+/// documents between two places (MongoDB), they cannot be counted: 503
+/// `organization_busy` with `Retry-After`.
 #[utoipa::path(
     get,
     path = "/operator/organizations/{id}",
@@ -368,6 +370,7 @@ fn organization_id(raw: &str) -> Result<OrganizationId, ApiError> {
         (status = 404, response = OrganizationNotFound),
         (status = 429, response = OperatorRateLimited),
         (status = 500, response = InternalError),
+        (status = 503, response = OrganizationBusy),
     )
 )]
 #[tracing::instrument(skip_all, fields(organization_id = %id))]

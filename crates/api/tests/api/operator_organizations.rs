@@ -3,8 +3,11 @@
 //! every tenant route), resumption, deletion, and the audit log across
 //! organizations.
 
+use std::sync::Arc;
+
 use actix_web::test::TestRequest;
 use orgsvc_app::operators::{create_operator_key, KeyManager};
+use orgsvc_domain::testing::{Failure, FaultyStore, Operation, Times};
 use orgsvc_domain::{OperatorKeyName, OperatorScope};
 use serde_json::{json, Value};
 
@@ -236,6 +239,24 @@ async fn an_organization_comes_with_its_usage(app: TestApp) {
     ))
     .await
     .expect(404, Some("organization_not_found"));
+
+    // While a rename or a move has its documents in two places (MongoDB
+    // says so), the view asks to retry: not a store failure.
+    let store = Arc::new(FaultyStore::new(app.store.clone()));
+    store.fail(Operation::OrganizationUsage, Times::Once, Failure::Busy);
+    let moving = TestApp::with_store(
+        app.settings.clone(),
+        store.clone(),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let uri = format!("/operator/organizations/{id}");
+    let busy = moving
+        .send_unchecked(with_key(TestRequest::get().uri(&uri), &key))
+        .await;
+    assert_eq!(busy.header("retry-after"), Some("1"), "{busy:?}");
+    busy.expect(503, Some("organization_busy"));
+    get_ok(&moving, &key, &uri).await;
 }
 
 /// Every tenant route the owner's token opens answers 403

@@ -22,7 +22,7 @@ use crate::{
     OrganizationId, OrganizationName, OutboxMessage, OutboxMessageId, OutboxStore, PasswordHash,
     ReconcileReport, RefreshToken, RefreshTokenHash, RefreshTokenUse, RenameOrganizationError,
     ReplaceKeySetError, SessionFamilyId, SessionStore, SigningKey, SigningKeyStore, StoreError,
-    TenantDocument, TenantStore, TokenHash, UpdateAdminError, VersionedKeySet,
+    TenantDocument, TenantStore, TokenHash, UpdateAdminError, UsageError, VersionedKeySet,
 };
 
 macro_rules! operations {
@@ -133,6 +133,7 @@ impl Operation {
             }
             O::DeleteOrganization => DeleteOrganizationError::inject(failure).is_some(),
             O::MoveTenant => crate::MoveTenantError::inject(failure).is_some(),
+            O::OrganizationUsage => crate::UsageError::inject(failure).is_some(),
             O::ChangeOrganizationState => crate::ChangeStateError::inject(failure).is_some(),
             O::UpdateAdmin => UpdateAdminError::inject(failure).is_some(),
             O::AddAdmin => AddAdminError::inject(failure).is_some(),
@@ -276,6 +277,9 @@ inject!(DeleteOrganizationError {
 });
 inject!(MoveTenantError {
     Failure::NotFound => Self::NotFound,
+    Failure::Busy => Self::Busy,
+});
+inject!(UsageError {
     Failure::Busy => Self::Busy,
 });
 inject!(ChangeStateError {
@@ -571,6 +575,7 @@ from_injected!(
     AcceptInvitationError,
     ChangeStateError,
     MoveTenantError,
+    UsageError,
     CreateOperatorKeyError
 );
 
@@ -632,7 +637,7 @@ impl TenantStore for FaultyStore {
         &self,
         id: OrganizationId,
         now: DateTime<Utc>,
-    ) -> Result<Option<crate::OrganizationUsage>, StoreError> {
+    ) -> Result<Option<crate::OrganizationUsage>, UsageError> {
         self.enter(Operation::OrganizationUsage).await?;
         self.inner.organization_usage(id, now).await
     }

@@ -580,7 +580,7 @@ impl TenantStore for InMemoryStore {
         &self,
         id: OrganizationId,
         now: DateTime<Utc>,
-    ) -> Result<Option<crate::OrganizationUsage>, StoreError> {
+    ) -> Result<Option<crate::OrganizationUsage>, crate::UsageError> {
         let state = self.lock();
         let Some(organization) = state.organizations.get(&id) else {
             return Ok(None);

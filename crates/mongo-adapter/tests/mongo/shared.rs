@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use mongodb::bson::{doc, Document};
 use orgsvc_domain::testing::{all_documents, ContractFixture};
 use orgsvc_domain::{
     DeleteOrganizationError, DocumentBody, DocumentError, DocumentId, DocumentQuery,
     MoveTenantError, Organization, PageSize, RenameOrganizationError, TenantLayout, TenantStore,
+    UsageError,
 };
 use orgsvc_mongo::Step;
 use serde_json::json;
@@ -427,10 +429,22 @@ async fn document_and_lifecycle_operations_during_a_move_are_busy() {
         t.delete_organization(acme.id).await,
         Err(DeleteOrganizationError::Busy)
     ));
+    // Its documents are in two places: usage is not counted (not a store
+    // failure either), and is again once the move is done.
+    assert!(matches!(
+        t.organization_usage(acme.id, Utc::now()).await,
+        Err(UsageError::Busy)
+    ));
     paused.resume();
 
     let moved = mover.await.unwrap().unwrap();
     assert_eq!(moved.documents, 1_501);
+    let usage = t
+        .organization_usage(acme.id, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(usage.documents, 1_501);
     assert_eq!(
         t.find_document(acme.id, existing.id).await.unwrap(),
         existing
