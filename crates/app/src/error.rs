@@ -107,6 +107,11 @@ pub enum AppError {
     /// resumed; nothing of it was changed.
     #[error("organization suspended")]
     OrganizationSuspended,
+    /// The invitation was accepted (its admin exists, the invitation is
+    /// used) but the organization is suspended, so nobody was signed in:
+    /// the admin logs in once it is resumed.
+    #[error("invitation accepted, but the organization is suspended")]
+    AcceptedWhileSuspended,
     /// The operator key is missing its `osk_` shape, unknown, revoked or
     /// expired (one answer for all, so keys cannot be probed).
     #[error("invalid operator key")]

@@ -186,7 +186,9 @@ impl Application {
     /// [`AppError::InvitationUnusable`] for a token that is unknown, used,
     /// replaced, revoked or expired (one answer for all);
     /// [`AppError::EmailTaken`] when the email became an admin's since the
-    /// invitation (nothing is created); store and hashing failures.
+    /// invitation (nothing is created); [`AppError::AcceptedWhileSuspended`]
+    /// when the organization is suspended (the admin is created, nobody is
+    /// signed in); store and hashing failures.
     pub async fn accept_invitation(
         &self,
         origin: &RequestOrigin,
@@ -213,7 +215,8 @@ impl Application {
             .ok_or(AppError::InvitationUnusable)?;
         // The invitee is an admin now, but signs in only once the
         // organization is resumed.
-        crate::sessions::ensure_active(&organization)?;
+        crate::sessions::ensure_active(&organization)
+            .map_err(|_| AppError::AcceptedWhileSuspended)?;
         let tokens = self
             .issue_tokens(&admin, &organization, SessionFamilyId::new())
             .await?;

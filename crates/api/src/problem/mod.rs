@@ -525,6 +525,16 @@ fn app_problem_type(
                  their tokens until it is resumed. Nothing of it was changed.",
             ),
         ),
+        AppError::AcceptedWhileSuspended => (
+            "organization_suspended",
+            S::FORBIDDEN,
+            "Organization suspended",
+            Cow::from(
+                "The invitation was accepted and your admin account exists, but an operator \
+                 suspended this organization: nobody can sign in until it is resumed. Then log \
+                 in with this email and the password you chose.",
+            ),
+        ),
         AppError::InvalidOperatorKey => (
             "invalid_operator_key",
             S::UNAUTHORIZED,

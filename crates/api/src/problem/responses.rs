@@ -458,9 +458,13 @@ problem_responses! {
     OrganizationSuspended {
         "An operator suspended the organization (`organization_suspended`): its admins \
          cannot log in, refresh, or use their access tokens (refused at once) until it is \
-         resumed. Nothing of it was changed or deleted.",
+         resumed. Nothing of it was changed or deleted; only an accepted invitation still \
+         creates its admin (the detail says so), who logs in after the resumption.",
         headers: [],
-        examples: [ApiError::App(AppError::OrganizationSuspended)]
+        examples: [
+            ApiError::App(AppError::OrganizationSuspended),
+            ApiError::App(AppError::AcceptedWhileSuspended),
+        ]
     }
     /// 401 of the refresh.
     InvalidRefreshToken {

@@ -8,7 +8,7 @@ use orgsvc_app::maintenance::Maintenance;
 use orgsvc_app::{AppError, Owner};
 use orgsvc_domain::{
     AdminEmail, AdminRole, AuditAction, Invitation, InvitationQuery, InvitationStatus,
-    LoginThrottle, Password,
+    LoginThrottle, Password, StateChange, Suspension,
 };
 
 use crate::fixture::{Fixture, PASSWORD};
@@ -198,4 +198,41 @@ async fn maintenance_purges_invitations_a_month_after_they_expired() {
         .run_once(store.as_ref(), Utc::now() + TimeDelta::days(32))
         .await;
     assert_eq!(listed(&f).await, 0, "purged");
+}
+
+#[tokio::test]
+async fn accepting_while_suspended_creates_the_admin_and_says_so() {
+    let f = Fixture::new();
+    let owner = owner_of(&f, "Acme", "owner@acme.example").await;
+    let organization = owner.admin().organization_id;
+    f.app
+        .invite(&f.origin, &owner, invite_of("new@acme.example", None))
+        .await
+        .unwrap();
+    let token = emailed_token(&f, "new@acme.example").await;
+    let suspension = Suspension::new("unpaid", Utc::now()).unwrap();
+    let state = |change| {
+        let store = f.inner();
+        async move {
+            store
+                .change_organization_state(organization, &change)
+                .await
+                .unwrap()
+        }
+    };
+    state(StateChange::Suspend(suspension)).await;
+
+    let accepted = f.app.accept_invitation(&f.origin, &token, password()).await;
+    assert!(
+        matches!(accepted, Err(AppError::AcceptedWhileSuspended)),
+        "{accepted:?}"
+    );
+    // Not "nothing changed": the admin exists and the token is used up.
+    let again = f.app.accept_invitation(&f.origin, &token, password()).await;
+    assert!(matches!(again, Err(AppError::InvitationUnusable)));
+    let refused = f.app.log_in(&f.origin, "new@acme.example", PASSWORD).await;
+    assert!(matches!(refused, Err(AppError::OrganizationSuspended)));
+
+    state(StateChange::Resume).await;
+    f.log_in("new@acme.example").await;
 }
