@@ -157,10 +157,11 @@ impl Application {
     /// same session.
     ///
     /// # Errors
-    /// [`AppError::RefreshTokenReused`] when the token was used before (the
-    /// whole session is then revoked and the reuse audited);
-    /// [`AppError::InvalidRefreshToken`] for an unknown, expired or revoked
-    /// token, or one whose admin changed password, was removed or lost its
+    /// [`AppError::RefreshTokenReused`] when the token was used before in a
+    /// live session (the whole session is then revoked and the reuse
+    /// audited); [`AppError::InvalidRefreshToken`] for an unknown, expired or
+    /// revoked token, a used one of a session that had ended (logout,
+    /// suspension, ...: nothing to revoke, no reuse reported), or one whose admin changed password, was removed or lost its
     /// organization since (the session is then revoked); store failures.
     pub async fn refresh(
         &self,
@@ -187,7 +188,10 @@ impl Application {
                 self.audit(origin, entry).await;
                 return Err(AppError::RefreshTokenReused);
             }
-            RefreshTokenUse::Invalid => return Err(AppError::InvalidRefreshToken),
+            // The session had ended already: refused, not theft.
+            RefreshTokenUse::Ended(_) | RefreshTokenUse::Invalid => {
+                return Err(AppError::InvalidRefreshToken)
+            }
         };
         let Some((admin, organization)) = self.session_holder(&token).await? else {
             self.store.revoke_family(token.family).await?;
@@ -232,7 +236,9 @@ impl Application {
         // The port has no lookup that leaves a token unused, but the family
         // is revoked anyway; a used token here is a logout, not a replay.
         match self.store.use_refresh_token(&hash, now_millis()).await? {
-            RefreshTokenUse::Fresh(token) | RefreshTokenUse::Reused(token) => {
+            RefreshTokenUse::Fresh(token)
+            | RefreshTokenUse::Reused(token)
+            | RefreshTokenUse::Ended(token) => {
                 self.store.revoke_family(token.family).await?;
                 tracing::info!(admin_id = %token.admin_id, "admin logged out");
             }

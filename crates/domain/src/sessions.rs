@@ -59,9 +59,15 @@ pub enum RefreshTokenUse {
     /// The token was valid and unused; it is now used up. Issue the next one
     /// in the same family.
     Fresh(RefreshToken),
-    /// The token had been used before: a replay. Revoke its family.
+    /// The token had been used before and its family is live: a replay.
+    /// Revoke its family.
     Reused(RefreshToken),
-    /// Unknown, expired, or its family was revoked.
+    /// The token had been used before and its family has been revoked
+    /// since: the session had already ended (a logout, a refresh refused
+    /// for a suspension, a password change, a replay already detected),
+    /// so this is no sign of theft and there is nothing left to revoke.
+    Ended(RefreshToken),
+    /// Unknown, expired, or unused of a revoked family.
     Invalid,
 }
 
@@ -174,8 +180,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn save_refresh_token(&self, token: RefreshToken) -> Result<(), StoreError>;
 
     /// Uses up the token with this hash (see [`RefreshTokenUse`]). A used
-    /// token is `Reused` whatever its expiry or family; an unused one past
-    /// `expires_at` (at `now`) or of a revoked family is `Invalid`.
+    /// token is `Reused` whatever its expiry, or `Ended` once its family is
+    /// revoked; an unused one past `expires_at` (at `now`) or of a revoked
+    /// family is `Invalid`.
     async fn use_refresh_token(
         &self,
         hash: &RefreshTokenHash,

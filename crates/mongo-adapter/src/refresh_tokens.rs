@@ -125,7 +125,7 @@ impl MongoStore {
         };
         let token = stored.to_token()?;
         if stored.used != 0 {
-            return Ok(RefreshTokenUse::Reused(token));
+            return self.replayed(token).await;
         }
         if now >= token.expires_at || self.family_is_revoked(&stored.family).await? {
             return Ok(RefreshTokenUse::Invalid);
@@ -139,12 +139,22 @@ impl MongoStore {
             .await
             .map_err(|e| store_error("using up a refresh token", e))?;
         if taken.modified_count != 1 {
-            return Ok(RefreshTokenUse::Reused(token));
+            return self.replayed(token).await;
         }
         if self.family_is_revoked(&stored.family).await? {
             return Ok(RefreshTokenUse::Invalid);
         }
         Ok(RefreshTokenUse::Fresh(token))
+    }
+
+    /// A used `token` presented again: `Ended` when its family is revoked,
+    /// else `Reused`.
+    async fn replayed(&self, token: RefreshToken) -> Result<RefreshTokenUse, StoreError> {
+        if self.family_is_revoked(&token.family.to_string()).await? {
+            Ok(RefreshTokenUse::Ended(token))
+        } else {
+            Ok(RefreshTokenUse::Reused(token))
+        }
     }
 
     /// Revokes the family, present and future tokens; idempotent.

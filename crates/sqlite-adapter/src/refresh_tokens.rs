@@ -64,7 +64,9 @@ pub(crate) fn use_token(
     };
     let (used, revoked) = (stored.used, stored.revoked);
     let token = stored.into_token()?;
-    let outcome = if used {
+    let outcome = if used && revoked {
+        RefreshTokenUse::Ended(token)
+    } else if used {
         RefreshTokenUse::Reused(token)
     } else if revoked || now >= token.expires_at {
         RefreshTokenUse::Invalid

@@ -469,8 +469,9 @@ problem_responses! {
     /// 401 of the refresh.
     InvalidRefreshToken {
         "The refresh token is unknown, expired, already used (which revokes its whole \
-         session) or revoked (logout, password change, the admin's removal or the \
-         organization's deletion). Log in again.",
+         session if that was still live) or revoked (logout, password change, a refresh \
+         refused during a suspension, the admin's removal or the organization's \
+         deletion). Log in again.",
         headers: [],
         examples: [ApiError::App(AppError::InvalidRefreshToken)]
     }

@@ -1,8 +1,9 @@
 //! Log in, refresh, log out, authenticate.
 
+use chrono::Utc;
 use orgsvc_app::AppError;
 use orgsvc_domain::testing::{Failure, Operation, Times};
-use orgsvc_domain::{AdminEmail, AdminUpdate, AuditAction};
+use orgsvc_domain::{AdminEmail, AdminUpdate, AuditAction, StateChange, Suspension};
 
 use crate::fixture::{Fixture, MAX_FAILURES, PASSWORD};
 
@@ -210,4 +211,51 @@ async fn forged_and_removed_admins_tokens_are_refused() {
         matches!(refused, Err(AppError::InvalidToken)),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_token_of_a_session_that_had_ended_is_refused_without_a_reuse_alarm() {
+    let f = Fixture::new();
+    let org = f.organization("Acme", "owner@acme.example").await;
+    let store = f.inner();
+    let state = |change: StateChange| {
+        let store = store.clone();
+        async move {
+            store
+                .change_organization_state(org.id, &change)
+                .await
+                .unwrap()
+        }
+    };
+
+    // A refresh refused for a suspension ends its session...
+    let suspended = f.log_in("owner@acme.example").await;
+    let suspension = Suspension::new("unpaid", Utc::now()).unwrap();
+    state(StateChange::Suspend(suspension)).await;
+    let refused = f.app.refresh(&f.origin, &suspended.refresh_token).await;
+    assert!(
+        matches!(refused, Err(AppError::OrganizationSuspended)),
+        "{refused:?}"
+    );
+    state(StateChange::Resume).await;
+    // ...so the same token afterwards is merely invalid: not a theft.
+    let after = f.app.refresh(&f.origin, &suspended.refresh_token).await;
+    assert!(
+        matches!(after, Err(AppError::InvalidRefreshToken)),
+        "{after:?}"
+    );
+
+    // Likewise a token used by a logout.
+    let logged_out = f.log_in("owner@acme.example").await;
+    f.app.log_out(&logged_out.refresh_token).await.unwrap();
+    let replayed = f.app.refresh(&f.origin, &logged_out.refresh_token).await;
+    assert!(
+        matches!(replayed, Err(AppError::InvalidRefreshToken)),
+        "{replayed:?}"
+    );
+
+    assert!(!f
+        .audit_actions(org.id)
+        .await
+        .contains(&AuditAction::RefreshTokenReuseDetected));
 }

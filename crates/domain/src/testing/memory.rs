@@ -883,7 +883,11 @@ impl SessionStore for InMemoryStore {
         };
         let token = stored.token.clone();
         if stored.used {
-            return Ok(RefreshTokenUse::Reused(token));
+            return Ok(if revoked(token.family) {
+                RefreshTokenUse::Ended(token)
+            } else {
+                RefreshTokenUse::Reused(token)
+            });
         }
         if revoked(token.family) || now >= token.expires_at {
             return Ok(RefreshTokenUse::Invalid);
