@@ -177,7 +177,7 @@ fn build(path: &Path, staging: &Path) -> Result<(u64, u64), StoreError> {
     }
     let (old_layout, upgrade) = migrations_around_the_upgrade();
     let through_upgrade = &MIGRATIONS[..old_layout.len() + upgrade.len()];
-    migrations::apply(&mut new, through_upgrade)
+    migrations::apply_unlogged(&mut new, through_upgrade)
         .map_err(|e| StoreError::new("creating the upgraded store's schema", e))?;
     let old = path
         .to_str()

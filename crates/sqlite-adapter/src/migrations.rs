@@ -120,10 +120,29 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 /// organization with `tenant_documents` (see `layout_upgrade.rs`).
 pub(crate) const SHARED_DOCUMENTS: i64 = 10;
 
-/// Applies the pending `migrations` in order; returns the names applied now.
+/// Applies the pending `migrations` in order, logging each; returns the
+/// names applied now.
 pub(crate) fn apply(
     connection: &mut Connection,
     migrations: &[Migration],
+) -> Result<Vec<String>, MigrationError> {
+    apply_logged(connection, migrations, true)
+}
+
+/// [`apply`] without a log line per migration: for a file that is built
+/// to replace a store (`layout_upgrade.rs`), whose own records say which
+/// migrations the store had.
+pub(crate) fn apply_unlogged(
+    connection: &mut Connection,
+    migrations: &[Migration],
+) -> Result<Vec<String>, MigrationError> {
+    apply_logged(connection, migrations, false)
+}
+
+fn apply_logged(
+    connection: &mut Connection,
+    migrations: &[Migration],
+    log: bool,
 ) -> Result<Vec<String>, MigrationError> {
     connection
         .execute_batch(
@@ -139,7 +158,9 @@ pub(crate) fn apply(
     let mut applied = Vec::new();
     for migration in migrations {
         if apply_one(connection, migration)? {
-            tracing::info!(migration = migration.name, "applied SQLite migration");
+            if log {
+                tracing::info!(migration = migration.name, "applied SQLite migration");
+            }
             applied.push(migration.name.to_owned());
         }
     }
