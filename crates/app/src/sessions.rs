@@ -161,8 +161,9 @@ impl Application {
     /// live session (the whole session is then revoked and the reuse
     /// audited); [`AppError::InvalidRefreshToken`] for an unknown, expired or
     /// revoked token, a used one of a session that had ended (logout,
-    /// suspension, ...: nothing to revoke, no reuse reported), or one whose admin changed password, was removed or lost its
-    /// organization since (the session is then revoked); store failures.
+    /// suspension, ...: nothing to revoke, no reuse reported), or one whose
+    /// admin changed password, was removed or lost its organization since
+    /// (the session is then revoked); store failures.
     pub async fn refresh(
         &self,
         origin: &RequestOrigin,

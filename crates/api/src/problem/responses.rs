@@ -287,8 +287,8 @@ problem_responses! {
     /// finished.
     OrganizationBusy {
         "An operation on the organization is in progress (`organization_busy`): a rename \
-         or a move between layouts moving its documents, or an operation that an instance could not finish (it was \
-         stopped or paused) being finished or undone by another; or the store does not \
+         or a move between layouts moving its documents, or an operation that an \
+         instance could not finish (it was stopped or paused) being finished or undone by another; or the store does not \
          answer (`store_unavailable`). Nothing was done. Retry after `Retry-After` seconds.",
         headers: [("Retry-After", "Seconds to wait before retrying.")],
         examples: [ApiError::App(AppError::OrganizationBusy), store_unavailable()]
