@@ -29,9 +29,9 @@
 //! A tenant table no organization names (which the old store never made) is
 //! not carried over: it is named in a warning and stays in the kept file.
 //! A table, view or trigger the new schema does not know (another tool's)
-//! makes the upgrade fail, before anything is replaced; so does a file already at
-//! `<file>.before-0010` that is not a link to the store (a copy an earlier
-//! upgrade kept, or anything else): it is never overwritten.
+//! makes the upgrade fail, before anything is replaced; so does a file
+//! already at `<file>.before-0010` that is not a link to the store (a copy
+//! an earlier upgrade kept, or anything else): it is never overwritten.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -380,8 +380,9 @@ fn checkpoint(connection: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Fails when a file is at `kept_at` that is not a hard link to `path`
-/// (one an upgrade that crashed before its swap left is replaced).
+/// Fails when a file is at `kept_at` that is not a hard link to `path`. A
+/// link is what an upgrade that crashed before its swap leaves; [`keep`]
+/// replaces it.
 fn refuse_foreign_kept_file(path: &Path, kept_at: &Path) -> Result<(), StoreError> {
     let existing = match fs::symlink_metadata(kept_at) {
         Ok(existing) => existing,
